@@ -1,0 +1,179 @@
+"""Shared machinery of all SSL methods, so each method only declares what is special.
+
+Construction order matters for the cut-initialization intervention: the base
+``__init__`` calls ``build_online()`` (heads on top of the backbone), then divides
+every online parameter by C, and only then ``build_target()`` (deep copies for
+momentum/teacher networks). Target networks therefore start as exact copies of
+the *cut* online network, as in the paper.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from methods.interventions import Intervention, as_intervention, cut_init, grad_scale
+from suite.errors import ConfigError
+
+
+def hparam(default: Any, *, lo: float | None = None, hi: float | None = None,
+           lo_open: bool = False, hi_open: bool = False, doc: str = "") -> Any:
+    """A method hyper-parameter with an allowed range, checked by ``build_hparams``."""
+    return dataclasses.field(default=default, metadata={"lo": lo, "hi": hi, "lo_open": lo_open, "hi_open": hi_open, "doc": doc})
+
+
+def _range_text(meta: dict[str, Any], kind: type) -> str:
+    lo, hi = meta.get("lo"), meta.get("hi")
+    parts = [kind.__name__]
+    if lo is not None:
+        parts.append(f"{'>' if meta.get('lo_open') else '>='} {lo:g}")
+    if hi is not None:
+        parts.append(f"{'<' if meta.get('hi_open') else '<='} {hi:g}")
+    return " ".join(parts)
+
+
+def make_target(module: nn.Module) -> nn.Module:
+    """A frozen deep copy (momentum encoder / teacher)."""
+    target = copy.deepcopy(module)
+    target.requires_grad_(False)
+    return target
+
+
+class SSLMethod(nn.Module):
+    """Backbone + method heads + loss. Subclasses set the ClassVars and implement
+    ``build_online``, ``embedding`` and ``forward`` (and ``build_target`` /
+    ``target_pairs`` when they have a momentum network)."""
+
+    name: ClassVar[str] = ""
+    Hparams: ClassVar[type]
+    default_optimizer: ClassVar[str] = "sgd"
+    default_lr: ClassVar[float] = 0.1          # per 256 images; the trainer scales lr * batch / 256
+    default_weight_decay: ClassVar[float] = 5e-4
+    default_warmup_epochs: ClassVar[int] = 10
+    min_batch_size: ClassVar[int] = 2           # BatchNorm needs more than one sample
+    num_global_views: ClassVar[int] = 2
+
+    def __init__(self, backbone: nn.Module, feature_dim: int, hparams: Any = None,
+                 intervention: Intervention | str | None = None) -> None:
+        super().__init__()
+        if not isinstance(hparams, self.Hparams):
+            hparams = self.build_hparams(hparams)
+        self.backbone = backbone
+        self.feature_dim = int(feature_dim)
+        self.hparams = hparams
+        self.intervention = as_intervention(intervention)
+        self.build_online()
+        if self.intervention.cut is not None:
+            cut_init(self, self.intervention.cut)  # only online modules exist at this point
+        self.build_target()
+
+    # -- hyper-parameters -------------------------------------------------
+    @classmethod
+    def build_hparams(cls, method_args: dict[str, Any] | None = None) -> Any:
+        """Validate ``method_args`` against ``cls.Hparams`` and fill defaults."""
+        method_args = dict(method_args or {})
+        fields = {f.name: f for f in dataclasses.fields(cls.Hparams)}
+        for key, value in method_args.items():
+            if key not in fields:
+                raise ConfigError(f"method_args.{key}", value, sorted(fields),
+                                  hint=f"unknown hyper-parameter for method {cls.name}")
+            f = fields[key]
+            kind = type(f.default)
+            ok_type = (isinstance(value, kind) if kind is bool
+                       else not isinstance(value, bool) and isinstance(value, (int, float) if kind is float else kind))
+            if not ok_type or (kind is float and not math.isfinite(value)):
+                raise ConfigError(f"method_args.{key}", value, _range_text(f.metadata, kind))
+            lo, hi = f.metadata.get("lo"), f.metadata.get("hi")
+            too_low = lo is not None and (value <= lo if f.metadata.get("lo_open") else value < lo)
+            too_high = hi is not None and (value >= hi if f.metadata.get("hi_open") else value > hi)
+            if too_low or too_high:
+                raise ConfigError(f"method_args.{key}", value, _range_text(f.metadata, kind))
+            if kind is float:
+                method_args[key] = float(value)
+        hparams = cls.Hparams(**method_args)
+        cls.check_hparams(hparams)
+        return hparams
+
+    @classmethod
+    def check_hparams(cls, hparams: Any) -> None:
+        """Cross-field checks; override when needed."""
+
+    # -- construction hooks -----------------------------------------------
+    def build_online(self) -> None:
+        raise NotImplementedError
+
+    def build_target(self) -> None:
+        """Create momentum/teacher copies (default: none)."""
+
+    def target_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
+        """(online, target) module pairs updated by EMA (default: none)."""
+        return []
+
+    # -- training hooks ---------------------------------------------------
+    def momentum(self, progress: float) -> float:
+        """Cosine EMA schedule from ``momentum_base`` (progress 0) to ``momentum_final`` (progress 1)."""
+        base = self.hparams.momentum_base
+        final = getattr(self.hparams, "momentum_final", 1.0)
+        progress = min(max(float(progress), 0.0), 1.0)
+        return final - (final - base) * (math.cos(math.pi * progress) + 1.0) / 2.0
+
+    @torch.no_grad()
+    def update_target(self, progress: float) -> None:
+        """EMA step target <- tau*target + (1-tau)*online; call after each optimizer step
+        with progress = step / total_steps. No-op for methods without a target."""
+        pairs = self.target_pairs()
+        if not pairs:
+            return
+        tau = self.momentum(progress)
+        for online, target in pairs:
+            for p_online, p_target in zip(online.parameters(), target.parameters()):
+                p_target.mul_(tau).add_(p_online.detach(), alpha=1.0 - tau)
+
+    def on_epoch_start(self, epoch: int, total_epochs: int) -> None:
+        """Per-epoch schedules; ``epoch`` is the 0-based index of the epoch about to run."""
+
+    def intervene(self, z: Tensor) -> Tensor:
+        """GradScale at the embedding when configured, else identity."""
+        p = self.intervention.gradscale
+        return z if p is None else grad_scale(z, p)
+
+    # -- evaluation -------------------------------------------------------
+    def embedding(self, features: Tensor) -> Tensor:
+        """Online path from backbone features to the vector the loss normalizes."""
+        raise NotImplementedError
+
+    def embed(self, x: Tensor) -> Tensor:
+        """The (online) embedding of clean inputs, at the intervention point."""
+        return self.embedding(self.backbone(x))
+
+    def view_specs(self, image_size: int) -> list[Any]:
+        """Augmentation recipe per view (``suite.augment.AugmentSpec``)."""
+        raise NotImplementedError
+
+    # -- helpers for subclasses -------------------------------------------
+    def _check_views(self, views: list[Tensor], expected: int) -> None:
+        if len(views) != expected:
+            raise ValueError(f"{self.name} expects {expected} views, got {len(views)}")
+
+    @staticmethod
+    def _output(loss: Tensor, embeddings: list[Tensor], features: list[Tensor], **extra: Any) -> dict[str, Any]:
+        out = {"loss": loss,
+               "embedding": torch.cat([e.detach() for e in embeddings]),
+               "features": torch.cat([f.detach() for f in features])}
+        out.update(extra)
+        return out
+
+
+def default_view_specs(image_size: int, num_views: int = 2, **overrides: Any) -> list[Any]:
+    """SimCLR-style symmetric views (the norm paper's CIFAR recipe); Gaussian blur
+    only above 64 px, as SimCLR omits it on CIFAR-sized images."""
+    from suite.augment import AugmentSpec  # lazy: keeps `methods` importable without kornia
+
+    kwargs: dict[str, Any] = dict(size=image_size, crop_scale=(0.2, 1.0), flip_p=0.5, jitter_strength=0.5,
+                                  jitter_p=0.8, grayscale_p=0.2, blur_p=0.5 if image_size > 64 else 0.0, solarize_p=0.0)
+    kwargs.update(overrides)
+    return [AugmentSpec(**kwargs) for _ in range(num_views)]

@@ -1,0 +1,146 @@
+"""DINO (Caron et al., 2021): self-distillation with a centred, sharpened EMA teacher.
+
+Student and teacher share the architecture backbone -> MLP -> bottleneck ->
+L2 normalise -> prototypes (unit-norm weight rows). The teacher sees only the
+2 global crops; the student sees those and ``num_local_crops`` smaller crops.
+
+Embedding (GradScale and norm tracking): the student's bottleneck output, before its
+L2 normalisation, for the global crops.
+
+Defaults (sources):
+  * optimizer SGD momentum 0.9, lr 0.12 per 256 images, weight decay 5e-4: lightly's
+    CIFAR-10 benchmark (0.06 * B/128); 10 warm-up epochs (DINO paper);
+  * student temperature 0.1, teacher 0.04 -> 0.07 linearly over 30 epochs, center
+    momentum 0.9, teacher EMA 0.996 -> 1.0 (cosine): DINO paper / official README;
+  * head 3-layer MLP (GELU) feature_dim -> 2048 -> 2048 -> 256 bottleneck, 4096
+    prototypes: solo-learn's CIFAR recipe (DINO's ImageNet head has 65536);
+    the prototype layer is normalised with its magnitude fixed to 1 (DINO's
+    norm_last_layer=True); no last-layer freezing, no gradient clipping;
+  * crops: global scale (0.4, 1) with local crops (scale (0.05, 0.4), side
+    round(image_size * 96/224)), (0.14, 1) without (DINO README); num_local_crops 0
+    by default for small images. Global view 1 blur 1.0, view 2 blur 0.1 + solarize 0.2,
+    local blur 0.5 (blur only above 64 px); jitter s=0.5 p 0.8, grayscale 0.2.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from methods.base import SSLMethod, default_view_specs, hparam, make_target
+from methods.distributed import all_reduce_mean_
+from methods.heads import DINOHead
+from suite.errors import ConfigError
+
+
+def dino_loss(student_logits: list[Tensor], teacher_logits: list[Tensor], center: Tensor,
+              student_temp: float, teacher_temp: float) -> Tensor:
+    """Cross-entropy between centred, sharpened teacher targets and student predictions.
+
+    ``teacher_logits[i]`` and ``student_logits[i]`` are the same (global) crop for
+    i < len(teacher_logits); those pairs are skipped. The result is the mean over the
+    remaining (teacher crop, student crop) pairs of the batch-mean cross-entropy.
+    """
+    if len(teacher_logits) < 1 or len(student_logits) < 2:
+        raise ValueError("dino_loss needs >= 1 teacher crop and >= 2 student crops")
+    targets = torch.stack([F.softmax((t.detach() - center) / teacher_temp, dim=-1) for t in teacher_logits])
+    log_probs = torch.stack([F.log_softmax(s / student_temp, dim=-1) for s in student_logits])
+    batch = log_probs.shape[1]
+    cross_entropy = -torch.einsum("tnk,snk->ts", targets, log_probs) / batch   # [T, S]
+    n_teacher, n_student = cross_entropy.shape
+    same_crop = torch.eye(n_teacher, n_student, dtype=torch.bool, device=cross_entropy.device)
+    return cross_entropy.masked_select(~same_crop).mean()
+
+
+@dataclass
+class DINOHparams:
+    student_temp: float = hparam(0.1, lo=0.0, lo_open=True)
+    teacher_temp: float = hparam(0.07, lo=0.0, lo_open=True, doc="teacher temperature after warm-up")
+    warmup_teacher_temp: float = hparam(0.04, lo=0.0, lo_open=True)
+    warmup_teacher_temp_epochs: int = hparam(30, lo=0)
+    center_momentum: float = hparam(0.9, lo=0.0, hi=1.0)
+    momentum_base: float = hparam(0.996, lo=0.0, hi=1.0, doc="teacher EMA at the start")
+    momentum_final: float = hparam(1.0, lo=0.0, hi=1.0, doc="teacher EMA at the end")
+    head_hidden_dim: int = hparam(2048, lo=1)
+    bottleneck_dim: int = hparam(256, lo=1)
+    num_prototypes: int = hparam(4096, lo=1)
+    num_local_crops: int = hparam(0, lo=0)
+
+
+class DINO(SSLMethod):
+    name = "dino"
+    Hparams = DINOHparams
+    default_optimizer = "sgd"
+    default_lr = 0.12
+    default_weight_decay = 5e-4
+    default_warmup_epochs = 10
+    min_batch_size = 2
+
+    center: Tensor
+
+    def build_online(self) -> None:
+        h = self.hparams
+        self.head = DINOHead(self.feature_dim, h.head_hidden_dim, h.bottleneck_dim, h.num_prototypes)
+        self.teacher_temp = h.warmup_teacher_temp if h.warmup_teacher_temp_epochs > 0 else h.teacher_temp
+
+    def build_target(self) -> None:
+        self.backbone_teacher = make_target(self.backbone)
+        self.head_teacher = make_target(self.head)
+        self.register_buffer("center", torch.zeros(1, self.hparams.num_prototypes))
+
+    def target_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
+        return [(self.backbone, self.backbone_teacher), (self.head, self.head_teacher)]
+
+    def on_epoch_start(self, epoch: int, total_epochs: int) -> None:
+        """Linear teacher-temperature warm-up: warmup value at epoch 0, final at
+        ``warmup_teacher_temp_epochs`` and after."""
+        h = self.hparams
+        if h.warmup_teacher_temp_epochs == 0:
+            self.teacher_temp = h.teacher_temp
+            return
+        frac = min(max(epoch, 0) / h.warmup_teacher_temp_epochs, 1.0)
+        self.teacher_temp = h.warmup_teacher_temp + frac * (h.teacher_temp - h.warmup_teacher_temp)
+
+    def embedding(self, features: Tensor) -> Tensor:
+        return self.head.mlp(features)
+
+    def view_specs(self, image_size: int) -> list:
+        if not isinstance(image_size, int) or image_size < 1:
+            raise ConfigError("image_size", image_size, "a positive integer")
+        large = image_size > 64
+        n_local = self.hparams.num_local_crops
+        global_scale = (0.4, 1.0) if n_local else (0.14, 1.0)
+        specs = (default_view_specs(image_size, 1, crop_scale=global_scale, blur_p=1.0 if large else 0.0)
+                 + default_view_specs(image_size, 1, crop_scale=global_scale, blur_p=0.1 if large else 0.0, solarize_p=0.2))
+        if n_local:
+            local_size = max(1, round(image_size * 96 / 224))
+            specs += default_view_specs(local_size, n_local, crop_scale=(0.05, 0.4), blur_p=0.5 if large else 0.0)
+        return specs
+
+    @torch.no_grad()
+    def update_center(self, teacher_logits: list[Tensor]) -> None:
+        """EMA of the teacher's mean output over the global batch (all workers)."""
+        batch_center = all_reduce_mean_(torch.cat(teacher_logits).float().mean(dim=0, keepdim=True))
+        m = self.hparams.center_momentum
+        self.center.mul_(m).add_(batch_center, alpha=1.0 - m)
+
+    def forward(self, views: list[Tensor]) -> dict:
+        n_local = self.hparams.num_local_crops
+        self._check_views(views, 2 + n_local)
+        global_views, local_views = views[:2], views[2:]
+        features = [self.backbone(v) for v in global_views]
+        student = [self.head(f, transform=self.intervene) for f in features]
+        if local_views:  # same size: one backbone pass for all local crops
+            local_out = self.head(self.backbone(torch.cat(local_views)), transform=self.intervene)
+            student_logits_local = list(local_out[1].chunk(n_local))
+        else:
+            student_logits_local = []
+        with torch.no_grad():
+            teacher_logits = [self.head_teacher(self.backbone_teacher(v))[1] for v in global_views]
+        student_logits = [s[1] for s in student] + student_logits_local
+        loss = dino_loss(student_logits, teacher_logits, self.center, self.hparams.student_temp, self.teacher_temp)
+        if self.training:
+            self.update_center(teacher_logits)
+        return self._output(loss, [s[0] for s in student], features)

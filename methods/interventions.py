@@ -1,0 +1,123 @@
+"""Norm interventions: cut-initialization, GradScale and weight decay.
+
+Why these three: with a cosine-similarity loss the gradient w.r.t. an embedding z
+is orthogonal to z and scales as 1/||z||, so large norms slow learning
+(Draganov et al., ICML 2025). Each intervention acts on that mechanism:
+
+* ``cut:C``       divide every freshly initialised parameter by C > 1 (small start norms);
+* ``gradscale:P`` identity forward, gradient times ||z||^P backward (P = 1 cancels 1/||z||);
+* ``wd:X``        weight decay X >= 0 (shrinks weights and so norms); applied by the
+                  optimizer, this module only parses it.
+
+Specs compose with ``+``: ``cut:3+gradscale:1``; ``none`` is the baseline.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from suite.errors import ConfigError
+
+INTERVENTION_KINDS: dict[str, str] = {
+    "none": "baseline, no intervention",
+    "cut:C": "cut-initialization: divide every initial parameter by C (C > 1)",
+    "gradscale:P": "GradScale: multiply the embedding's gradient by ||z||^P (any finite P)",
+    "wd:X": "weight decay X (X >= 0), overrides the method's default",
+}
+_ALLOWED = "none, cut:C (C > 1), gradscale:P (finite P), wd:X (X >= 0), combined with '+' (e.g. cut:3+gradscale:1)"
+_KEYS = {"cut": "cut", "gradscale": "gradscale", "wd": "weight_decay"}
+
+
+@dataclass(frozen=True)
+class Intervention:
+    """Parsed intervention; ``None`` fields are inactive."""
+
+    cut: float | None = None
+    gradscale: float | None = None
+    weight_decay: float | None = None
+
+    def to_spec(self) -> str:
+        """Canonical spec string (inverse of :func:`parse_intervention`)."""
+        parts = [f"{key}:{getattr(self, attr):g}" for key, attr in _KEYS.items() if getattr(self, attr) is not None]
+        return "+".join(parts) or "none"
+
+
+def parse_intervention(spec: str) -> Intervention:
+    """Parse ``none`` / ``cut:C`` / ``gradscale:P`` / ``wd:X`` joined by ``+``."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise ConfigError("intervention", spec, _ALLOWED)
+    text = spec.strip().lower()
+    if text == "none":
+        return Intervention()
+    values: dict[str, float] = {}
+    for part in text.split("+"):
+        kind, sep, raw = part.strip().partition(":")
+        if kind == "none":
+            raise ConfigError("intervention", spec, _ALLOWED, hint="'none' cannot be combined")
+        if kind not in _KEYS or not sep:
+            raise ConfigError("intervention", spec, _ALLOWED, hint=f"unknown part {part.strip()!r}")
+        if _KEYS[kind] in values:
+            raise ConfigError("intervention", spec, _ALLOWED, hint=f"{kind} given twice")
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigError("intervention", spec, _ALLOWED, hint=f"{kind} needs a number, got {raw!r}") from None
+        if not math.isfinite(value):
+            raise ConfigError("intervention", spec, _ALLOWED, hint=f"{kind} must be finite")
+        if kind == "cut" and not value > 1.0:
+            raise ConfigError("intervention", spec, _ALLOWED, hint="cut needs C > 1")
+        if kind == "wd" and value < 0.0:
+            raise ConfigError("intervention", spec, _ALLOWED, hint="wd needs X >= 0")
+        values[_KEYS[kind]] = value
+    return Intervention(**values)
+
+
+def as_intervention(value: Intervention | str | None) -> Intervention:
+    """Accept an Intervention, a spec string, or None (= none)."""
+    if value is None:
+        return Intervention()
+    if isinstance(value, Intervention):
+        return value
+    return parse_intervention(value)
+
+
+@torch.no_grad()
+def cut_init(module: nn.Module, c: float) -> nn.Module:
+    """Divide every parameter (weights, biases, norm affines) of ``module`` by ``c`` in place.
+
+    Buffers (BatchNorm running statistics, queues) are not parameters and are left alone.
+    """
+    if not (isinstance(c, (int, float)) and not isinstance(c, bool) and math.isfinite(c) and c > 0):
+        raise ConfigError("intervention", c, "cut:C with C > 1")
+    for param in module.parameters():
+        param.div_(c)
+    return module
+
+
+class GradScale(torch.autograd.Function):
+    """Identity forward; backward multiplies each row's gradient by ||z_row||^p.
+
+    The norm is treated as a constant (detached), so only the step size changes,
+    not its direction: with p = 1 the 1/||z|| factor of a cosine loss cancels.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, z: Tensor, p: float) -> Tensor:
+        ctx.save_for_backward(z)
+        ctx.p = float(p)
+        return z.view_as(z)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
+        (z,) = ctx.saved_tensors
+        norm = torch.linalg.vector_norm(z.detach().float(), dim=-1, keepdim=True)
+        return grad * norm.pow(ctx.p).to(grad.dtype), None
+
+
+def grad_scale(z: Tensor, p: float) -> Tensor:
+    """Apply :class:`GradScale` with power ``p`` (rows are the last dimension's vectors)."""
+    return GradScale.apply(z, p)

@@ -1,0 +1,110 @@
+"""MoCo v2 (Chen et al., 2020), symmetrized as in MoCo v2+ (solo-learn).
+
+A query encoder (backbone + MLP projector) is trained against keys from a momentum
+copy of it; negatives come from a queue of past keys.
+
+Embedding (GradScale and norm tracking): the query projector output of both views
+(the key branch gets no gradient).
+
+Defaults (sources):
+  * optimizer SGD momentum 0.9, lr 0.3 per 256 images, weight decay 1e-4, 10 warm-up
+    epochs, temperature 0.2, projector feature_dim -> 2048 -> 256, key-encoder EMA
+    0.99 -> 0.999 (cosine): solo-learn's CIFAR MoCo v2+ recipe
+    (scripts/pretrain/cifar/mocov2plus.yaml);
+  * queue 4096 keys: lightly's CIFAR-10 benchmark (small datasets would otherwise see
+    stale keys of the same image as negatives). One queue holds the keys of both views
+    (2B per step);
+  * no shuffle-BN: it only matters when BatchNorm statistics are per-device;
+  * views: as SimCLR (crop (0.2, 1), jitter s=0.5 p 0.8, grayscale 0.2, blur above 64 px).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from methods.base import SSLMethod, default_view_specs, hparam, make_target
+from methods.distributed import concat_all_gather_no_grad
+from methods.heads import mlp
+
+
+def moco_loss(q: Tensor, k: Tensor, queue: Tensor, temperature: float) -> Tensor:
+    """InfoNCE: positive logit q.k, negatives q.queue (rows), all L2-normalized;
+    cross-entropy with label 0, mean over queries. ``k`` and ``queue`` are constants
+    (detached), as keys come from the momentum encoder."""
+    q = F.normalize(q, dim=1)
+    k = F.normalize(k.detach(), dim=1)
+    queue = F.normalize(queue.detach(), dim=1)
+    positive = (q * k).sum(dim=1, keepdim=True)        # [N, 1]
+    negative = q @ queue.T                             # [N, K]
+    logits = torch.cat([positive, negative], dim=1) / temperature
+    labels = torch.zeros(q.shape[0], dtype=torch.long, device=q.device)
+    return F.cross_entropy(logits, labels)
+
+
+@dataclass
+class MoCoHparams:
+    temperature: float = hparam(0.2, lo=0.0, lo_open=True)
+    queue_size: int = hparam(4096, lo=1)
+    proj_hidden_dim: int = hparam(2048, lo=1)
+    proj_output_dim: int = hparam(256, lo=1)
+    momentum_base: float = hparam(0.99, lo=0.0, hi=1.0, doc="key-encoder EMA at the start")
+    momentum_final: float = hparam(0.999, lo=0.0, hi=1.0, doc="key-encoder EMA at the end")
+
+
+class MoCo(SSLMethod):
+    name = "moco"
+    Hparams = MoCoHparams
+    default_optimizer = "sgd"
+    default_lr = 0.3
+    default_weight_decay = 1e-4
+    default_warmup_epochs = 10
+    min_batch_size = 2
+
+    queue: Tensor
+    queue_ptr: Tensor
+
+    def build_online(self) -> None:
+        h = self.hparams
+        self.projector = mlp(self.feature_dim, h.proj_hidden_dim, h.proj_output_dim)
+
+    def build_target(self) -> None:
+        self.backbone_momentum = make_target(self.backbone)
+        self.projector_momentum = make_target(self.projector)
+        queue = F.normalize(torch.randn(self.hparams.queue_size, self.hparams.proj_output_dim), dim=1)
+        self.register_buffer("queue", queue)
+        self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
+
+    def target_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
+        return [(self.backbone, self.backbone_momentum), (self.projector, self.projector_momentum)]
+
+    def embedding(self, features: Tensor) -> Tensor:
+        return self.projector(features)
+
+    def view_specs(self, image_size: int) -> list:
+        return default_view_specs(image_size)
+
+    @torch.no_grad()
+    def keys(self, view: Tensor) -> Tensor:
+        return F.normalize(self.projector_momentum(self.backbone_momentum(view)), dim=1)
+
+    @torch.no_grad()
+    def enqueue(self, keys: Tensor) -> None:
+        """Ring-buffer write of the keys gathered from all workers."""
+        keys = concat_all_gather_no_grad(keys)[-self.queue.shape[0]:]
+        idx = (self.queue_ptr + torch.arange(keys.shape[0], device=keys.device)) % self.queue.shape[0]
+        self.queue[idx] = keys.to(self.queue.dtype)
+        self.queue_ptr.copy_((self.queue_ptr + keys.shape[0]) % self.queue.shape[0])
+
+    def forward(self, views: list[Tensor]) -> dict:
+        self._check_views(views, 2)
+        features = [self.backbone(v) for v in views]
+        q1, q2 = (self.intervene(self.projector(f)) for f in features)
+        k1, k2 = (self.keys(v) for v in views)
+        t = self.hparams.temperature
+        loss = 0.5 * (moco_loss(q1, k2, self.queue, t) + moco_loss(q2, k1, self.queue, t))
+        if self.training:
+            self.enqueue(torch.cat([k1, k2]))
+        return self._output(loss, [q1, q2], features)
