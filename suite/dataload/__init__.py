@@ -1,0 +1,1 @@
+"""Dataset loading internals behind `suite.data` (specs, decoding, cache, subsets)."""
