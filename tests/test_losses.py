@@ -1,0 +1,201 @@
+"""Every loss against an independent reference written here (values and gradients)."""
+from __future__ import annotations
+
+import math
+import os
+import socket
+import tempfile
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from methods.byol import byol_loss
+from methods.dino import dino_loss
+from methods.moco import moco_loss
+from methods.simclr import nt_xent_loss
+from methods.simsiam import simsiam_loss
+
+
+def _grads(loss, tensors):
+    return torch.autograd.grad(loss, tensors)
+
+
+def _leaf(*shape, seed):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(*shape, generator=g, dtype=torch.float64).requires_grad_(True)
+
+
+def _cos(a, b):
+    return (a * b).sum() / (a.norm() * b.norm())
+
+
+# --- NT-Xent ---------------------------------------------------------------
+
+def nt_xent_reference(z1, z2, temperature):
+    """Explicit double loop over the 2N samples (SimCLR paper, Alg. 1)."""
+    z = torch.cat([z1, z2])
+    two_n = z.shape[0]
+    n = two_n // 2
+    total = 0.0
+    for i in range(two_n):
+        pos = (i + n) % two_n
+        denominator = 0.0
+        for j in range(two_n):
+            if j != i:
+                denominator = denominator + torch.exp(_cos(z[i], z[j]) / temperature)
+        total = total - torch.log(torch.exp(_cos(z[i], z[pos]) / temperature) / denominator)
+    return total / two_n
+
+
+@pytest.mark.parametrize("temperature", [0.1, 0.5, 1.0])
+def test_nt_xent_matches_double_loop(temperature):
+    z1, z2 = _leaf(5, 7, seed=0), _leaf(5, 7, seed=1)
+    ours = nt_xent_loss(z1, z2, temperature)
+    ref = nt_xent_reference(z1, z2, temperature)
+    assert torch.allclose(ours, ref, atol=1e-10)
+    for g_ours, g_ref in zip(_grads(ours, [z1, z2]), _grads(ref, [z1, z2])):
+        assert torch.allclose(g_ours, g_ref, atol=1e-10)
+
+
+def test_nt_xent_perfect_alignment_lower_than_random():
+    z = _leaf(8, 16, seed=2)
+    aligned = nt_xent_loss(z, z.detach().clone(), 0.5)
+    shuffled = nt_xent_loss(z, z.detach()[torch.randperm(8)], 0.5)
+    assert aligned < shuffled
+
+
+# --- MoCo ------------------------------------------------------------------
+
+def moco_reference(q, k, queue, temperature):
+    """Per-query loop with explicit log-sum-exp over [positive, negatives]."""
+    total = 0.0
+    for i in range(q.shape[0]):
+        qi = q[i] / q[i].norm()
+        ki = k[i].detach() / k[i].detach().norm()
+        logits = [torch.dot(qi, ki) / temperature]
+        for row in queue:
+            logits.append(torch.dot(qi, row / row.norm()) / temperature)
+        logits = torch.stack(logits)
+        total = total - (logits[0] - torch.log(torch.exp(logits).sum()))
+    return total / q.shape[0]
+
+
+def test_moco_loss_matches_explicit_logits():
+    q, k, queue = _leaf(4, 6, seed=3), _leaf(4, 6, seed=4), _leaf(9, 6, seed=5)
+    ours = moco_loss(q, k, queue, 0.2)
+    ref = moco_reference(q, k, queue, 0.2)
+    assert torch.allclose(ours, ref, atol=1e-10)
+    g_ours, g_ref = _grads(ours, [q]), _grads(ref, [q])
+    assert torch.allclose(g_ours[0], g_ref[0], atol=1e-10)
+    # keys and queue are constants for the query loss (momentum-encoder outputs)
+    assert torch.autograd.grad(ours, [k, queue], allow_unused=True) == (None, None)
+
+
+# --- BYOL / SimSiam ----------------------------------------------------------
+
+@pytest.mark.parametrize("loss_fn", [byol_loss, simsiam_loss])
+def test_negative_cosine_losses(loss_fn):
+    p, z = _leaf(6, 5, seed=6), _leaf(6, 5, seed=7)
+    ours = loss_fn(p, z)
+    ref = -sum(_cos(p[i], z[i]) for i in range(6)) / 6
+    assert torch.allclose(ours, ref, atol=1e-12)
+    assert torch.allclose(_grads(ours, [p])[0], _grads(ref, [p])[0], atol=1e-12)
+    # stop-gradient on the target
+    assert torch.autograd.grad(ours, [z], allow_unused=True) == (None,)
+    # perfectly aligned predictions reach the minimum -1
+    assert torch.allclose(loss_fn(z.detach() * 3.0, z), torch.tensor(-1.0, dtype=torch.float64))
+
+
+# --- DINO ------------------------------------------------------------------
+
+def dino_reference(student, teacher, center, student_temp, teacher_temp):
+    """Explicit loops over crop pairs, samples and prototypes."""
+    total, pairs = 0.0, 0
+    for it, t in enumerate(teacher):
+        for js, s in enumerate(student):
+            if it == js:
+                continue
+            pair_loss = 0.0
+            for b in range(t.shape[0]):
+                te = torch.exp((t[b].detach() - center[0]) / teacher_temp)
+                q = te / te.sum()
+                se = s[b] / student_temp
+                log_p = se - torch.log(torch.exp(se).sum())
+                pair_loss = pair_loss - sum(q[k] * log_p[k] for k in range(t.shape[1]))
+            total = total + pair_loss / t.shape[0]
+            pairs += 1
+    return total / pairs
+
+
+@pytest.mark.parametrize("n_local", [0, 2])
+def test_dino_loss_matches_pair_loops(n_local):
+    teacher = [_leaf(3, 5, seed=10 + i) for i in range(2)]
+    student = [_leaf(3, 5, seed=20 + i) for i in range(2 + n_local)]
+    center = torch.randn(1, 5, generator=torch.Generator().manual_seed(30), dtype=torch.float64)
+    ours = dino_loss(student, teacher, center, 0.1, 0.04)
+    ref = dino_reference(student, teacher, center, 0.1, 0.04)
+    assert torch.allclose(ours, ref, atol=1e-10)
+    for g_ours, g_ref in zip(_grads(ours, student), _grads(ref, student)):
+        assert torch.allclose(g_ours, g_ref, atol=1e-10)
+    assert torch.autograd.grad(ours, teacher, allow_unused=True) == (None, None)
+
+
+def test_dino_loss_needs_a_pair():
+    x = _leaf(2, 3, seed=0)
+    with pytest.raises(ValueError):
+        dino_loss([x], [x], torch.zeros(1, 3, dtype=torch.float64), 0.1, 0.04)
+
+
+# --- NT-Xent across two real worker processes (gloo) -------------------------
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
+    import torch.distributed as dist
+
+    from methods.distributed import all_reduce_mean_, concat_all_gather_no_grad
+    from methods.simclr import nt_xent_loss as loss_fn
+
+    torch.set_default_dtype(torch.float64)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    try:
+        g = torch.Generator().manual_seed(0)
+        full1, full2 = torch.randn(8, 5, generator=g), torch.randn(8, 5, generator=g)
+        z1 = full1[rank * 4:(rank + 1) * 4].clone().requires_grad_(True)
+        z2 = full2[rank * 4:(rank + 1) * 4].clone().requires_grad_(True)
+        loss = loss_fn(z1, z2, 0.3)
+        g1, g2 = torch.autograd.grad(loss, [z1, z2])
+        gathered = concat_all_gather_no_grad(z1.detach())
+        mean = all_reduce_mean_(torch.tensor([float(rank)]))
+        torch.save({"loss": loss.detach(), "g1": g1, "g2": g2, "gathered": gathered, "mean": mean},
+                   os.path.join(out_dir, f"rank{rank}.pt"))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_nt_xent_two_workers_equals_one_worker():
+    world = 2
+    with tempfile.TemporaryDirectory() as out_dir:
+        mp.spawn(_worker, args=(world, _free_port(), out_dir), nprocs=world, join=True)
+        results = [torch.load(os.path.join(out_dir, f"rank{r}.pt")) for r in range(world)]
+    g = torch.Generator().manual_seed(0)
+    full1 = torch.randn(8, 5, generator=g, dtype=torch.float64).requires_grad_(True)
+    full2 = torch.randn(8, 5, generator=g, dtype=torch.float64).requires_grad_(True)
+    single = nt_xent_reference(full1, full2, 0.3)
+    s1, s2 = torch.autograd.grad(single, [full1, full2])
+    # the single-worker loss is the mean of the workers' losses ...
+    assert math.isclose(sum(r["loss"].item() for r in results) / world, single.item(), rel_tol=1e-9)
+    # ... and each worker's gradient (which includes the other worker's loss through the
+    # gathered negatives) is world x the single-worker gradient of its shard; data-parallel
+    # averaging of parameter gradients divides the factor back out.
+    for r, res in enumerate(results):
+        shard = slice(r * 4, (r + 1) * 4)
+        assert torch.allclose(res["g1"] / world, s1[shard], atol=1e-10)
+        assert torch.allclose(res["g2"] / world, s2[shard], atol=1e-10)
+        assert torch.allclose(res["gathered"], full1.detach())
+        assert res["mean"].item() == pytest.approx(0.5)
