@@ -1,0 +1,253 @@
+"""Trials -> one leaderboard row per experimental group.
+
+Why: a single trial is noise; the leaderboard reports mean ± std over seeds of
+every group of otherwise-equal settings, the change against the ``none``
+baseline, and how many epochs each group needs to reach a fraction of the
+baseline's final accuracy (the paper's convergence-speed claim).
+
+Definitions (also in the README):
+
+* group keys: ``dataset, backbone, method, intervention, epochs`` plus every
+  other config column that takes more than one value *within* one combination
+  of those five among completed trials (a column that only changes with the
+  method, such as ``optimizer`` or ``method_args``, adds no information).
+  ``--group-by`` replaces the whole list.
+* ``std`` uses ddof=1 and is NaN for n=1; ``n`` counts completed trials; metric
+  means skip NaN values.
+* ``delta_<m>``: mean of the group minus mean of the baseline group (the row
+  with ``intervention == "none"`` and all other keys equal; if none matches, a
+  unique baseline equal on all keys except the intervention-derived
+  ``weight_decay``).
+* convergence: per trial, the first epoch at which its curve column reaches
+  ``target * baseline mean final value``; per group the mean over the seeds
+  that reached it (``conv_reached`` counts them), NaN if none did;
+  ``conv_ratio`` = group epoch / baseline epoch.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from suite.errors import ConfigError
+from suite.leaderboard.load import TRIAL_KEY
+
+CORE_KEYS = ["dataset", "backbone", "method", "intervention", "epochs"]
+BASELINE = "none"
+ACCURACY_COLUMNS = ["knn_top1_k200", "knn_top1_k20", "linear_top1"]
+NORM_COLUMNS = ["emb_norm_mean", "feat_norm_mean"]
+DEFAULT_CURVE_COLUMN = "knn_top1_k200"
+# Derived from the intervention (``wd:x`` sets weight_decay), so ignored when no exact baseline matches.
+INTERVENTION_DERIVED = ["weight_decay"]
+LOWER_IS_BETTER = {"final_loss", "wall_time_s", "epoch_time_s"}
+# Columns that are not experimental settings: identity, bookkeeping, outcomes, and
+# operational knobs that should not change results.
+NON_CONFIG = {
+    "results_dir", "trial_id", "sweep", "status", "error", "seed", "name", "epochs_completed",
+    "final_loss", "wall_time_s", "images_per_s", "epoch_time_s", "device", "workers",
+    "num_threads", "checkpoint_every", "eval_every", "eval_batch_size", "channels_last",
+    "trial_dir", "path", "hostname", "host", "started_at", "finished_at", "git_commit",
+}
+_OUTCOME_PATTERN = re.compile(r"^(knn_|linear_)|(^|_)norm_|_auroc$|_spearman$|_time|_at$|_path$|_dir$")
+_DIAGNOSTIC_PATTERN = re.compile(r"^(emb|feat)_.*(_auroc|_spearman)$|^test_(emb|feat)_norm_")
+
+
+@dataclass
+class Leaderboard:
+    """The aggregated table plus what a renderer needs to explain it."""
+
+    table: pd.DataFrame          # one row per group; machine-readable (mean/std/n columns)
+    failures: pd.DataFrame       # trials whose status is not "completed", with their errors
+    trials: pd.DataFrame         # completed trials: keys, seed, per-trial conv_epoch
+    group_keys: list[str]
+    metric: str
+    curve_column: str | None     # curves column used for convergence (None: no curves)
+    target: float
+    expected_n: int
+    metric_columns: list[str]    # columns aggregated as <c>_mean / <c>_std
+    higher_is_better: bool
+
+
+def config_columns(trials: pd.DataFrame) -> list[str]:
+    """Columns that describe a trial's settings (not identity, outcomes or timings)."""
+    return [c for c in trials.columns if c not in NON_CONFIG and not _OUTCOME_PATTERN.search(c)]
+
+
+def _hashable(series: pd.Series) -> pd.Series:
+    """Lists/arrays/dicts (e.g. knn_k from Parquet) become JSON strings so they can be grouped."""
+    if series.dtype != object:
+        return series
+    def convert(v: Any) -> Any:
+        if isinstance(v, np.ndarray):
+            v = v.tolist()
+        return json.dumps(v, sort_keys=True, default=str) if isinstance(v, (list, tuple, dict)) else v
+    return series.map(convert)
+
+
+def detect_group_keys(completed: pd.DataFrame) -> list[str]:
+    """Core keys plus config columns that vary within a combination of the core keys."""
+    core = [k for k in CORE_KEYS if k in completed.columns]
+    extra = []
+    for column in config_columns(completed):
+        if column in core:
+            continue
+        values = _hashable(completed[column])
+        cells = values.groupby([completed[k] for k in core], dropna=False).nunique(dropna=False)
+        if (cells > 1).any():
+            extra.append(column)
+    return core + extra
+
+
+def _numeric_columns(trials: pd.DataFrame) -> list[str]:
+    return [c for c in trials.columns if pd.api.types.is_numeric_dtype(trials[c]) and not pd.api.types.is_bool_dtype(trials[c])]
+
+
+def metric_choices(trials: pd.DataFrame) -> list[str]:
+    """Numeric outcome columns a leaderboard can rank by."""
+    return [c for c in _numeric_columns(trials)
+            if c in ACCURACY_COLUMNS or c in LOWER_IS_BETTER or c == "images_per_s"
+            or (c not in NON_CONFIG and _OUTCOME_PATTERN.search(c))]
+
+
+def _validate(trials: pd.DataFrame, metric: str, target: float, group_by: Sequence[str] | None) -> None:
+    if metric not in metric_choices(trials):
+        raise ConfigError("metric", metric, metric_choices(trials) or ACCURACY_COLUMNS)
+    if isinstance(target, bool) or not (isinstance(target, (int, float)) and 0 < target <= 1):
+        raise ConfigError("target", target, "a fraction in (0, 1]")
+    if group_by is not None:
+        bad = [c for c in group_by if c not in trials.columns or c in TRIAL_KEY or c == "status"]
+        if bad or not group_by:
+            raise ConfigError("group_by", list(group_by), config_columns(trials))
+
+
+def _baseline_rows(table: pd.DataFrame, keys: list[str]) -> pd.Series:
+    """For each group row, the index label of its baseline row (NaN if none)."""
+    result = pd.Series(np.nan, index=table.index)
+    if "intervention" not in keys:
+        return result
+    base = table[table["intervention"] == BASELINE]
+    for match_on in ([k for k in keys if k != "intervention"],
+                     [k for k in keys if k != "intervention" and k not in INTERVENTION_DERIVED]):
+        todo = result.index[result.isna()]
+        if len(todo) == 0:
+            break
+        if match_on:
+            unique_base = base.drop_duplicates(match_on, keep=False)
+        else:  # only the intervention varies: a single baseline row serves every group
+            unique_base = base if len(base) == 1 else base.iloc[0:0]
+        left = table.loc[todo, match_on].reset_index(names="_row")
+        right = unique_base[match_on].reset_index(names="_base")
+        merged = left.merge(right, on=match_on, how="left") if match_on else left.merge(right, how="cross")
+        result.loc[merged["_row"].to_numpy()] = merged["_base"].to_numpy()
+    return result
+
+
+def first_epoch_reaching(curves: pd.DataFrame, thresholds: pd.DataFrame, column: str) -> pd.Series:
+    """Per trial (indexed like ``thresholds``), the first epoch with ``curves[column] >= threshold``; NaN if never."""
+    merged = curves[TRIAL_KEY + ["epoch", column]].merge(thresholds, on=TRIAL_KEY, how="inner")
+    reached = merged[merged[column] >= merged["threshold"]]
+    first = reached.groupby(TRIAL_KEY)["epoch"].min().rename("conv_epoch")
+    return thresholds.merge(first, left_on=TRIAL_KEY, right_index=True, how="left")["conv_epoch"].set_axis(thresholds.index)
+
+
+def _display_order(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Sort by keys with the baseline first within each setting."""
+    order = table.assign(_not_base=(table["intervention"] != BASELINE) if "intervention" in table else False)
+    sort_by = [k for k in keys if k != "intervention"] + ["_not_base"] + (["intervention"] if "intervention" in keys else [])
+    return order.sort_values(sort_by, kind="stable", na_position="last").drop(columns="_not_base")
+
+
+def build_leaderboard(trials: pd.DataFrame, curves: pd.DataFrame | None = None, *,
+                      metric: str = "knn_top1_k200", target: float = 0.9,
+                      group_by: Sequence[str] | None = None) -> Leaderboard:
+    """Aggregate completed trials per group; failed/running trials go to ``failures``."""
+    _validate(trials, metric, target, group_by)
+    completed_mask = trials["status"] == "completed"
+    completed = trials[completed_mask].reset_index(drop=True)
+    keys = list(group_by) if group_by is not None else detect_group_keys(completed)
+    for k in keys:
+        completed[k] = _hashable(completed[k])
+
+    fail_cols = TRIAL_KEY + ["status"] + [k for k in keys if k in trials] + \
+        [c for c in ("seed", "error") if c in trials]
+    failures = trials.loc[~completed_mask, list(dict.fromkeys(fail_cols))].reset_index(drop=True)
+    if "error" in failures:
+        failures["error"] = [("" if pd.isna(e) else str(e)) for e in failures["error"]]
+
+    curve_column = None
+    if curves is not None and not curves.empty:
+        curve_column = metric if metric in curves.columns else (
+            DEFAULT_CURVE_COLUMN if DEFAULT_CURVE_COLUMN in curves.columns else None)
+    numeric = set(_numeric_columns(completed))
+    metric_columns = [c for c in ACCURACY_COLUMNS if c in numeric]
+    for c in [metric, curve_column]:
+        if c is not None and c in numeric and c not in metric_columns:
+            metric_columns.append(c)
+    metric_columns += [c for c in completed.columns if c in numeric and c not in metric_columns
+                       and (c in NORM_COLUMNS or _DIAGNOSTIC_PATTERN.search(c))
+                       and completed[c].notna().any()]
+
+    higher = metric not in LOWER_IS_BETTER
+    empty = completed.empty
+    if empty:
+        table = pd.DataFrame(columns=keys)
+    else:
+        grouped = completed.groupby(keys, dropna=False, sort=True)
+        completed["_group"] = grouped.ngroup()
+        by_group = completed.groupby("_group")
+        table = by_group[keys].first()
+        table["n"] = by_group.size()
+        stats = by_group[metric_columns].agg(["mean", "std"])  # pandas std: ddof=1, NaN for n=1
+        for c in metric_columns:
+            table[f"{c}_mean"] = stats[(c, "mean")]
+            table[f"{c}_std"] = stats[(c, "std")]
+
+    expected_n = int(table["n"].max()) if not empty else 0
+    table["n_expected"] = expected_n
+    table["n_short"] = (table["n"] < expected_n) if not empty else pd.Series(dtype=bool)
+
+    base = _baseline_rows(table, keys) if not empty else pd.Series(dtype=float)
+    has_base = base.notna()
+    base_idx = base[has_base].astype(int)
+    for c in metric_columns:
+        if c in ACCURACY_COLUMNS or c == metric:
+            delta = pd.Series(np.nan, index=table.index)
+            delta[has_base] = table.loc[has_base, f"{c}_mean"].to_numpy() - table.loc[base_idx, f"{c}_mean"].to_numpy()
+            table[f"delta_{c}"] = delta
+
+    conv = pd.Series(np.nan, index=completed.index)
+    table["conv_threshold"] = np.nan
+    if curve_column is not None and not empty:
+        baseline_final = pd.Series(np.nan, index=table.index)
+        baseline_final[has_base] = table.loc[base_idx, f"{curve_column}_mean"].to_numpy()
+        table["conv_threshold"] = target * baseline_final
+        thresholds = completed[TRIAL_KEY].assign(threshold=completed["_group"].map(table["conv_threshold"]))
+        conv = first_epoch_reaching(curves, thresholds, curve_column)
+    completed["conv_epoch"] = conv
+    if not empty:
+        by_group = completed.groupby("_group")["conv_epoch"]
+        table["conv_epoch_mean"] = by_group.mean()
+        table["conv_epoch_std"] = by_group.std()
+        table["conv_reached"] = by_group.count()
+        ratio = pd.Series(np.nan, index=table.index)
+        ratio[has_base] = table.loc[has_base, "conv_epoch_mean"].to_numpy() / table.loc[base_idx, "conv_epoch_mean"].to_numpy()
+        table["conv_ratio"] = ratio
+        scope = [k for k in ("dataset", "backbone") if k in keys]
+        col = table[f"{metric}_mean"]
+        best_value = col.groupby([table[k] for k in scope], dropna=False).transform("max" if higher else "min") \
+            if scope else pd.Series(col.max() if higher else col.min(), index=table.index)
+        table["best"] = col.notna() & (col == best_value)
+        table = _display_order(table, keys).reset_index(drop=True)
+    else:
+        for c in ("conv_epoch_mean", "conv_epoch_std", "conv_reached", "conv_ratio", "best"):
+            table[c] = pd.Series(dtype=float)
+    # Plots always split by method and intervention, even under a --group-by without them.
+    plot_keys = [k for k in ("method", "intervention") if k not in keys]
+    per_trial = completed[TRIAL_KEY + keys + plot_keys + (["seed"] if "seed" in completed else []) + ["conv_epoch"]]
+    return Leaderboard(table=table, failures=failures, trials=per_trial, group_keys=keys, metric=metric,
+                       curve_column=curve_column, target=float(target), expected_n=expected_n,
+                       metric_columns=metric_columns, higher_is_better=higher)
