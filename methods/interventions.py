@@ -114,7 +114,9 @@ class GradScale(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
         (z,) = ctx.saved_tensors
-        norm = torch.linalg.vector_norm(z.detach().float(), dim=-1, keepdim=True)
+        # at least float32 (half-precision norms overflow), never below the input's precision
+        z = z.detach().to(torch.promote_types(z.dtype, torch.float32))
+        norm = torch.linalg.vector_norm(z, dim=-1, keepdim=True)
         return grad * norm.pow(ctx.p).to(grad.dtype), None
 
 
