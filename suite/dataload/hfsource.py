@@ -21,6 +21,10 @@ DECODE_BATCH = 256
 class DatasetUnavailable(ConfigError):
     """A dataset that cannot be fetched (offline, not cached, unknown hub id)."""
 
+    def __init__(self, field: str, value: str, message: str) -> None:
+        super().__init__(field, value, "a dataset that is downloaded or cached")
+        self.args = (f"{field}: {value!r} is not available: {message}",)
+
 
 def _parquet_files(spec: DatasetSpec, split: str) -> list[str]:
     """Parquet files for a split: `train*`/`test*` files in a directory (test falls back to `val*`)."""
@@ -44,9 +48,9 @@ def _unavailable(spec: DatasetSpec, split: str, hf_cache: Path, err: Exception) 
     fetch = (f"run once with network access (HF_HUB_OFFLINE unset), e.g. python -c \"import datasets; "
              f"datasets.load_dataset({spec.hub_id!r}{cfg}, cache_dir={str(hf_cache)!r})\"")
     return DatasetUnavailable(
-        "dataset", spec.spec, "a dataset that is downloaded or cached",
-        hint=f"could not load {where}, split {split!r} ({type(err).__name__}: {err}); it would be "
-             f"cached under {hf_cache}; {fetch}")
+        "dataset", spec.spec,
+        f"could not load {where}, split {split!r} ({type(err).__name__}: {err}). It would be "
+        f"cached under {hf_cache}; to download it, {fetch}")
 
 
 def open_split(spec: DatasetSpec, split: str, hf_cache: Path):

@@ -14,8 +14,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from torchvision.transforms.v2 import InterpolationMode
-from torchvision.transforms.v2 import functional as TF
+import torch.nn.functional as F
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +26,13 @@ _STATS_LOCK = threading.Lock()
 
 def resize_square(images: torch.Tensor, size: int) -> torch.Tensor:
     """[N,3,h,w] uint8 (all the same h, w) -> [N,3,size,size] uint8: shorter side + centre crop."""
-    if images.shape[-2:] != (size, size):
-        images = TF.resize(images, [size], interpolation=InterpolationMode.BILINEAR, antialias=True)
-        images = TF.center_crop(images, [size, size])
+    h, w = images.shape[-2:]
+    if (h, w) != (size, size):
+        # shorter side -> size, longer side truncated like torchvision's Resize(int)
+        out_hw = (size, int(size * w / h)) if h <= w else (int(size * h / w), size)
+        images = F.interpolate(images, size=out_hw, mode="bilinear", align_corners=False, antialias=True)
+        top, left = (out_hw[0] - size) // 2, (out_hw[1] - size) // 2
+        images = images[..., top:top + size, left:left + size]
     return images.contiguous()
 
 
