@@ -76,7 +76,7 @@ def _write_results(root: Path) -> dict[str, Path]:
                 error=ERROR if status == "failed" else None, method=method, backbone=backbone,
                 dataset="digits", intervention=iv, epochs=4, batch_size=64,
                 optimizer="lars" if method == "simclr" else "sgd",
-                lr=0.3, weight_decay=1e-6, seed=seed, image_size=32,
+                lr=0.3, weight_decay=1e-6, seed=seed, image_size=32, knn_k=[200, 20], linear_epochs=100,
                 method_args=json.dumps({"temperature": 0.2} if method == "simclr" else {"tau": 0.99}),
                 knn_top1_k200=k200, knn_top1_k20=k20, linear_top1=lin,
                 emb_norm_mean=norm, emb_norm_std=1.0, feat_norm_mean=norm * 2,
@@ -222,6 +222,7 @@ def test_failures_are_listed_with_errors(board, written):
     md = (written / "leaderboard.md").read_text()
     assert "Failed or incomplete trials (2)" in md and "non-finite loss at epoch 3" in md
     assert "byol-vit_tiny-cut_3-s2" in md and "2 (of 3)" in md
+    assert "TrialFailed: non-finite loss at epoch 3" in (written / "leaderboard.html").read_text()
     failures_csv = pd.read_csv(written / "failures.csv")
     assert set(failures_csv["trial_id"]) == set(f["trial_id"])
 
@@ -328,7 +329,9 @@ def test_group_keys_include_config_varying_within_a_cell_and_delta_uses_wd_basel
 def test_duplicate_trial_ids_across_dirs_are_kept_with_a_warning(results_dirs, tmp_path):
     copy = tmp_path / "copy"
     copy.mkdir()
-    pd.read_parquet(results_dirs["A"] / "trials.parquet").to_csv(copy / "trials.csv", index=False)
+    trials = pd.read_parquet(results_dirs["A"] / "trials.parquet")
+    trials["knn_k"] = trials["knn_k"].map(lambda a: a.tolist())  # as a trainer writes it: "[200, 20]"
+    trials.to_csv(copy / "trials.csv", index=False)
     with pytest.warns(LeaderboardWarning, match="more than one results directory"):
         results = load_results([results_dirs["A"], copy])
     assert len(results.trials) == 2 * len([r for r in TRIALS if r[0] == "A"])

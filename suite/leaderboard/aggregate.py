@@ -52,7 +52,7 @@ NON_CONFIG = {
     "num_threads", "checkpoint_every", "eval_every", "eval_batch_size", "channels_last",
     "trial_dir", "path", "hostname", "host", "started_at", "finished_at", "git_commit",
 }
-_OUTCOME_PATTERN = re.compile(r"^(knn_|linear_)|(^|_)norm_|_auroc$|_spearman$|_time|_at$|_path$|_dir$")
+_OUTCOME_PATTERN = re.compile(r"^(knn|linear)_top|(^|_)norm_|_auroc$|_spearman$|_time|_at$|_path$|_dir$")
 _DIAGNOSTIC_PATTERN = re.compile(r"^(emb|feat)_.*(_auroc|_spearman)$|^test_(emb|feat)_norm_")
 
 
@@ -78,12 +78,19 @@ def config_columns(trials: pd.DataFrame) -> list[str]:
 
 
 def _hashable(series: pd.Series) -> pd.Series:
-    """Lists/arrays/dicts (e.g. knn_k from Parquet) become JSON strings so they can be grouped."""
-    if series.dtype != object:
+    """Lists/arrays/dicts (knn_k from Parquet) and JSON strings (method_args from CSV) become
+    canonical JSON strings, so equal settings group together whichever format they came from."""
+    if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
         return series
+
     def convert(v: Any) -> Any:
         if isinstance(v, np.ndarray):
             v = v.tolist()
+        if isinstance(v, str) and v[:1] in ("[", "{"):
+            try:
+                v = json.loads(v)
+            except ValueError:
+                return v
         return json.dumps(v, sort_keys=True, default=str) if isinstance(v, (list, tuple, dict)) else v
     return series.map(convert)
 
