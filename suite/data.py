@@ -76,9 +76,9 @@ def load_splits(name: str, image_size: int, *, imbalance: float | None = None,
     spec = parse_spec(name, "dataset")
     image_size = _validate_image_size(image_size)
     ratio = validate_imbalance(imbalance)
-    holdout = list(holdout_classes) if holdout_classes not in (None, (), []) else None
     if isinstance(holdout_classes, (int, str)):
-        holdout = [holdout_classes]
+        holdout_classes = [holdout_classes]
+    holdout = list(holdout_classes) if holdout_classes else None
     ood_spec: DatasetSpec | None = None
     if ood_dataset is not None:
         ood_spec = parse_spec(ood_dataset, "ood_dataset")
@@ -86,7 +86,9 @@ def load_splits(name: str, image_size: int, *, imbalance: float | None = None,
             raise ConfigError("ood_dataset", ood_dataset, "None when holdout_classes is set",
                               hint="held-out classes already define the OOD set")
     if holdout and spec.num_classes is not None:  # fail before any decoding where we can
-        resolve_holdout(holdout, [str(i) for i in range(spec.num_classes)])
+        numeric = [c for c in holdout if isinstance(c, int) or (isinstance(c, str) and c.isdigit())]
+        if numeric or len(holdout) >= spec.num_classes:
+            resolve_holdout(numeric or holdout, [str(i) for i in range(spec.num_classes)])
 
     train = load_raw_split(spec, "train", image_size, cache_dir, num_workers)
     test = load_raw_split(spec, "test", image_size, cache_dir, num_workers)

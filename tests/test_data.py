@@ -145,6 +145,9 @@ def test_imagefolder_gives_the_right_images_and_labels(source, tmp_path):
         assert int(dist.min(1).values.max()) <= 1
         assert sorted(nearest.tolist()) == list(range(len(idx)))      # a bijection
         assert y.tolist() == source["labels"][idx][nearest].tolist()
+    held = load_splits(f"imagefolder:{source['folder']}", SIZE, cache_dir=tmp_path, holdout_classes=["class3"])
+    assert held.class_names == [f"class{c}" for c in range(10) if c != 3]
+    assert len(held.ood_images) == PER_CLASS_TEST and held.num_classes == 9
 
 
 def test_parquet_columns_from_the_spec_and_row_order(source, tmp_path):

@@ -40,10 +40,10 @@ def source_fingerprint(path: str) -> list[tuple[str, int, int]]:
 
 
 def entry_dir(cache_dir: Path, spec: str, split: str, image_size: int,
-              fingerprint: list | None) -> Path:
-    """The cache folder for one (spec, split, resolution, source state)."""
+              fingerprint: list | None, source: object = None) -> Path:
+    """The cache folder for one (spec, split, resolution, source identity and state)."""
     blob = json.dumps({"v": CACHE_VERSION, "spec": spec, "split": split, "size": image_size,
-                       "files": fingerprint}, sort_keys=True)
+                       "source": source, "files": fingerprint}, sort_keys=True, default=str)
     key = hashlib.sha256(blob.encode()).hexdigest()[:16]
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", spec)[-80:].strip("_") or "dataset"
     return cache_dir / slug / f"{split}-{image_size}px-{key}"

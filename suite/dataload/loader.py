@@ -26,7 +26,9 @@ def load_raw_split(spec: DatasetSpec, split: str, image_size: int, cache_dir: st
         return raw
     root = Path(cache_dir) if cache_dir is not None else cache.default_cache_dir()
     fingerprint = cache.source_fingerprint(spec.path) if spec.path else None
-    entry = cache.entry_dir(root, spec.spec, split, image_size, fingerprint)
+    source = [spec.kind, spec.hub_id, spec.config, spec.path, spec.train_split, spec.test_split,
+              spec.image_column, spec.label_column, spec.split_column]
+    entry = cache.entry_dir(root, spec.spec, split, image_size, fingerprint, source)
     hit = cache.read(entry)
     if hit is not None:
         log.debug("cache hit %s", entry)
