@@ -87,8 +87,8 @@ def load_splits(name: str, image_size: int, *, imbalance: float | None = None,
                               hint="held-out classes already define the OOD set")
     if holdout and spec.num_classes is not None:  # fail before any decoding where we can
         numeric = [c for c in holdout if isinstance(c, int) or (isinstance(c, str) and c.isdigit())]
-        if numeric or len(holdout) >= spec.num_classes:
-            resolve_holdout(numeric or holdout, [str(i) for i in range(spec.num_classes)])
+        if numeric:
+            resolve_holdout(numeric, [str(i) for i in range(spec.num_classes)])
 
     train = load_raw_split(spec, "train", image_size, cache_dir, num_workers)
     test = load_raw_split(spec, "test", image_size, cache_dir, num_workers)
