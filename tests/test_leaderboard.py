@@ -394,3 +394,14 @@ def test_module_entry_point_and_subparser(results_dirs, tmp_path):
     args = parser.parse_args(["leaderboard", str(results_dirs["B"]), "--formats", "csv", "--no-plots"])
     assert args.func(args) == 0
     assert (results_dirs["B"] / "leaderboard" / "leaderboard.csv").is_file()  # default --out
+
+
+def test_all_failed_results_give_an_empty_board_and_the_failures(results_dirs, tmp_path):
+    trials = pd.read_csv(results_dirs["B"] / "trials.csv").assign(status="failed", error="CUDA out of memory")
+    (tmp_path / "r").mkdir()
+    trials.to_csv(tmp_path / "r" / "trials.csv", index=False)
+    assert _run([tmp_path / "r"], tmp_path, formats="md,csv,tex,html", no_plots=False) == 0
+    assert pd.read_csv(tmp_path / "lb" / "leaderboard.csv").empty
+    md = (tmp_path / "lb" / "leaderboard.md").read_text()
+    assert "No completed trials" in md and f"Failed or incomplete trials ({len(trials)})" in md
+    assert md.count("CUDA out of memory") == len(trials)

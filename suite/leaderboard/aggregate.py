@@ -199,59 +199,50 @@ def build_leaderboard(trials: pd.DataFrame, curves: pd.DataFrame | None = None, 
                        and completed[c].notna().any()]
 
     higher = metric not in LOWER_IS_BETTER
-    empty = completed.empty
-    if empty:
-        table = pd.DataFrame(columns=keys)
-    else:
-        grouped = completed.groupby(keys, dropna=False, sort=True)
-        completed["_group"] = grouped.ngroup()
-        by_group = completed.groupby("_group")
-        table = by_group[keys].first()
-        table["n"] = by_group.size()
-        stats = by_group[metric_columns].agg(["mean", "std"])  # pandas std: ddof=1, NaN for n=1
-        for c in metric_columns:
-            table[f"{c}_mean"] = stats[(c, "mean")]
-            table[f"{c}_std"] = stats[(c, "std")]
-
-    expected_n = int(table["n"].max()) if not empty else 0
+    completed["_group"] = completed.groupby(keys, dropna=False, sort=True).ngroup()
+    by_group = completed.groupby("_group")
+    table = by_group[keys].first()
+    table["n"] = by_group.size()
+    stats = by_group[metric_columns].agg(["mean", "std"])  # pandas std: ddof=1, NaN for n=1
+    for c in metric_columns:
+        table[f"{c}_mean"] = stats[(c, "mean")].astype(float)
+        table[f"{c}_std"] = stats[(c, "std")].astype(float)
+    expected_n = int(table["n"].max()) if len(table) else 0
     table["n_expected"] = expected_n
-    table["n_short"] = (table["n"] < expected_n) if not empty else pd.Series(dtype=bool)
+    table["n_short"] = table["n"] < expected_n
 
-    base = _baseline_rows(table, keys) if not empty else pd.Series(dtype=float)
+    base = _baseline_rows(table, keys)
     has_base = base.notna()
-    base_idx = base[has_base].astype(int)
+    base_idx = base[has_base].astype(int).to_numpy()
+
+    def against_baseline(column: str, op) -> pd.Series:
+        out = pd.Series(np.nan, index=table.index)
+        out[has_base] = op(table.loc[has_base, column].to_numpy(), table.loc[base_idx, column].to_numpy())
+        return out
+
     for c in metric_columns:
         if c in ACCURACY_COLUMNS or c == metric:
-            delta = pd.Series(np.nan, index=table.index)
-            delta[has_base] = table.loc[has_base, f"{c}_mean"].to_numpy() - table.loc[base_idx, f"{c}_mean"].to_numpy()
-            table[f"delta_{c}"] = delta
+            table[f"delta_{c}"] = against_baseline(f"{c}_mean", np.subtract)
 
-    conv = pd.Series(np.nan, index=completed.index)
     table["conv_threshold"] = np.nan
-    if curve_column is not None and not empty:
-        baseline_final = pd.Series(np.nan, index=table.index)
-        baseline_final[has_base] = table.loc[base_idx, f"{curve_column}_mean"].to_numpy()
+    completed["conv_epoch"] = np.nan
+    if curve_column is not None and len(table):
+        baseline_final = against_baseline(f"{curve_column}_mean", lambda own, base_value: base_value)
         table["conv_threshold"] = target * baseline_final
         thresholds = completed[TRIAL_KEY].assign(threshold=completed["_group"].map(table["conv_threshold"]))
-        conv = first_epoch_reaching(curves, thresholds, curve_column)
-    completed["conv_epoch"] = conv
-    if not empty:
-        by_group = completed.groupby("_group")["conv_epoch"]
-        table["conv_epoch_mean"] = by_group.mean()
-        table["conv_epoch_std"] = by_group.std()
-        table["conv_reached"] = by_group.count()
-        ratio = pd.Series(np.nan, index=table.index)
-        ratio[has_base] = table.loc[has_base, "conv_epoch_mean"].to_numpy() / table.loc[base_idx, "conv_epoch_mean"].to_numpy()
-        table["conv_ratio"] = ratio
-        scope = [k for k in ("dataset", "backbone") if k in keys]
-        col = table[f"{metric}_mean"]
-        best_value = col.groupby([table[k] for k in scope], dropna=False).transform("max" if higher else "min") \
-            if scope else pd.Series(col.max() if higher else col.min(), index=table.index)
-        table["best"] = col.notna() & (col == best_value)
-        table = _display_order(table, keys).reset_index(drop=True)
-    else:
-        for c in ("conv_epoch_mean", "conv_epoch_std", "conv_reached", "conv_ratio", "best"):
-            table[c] = pd.Series(dtype=float)
+        completed["conv_epoch"] = first_epoch_reaching(curves, thresholds, curve_column)
+    conv = completed.groupby("_group")["conv_epoch"]
+    table["conv_epoch_mean"] = conv.mean().astype(float)
+    table["conv_epoch_std"] = conv.std().astype(float)
+    table["conv_reached"] = conv.count()
+    table["conv_ratio"] = against_baseline("conv_epoch_mean", np.divide)
+
+    scope = [table[k] for k in ("dataset", "backbone") if k in keys]
+    col = table[f"{metric}_mean"]
+    reducer = "max" if higher else "min"
+    best_value = col.groupby(scope, dropna=False).transform(reducer) if scope else col.agg(reducer)
+    table["best"] = col.notna() & (col == best_value)
+    table = _display_order(table, keys).reset_index(drop=True)
     # Plots always split by method and intervention, even under a --group-by without them.
     plot_keys = [k for k in ("method", "intervention") if k not in keys]
     per_trial = completed[TRIAL_KEY + keys + plot_keys + (["seed"] if "seed" in completed else []) + ["conv_epoch"]]
