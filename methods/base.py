@@ -99,6 +99,12 @@ class SSLMethod(nn.Module):
         return hparams
 
     @classmethod
+    def describe_hparams(cls) -> list[tuple[str, Any, str, str]]:
+        """(name, default, allowed, doc) per hyper-parameter, for `normbench list`."""
+        return [(f.name, f.default, _range_text(f.metadata, type(f.default)), f.metadata.get("doc", ""))
+                for f in dataclasses.fields(cls.Hparams)]
+
+    @classmethod
     def check_hparams(cls, hparams: Any) -> None:
         """Cross-field checks; override when needed."""
 

@@ -212,6 +212,12 @@ def test_hparams_unknown_key_lists_allowed_and_defaults_fill():
     assert DINO.build_hparams(dataclasses.asdict(hp)) == hp
 
 
+def test_describe_hparams_matches_dataclass():
+    rows = MoCo.describe_hparams()
+    assert [r[0] for r in rows] == [f.name for f in dataclasses.fields(MoCo.Hparams)]
+    assert dict((r[0], r[2]) for r in rows)["temperature"] == "float > 0"
+
+
 def test_wrong_number_of_views():
     model = build("simclr")
     with pytest.raises(ValueError):
