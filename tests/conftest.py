@@ -1,0 +1,26 @@
+"""Shared test settings: tiny real models on the real digits images."""
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+torch.set_num_threads(2)
+
+# A real timm model and the real digits images, sized so a 2-epoch trial takes seconds on 2 CPU cores.
+TINY_TRIAL = dict(backbone="test_resnet", image_size=16, batch_size=64, train_limit=192, epochs=2,
+                  linear_epochs=10, eval_batch_size=512)
+
+
+@pytest.fixture
+def tiny_trial() -> dict:
+    return dict(TINY_TRIAL)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Dataset cache per test session, never the user's home."""
+    monkeypatch.setenv("NORMBENCH_CACHE", str(tmp_path_factory.getbasetemp() / "normbench-cache"))
