@@ -1,0 +1,70 @@
+"""`normbench sweep SPEC.yaml`: a grid of trials on Ray Tune (local or cluster)."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from suite.errors import ConfigError
+
+DESCRIPTION = """Run a sweep spec (a grid of trials) with Ray Tune.
+
+Without --address a local Ray runtime is started; with it (e.g. --address auto
+inside `ray job submit`) the sweep joins that cluster. Trials with workers > 1
+train data-parallel through Ray Train (NCCL on GPU, gloo on CPU); batch_size is
+global and lr is scaled linearly with it. Tables (trials, curves, norm_bins) are
+rewritten under results/<name>/ as trials report, so a half-finished sweep
+already has a usable table."""
+
+EPILOG = """spec keys: name, base (trial config), grid (field -> list of values; method_args.x allowed),
+seeds, resources {workers, cpus_per_worker, gpus_per_worker, driver_resources, check_cluster},
+storage (dir or s3://...), results_dir, max_concurrent_trials, retries.
+
+exit status: 0 all trials completed, 1 some trial failed (it is in the table), 2 bad input."""
+
+
+def add_subparser(subparsers) -> argparse.ArgumentParser:
+    """Register `sweep` on the `normbench` command's subparsers."""
+    parser = subparsers.add_parser("sweep", help="run a grid of trials on Ray (local or cluster)",
+                                   description=DESCRIPTION, epilog=EPILOG,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    return _add_arguments(parser)
+
+
+def _add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument("spec", help="sweep spec YAML (see examples/sweeps/)")
+    parser.add_argument("--address", default=None, help="Ray cluster address (e.g. auto, ray://host:10001); "
+                                                        "default: start a local Ray runtime")
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted sweep: finished trials are "
+                                                              "kept, unfinished and failed ones continue from their last checkpoint")
+    parser.add_argument("--dry-run", action="store_true", help="validate, print the trial grid and the resources, start nothing")
+    parser.add_argument("--name", default=None, help="sweep name (overrides the spec's; results/<name>/)")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    from suite.sweep.runner import run_sweep
+    from suite.sweep.spec import load_spec
+
+    spec = load_spec(args.spec, name=args.name)
+    outcome = run_sweep(spec, address=args.address, resume=args.resume, dry_run=args.dry_run)
+    if outcome is None:
+        return 0
+    table = outcome.trials
+    done = int((table["status"] == "completed").sum()) if len(table) else 0
+    print(f"sweep {spec.name}: {done}/{len(table)} trial(s) completed; tables in {outcome.results_dir} "
+          f"(trials, curves, norm_bins .parquet/.csv); Ray state in {outcome.experiment_path}")
+    for _, row in table[table["status"] != "completed"].iterrows() if len(table) else []:
+        print(f"  failed: {row['trial_id']}: {row.get('error', '')}")
+    return 1 if outcome.num_failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _add_arguments(argparse.ArgumentParser(prog="python -m suite.sweep", description=DESCRIPTION, epilog=EPILOG,
+                                                    formatter_class=argparse.RawDescriptionHelpFormatter))
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except ConfigError as err:
+        print(f"normbench sweep: error: {err}", file=sys.stderr)
+        return 2

@@ -1,0 +1,187 @@
+"""What runs inside a Ray Tune trial.
+
+The Tune trial function `sweep_trial` runs one `suite.train.run_trial`:
+
+* ``workers == 1``: in the Tune actor itself (no extra processes). Every
+  checkpoint `run_trial` writes is reported with ``ray.tune.report``, so a
+  retried trial (``FailureConfig(max_failures)``) continues from
+  ``ray.tune.get_checkpoint()``.
+* ``workers > 1``: the Tune trial is only a driver (Ray Train V2 pattern, the
+  one that replaces the deprecated ``Tuner(TorchTrainer)``): it builds a
+  ``TorchTrainer`` whose workers run `run_trial` data-parallel (DDP; NCCL on
+  GPU, gloo on CPU) and forwards their reports to Tune through
+  ``TuneReportCallback``. Ray Train retries dead workers from
+  ``ray.train.get_checkpoint()``; a retried Tune driver re-attaches to the
+  same Train run because the run's (storage_path, name) is the trial id.
+
+`batch_size` is global: each of the W workers trains on batch_size / W images
+per step and gradients are averaged by DDP, so the optimisation (and the
+linear LR scaling ``lr * batch_size / 256``) is that of one process with the
+full batch.
+
+Reports carry ``kind``: "epoch" (a `curves` row) or "final" (the `trials`
+row, the last curves row and the norm bins, as JSON), read by
+`suite.sweep.tables.SweepTables` on the Tune driver.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+
+DONE_MARKER = "sweep_final.json"
+
+
+def to_json(value: Any) -> str:
+    """JSON that keeps NaN (json reads it back) and unwraps numpy/torch scalars."""
+    return json.dumps(value, default=lambda v: v.item() if hasattr(v, "item") else str(v))
+
+
+def _load_final(trial_dir: Path) -> dict[str, Any] | None:
+    path = trial_dir / DONE_MARKER
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _final_payload(metrics: dict[str, Any], trial_dir: Path, sweep: str) -> dict[str, Any]:
+    """The final report: flat headline numbers for Tune's progress table, the
+    full rows as JSON (Tune flattens nested dicts in its own logs)."""
+    from suite import results
+
+    row = {k: v for k, v in metrics.items() if k not in ("done", "epoch", "loss", "lr", "epoch_time_s")}
+    row["sweep"] = sweep
+    curves_file = trial_dir / results.CURVES_FILE
+    curve_rows = pd.read_csv(curves_file).to_dict("records") if curves_file.is_file() else []
+    bins_file = trial_dir / results.BINS_FILE
+    bins = pd.read_csv(bins_file).to_dict("records") if bins_file.is_file() else []
+    headline = {k: metrics[k] for k in ("epoch", "loss") if k in metrics}
+    headline.update({k: v for k, v in metrics.items() if k.startswith("knn_top1_")})
+    return {"kind": "final", **headline, "status": str(row.get("status")),
+            "row_json": to_json(row), "curves_json": to_json(curve_rows), "bins_json": to_json(bins)}
+
+
+def _maybe_inject_fault(fault: dict[str, Any] | None, index: int, trial_id: str, epoch: int) -> None:
+    """Test hook (spec `_fault_injection`): die like a preempted worker."""
+    if not fault or epoch != fault["after_epoch"] + 1:
+        return
+    if fault.get("trials") is not None and index not in fault["trials"]:
+        return
+    marker_dir = Path(fault["marker_dir"])
+    marker_dir.mkdir(parents=True, exist_ok=True)
+    done = len(list(marker_dir.glob(f"{trial_id}.crash*")))
+    if done >= fault["times"]:
+        return
+    (marker_dir / f"{trial_id}.crash{done}").write_text(str(epoch))
+    os._exit(17)
+
+
+def make_epoch_callback(report: Callable[[dict[str, Any], Path | None], None], *, trial_dir: Path,
+                        sweep: dict[str, Any], index: int, trial_id: str) -> Callable[[dict, Path | None], None]:
+    """Adapt `run_trial`'s on_epoch_end to Tune/Train reports.
+
+    Called on every rank (Ray Train V2 needs every worker to report); only
+    rank 0 has a checkpoint directory and writes the done-marker.
+    """
+    from methods.distributed import rank
+
+    def on_epoch_end(metrics: dict[str, Any], checkpoint_dir: Path | None) -> None:
+        if rank() == 0:
+            _maybe_inject_fault(sweep.get("fault"), index, trial_id, int(metrics.get("epoch", 0)))
+        if metrics.get("done"):
+            payload = _final_payload(metrics, trial_dir, sweep["name"])
+            if rank() == 0:
+                from suite.results import write_json
+                write_json(trial_dir / DONE_MARKER, payload)
+            report(payload, checkpoint_dir)
+            return
+        report({"kind": "epoch", "epoch": metrics["epoch"], "loss": metrics["loss"],
+                "curve_json": to_json(metrics)}, checkpoint_dir)
+
+    return on_epoch_end
+
+
+def _run(cfg_dump: dict[str, Any], sweep: dict[str, Any], index: int, checkpoint, report) -> None:
+    from suite.config import make_config
+    from suite.train import run_trial
+
+    cfg = make_config(cfg_dump)
+    trial_dir = Path(sweep["results_dir"]) / cfg.trial_id
+    callback = make_epoch_callback(report, trial_dir=trial_dir, sweep=sweep, index=index, trial_id=cfg.trial_id)
+    if checkpoint is None:
+        run_trial(cfg, trial_dir, on_epoch_end=callback, progress=False)
+        return
+    with checkpoint.as_directory() as resume_dir:
+        run_trial(cfg, trial_dir, resume_from=Path(resume_dir), on_epoch_end=callback, progress=False)
+
+
+def train_worker_loop(loop_config: dict[str, Any]) -> None:
+    """Per-worker function of the TorchTrainer (torch.distributed is initialized)."""
+    import ray.train
+
+    def report(metrics: dict[str, Any], checkpoint_dir: Path | None) -> None:
+        ckpt = ray.train.Checkpoint.from_directory(str(checkpoint_dir)) if checkpoint_dir else None
+        ray.train.report(metrics, checkpoint=ckpt)
+
+    _run(loop_config["config"], loop_config["sweep"], loop_config["index"], ray.train.get_checkpoint(), report)
+
+
+def _fit_data_parallel(trial: dict[str, Any], sweep: dict[str, Any]) -> None:
+    import ray.train
+    import ray.tune
+    from ray.train.torch import TorchConfig, TorchTrainer
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    use_gpu = trial["worker_bundle"].get("GPU", 0) > 0
+    trainer = TorchTrainer(
+        train_worker_loop,
+        train_loop_config={"config": trial["config"], "sweep": sweep, "index": trial["index"]},
+        torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
+        scaling_config=ray.train.ScalingConfig(num_workers=trial["workers"], use_gpu=use_gpu,
+                                               resources_per_worker=trial["worker_bundle"]),
+        run_config=ray.train.RunConfig(
+            # Stable across Tune retries and `--resume`: Train V2 restores the run
+            # (and its latest checkpoint) from (storage_path, name).
+            name=f"train-{trial['trial_id']}",
+            storage_path=sweep["train_storage"],
+            callbacks=[TuneReportCallback()],
+            failure_config=ray.train.FailureConfig(max_failures=sweep["retries"]),
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
+        ),
+    )
+    trainer.fit()
+
+
+def sweep_trial(config: dict[str, Any]) -> None:
+    """The Tune trainable: one grid point (``config["trial"]``) of the sweep."""
+    import ray.tune
+
+    trial, sweep = config["trial"], config["sweep"]
+    trial_dir = Path(sweep["results_dir"]) / trial["trial_id"]
+    final = _load_final(trial_dir)
+    if final is not None:
+        # Finished before the sweep driver died (Tune's state was older): hand
+        # the recorded result back instead of training again.
+        ray.tune.report({**final, "skipped": True})
+        return
+    if trial["workers"] > 1:
+        _fit_data_parallel(trial, sweep)
+        return
+
+    def report(metrics: dict[str, Any], checkpoint_dir: Path | None) -> None:
+        ckpt = ray.tune.Checkpoint.from_directory(str(checkpoint_dir)) if checkpoint_dir else None
+        ray.tune.report(metrics, checkpoint=ckpt)
+
+    _run(trial["config"], sweep, trial["index"], ray.tune.get_checkpoint(), report)
+
+
+def tune_resources(config: dict[str, Any]):
+    """Per-trial Tune resources (grids may vary `workers`)."""
+    from ray.tune import PlacementGroupFactory
+
+    return PlacementGroupFactory([config["trial"]["tune_bundle"]])
+
+
+def trial_dirname(trial) -> str:
+    return trial.config["trial"]["trial_id"]

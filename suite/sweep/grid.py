@@ -1,0 +1,167 @@
+"""Expand a sweep spec into validated trial configs, and size their Ray requests.
+
+Everything here is pure (no Ray calls), so `--dry-run` and the early checks of
+a real run share one code path and fail before any trial starts.
+"""
+from __future__ import annotations
+
+import copy
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+from suite.config import CONFIG_FIELDS, TrialConfig, make_config, set_dotted
+from suite.errors import ConfigError
+from suite.sweep.spec import SweepSpec
+
+
+@dataclass(frozen=True)
+class PlannedTrial:
+    """One point of the grid: its position, its varied values and its config."""
+
+    index: int
+    axes: dict[str, Any]
+    config: TrialConfig
+
+    @property
+    def trial_id(self) -> str:
+        return self.config.trial_id
+
+
+@dataclass(frozen=True)
+class TrialRequest:
+    """Ray resources of one trial: the Tune trial's own bundle plus, for W > 1,
+    the W Ray Train worker bundles it launches."""
+
+    workers: int
+    tune_bundle: dict[str, float]
+    worker_bundle: dict[str, float] = field(default_factory=dict)
+
+    def bundles(self) -> list[dict[str, float]]:
+        return [self.tune_bundle] + ([self.worker_bundle] * self.workers if self.workers > 1 else [])
+
+    def total(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for bundle in self.bundles():
+            for key, value in bundle.items():
+                out[key] = out.get(key, 0.0) + value
+        return out
+
+
+def _validate_axis(axis: str) -> None:
+    head = axis.split(".", 1)[0]
+    if head not in CONFIG_FIELDS:
+        raise ConfigError(f"grid.{axis}", axis, CONFIG_FIELDS, hint="unknown grid axis; dotted keys only under method_args")
+    if "." in axis and head != "method_args":
+        raise ConfigError(f"grid.{axis}", axis, "plain config fields, or method_args.<name>")
+
+
+def _base_with_workers(spec: SweepSpec) -> dict[str, Any]:
+    base = copy.deepcopy(spec.base)
+    w = spec.resources.workers
+    if w is not None:
+        if "workers" in (spec.grid or {}):
+            raise ConfigError("resources.workers", w, "unset when grid has a `workers` axis")
+        if "workers" in base and base["workers"] != w:
+            raise ConfigError("resources.workers", w, f"unset or equal to base.workers ({base['workers']})")
+        base["workers"] = w
+    return base
+
+
+def expand_grid(spec: SweepSpec) -> list[PlannedTrial]:
+    """The cartesian product of the grid axes (in spec order) times the seeds,
+    each validated by `suite.config.make_config`."""
+    grid = dict(spec.grid or {})
+    for axis in grid:
+        _validate_axis(axis)
+    if spec.seeds is not None and "seed" in grid:
+        raise ConfigError("seeds", spec.seeds, "unset when grid has a `seed` axis (one seed axis)")
+    base = _base_with_workers(spec)
+    if spec.seeds is not None:
+        grid["seed"] = list(spec.seeds)
+
+    axes = list(grid)
+    trials: list[PlannedTrial] = []
+    seen: dict[str, int] = {}
+    for index, values in enumerate(itertools.product(*(grid[a] for a in axes))):
+        point = dict(zip(axes, values))
+        data = copy.deepcopy(base)
+        for axis, value in point.items():
+            set_dotted(data, axis, copy.deepcopy(value))
+        try:
+            cfg = make_config(data)
+        except ConfigError as err:
+            where = ", ".join(f"{k}={v}" for k, v in point.items()) or "base"
+            raise ConfigError(err.field, err.value, err.allowed, hint=f"in trial #{index} ({where})") from None
+        if cfg.trial_id in seen:
+            raise ConfigError("grid", point, "distinct trials", hint=f"same config as trial #{seen[cfg.trial_id]}")
+        seen[cfg.trial_id] = index
+        trials.append(PlannedTrial(index, point, cfg))
+    return trials
+
+
+def trial_request(spec: SweepSpec, cfg: TrialConfig) -> TrialRequest:
+    r = spec.resources
+    worker = {"CPU": r.cpus_per_worker, "GPU": r.gpus_per_worker}
+    worker = {k: float(v) for k, v in worker.items() if v > 0}
+    if cfg.workers == 1:
+        # The Tune trial trains in-process and needs a non-empty bundle.
+        return TrialRequest(1, worker or {"CPU": 1.0})
+    return TrialRequest(cfg.workers, dict(r.driver_resources), worker)
+
+
+def check_fits_cluster(spec: SweepSpec, trials: list[PlannedTrial], cluster: dict[str, float],
+                       nodes: list[dict[str, float]]) -> None:
+    """Fail before scheduling when one trial could never run: Ray would wait
+    for it forever (Ray Train even retries worker-group startup without end).
+
+    ``cluster`` is the cluster's total resources, ``nodes`` each alive node's.
+    """
+    for trial in trials:
+        req = trial_request(spec, trial.config)
+        for key, need in req.total().items():
+            have = float(cluster.get(key, 0.0))
+            if need > have + 1e-9:
+                field_name = {"CPU": "resources.cpus_per_worker", "GPU": "resources.gpus_per_worker"}.get(key, "resources.driver_resources")
+                value = {"CPU": spec.resources.cpus_per_worker, "GPU": spec.resources.gpus_per_worker}.get(key, spec.resources.driver_resources)
+                raise ConfigError(
+                    field_name, value,
+                    f"a request that fits the cluster ({have:g} {key} in total)",
+                    hint=f"trial {trial.trial_id} needs {need:g} {key} for {req.workers} worker(s); "
+                         "set resources.check_cluster: false on an autoscaling cluster",
+                )
+        for bundle in req.bundles():
+            if nodes and not any(all(node.get(k, 0.0) + 1e-9 >= v for k, v in bundle.items()) for node in nodes):
+                raise ConfigError("resources", bundle, "a per-worker bundle that fits on one node",
+                                  hint=f"largest node: {max(nodes, key=lambda n: n.get('CPU', 0))}")
+
+
+def format_plan(spec: SweepSpec, trials: list[PlannedTrial]) -> str:
+    """The `--dry-run` output: one line per trial, then what Ray will be asked for."""
+    axes = list(trials[0].axes) if trials else []
+    headers = ["#", "trial_id", *axes, "workers"]
+    rows = [[str(t.index), t.trial_id, *(str(t.axes[a]) for a in axes), str(t.config.workers)] for t in trials]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    lines = [f"sweep {spec.name}: {len(trials)} trial(s)", fmt.format(*headers).rstrip(),
+             fmt.format(*("-" * w for w in widths))]
+    lines += [fmt.format(*r).rstrip() for r in rows]
+
+    requests = {t.config.workers: trial_request(spec, t.config) for t in trials}
+    lines.append("")
+    lines.append("resources per trial:")
+    for w, req in sorted(requests.items()):
+        if w == 1:
+            lines.append(f"  workers=1: one Tune trial holding {_fmt(req.tune_bundle)} (trains in-process)")
+        else:
+            lines.append(f"  workers={w}: Tune driver {_fmt(req.tune_bundle)} + Ray Train {w} x {_fmt(req.worker_bundle)}"
+                         f" (total {_fmt(req.total())}; {'NCCL' if spec.resources.gpus_per_worker > 0 else 'gloo'})")
+    lines.append(f"max concurrent trials: {spec.max_concurrent_trials or 'as resources allow'}; "
+                 f"retries per trial: {spec.retries}")
+    lines.append(f"storage (checkpoints, Tune state): {spec.storage_path()}/{spec.name}")
+    lines.append(f"results tables: {spec.results_path()}")
+    return "\n".join(lines)
+
+
+def _fmt(bundle: dict[str, float]) -> str:
+    return "{" + ", ".join(f"{k}: {v:g}" for k, v in bundle.items()) + "}"

@@ -1,0 +1,127 @@
+"""Run a sweep with Ray Tune: validate, connect to Ray, schedule, collect.
+
+Order matters for the user: every check that can fail (spec, every trial
+config, storage state, cluster capacity) runs before the first trial starts.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+
+from suite import results
+from suite.errors import ConfigError
+from suite.sweep.grid import PlannedTrial, check_fits_cluster, expand_grid, format_plan, trial_request
+from suite.sweep.spec import SweepSpec
+
+
+@dataclass
+class SweepOutcome:
+    results_dir: Path
+    experiment_path: str
+    trials: pd.DataFrame
+
+    @property
+    def num_failed(self) -> int:
+        return int((self.trials["status"] != "completed").sum()) if len(self.trials) else 0
+
+
+def experiment_path(spec: SweepSpec) -> str:
+    return f"{spec.storage_path().rstrip('/')}/{spec.name}"
+
+
+def param_space(spec: SweepSpec, trials: list[PlannedTrial]) -> dict[str, Any]:
+    """Tune grid over the expanded trials (each a complete, validated config)
+    plus what every trial needs to know about the sweep."""
+    from ray import tune
+
+    items = []
+    for t in trials:
+        req = trial_request(spec, t.config)
+        items.append({"index": t.index, "trial_id": t.trial_id, "config": t.config.model_dump(),
+                      "workers": req.workers, "tune_bundle": req.tune_bundle, "worker_bundle": req.worker_bundle})
+    fault = spec.fault_injection.model_dump() if spec.fault_injection else None
+    sweep = {"name": spec.name, "results_dir": str(spec.results_path()), "retries": spec.retries,
+             "train_storage": f"{experiment_path(spec)}/_train", "fault": fault}
+    return {"trial": tune.grid_search(items), "sweep": sweep}
+
+
+def _connect(address: str | None) -> bool:
+    """Join the cluster at ``address`` or start a local Ray; True if we started it."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    ray.init(address=address)
+    return True
+
+
+def _cluster_nodes() -> tuple[dict[str, float], list[dict[str, float]]]:
+    import ray
+
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    return dict(ray.cluster_resources()), nodes
+
+
+def run_sweep(spec: SweepSpec, *, address: str | None = None, resume: bool = False, dry_run: bool = False,
+              echo: Callable[[str], None] = print) -> SweepOutcome | None:
+    """Run (or, with ``resume``, continue) the sweep; None for a dry run."""
+    trials = expand_grid(spec)
+    if dry_run:
+        echo(format_plan(spec, trials))
+        return None
+
+    from ray import tune
+
+    from suite.sweep.driver import sweep_trial, trial_dirname, tune_resources
+    from suite.sweep.tables import SweepTables
+
+    exp_path = experiment_path(spec)
+    exists = tune.Tuner.can_restore(exp_path)
+    if resume and not exists:
+        raise ConfigError("--resume", exp_path, "the storage path of a sweep started before under this name")
+    if not resume and exists:
+        raise ConfigError("name", spec.name, "a sweep name not used yet in this storage",
+                          hint=f"{exp_path} exists: pass --resume to continue it, or --name NEW")
+
+    # Trials keep the driver's working directory, so relative dataset paths work.
+    os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
+    started = _connect(address)
+    try:
+        if spec.resources.check_cluster:
+            check_fits_cluster(spec, trials, *_cluster_nodes())
+        results_dir = spec.results_path()
+        results_dir.mkdir(parents=True, exist_ok=True)
+        trainable = tune.with_resources(sweep_trial, tune_resources)
+        if resume:
+            echo(f"resuming sweep {spec.name} from {exp_path}")
+            tuner = tune.Tuner.restore(exp_path, trainable=trainable, resume_unfinished=True, resume_errored=True)
+        else:
+            planned = {t.trial_id: (t.index, results.flatten_config(t.config.model_dump())) for t in trials}
+            fault = spec.fault_injection
+            exit_after = (fault.driver_exit_after_trials, fault.marker_dir) if fault and fault.driver_exit_after_trials else None
+            tuner = tune.Tuner(
+                trainable,
+                param_space=param_space(spec, trials),
+                tune_config=tune.TuneConfig(max_concurrent_trials=spec.max_concurrent_trials,
+                                            trial_name_creator=trial_dirname, trial_dirname_creator=trial_dirname),
+                run_config=tune.RunConfig(
+                    name=spec.name,
+                    storage_path=spec.storage_path(),
+                    failure_config=tune.FailureConfig(max_failures=spec.retries),
+                    checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+                    callbacks=[SweepTables(str(results_dir), spec.name, planned, exit_after)],
+                    verbose=1,
+                ),
+            )
+        tuner.fit()  # trial errors are recorded in the tables, not raised
+        table = pd.read_parquet(results_dir / "trials.parquet") if (results_dir / "trials.parquet").is_file() else pd.DataFrame()
+        return SweepOutcome(results_dir, exp_path, table)
+    finally:
+        if started:
+            import ray
+
+            ray.shutdown()

@@ -1,0 +1,142 @@
+"""Keep the sweep's `trials` / `curves` / `norm_bins` tables current.
+
+A Tune callback on the sweep driver: every report, start, retry, error and
+completion rewrites the tables atomically (`suite.results.write_tables`), so a
+half-finished sweep already has a usable table, and a trial that fails for good
+gets a row with status "failed" and its error while the sweep goes on.
+Everything comes through Tune's reports, so this works on a multi-node cluster
+without a shared file system.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from ray.tune import Callback
+
+from suite import results
+
+
+def _read_table(results_dir: Path, name: str) -> list[dict[str, Any]]:
+    path = results_dir / f"{name}.parquet"
+    return pd.read_parquet(path).to_dict("records") if path.is_file() else []
+
+
+def error_text(trial) -> str:
+    """The last line of the trial's exception (the full trace stays in Tune's error.txt)."""
+    err = trial.get_error()
+    text = str(err) if err is not None else "trial errored"
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    return (lines[-1] if lines else text)[:500]
+
+
+class SweepTables(Callback):
+    """Tune callback that owns the sweep's tables under ``results_dir``.
+
+    ``planned`` maps trial id -> (grid index, flat config columns); rows of
+    other trials found on disk are dropped, rows of planned trials are kept
+    (that is how `--resume` keeps the finished ones).
+    """
+
+    def __init__(self, results_dir: str, sweep: str, planned: dict[str, tuple[int, dict[str, Any]]],
+                 exit_after: tuple[int, str] | None = None) -> None:
+        self.results_dir = str(results_dir)
+        self.sweep = sweep
+        self.planned = planned
+        self.exit_after = exit_after  # test hook: (completed trials, marker dir)
+        self._trials: dict[str, dict[str, Any]] = {}
+        self._curves: dict[tuple[str, int], dict[str, Any]] = {}
+        self._bins: dict[str, list[dict[str, Any]]] = {}
+        self._completed_now = 0
+
+    # -- state ---------------------------------------------------------------
+    def setup(self, **info) -> None:
+        root = Path(self.results_dir)
+        self._trials = {r["trial_id"]: r for r in _read_table(root, "trials") if r.get("trial_id") in self.planned}
+        self._curves = {(r["trial_id"], int(r["epoch"])): r for r in _read_table(root, "curves")
+                        if r.get("trial_id") in self.planned}
+        self._bins = {}
+        for r in _read_table(root, "norm_bins"):
+            if r.get("trial_id") in self.planned:
+                self._bins.setdefault(r["trial_id"], []).append(r)
+
+    def _base_row(self, tid: str, status: str, error: str = "") -> dict[str, Any]:
+        epochs = [e for (t, e) in self._curves if t == tid]
+        return {"trial_id": tid, "sweep": self.sweep, "status": status, "error": error,
+                **self.planned[tid][1], "epochs_completed": max(epochs, default=0)}
+
+    def write(self) -> None:
+        order = {tid: idx for tid, (idx, _) in self.planned.items()}
+        trials = sorted(self._trials.values(), key=lambda r: order[r["trial_id"]])
+        curves = sorted(self._curves.values(), key=lambda r: (order[r["trial_id"]], r["epoch"]))
+        bins = [r for tid in sorted(self._bins, key=order.get) for r in self._bins[tid]]
+        results.write_tables(Path(self.results_dir), trials, curves, bins)
+
+    # -- Tune hooks ------------------------------------------------------------
+    @staticmethod
+    def _tid(trial) -> str:
+        return trial.config["trial"]["trial_id"]
+
+    def on_trial_start(self, iteration, trials, trial, **info) -> None:
+        tid = self._tid(trial)
+        if self._trials.get(tid, {}).get("status") != "completed":
+            self._trials[tid] = self._base_row(tid, "running")
+            self.write()
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        tid = self._tid(trial)
+        kind = result.get("kind")
+        if kind == "epoch":
+            row = json.loads(result["curve_json"])
+            row["trial_id"] = tid
+            # A retried trial re-reports the epochs after its checkpoint: keep the latest.
+            self._curves[(tid, int(row["epoch"]))] = row
+            if self._trials.get(tid, {}).get("status") != "completed":
+                self._trials[tid] = self._base_row(tid, "running")
+        elif kind == "final":
+            row = json.loads(result["row_json"])
+            row.update(trial_id=tid, sweep=self.sweep)
+            self._trials[tid] = row
+            for key in [k for k in self._curves if k[0] == tid]:
+                del self._curves[key]
+            for c in json.loads(result["curves_json"]):
+                c["trial_id"] = tid
+                self._curves[(tid, int(c["epoch"]))] = c
+            self._bins[tid] = [{**b, "trial_id": tid} for b in json.loads(result["bins_json"])]
+        else:
+            return
+        self.write()
+
+    def on_trial_recover(self, iteration, trials, trial, **info) -> None:
+        tid = self._tid(trial)
+        self._trials[tid] = self._base_row(tid, "running", f"retrying ({trial.num_failures} failure(s)): {error_text(trial)}")
+        self.write()
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        tid = self._tid(trial)
+        row = self._trials.get(tid) or self._base_row(tid, "failed")
+        if row.get("status") != "completed":
+            row = {**self._base_row(tid, "failed"), **{k: v for k, v in row.items() if k not in ("status", "error")}}
+            row.update(status="failed", error=error_text(trial))
+            self._trials[tid] = row
+        self.write()
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        tid = self._tid(trial)
+        row = self._trials.get(tid)
+        if row is None or row.get("status") == "running":
+            self._trials[tid] = self._base_row(tid, "failed", "trial ended without a final report")
+        self.write()
+        self._completed_now += 1
+        if self.exit_after is not None and self._completed_now >= self.exit_after[0]:
+            # Test hook (FaultInjection.driver_exit_after_trials): the sweep driver
+            # dies here, once; the restored callback of `--resume` sees the marker.
+            marker = Path(self.exit_after[1]) / "driver.exit"
+            if not marker.exists():
+                marker.parent.mkdir(parents=True, exist_ok=True)
+                marker.write_text(str(self._completed_now))
+                os._exit(3)
+
