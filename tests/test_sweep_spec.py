@@ -1,0 +1,132 @@
+"""Sweep specs: grid expansion, validation before any work, dry run, resource checks.
+
+No Ray runtime here (see test_sweep_ray.py); everything is the pure planning path
+that `normbench sweep --dry-run` and a real run share.
+"""
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import yaml
+
+from suite.config import make_config
+from suite.errors import ConfigError
+from suite.sweep.cli import main as sweep_main
+from suite.sweep.grid import check_fits_cluster, expand_grid, trial_request
+from suite.sweep.spec import load_spec, spec_from_dict
+
+BASE = dict(dataset="digits", backbone="test_resnet", image_size=16, epochs=2, batch_size=64)
+
+
+def _spec(**over):
+    data = dict(name="t", base=dict(BASE), grid={"method": ["simclr", "byol"], "intervention": ["none", "cut:3"]})
+    data.update(over)
+    return spec_from_dict(data)
+
+
+def test_grid_is_the_cartesian_product_times_seeds_with_validated_configs():
+    spec = _spec(seeds=[0, 7], grid={"method": ["simclr", "moco"], "method_args.temperature": [0.2, 0.5]})
+    trials = expand_grid(spec)
+    # Independent expansion: every combination, each config built directly.
+    expected = []
+    for method, temp, seed in itertools.product(["simclr", "moco"], [0.2, 0.5], [0, 7]):
+        expected.append(make_config({**BASE, "method": method, "seed": seed, "method_args": {"temperature": temp}}))
+    assert [t.trial_id for t in trials] == [c.trial_id for c in expected]
+    assert len({t.trial_id for t in trials}) == 8
+    assert trials[3].axes == {"method": "simclr", "method_args.temperature": 0.5, "seed": 7}
+    assert trials[3].config.method_args["temperature"] == 0.5
+    # The dumped config survives the round trip a Ray worker makes (same trial id).
+    assert all(make_config(t.config.model_dump()).trial_id == t.trial_id for t in trials)
+
+
+def test_resources_workers_sets_the_trial_workers_and_requests():
+    spec = _spec(resources={"workers": 2, "cpus_per_worker": 3, "gpus_per_worker": 1, "driver_resources": {"CPU": 0.5}})
+    trials = expand_grid(spec)
+    assert {t.config.workers for t in trials} == {2}
+    req = trial_request(spec, trials[0].config)
+    assert req.bundles() == [{"CPU": 0.5}, {"CPU": 3.0, "GPU": 1.0}, {"CPU": 3.0, "GPU": 1.0}]
+    assert req.total() == {"CPU": 6.5, "GPU": 2.0}
+    single = trial_request(_spec(resources={"cpus_per_worker": 2}), trials[0].config.model_copy(update={"workers": 1}))
+    assert single.bundles() == [{"CPU": 2.0}]
+
+
+@pytest.mark.parametrize("data, field, value", [
+    ({"grid": {"methd": ["simclr"]}}, "grid.methd", "methd"),                       # unknown axis
+    ({"grid": {"backbone.depth": [1]}}, "grid.backbone.depth", "backbone.depth"),   # dotted outside method_args
+    ({"grid": {}}, "grid", "{}"),                                                   # empty grid
+    ({"grid": {"method": []}}, "grid.method", "[]"),                                # empty axis
+    ({"grid": {"method": ["simclr", "nosuchmethod"]}}, "method", "nosuchmethod"),   # unknown method
+    ({"grid": {"intervention": ["cut:0.5"]}}, "intervention", "cut:0.5"),           # bad intervention value
+    ({"seeds": [0], "grid": {"seed": [1, 2]}}, "seeds", "[0]"),                     # two seed axes
+    ({"resoures": {}}, "resoures", "{}"),                                           # unknown spec key
+    ({"retries": -1}, "retries", "-1"),
+    ({"grid": {"method": ["simclr", "simclr"]}}, "grid", "simclr"),                 # duplicate trials
+])
+def test_bad_specs_fail_naming_field_and_value(data, field, value):
+    with pytest.raises(ConfigError) as info:
+        expand_grid(_spec(**data))
+    assert info.value.field == field
+    assert value in str(info.value)
+
+
+def test_cluster_check_names_the_resource_a_trial_cannot_get():
+    cluster = {"CPU": 4.0, "memory": 1e10}
+    nodes = [{"CPU": 4.0}]
+    fits = _spec(resources={"workers": 2, "cpus_per_worker": 1})
+    check_fits_cluster(fits, expand_grid(fits), cluster, nodes)
+
+    too_many_cpus = _spec(resources={"workers": 2, "cpus_per_worker": 3})   # 0.1 + 2 x 3 > 4
+    with pytest.raises(ConfigError) as info:
+        check_fits_cluster(too_many_cpus, expand_grid(too_many_cpus), cluster, nodes)
+    assert info.value.field == "resources.cpus_per_worker" and "4 CPU" in str(info.value)
+
+    gpus = _spec(resources={"gpus_per_worker": 1})
+    with pytest.raises(ConfigError) as info:
+        check_fits_cluster(gpus, expand_grid(gpus), cluster, nodes)
+    assert info.value.field == "resources.gpus_per_worker" and "0 GPU" in str(info.value)
+
+    # Enough in total but not on one node: a worker bundle must fit a node.
+    split = _spec(resources={"cpus_per_worker": 3})
+    with pytest.raises(ConfigError) as info:
+        check_fits_cluster(split, expand_grid(split), {"CPU": 4.0}, [{"CPU": 2.0}, {"CPU": 2.0}])
+    assert info.value.field == "resources"
+
+
+def test_dry_run_prints_every_trial_and_the_resources(tmp_path, capsys):
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump({"base": BASE, "grid": {"method": ["simclr", "byol"]}, "seeds": [0, 1],
+                                    "resources": {"workers": 2, "cpus_per_worker": 2}, "results_dir": str(tmp_path / "r")}))
+    assert sweep_main([str(path), "--dry-run", "--name", "dry"]) == 0
+    out = capsys.readouterr().out
+    ids = [make_config({**BASE, "method": m, "seed": s, "workers": 2}).trial_id
+           for m, s in itertools.product(["simclr", "byol"], [0, 1])]
+    assert "sweep dry: 4 trial(s)" in out
+    assert all(i in out for i in ids)
+    assert "Ray Train 2 x {CPU: 2}" in out and "gloo" in out
+    assert not (tmp_path / "r").exists()  # nothing started, nothing written
+
+
+def test_cli_bad_spec_exits_2_with_the_field(tmp_path, capsys):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({"name": "bad", "base": BASE, "grid": {"lr_typo": [0.1]}}))
+    assert sweep_main([str(path), "--dry-run"]) == 2
+    assert "grid.lr_typo" in capsys.readouterr().err
+    assert sweep_main([str(tmp_path / "missing.yaml")]) == 2
+
+
+def test_spec_name_defaults_to_the_file_stem(tmp_path):
+    path = tmp_path / "my-sweep.yaml"
+    path.write_text(yaml.safe_dump({"base": BASE}))
+    spec = load_spec(path)
+    assert spec.name == "my-sweep"
+    assert [t.config.seed for t in expand_grid(spec)] == [0]
+
+
+def test_example_specs_validate():
+    from pathlib import Path
+
+    examples = sorted((Path(__file__).parents[1] / "examples" / "sweeps").glob("*.yaml"))
+    assert examples
+    for path in examples:
+        assert expand_grid(load_spec(path)), path
