@@ -21,6 +21,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from suite.errors import ConfigError
 
 OPTIMIZERS = ("sgd", "lars", "adamw")
+# The resolution each dataset is usually benchmarked at (digits: 8x8 originals, upsampled 2x).
+DEFAULT_IMAGE_SIZE = {"digits": 16, "cifar10": 32, "cifar100": 32, "svhn": 32, "stl10": 96, "tiny-imagenet": 64,
+                      "imagenette": 128, "imagenet100": 128}
+FALLBACK_IMAGE_SIZE = 64
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
@@ -35,7 +39,7 @@ class TrialConfig(BaseModel):
     backbone: str = Field("resnet18", description="any timm model name")
     cifar_stem: bool | None = Field(None, description="3x3 stride-1 stem, no max-pool; auto for ResNets at <= 64 px")
     dataset: str = Field("digits", description="dataset name or hf:/parquet:/imagefolder: spec")
-    image_size: int = Field(32, ge=8, le=1024, description="training/eval resolution in pixels")
+    image_size: int | None = Field(None, ge=8, le=1024, description="resolution in pixels; default per dataset")
     imbalance: float | None = Field(None, ge=1.0, description="long-tailed train split: largest/smallest class ratio")
     holdout_classes: list[int | str] | None = Field(None, description="classes (index or name) removed from training; the OOD set")
     ood_dataset: str | None = Field(None, description="dataset whose test split is the OOD set")
@@ -190,6 +194,7 @@ def resolve(cfg: TrialConfig) -> TrialConfig:
         weight_decay = intervention.weight_decay
 
     update = {
+        "image_size": cfg.image_size or DEFAULT_IMAGE_SIZE.get(cfg.dataset, FALLBACK_IMAGE_SIZE),
         "method_args": _plain(hparams),
         "optimizer": cfg.optimizer or method_cls.default_optimizer,
         "lr": cfg.lr if cfg.lr is not None else method_cls.default_lr,
