@@ -112,7 +112,10 @@ def run_sweep(spec: SweepSpec, *, address: str | None = None, resume: bool = Fal
                     name=spec.name,
                     storage_path=spec.storage_path(),
                     failure_config=tune.FailureConfig(max_failures=spec.retries),
-                    checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+                    # Keeping one checkpoint per trial also makes Tune save the experiment
+                    # state after every checkpoint, so `--resume` after a dead driver
+                    # never restarts a trial from an older checkpoint than it reported.
+                    checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                     callbacks=[SweepTables(str(results_dir), spec.name, planned, exit_after)],
                     verbose=1,
                 ),

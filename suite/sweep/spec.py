@@ -61,7 +61,7 @@ class FaultInjection(BaseModel):
     reported -- so its last checkpoint is the one of epoch ``after_epoch``. Each
     death leaves a marker file in ``marker_dir``; a trial dies at most ``times``
     times. ``driver_exit_after_trials`` makes the sweep driver itself exit once
-    that many trials have completed (for testing ``--resume``).
+    that many trials have ended, completed or failed (for testing ``--resume``).
     """
 
     model_config = ConfigDict(extra="forbid")

@@ -46,11 +46,11 @@ class SweepTables(Callback):
         self.results_dir = str(results_dir)
         self.sweep = sweep
         self.planned = planned
-        self.exit_after = exit_after  # test hook: (completed trials, marker dir)
+        self.exit_after = exit_after  # test hook: (ended trials, marker dir)
         self._trials: dict[str, dict[str, Any]] = {}
         self._curves: dict[tuple[str, int], dict[str, Any]] = {}
         self._bins: dict[str, list[dict[str, Any]]] = {}
-        self._completed_now = 0
+        self._ended_now = 0
 
     # -- state ---------------------------------------------------------------
     def setup(self, **info) -> None:
@@ -123,6 +123,7 @@ class SweepTables(Callback):
             row.update(status="failed", error=error_text(trial))
             self._trials[tid] = row
         self.write()
+        self._trial_ended()
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         tid = self._tid(trial)
@@ -130,13 +131,16 @@ class SweepTables(Callback):
         if row is None or row.get("status") == "running":
             self._trials[tid] = self._base_row(tid, "failed", "trial ended without a final report")
         self.write()
-        self._completed_now += 1
-        if self.exit_after is not None and self._completed_now >= self.exit_after[0]:
+        self._trial_ended()
+
+    def _trial_ended(self) -> None:
+        self._ended_now += 1
+        if self.exit_after is not None and self._ended_now >= self.exit_after[0]:
             # Test hook (FaultInjection.driver_exit_after_trials): the sweep driver
             # dies here, once; the restored callback of `--resume` sees the marker.
             marker = Path(self.exit_after[1]) / "driver.exit"
             if not marker.exists():
                 marker.parent.mkdir(parents=True, exist_ok=True)
-                marker.write_text(str(self._completed_now))
+                marker.write_text(str(self._ended_now))
                 os._exit(3)
 

@@ -1,0 +1,175 @@
+"""Sweeps on a real local Ray runtime: tables, worker crashes, data-parallel
+trials, a dying sweep driver and `--resume`, and early resource errors.
+
+Each crash is injected through the spec's `_fault_injection` hook: the worker
+process exits (`os._exit`) like a preempted node, and the real Tune / Train
+retry path has to bring the trial back from its last reported checkpoint.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import ray
+import yaml
+
+from suite.config import make_config
+from suite.errors import ConfigError
+from suite.sweep.runner import experiment_path, run_sweep
+from suite.sweep.spec import spec_from_dict
+
+ROOT = Path(__file__).parents[1]
+TINY = dict(dataset="digits", backbone="test_resnet", image_size=16, epochs=2, batch_size=64, train_limit=128,
+            linear_epochs=5, eval_batch_size=512, device="cpu", num_threads=1)
+
+
+@pytest.fixture(scope="module")
+def ray_address(tmp_path_factory):
+    """One local Ray runtime for the module (4 logical CPUs)."""
+    saved = os.environ.get("NORMBENCH_CACHE")
+    os.environ["NORMBENCH_CACHE"] = str(tmp_path_factory.mktemp("ray-cache"))  # workers inherit it
+    ray.init(num_cpus=4, include_dashboard=False)
+    yield ray.get_runtime_context().gcs_address
+    ray.shutdown()
+    if saved is None:
+        os.environ.pop("NORMBENCH_CACHE", None)
+    else:
+        os.environ["NORMBENCH_CACHE"] = saved
+
+
+def _spec(tmp_path: Path, name: str, **over):
+    data = dict(name=name, base=dict(TINY), results_dir=str(tmp_path / "results" / name))
+    data.update(over)
+    return spec_from_dict(data)
+
+
+def _tune_reports(spec, trial_id: str) -> list[tuple[str, int]]:
+    """(kind, epoch) of every result Tune logged for the trial, across retries."""
+    path = Path(experiment_path(spec)) / trial_id / "result.json"
+    return [("skipped" if r.get("skipped") else r["kind"], r["epoch"]) for r in map(json.loads, path.read_text().splitlines())]
+
+
+def _expected_ids(grid: dict, base: dict) -> list[str]:
+    import itertools
+
+    keys = list(grid)
+    return [make_config({**base, **dict(zip(keys, values))}).trial_id for values in itertools.product(*grid.values())]
+
+
+def test_local_sweep_fills_tables_and_a_crashed_trial_resumes_from_its_checkpoint(ray_address, tmp_path):
+    grid = {"method": ["simclr", "byol"], "intervention": ["none", "cut:3"]}
+    spec = _spec(tmp_path, "grid", grid=grid, retries=1, max_concurrent_trials=4,
+                 _fault_injection={"marker_dir": str(tmp_path / "faults"), "after_epoch": 1, "times": 1, "trials": [0]})
+    outcome = run_sweep(spec)
+
+    ids = _expected_ids(grid, TINY)
+    trials = pd.read_parquet(outcome.results_dir / "trials.parquet")
+    curves = pd.read_parquet(outcome.results_dir / "curves.parquet")
+    assert list(trials["trial_id"]) == ids
+    assert (trials["status"] == "completed").all() and (trials["sweep"] == "grid").all()
+    assert (trials["epochs_completed"] == 2).all()
+    for col in ("knn_top1_k200", "knn_top1_k20", "linear_top1"):
+        assert trials[col].between(0, 1).all(), col
+    assert (trials["emb_norm_mean"] > 0).all() and (trials["feat_norm_q95"] >= trials["feat_norm_q05"]).all()
+    assert curves.groupby("trial_id")["epoch"].apply(list).to_dict() == {i: [1, 2] for i in ids}
+    assert curves["loss"].map(math.isfinite).all()
+    assert len(pd.read_parquet(outcome.results_dir / "norm_bins.parquet")["trial_id"].unique()) == 4
+
+    # The tables hold what each trial itself recorded (rank-0 files), through Tune's reports.
+    for _, row in trials.iterrows():
+        own = json.loads((outcome.results_dir / row["trial_id"] / "result.json").read_text())
+        for key in ("knn_top1_k200", "knn_top1_k20", "linear_top1", "emb_norm_mean", "feat_norm_std", "final_loss"):
+            assert row[key] == pytest.approx(own[key], rel=1e-9), key
+        own_curves = pd.read_csv(outcome.results_dir / row["trial_id"] / "curves.csv")
+        mine = curves[curves["trial_id"] == row["trial_id"]].reset_index(drop=True)
+        pd.testing.assert_series_equal(mine["loss"], own_curves["loss"], check_names=False)
+        assert row["emb_norm_mean"] == pytest.approx(mine["emb_norm_mean"].iloc[-1])
+
+    # Trial 0 died once (while finishing epoch 2) and was retried: it reported
+    # epoch 1 exactly once, i.e. it resumed from the epoch-1 checkpoint instead
+    # of starting over; the others never crashed.
+    assert [p.name for p in (tmp_path / "faults").iterdir()] == [f"{ids[0]}.crash0"]
+    assert all(_tune_reports(spec, i) == [("epoch", 1), ("final", 2)] for i in ids)
+
+    # The resumed trial ends exactly where an uninterrupted run ends.
+    from suite.train import run_trial
+
+    clean = run_trial(make_config({**TINY, "method": "simclr", "intervention": "none"}), tmp_path / "clean", progress=False)
+    assert trials.iloc[0]["final_loss"] == pytest.approx(clean["final_loss"], rel=1e-6)
+    assert trials.iloc[0]["knn_top1_k20"] == pytest.approx(clean["knn_top1_k20"])
+
+    # Same name again without --resume: refused before anything runs.
+    with pytest.raises(ConfigError) as info:
+        run_sweep(spec)
+    assert info.value.field == "name"
+
+
+def test_data_parallel_trial_survives_a_dead_train_worker(ray_address, tmp_path):
+    """workers=2: a Ray Train (V2) TorchTrainer on gloo driven from the Tune
+    trial; rank 0 dies once and Ray Train restarts the group from its checkpoint."""
+    spec = _spec(tmp_path, "ddp", grid={"method": ["simclr"]}, retries=1,
+                 resources={"workers": 2, "cpus_per_worker": 1},
+                 _fault_injection={"marker_dir": str(tmp_path / "faults"), "after_epoch": 1, "times": 1})
+    outcome = run_sweep(spec)
+    (tid,) = _expected_ids({"method": ["simclr"]}, {**TINY, "workers": 2})
+    row = outcome.trials.set_index("trial_id").loc[tid]
+    assert row["status"] == "completed" and row["workers"] == 2 and row["epochs_completed"] == 2
+    assert 0 <= row["knn_top1_k200"] <= 1 and row["emb_norm_mean"] > 0
+    assert (tmp_path / "faults" / f"{tid}.crash0").is_file()
+    assert _tune_reports(spec, tid) == [("epoch", 1), ("final", 2)]
+    train_run = Path(experiment_path(spec)) / "_train" / f"train-{tid}"
+    assert any(p.name.startswith("checkpoint_") for p in train_run.iterdir())
+
+
+def test_killed_sweep_driver_resumes_without_rerunning_finished_trials(ray_address, tmp_path):
+    grid = {"intervention": ["none", "cut:3", "gradscale:1"]}
+    data = dict(name="resume", base=dict(TINY), grid=grid, results_dir=str(tmp_path / "results"),
+                retries=0, max_concurrent_trials=1,
+                # trial 1 dies once after its epoch-1 checkpoint (no retries left: it fails
+                # for good); the sweep driver dies once two trials have ended.
+                _fault_injection={"marker_dir": str(tmp_path / "faults"), "after_epoch": 1, "times": 1,
+                                  "trials": [1], "driver_exit_after_trials": 2})
+    spec_path = tmp_path / "resume.yaml"
+    spec_path.write_text(yaml.safe_dump(data))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-m", "suite.sweep", str(spec_path), "--address", ray_address],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 3, proc.stderr[-3000:]   # the injected driver death
+
+    ids = _expected_ids(grid, TINY)
+    results_dir = tmp_path / "results"
+    before = pd.read_parquet(results_dir / "trials.parquet").set_index("trial_id")
+    assert before.loc[ids[0], "status"] == "completed"
+    assert before.loc[ids[1], "status"] == "failed" and before.loc[ids[1], "error"]
+    assert ids[2] not in before.index or before.loc[ids[2], "status"] != "completed"
+    finished_files = {p: p.stat().st_mtime_ns for p in (results_dir / ids[0]).rglob("*") if p.is_file()}
+
+    spec = spec_from_dict(data)
+    outcome = run_sweep(spec, resume=True)
+    after = outcome.trials.set_index("trial_id")
+    assert list(after.index) == ids and (after["status"] == "completed").all()
+    # The finished trial was not trained again: same row, untouched files, one final report.
+    for col in ("final_loss", "knn_top1_k200", "wall_time_s", "emb_norm_mean"):
+        assert after.loc[ids[0], col] == before.loc[ids[0], col]
+    assert {p: p.stat().st_mtime_ns for p in finished_files} == finished_files
+    reports = _tune_reports(spec, ids[0])
+    assert reports[:2] == [("epoch", 1), ("final", 2)]
+    # If Tune's saved state still had it running, it was handed back, not retrained.
+    assert all(r == ("skipped", 2) for r in reports[2:])
+    # The trial that failed for good continued from its epoch-1 checkpoint.
+    assert _tune_reports(spec, ids[1]) == [("epoch", 1), ("final", 2)]
+    assert after.loc[ids[1], "epochs_completed"] == 2
+
+
+def test_trial_larger_than_the_cluster_fails_before_any_trial_starts(ray_address, tmp_path):
+    spec = _spec(tmp_path, "huge", grid={"method": ["simclr"]}, resources={"workers": 2, "cpus_per_worker": 64})
+    with pytest.raises(ConfigError) as info:
+        run_sweep(spec)
+    assert info.value.field == "resources.cpus_per_worker" and "4 CPU" in str(info.value)
+    assert not spec.results_path().exists() and not Path(experiment_path(spec)).exists()
