@@ -36,7 +36,7 @@ class TrialConfig(BaseModel):
     name: str | None = Field(None, description="optional label; part of the trial id")
     method: str = Field("simclr", description="SSL method (see `normbench list`)")
     method_args: dict[str, Any] = Field(default_factory=dict, description="method hyper-parameters")
-    backbone: str = Field("resnet18", description="any timm model name")
+    backbone: str = Field("resnet10t", description="any timm model name (small default: quick CPU runs)")
     cifar_stem: bool | None = Field(None, description="3x3 stride-1 stem, no max-pool; auto for ResNets at <= 64 px")
     dataset: str = Field("digits", description="dataset name or hf:/parquet:/imagefolder: spec")
     image_size: int | None = Field(None, ge=8, le=1024, description="resolution in pixels; default per dataset")
