@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import math
 import os
-import socket
 import tempfile
 
 import pytest
@@ -149,20 +148,14 @@ def test_dino_loss_needs_a_pair():
 
 # --- NT-Xent across two real worker processes (gloo) -------------------------
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
+def _worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
     import torch.distributed as dist
 
     from methods.distributed import all_reduce_mean_, concat_all_gather_no_grad
     from methods.simclr import nt_xent_loss as loss_fn
 
     torch.set_default_dtype(torch.float64)
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:
         g = torch.Generator().manual_seed(0)
         full1, full2 = torch.randn(8, 5, generator=g), torch.randn(8, 5, generator=g)
@@ -181,7 +174,8 @@ def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
 def test_nt_xent_two_workers_equals_one_worker():
     world = 2
     with tempfile.TemporaryDirectory() as out_dir:
-        mp.spawn(_worker, args=(world, _free_port(), out_dir), nprocs=world, join=True)
+        # A file rendezvous: no TCP port that another process could take in between.
+        mp.spawn(_worker, args=(world, os.path.join(out_dir, "init"), out_dir), nprocs=world, join=True)
         results = [torch.load(os.path.join(out_dir, f"rank{r}.pt")) for r in range(world)]
     g = torch.Generator().manual_seed(0)
     full1 = torch.randn(8, 5, generator=g, dtype=torch.float64).requires_grad_(True)
