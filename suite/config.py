@@ -130,14 +130,19 @@ def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
     data["method_args"][rest] = value
 
 
-def load_yaml(path: str | Path) -> dict[str, Any]:
+def load_yaml(path: str | Path, field: str = "--config", what: str = "YAML file") -> Any:
+    """Parse a YAML file; a missing file or a syntax error names ``field``."""
     p = Path(path)
     if not p.is_file():
-        raise ConfigError("--config", str(path), "an existing YAML file")
+        raise ConfigError(field, str(path), f"an existing {what}")
     try:
-        data = yaml.safe_load(p.read_text()) or {}
+        return yaml.safe_load(p.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError("--config", str(path), "valid YAML", hint=str(exc).splitlines()[0]) from exc
+        raise ConfigError(field, str(path), "valid YAML", hint=str(exc).splitlines()[0]) from None
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    data = load_yaml(path)
     if not isinstance(data, dict):
         raise ConfigError("--config", str(path), "a YAML mapping of config keys")
     return data
@@ -153,7 +158,7 @@ def make_config(data: dict[str, Any] | None = None) -> TrialConfig:
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrialConfig:
-    base = load_yaml(path) if path else {}
+    base = load_config_file(path) if path else {}
     return make_config(apply_overrides(base, overrides or []))
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from suite.errors import ConfigError
@@ -127,13 +126,10 @@ def spec_from_dict(data: dict[str, Any], *, name: str | None = None) -> SweepSpe
 
 
 def load_spec(path: str | Path, *, name: str | None = None) -> SweepSpec:
+    from suite.config import load_yaml
+
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError("spec", str(path), "an existing sweep YAML file")
-    try:
-        data = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError("spec", str(path), "valid YAML", hint=str(exc).splitlines()[0]) from None
+    data = load_yaml(p, field="spec", what="sweep YAML file")
     if isinstance(data, dict) and name is None and "name" not in data:
         name = p.stem  # a spec file names its sweep unless it says otherwise
     return spec_from_dict(data, name=name)
