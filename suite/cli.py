@@ -79,6 +79,10 @@ def cmd_trial(args: argparse.Namespace) -> int:
 
     from suite.train import run_trial
 
+    if cfg.workers > 1:
+        print(f"note: workers={cfg.workers} takes effect in Ray sweeps (normbench sweep); "
+              f"normbench trial trains in one process with the global batch of {cfg.batch_size}")
+
     if existing and args.overwrite and not args.resume:
         shutil.rmtree(trial_dir)
     row = run_trial(cfg, trial_dir, resume_from=resume_from, progress=not args.quiet)

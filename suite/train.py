@@ -59,6 +59,17 @@ def load_data(cfg: TrialConfig) -> DatasetSplits:
     return splits
 
 
+def place_dataset(images: torch.Tensor, device: torch.device, max_fraction: float = 0.25) -> torch.Tensor:
+    """Keep the uint8 training set on the GPU when it fits comfortably (batches
+    are then gathered on the device), else in pinned host memory."""
+    if device.type != "cuda":
+        return images
+    free, _ = torch.cuda.mem_get_info(device)
+    if images.numel() * images.element_size() <= max_fraction * free:
+        return images.to(device)
+    return images.pin_memory()
+
+
 def _summaries(prefix: str, norms: list[torch.Tensor], ctx: DistContext) -> dict[str, float]:
     values = torch.cat(norms).float() if norms else torch.empty(0)
     if ctx.distributed:
@@ -118,7 +129,7 @@ def run_trial(cfg: TrialConfig, trial_dir: Path, *, resume_from: Path | None = N
     warmup_steps = steps_per_epoch * cfg.warmup_epochs
     bar = tqdm(total=total_steps, initial=state.epoch * steps_per_epoch, desc=trial_id[:48], unit="step",
                disable=not (progress and ctx.is_main), dynamic_ncols=True)
-    train_images = splits.train_images.pin_memory() if device.type == "cuda" else splits.train_images
+    train_images = place_dataset(splits.train_images, device)
     failure = ""
     last_ckpt_dir: Path | None = None
     try:
@@ -126,6 +137,7 @@ def run_trial(cfg: TrialConfig, trial_dir: Path, *, resume_from: Path | None = N
             torch.manual_seed(epoch_seed(cfg.seed, epoch, ctx.rank))
             method.on_epoch_start(epoch - 1, cfg.epochs)  # methods count epochs from 0
             order = torch.randperm(len(train_images), generator=torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch, 0)))
+            order = order.to(train_images.device)
             emb_norms: list[torch.Tensor] = []
             feat_norms: list[torch.Tensor] = []
             loss_sum = torch.zeros((), device=device)

@@ -89,6 +89,9 @@ def run_sweep(spec: SweepSpec, *, address: str | None = None, resume: bool = Fal
 
     # Trials keep the driver's working directory, so relative dataset paths work.
     os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
+    # num_to_keep=1 below snapshots the experiment state on purpose; silence Tune's
+    # warning that this snapshotting is frequent.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     started = _connect(address)
     try:
         if spec.resources.check_cluster:
