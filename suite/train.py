@@ -85,16 +85,19 @@ def _is_eval_epoch(cfg: TrialConfig, epoch: int) -> bool:
 
 
 def run_trial(cfg: TrialConfig, trial_dir: Path, *, resume_from: Path | None = None,
-              on_epoch_end: EpochCallback | None = None, progress: bool = True) -> dict[str, Any]:
+              on_epoch_end: EpochCallback | None = None, progress: bool = True,
+              device: torch.device | None = None) -> dict[str, Any]:
     """Train, evaluate and record one trial; returns its `trials` row.
 
     ``resume_from`` is a checkpoint directory: training continues after its
     last finished epoch. A non-finite loss ends the trial with status
-    ``failed`` and the reason recorded, not an exception.
+    ``failed`` and the reason recorded, not an exception. ``device`` overrides
+    ``cfg.device`` where the launcher knows better (Ray Train assigns each
+    worker its GPU).
     """
     trial_dir = Path(trial_dir)
     ctx = DistContext.detect()
-    device = resolve_device(cfg.device, ctx)
+    device = device if device is not None else resolve_device(cfg.device, ctx)
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     channels_last = cfg.channels_last if cfg.channels_last is not None else device.type == "cuda"

@@ -102,7 +102,7 @@ def make_epoch_callback(report: Callable[[dict[str, Any], Path | None], None], *
     return on_epoch_end
 
 
-def _run(cfg_dump: dict[str, Any], sweep: dict[str, Any], index: int, checkpoint, report) -> None:
+def _run(cfg_dump: dict[str, Any], sweep: dict[str, Any], index: int, checkpoint, report, device=None) -> None:
     from suite.config import make_config
     from suite.train import run_trial
 
@@ -110,10 +110,22 @@ def _run(cfg_dump: dict[str, Any], sweep: dict[str, Any], index: int, checkpoint
     trial_dir = Path(sweep["results_dir"]) / cfg.trial_id
     callback = make_epoch_callback(report, trial_dir=trial_dir, sweep=sweep, index=index, trial_id=cfg.trial_id)
     if checkpoint is None:
-        run_trial(cfg, trial_dir, on_epoch_end=callback, progress=False)
+        run_trial(cfg, trial_dir, on_epoch_end=callback, progress=False, device=device)
         return
     with checkpoint.as_directory() as resume_dir:
-        run_trial(cfg, trial_dir, resume_from=Path(resume_dir), on_epoch_end=callback, progress=False)
+        run_trial(cfg, trial_dir, resume_from=Path(resume_dir), on_epoch_end=callback, progress=False, device=device)
+
+
+def _ray_train_device(cfg_dump: dict[str, Any]):
+    """The GPU Ray Train gave this worker (its index in CUDA_VISIBLE_DEVICES
+    need not equal the local rank); None lets the config decide."""
+    import torch
+
+    if cfg_dump.get("device", "auto") in ("auto", "cuda") and torch.cuda.is_available():
+        from ray.train.torch import get_device
+
+        return get_device()
+    return None
 
 
 def train_worker_loop(loop_config: dict[str, Any]) -> None:
@@ -124,7 +136,8 @@ def train_worker_loop(loop_config: dict[str, Any]) -> None:
         ckpt = ray.train.Checkpoint.from_directory(str(checkpoint_dir)) if checkpoint_dir else None
         ray.train.report(metrics, checkpoint=ckpt)
 
-    _run(loop_config["config"], loop_config["sweep"], loop_config["index"], ray.train.get_checkpoint(), report)
+    _run(loop_config["config"], loop_config["sweep"], loop_config["index"], ray.train.get_checkpoint(), report,
+         device=_ray_train_device(loop_config["config"]))
 
 
 def _fit_data_parallel(trial: dict[str, Any], sweep: dict[str, Any]) -> None:
