@@ -131,3 +131,32 @@ def test_holdout_classes_give_ood_diagnostics(tmp_path, tiny_trial):
     assert (norms["split"] == "ood").sum() == 2 * len(splits.ood_images)  # embedding + features
     bins = pd.read_csv(tmp_path / "t" / "norm_bins.csv")
     assert set(bins["vector"]) == {"embedding", "features"}
+
+
+def test_imbalanced_training_set_reports_frequency_norm_correlation(tmp_path, tiny_trial):
+    cfg = make_config({**tiny_trial, "imbalance": 8.0, "train_limit": None, "batch_size": 128, "epochs": 1})
+    counts = torch.bincount(load_data(cfg).train_labels, minlength=10)
+    assert counts[0] / counts[-1] == pytest.approx(8.0, rel=0.1)
+    row = run_trial(cfg, tmp_path / "t", progress=False)
+    for col in ("emb_freq_spearman", "feat_freq_spearman"):
+        assert -1.0 <= row[col] <= 1.0, col
+    assert math.isnan(row["emb_ood_auroc"])  # no OOD set in this trial
+
+
+def test_trial_tables_feed_the_leaderboard(tmp_path, tiny_trial):
+    """The real trainer's tables (not hand-written ones) through the leaderboard CLI."""
+    from suite.cli import main
+
+    out = tmp_path / "res"
+    for intervention in ("none", "cut:3"):
+        cfg = make_config({**tiny_trial, "intervention": intervention, "eval_every": 1})
+        run_trial(cfg, out / cfg.trial_id, progress=False)
+    results.collect_results(out)
+    assert main(["leaderboard", str(out), "--out", str(tmp_path / "lb"), "--formats", "md,csv"]) == 0
+    board = pd.read_csv(tmp_path / "lb" / "leaderboard.csv")
+    trials = pd.read_parquet(out / "trials.parquet").set_index("intervention")
+    assert sorted(board["intervention"]) == ["cut:3", "none"]
+    for _, group in board.iterrows():
+        assert group["knn_top1_k200_mean"] == pytest.approx(trials.loc[group["intervention"], "knn_top1_k200"])
+    cut = board.set_index("intervention").loc["cut:3"]
+    assert cut["delta_knn_top1_k200"] == pytest.approx(trials.loc["cut:3", "knn_top1_k200"] - trials.loc["none", "knn_top1_k200"])
