@@ -139,17 +139,11 @@ def knn_predict(
     num_classes: int,
     chunk_size: int = 1024,
 ) -> Tensor:
-    """Predicted class (int64 ``[N_test]``, on the bank's device) by weighted kNN vote."""
-    _validate(train_features, train_labels, test_features, (k,), temperature, num_classes, chunk_size)
-    parts = [
-        votes[k].argmax(dim=1)
-        for votes in _chunk_votes(
-            train_features, train_labels, test_features, (k,), temperature, num_classes, chunk_size
-        )
-    ]
-    if not parts:
-        return torch.zeros(0, dtype=torch.int64, device=train_features.device)
-    return torch.cat(parts)
+    """Predicted class (int64 ``[N_test]``, on the bank's device) by weighted kNN vote;
+    equal votes go to the smallest class index (argmax takes the first maximum)."""
+    scores = knn_scores(train_features, train_labels, test_features, k=k, temperature=temperature,
+                        num_classes=num_classes, chunk_size=chunk_size)
+    return scores.argmax(dim=1)
 
 
 def knn_evaluate(
