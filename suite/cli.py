@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import shutil
 import sys
 import textwrap
@@ -98,11 +99,11 @@ def cmd_list(args: argparse.Namespace) -> int:
     from methods.interventions import INTERVENTION_KINDS
     from suite.backbones import SUGGESTED_BACKBONES
     from suite.data import DATASET_NAMES
+    from suite.dataload.specs import NAMED
 
     print("methods (method=NAME; method_args.KEY=VALUE):")
     for name, cls in sorted(METHODS.items()):
-        doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
-        print(f"  {name:<9} {doc}")
+        print(f"  {name:<9} {_first_line(sys.modules[cls.__module__].__doc__ or cls.__doc__)}")
         print(f"            defaults: optimizer={cls.default_optimizer} lr={cls.default_lr} (per 256) "
               f"weight_decay={cls.default_weight_decay} warmup_epochs={cls.default_warmup_epochs}")
         hp = ", ".join(f"{f.name}={f.default!r}" for f in dataclasses.fields(cls.Hparams)
@@ -113,12 +114,19 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(f"  {kind:<13} {doc}")
     print("\ndatasets (dataset=NAME):")
     for name in DATASET_NAMES:
-        print(f"  {name}")
+        spec = NAMED.get(name)
+        where = (f"HF hub {spec.hub_id}" + (f" ({spec.config})" if spec.config else "") + f", {spec.num_classes} classes"
+                 if spec else "scikit-learn's 1,797 8x8 digits, built in, no download")
+        print(f"  {name:<14} {where}")
     print("  hf:ID[:CONFIG] | parquet:PATH | imagefolder:PATH   (see README)")
     print("\nsuggested backbones (backbone=NAME; any timm model name works):")
     for name, doc in SUGGESTED_BACKBONES.items():
         print(f"  {name:<22} {doc}")
     return 0
+
+
+def _first_line(doc: str | None) -> str:
+    return doc.strip().splitlines()[0] if doc and doc.strip() else ""
 
 
 def _trial_epilog() -> str:
@@ -169,6 +177,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"normbench: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `normbench list | head`: the reader left, not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("normbench: interrupted; rerun with --resume to continue from the last checkpoint", file=sys.stderr)
         return 130
