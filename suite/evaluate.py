@@ -67,8 +67,8 @@ def final_evaluation(method: nn.Module, splits: DatasetSplits, cfg, device: torc
     test = encode(method, splits.test_images, splits.mean, splits.std, **kw)
     knn = knn_metrics(train, test, splits, cfg.knn_k, cfg.knn_temperature)
     metrics = {k: v for k, v in knn.items() if k.startswith("knn_top1_")}
-    probe = linear_probe(train.features.cpu(), splits.train_labels, test.features.cpu(), splits.test_labels,
-                         num_classes=splits.num_classes, epochs=cfg.linear_epochs, seed=cfg.seed)
+    probe = linear_probe(train.features, splits.train_labels, test.features, splits.test_labels,
+                         num_classes=splits.num_classes, epochs=cfg.linear_epochs, seed=cfg.seed, device=device)
     metrics["linear_top1"] = float(probe["top1"])
 
     correct = (knn[f"predictions_k{cfg.knn_k[0]}"].cpu() == splits.test_labels).float()
