@@ -13,12 +13,14 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+import pandas as pd
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from methods import get_method
+from methods.distributed import all_reduce_mean_, concat_all_gather_no_grad
 from methods.interventions import parse_intervention
 from suite import checkpoint as ckpt
 from suite import results
@@ -28,7 +30,7 @@ from suite.config import TrialConfig, save_config
 from suite.data import DatasetSplits, load_splits
 from suite.errors import ConfigError
 from suite.evaluate import encode, final_evaluation, knn_metrics
-from suite.norms import norm_summary
+from suite.norms import RunningNormStats
 from suite.optim import build_optimizer, lr_at, set_lr
 from suite.runtime import (DistContext, autocast_context, convert_sync_batchnorm, epoch_seed, resolve_device,
                            seed_everything)
@@ -70,18 +72,19 @@ def place_dataset(images: torch.Tensor, device: torch.device, max_fraction: floa
     return images.pin_memory()
 
 
-def _summaries(prefix: str, norms: list[torch.Tensor], ctx: DistContext) -> dict[str, float]:
-    values = torch.cat(norms).float() if norms else torch.empty(0)
+def _summaries(prefix: str, stats: RunningNormStats, ctx: DistContext, device: torch.device) -> dict[str, float]:
+    """The epoch's norm statistics over every worker's samples (equal shards)."""
     if ctx.distributed:
-        gathered = [torch.empty_like(values) for _ in range(ctx.world_size)]
-        dist.all_gather(gathered, values)
-        values = torch.cat(gathered)
-    summary = norm_summary(values.cpu(), prefix)
+        everyone = RunningNormStats()
+        everyone.update(concat_all_gather_no_grad(stats.norms().to(device)))
+        stats = everyone
+    summary = stats.summary(prefix)
     return {f"{prefix}_{s}": summary[f"{prefix}_{s}"] for s in NORM_STATS}
 
 
-def _is_eval_epoch(cfg: TrialConfig, epoch: int) -> bool:
-    return epoch == cfg.epochs or (cfg.eval_every > 0 and epoch % cfg.eval_every == 0)
+def _is_intermediate_eval_epoch(cfg: TrialConfig, epoch: int) -> bool:
+    """kNN during training; the last epoch's kNN comes from the final evaluation."""
+    return epoch < cfg.epochs and cfg.eval_every > 0 and epoch % cfg.eval_every == 0
 
 
 def run_trial(cfg: TrialConfig, trial_dir: Path, *, resume_from: Path | None = None,
@@ -141,8 +144,7 @@ def run_trial(cfg: TrialConfig, trial_dir: Path, *, resume_from: Path | None = N
             method.on_epoch_start(epoch - 1, cfg.epochs)  # methods count epochs from 0
             order = torch.randperm(len(train_images), generator=torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch, 0)))
             order = order.to(train_images.device)
-            emb_norms: list[torch.Tensor] = []
-            feat_norms: list[torch.Tensor] = []
+            emb_norms, feat_norms = RunningNormStats(), RunningNormStats()
             loss_sum = torch.zeros((), device=device)
             model.train()
             start = epoch_wall_start = time.perf_counter()
@@ -163,34 +165,30 @@ def run_trial(cfg: TrialConfig, trial_dir: Path, *, resume_from: Path | None = N
                 optimizer.step()
                 method.update_target((global_step + 1) / total_steps)
                 loss_sum += loss.detach().float()
-                emb_norms.append(out["embedding"].float().norm(dim=1))
-                feat_norms.append(out["features"].float().norm(dim=1))
+                emb_norms.update_vectors(out["embedding"])
+                feat_norms.update_vectors(out["features"])
                 bar.update(1)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             epoch_time = time.perf_counter() - start
-            mean_loss = float(loss_sum) / steps_per_epoch
-            if ctx.distributed:
-                t = torch.tensor([mean_loss], device=device)
-                dist.all_reduce(t)
-                mean_loss = float(t) / ctx.world_size
+            mean_loss = float(all_reduce_mean_(loss_sum)) / steps_per_epoch
             row = {"trial_id": trial_id, "epoch": epoch, "loss": mean_loss,
                    "lr": lr_at(epoch * steps_per_epoch - 1, total_steps, warmup_steps, cfg.scaled_lr()),
-                   **_summaries("emb_norm", emb_norms, ctx), **_summaries("feat_norm", feat_norms, ctx),
+                   **_summaries("emb_norm", emb_norms, ctx, device), **_summaries("feat_norm", feat_norms, ctx, device),
                    "images_per_s": steps_per_epoch * cfg.batch_size / epoch_time, "epoch_time_s": epoch_time}
             row.update({f"knn_top1_k{k}": math.nan for k in cfg.knn_k})
             if not math.isfinite(mean_loss):
                 failure = f"non-finite loss ({mean_loss}) in epoch {epoch}"
                 state.curves.append(row)
                 break
-            if _is_eval_epoch(cfg, epoch) and ctx.is_main:
+            if _is_intermediate_eval_epoch(cfg, epoch) and ctx.is_main:
                 row.update(_knn_now(method, splits, cfg, device, channels_last))
             state.curves.append(row)
             state.epoch, state.train_time_s = epoch, state.train_time_s + epoch_time
             bar.set_postfix(epoch=epoch, loss=f"{mean_loss:.3f}", refresh=False)
             last_ckpt_dir = None
             if ctx.is_main:
-                results.atomic_write_frame(_frame(state.curves), trial_dir / "curves", formats=("csv",))
+                _write_curves(trial_dir, state.curves)
                 if epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs:
                     last_ckpt_dir = ckpt.save(trial_dir / "checkpoints" / "last", method, optimizer, cfg, state)
             state.wall_time_s += time.perf_counter() - epoch_wall_start
@@ -213,10 +211,8 @@ def _knn_now(method, splits: DatasetSplits, cfg: TrialConfig, device, channels_l
     return {k: float(v) for k, v in knn.items() if k.startswith("knn_top1_")}
 
 
-def _frame(rows: list[dict]):
-    import pandas as pd
-
-    return pd.DataFrame(rows)
+def _write_curves(trial_dir: Path, curves: list[dict]) -> None:
+    results.atomic_write_frame(pd.DataFrame(curves), trial_dir / "curves", formats=("csv",))
 
 
 def _write_status(trial_dir: Path, config_row: dict, trial_id: str, status: str, error: str, state) -> dict:
@@ -241,20 +237,14 @@ def _finish(cfg, ctx, method, splits, device, channels_last, trial_dir, config_r
         metrics, bins, eval_norms = final_evaluation(method, splits, cfg, device, channels_last, cfg.trial_id)
         row.update(metrics)
         row["eval_time_s"] = time.perf_counter() - eval_start
-        results.atomic_write_frame(_frame(bins), trial_dir / "norm_bins", formats=("csv",))
-        eval_norms_bytes = _parquet_bytes(eval_norms)
-        results.atomic_write_bytes(trial_dir / results.EVAL_NORMS_FILE, eval_norms_bytes)
+        last.update({k: v for k, v in metrics.items() if k.startswith("knn_top1_")})  # the last epoch's kNN
+        results.atomic_write_frame(pd.DataFrame(bins), trial_dir / "norm_bins", formats=("csv",))
+        results.atomic_write_frame(eval_norms, trial_dir / Path(results.EVAL_NORMS_FILE).stem, formats=("parquet",))
+    if ctx.is_main and state.curves:
+        _write_curves(trial_dir, state.curves)  # with the final kNN, or the failed epoch's row
     row["wall_time_s"] = state.wall_time_s + row.get("eval_time_s", 0.0)
     if ctx.is_main:
         results.write_json(trial_dir / results.RESULT_FILE, row)
     if ctx.distributed:
         dist.barrier()
     return row
-
-
-def _parquet_bytes(frame) -> bytes:
-    import io
-
-    buf = io.BytesIO()
-    frame.to_parquet(buf, index=False)
-    return buf.getvalue()
