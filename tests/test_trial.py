@@ -160,3 +160,22 @@ def test_trial_tables_feed_the_leaderboard(tmp_path, tiny_trial):
         assert group["knn_top1_k200_mean"] == pytest.approx(trials.loc[group["intervention"], "knn_top1_k200"])
     cut = board.set_index("intervention").loc["cut:3"]
     assert cut["delta_knn_top1_k200"] == pytest.approx(trials.loc["cut:3", "knn_top1_k200"] - trials.loc["none", "knn_top1_k200"])
+
+
+@pytest.mark.parametrize("overrides", [
+    {"optimizer": "lars"},
+    {"optimizer": "adamw", "lr": 1e-3, "backbone": "test_vit"},
+    {"precision": "bf16", "channels_last": True},  # the CUDA defaults, run here on the CPU
+])
+def test_optimizers_and_precision_paths_train(tmp_path, tiny_trial, overrides):
+    cfg = make_config({**tiny_trial, "epochs": 1, **overrides})
+    row = run_trial(cfg, tmp_path / "t", progress=False)
+    assert row["status"] == "completed" and math.isfinite(row["final_loss"])
+    assert 0.0 <= row["knn_top1_k20"] <= 1.0
+
+
+def test_checkpoint_every_n_epochs_and_at_the_end(tmp_path, tiny_trial):
+    cfg = make_config({**tiny_trial, "epochs": 3, "checkpoint_every": 2})
+    saved = []
+    run_trial(cfg, tmp_path / "t", progress=False, on_epoch_end=lambda m, d: saved.append((m["epoch"], d is not None)))
+    assert saved == [(1, False), (2, True), (3, True)]
