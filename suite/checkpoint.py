@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from suite.errors import ConfigError
-from suite.results import atomic_write_bytes
+from suite.atomic import atomic_write_bytes
 
 STATE_FILE = "state.pt"
 

@@ -224,7 +224,7 @@ def _validate_device(device: str) -> None:
 
 
 def save_config(cfg: TrialConfig, path: Path) -> None:
-    from suite.results import atomic_write_text
+    from suite.atomic import atomic_write_text
 
     atomic_write_text(path, yaml.safe_dump(cfg.model_dump(), sort_keys=False))
 

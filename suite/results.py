@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
 import pandas as pd
+
+from suite.atomic import atomic_path, atomic_write_bytes, atomic_write_text  # noqa: F401  (re-exported)
 
 TABLES = ("trials", "curves", "norm_bins")
 RESULT_FILE = "result.json"
@@ -23,42 +23,14 @@ BINS_FILE = "norm_bins.csv"
 EVAL_NORMS_FILE = "eval_norms.parquet"
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode())
-
-
 def atomic_write_frame(frame: pd.DataFrame, path_stem: Path, formats: Iterable[str] = ("parquet", "csv")) -> None:
     """Write ``<stem>.parquet`` and ``<stem>.csv`` atomically."""
-    path_stem = Path(path_stem)
     for fmt in formats:
-        target = path_stem.with_suffix(f".{fmt}")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
+        with atomic_path(Path(path_stem).with_suffix(f".{fmt}")) as tmp:
             if fmt == "parquet":
                 frame.to_parquet(tmp, index=False)
             else:
                 frame.to_csv(tmp, index=False)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
 
 
 def _jsonable(value: Any) -> Any:

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from suite.atomic import atomic_path, atomic_write_text
 from suite.dataload.raw import RawSplit
 
 CACHE_VERSION = 1
@@ -49,18 +50,6 @@ def entry_dir(cache_dir: Path, spec: str, split: str, image_size: int,
     return cache_dir / slug / f"{split}-{image_size}px-{key}"
 
 
-def _atomic_write(target: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def new_image_file(entry: Path, n: int, image_size: int) -> tuple[np.memmap, Path]:
     """A temp .npy to decode into directly (no second copy in RAM); commit with `commit`."""
     entry.mkdir(parents=True, exist_ok=True)
@@ -76,9 +65,10 @@ def commit(entry: Path, images_tmp: Path, images: np.memmap, labels: np.ndarray,
     images.flush()
     del images
     os.replace(images_tmp, entry / "images.npy")
-    _atomic_write(entry / "labels.npy", lambda f: np.save(f, labels.astype(np.int64)))
+    with atomic_path(entry / "labels.npy") as tmp, open(tmp, "wb") as fh:  # a handle: np.save would add ".npy"
+        np.save(fh, labels.astype(np.int64))
     meta = {"class_names": class_names, "n": int(len(labels)), "mean": mean, "std": std}
-    _atomic_write(entry / "meta.json", lambda f: f.write(json.dumps(meta).encode()))
+    atomic_write_text(entry / "meta.json", json.dumps(meta))
 
 
 def read(entry: Path) -> RawSplit | None:
