@@ -10,7 +10,9 @@ without a shared file system.
 from __future__ import annotations
 
 import json
+import math
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -42,31 +44,44 @@ class SweepTables(Callback):
     """
 
     def __init__(self, results_dir: str, sweep: str, planned: dict[str, tuple[int, dict[str, Any]]],
-                 exit_after: tuple[int, str] | None = None) -> None:
+                 exit_after: tuple[int, str] | None = None, epoch_write_interval_s: float = 30.0) -> None:
         self.results_dir = str(results_dir)
         self.sweep = sweep
         self.planned = planned
         self.exit_after = exit_after  # test hook: (ended trials, marker dir)
         self._trials: dict[str, dict[str, Any]] = {}
         self._curves: dict[tuple[str, int], dict[str, Any]] = {}
+        self._epochs_done: dict[str, int] = {}
         self._bins: dict[str, list[dict[str, Any]]] = {}
         self._ended_now = 0
+        # Per-epoch reports rewrite the tables at most this often (a 300-trial x
+        # 200-epoch sweep would otherwise rewrite a growing table 60,000 times);
+        # starts, final reports, errors and the end of the sweep always write.
+        self.epoch_write_interval_s = epoch_write_interval_s
+        self._last_write = -math.inf
 
     # -- state ---------------------------------------------------------------
     def setup(self, **info) -> None:
         root = Path(self.results_dir)
         self._trials = {r["trial_id"]: r for r in _read_table(root, "trials") if r.get("trial_id") in self.planned}
-        self._curves = {(r["trial_id"], int(r["epoch"])): r for r in _read_table(root, "curves")
-                        if r.get("trial_id") in self.planned}
+        self._curves, self._epochs_done = {}, {}
+        for r in _read_table(root, "curves"):
+            if r.get("trial_id") in self.planned:
+                self._add_curve(r["trial_id"], r)
         self._bins = {}
         for r in _read_table(root, "norm_bins"):
             if r.get("trial_id") in self.planned:
                 self._bins.setdefault(r["trial_id"], []).append(r)
 
     def _base_row(self, tid: str, status: str, error: str = "") -> dict[str, Any]:
-        epochs = [e for (t, e) in self._curves if t == tid]
+        epochs = self._epochs_done.get(tid, 0)
         return {"trial_id": tid, "sweep": self.sweep, "status": status, "error": error,
-                **self.planned[tid][1], "epochs_completed": max(epochs, default=0)}
+                **self.planned[tid][1], "epochs_completed": epochs}
+
+    def _add_curve(self, tid: str, row: dict[str, Any]) -> None:
+        epoch = int(row["epoch"])
+        self._curves[(tid, epoch)] = row
+        self._epochs_done[tid] = max(self._epochs_done.get(tid, 0), epoch)
 
     def write(self) -> None:
         order = {tid: idx for tid, (idx, _) in self.planned.items()}
@@ -74,6 +89,7 @@ class SweepTables(Callback):
         curves = sorted(self._curves.values(), key=lambda r: (order[r["trial_id"]], r["epoch"]))
         bins = [r for tid in sorted(self._bins, key=order.get) for r in self._bins[tid]]
         results.write_tables(Path(self.results_dir), trials, curves, bins)
+        self._last_write = time.monotonic()
 
     # -- Tune hooks ------------------------------------------------------------
     @staticmethod
@@ -93,21 +109,27 @@ class SweepTables(Callback):
             row = json.loads(result["curve_json"])
             row["trial_id"] = tid
             # A retried trial re-reports the epochs after its checkpoint: keep the latest.
-            self._curves[(tid, int(row["epoch"]))] = row
+            self._add_curve(tid, row)
             if self._trials.get(tid, {}).get("status") != "completed":
                 self._trials[tid] = self._base_row(tid, "running")
+            if time.monotonic() - self._last_write < self.epoch_write_interval_s:
+                return
         elif kind == "final":
             row = json.loads(result["row_json"])
             row.update(trial_id=tid, sweep=self.sweep)
             self._trials[tid] = row
-            for key in [k for k in self._curves if k[0] == tid]:
+            for key in [k for k in self._curves if k[0] == tid]:  # once per trial
                 del self._curves[key]
+            self._epochs_done.pop(tid, None)
             for c in json.loads(result["curves_json"]):
                 c["trial_id"] = tid
-                self._curves[(tid, int(c["epoch"]))] = c
+                self._add_curve(tid, c)
             self._bins[tid] = [{**b, "trial_id": tid} for b in json.loads(result["bins_json"])]
         else:
             return
+        self.write()
+
+    def on_experiment_end(self, trials, **info) -> None:
         self.write()
 
     def on_trial_recover(self, iteration, trials, trial, **info) -> None:
