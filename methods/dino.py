@@ -122,7 +122,8 @@ class DINO(SSLMethod):
     @torch.no_grad()
     def update_center(self, teacher_logits: list[Tensor]) -> None:
         """EMA of the teacher's mean output over the global batch (all workers)."""
-        batch_center = all_reduce_mean_(torch.cat(teacher_logits).float().mean(dim=0, keepdim=True))
+        logits = torch.cat(teacher_logits)
+        batch_center = all_reduce_mean_(logits.to(self.center.dtype).mean(dim=0, keepdim=True))
         m = self.hparams.center_momentum
         self.center.mul_(m).add_(batch_center, alpha=1.0 - m)
 

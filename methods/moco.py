@@ -91,9 +91,11 @@ class MoCo(SSLMethod):
         return F.normalize(self.projector_momentum(self.backbone_momentum(view)), dim=1)
 
     @torch.no_grad()
-    def enqueue(self, keys: Tensor) -> None:
-        """Ring-buffer write of the keys gathered from all workers."""
-        keys = concat_all_gather_no_grad(keys)[-self.queue.shape[0]:]
+    def enqueue(self, keys_per_view: list[Tensor]) -> None:
+        """Ring-buffer write of the keys gathered from all workers, view by view,
+        so the queue holds them in the order one process with the global batch
+        would write them."""
+        keys = torch.cat([concat_all_gather_no_grad(k) for k in keys_per_view])[-self.queue.shape[0]:]
         idx = (self.queue_ptr + torch.arange(keys.shape[0], device=keys.device)) % self.queue.shape[0]
         self.queue[idx] = keys.to(self.queue.dtype)
         self.queue_ptr.copy_((self.queue_ptr + keys.shape[0]) % self.queue.shape[0])
@@ -106,5 +108,5 @@ class MoCo(SSLMethod):
         t = self.hparams.temperature
         loss = 0.5 * (moco_loss(q1, k2, self.queue, t) + moco_loss(q2, k1, self.queue, t))
         if self.training:
-            self.enqueue(torch.cat([k1, k2]))
+            self.enqueue([k1, k2])
         return self._output(loss, [q1, q2], features)

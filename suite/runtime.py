@@ -89,25 +89,50 @@ class _AllReduceSum(torch.autograd.Function):
         return out
 
 
-class GlooSyncBatchNorm(nn.BatchNorm2d):
-    """Synchronized BatchNorm for CPU (gloo) data parallelism.
+class GlooSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
+    """Synchronized BatchNorm for CPU (gloo) data parallelism, for any input rank.
 
     torch.nn.SyncBatchNorm only runs on accelerators; on CPU workers the batch
     statistics are all-reduced here with a differentiable all-reduce, so a
-    2-worker step equals one process on the concatenated batch.
+    2-worker step equals one process on the concatenated batch. It replaces
+    BatchNorm1d (projector heads) as well as BatchNorm2d, so it accepts
+    (N, C), (N, C, L), (N, C, H, W) and more.
     """
+
+    def _check_input_dim(self, input: torch.Tensor) -> None:
+        if input.dim() < 2:
+            raise ValueError(f"expected at least 2D input (got {input.dim()}D input)")
+
+    @classmethod
+    def from_batchnorm(cls, bn: nn.modules.batchnorm._BatchNorm) -> "GlooSyncBatchNorm":
+        """Wrap ``bn``'s own parameters and buffers (the same tensor objects), so a
+        frozen BatchNorm of a momentum/teacher network stays frozen and EMA
+        updates, optimizers and checkpoints keep pointing at the same tensors."""
+        new = cls(bn.num_features, bn.eps, bn.momentum, bn.affine, bn.track_running_stats)
+        if bn.affine:
+            new.weight, new.bias = bn.weight, bn.bias
+        if bn.track_running_stats:
+            new.running_mean, new.running_var = bn.running_mean, bn.running_var
+            new.num_batches_tracked = bn.num_batches_tracked
+        new.train(bn.training)
+        return new
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.training and dist.is_initialized() and dist.get_world_size() > 1):
             return super().forward(x)
+        # Two all-reduces (mean, then squared deviations) rather than E[x^2] - mean^2 in
+        # one: the one-pass form cancels catastrophically when |mean| >> std, and
+        # large activations are exactly what norm interventions produce.
         dims = [d for d in range(x.dim()) if d != 1]
-        count = torch.tensor([float(x.numel() // x.shape[1])], device=x.device, dtype=torch.float32)
-        stats = torch.cat([x.float().sum(dims), (x.float() ** 2).sum(dims), count])
-        stats = _AllReduceSum.apply(stats)
         c = x.shape[1]
-        total = stats[-1]
-        mean = stats[:c] / total
-        var = stats[c : 2 * c] / total - mean**2
+        xf = x.to(torch.promote_types(x.dtype, torch.float32))  # bf16 inputs: fp32 statistics
+        count = torch.tensor([float(x.numel() // c)], device=x.device, dtype=xf.dtype)
+        sums = _AllReduceSum.apply(torch.cat([xf.sum(dims), count]))
+        total = sums[-1]
+        mean = sums[:c] / total
+        shape = [1, c] + [1] * (x.dim() - 2)
+        centered = xf - mean.view(shape)
+        var = _AllReduceSum.apply((centered**2).sum(dims)) / total
         if self.track_running_stats:
             with torch.no_grad():
                 self.num_batches_tracked.add_(1)
@@ -115,26 +140,41 @@ class GlooSyncBatchNorm(nn.BatchNorm2d):
                 unbiased = var * total / (total - 1).clamp(min=1)
                 self.running_mean.mul_(1 - m).add_(m * mean.detach())
                 self.running_var.mul_(1 - m).add_(m * unbiased.detach())
-        shape = [1, c] + [1] * (x.dim() - 2)
-        y = (x - mean.view(shape).to(x.dtype)) * torch.rsqrt(var.view(shape) + self.eps).to(x.dtype)
+        y = (centered * torch.rsqrt(var.view(shape) + self.eps)).to(x.dtype)
         if self.affine:
             y = y * self.weight.view(shape) + self.bias.view(shape)
         return y
 
 
 def convert_sync_batchnorm(module: nn.Module, device: torch.device) -> nn.Module:
-    """torch's SyncBatchNorm on accelerators, our gloo version on CPU."""
+    """torch's SyncBatchNorm on accelerators, our gloo version on CPU.
+
+    Both keep every BatchNorm's parameter and buffer objects (torch's converter
+    assigns them too), so ``requires_grad`` of frozen target networks survives."""
     if device.type != "cpu":
         return nn.SyncBatchNorm.convert_sync_batchnorm(module)
     return _swap_bn(module)
 
 
+def prepare_data_parallel(method: nn.Module, device: torch.device) -> nn.Module:
+    """The module a data-parallel worker calls: synchronized BatchNorm, then DDP.
+
+    DDP registers only parameters that require gradients (frozen target and
+    teacher networks stay out), and buffers are not broadcast: every buffer
+    update (BN statistics, MoCo queue, DINO centre) is already identical on
+    every rank because it is computed from globally gathered tensors.
+    The optimizer must be built from ``method`` *after* this call.
+    """
+    from torch.nn.parallel import DistributedDataParallel
+
+    convert_sync_batchnorm(method, device)
+    return DistributedDataParallel(method, device_ids=[device.index] if device.type == "cuda" else None,
+                                   broadcast_buffers=False)
+
+
 def _swap_bn(module: nn.Module) -> nn.Module:
     if isinstance(module, nn.modules.batchnorm._BatchNorm) and not isinstance(module, GlooSyncBatchNorm):
-        new = GlooSyncBatchNorm(module.num_features, module.eps, module.momentum, module.affine, module.track_running_stats)
-        new.load_state_dict(module.state_dict())
-        new.train(module.training)
-        return new
+        return GlooSyncBatchNorm.from_batchnorm(module)
     for name, child in module.named_children():
         setattr(module, name, _swap_bn(child))
     return module

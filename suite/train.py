@@ -16,7 +16,6 @@ from typing import Any, Callable
 import pandas as pd
 import torch
 import torch.distributed as dist
-from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from methods import get_method
@@ -32,7 +31,7 @@ from suite.errors import ConfigError
 from suite.evaluate import encode, final_evaluation, knn_metrics
 from suite.norms import RunningNormStats
 from suite.optim import build_optimizer, lr_at, set_lr
-from suite.runtime import (DistContext, autocast_context, convert_sync_batchnorm, epoch_seed, resolve_device,
+from suite.runtime import (DistContext, autocast_context, epoch_seed, prepare_data_parallel, resolve_device,
                            seed_everything)
 
 EpochCallback = Callable[[dict[str, Any], "Path | None"], None]
@@ -114,10 +113,7 @@ def run_trial(cfg: TrialConfig, trial_dir: Path, *, resume_from: Path | None = N
     method = build_model(cfg).to(device)
     if channels_last:
         method = method.to(memory_format=torch.channels_last)
-    if ctx.distributed:
-        method = convert_sync_batchnorm(method, device)
-    model = DistributedDataParallel(method, device_ids=[device.index] if device.type == "cuda" else None,
-                                    broadcast_buffers=False) if ctx.distributed else method
+    model = prepare_data_parallel(method, device) if ctx.distributed else method
     optimizer = build_optimizer(method, cfg.optimizer, cfg.scaled_lr(), cfg.weight_decay, cfg.momentum)
     augmenters = [BatchAugment(spec, splits.mean, splits.std).to(device) for spec in method.view_specs(cfg.image_size)]
 

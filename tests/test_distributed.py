@@ -1,10 +1,18 @@
-"""Data parallelism is exact: a 2-worker gloo SimCLR step equals one process on
-the concatenated batch (same loss, same parameter update).
+"""Data parallelism is exact, for every registered method: two real gloo workers
+taking two steps on halves of a fixed batch end in the state one process
+reaches on the whole batch -- same loss, same parameters, same BatchNorm
+statistics, and for momentum methods the same EMA target, MoCo queue and DINO
+centre (the whole state_dict is compared).
 
-The workers are wired as `suite.train.run_trial` wires them under Ray Train:
-the model from `build_model`, BatchNorm synchronized by
-`suite.runtime.convert_sync_batchnorm`, DDP without buffer broadcast; each
-worker holds half of a fixed batch of views (no augmentation randomness).
+The workers are wired exactly as `suite.train.run_trial` wires them
+(`suite.runtime.prepare_data_parallel`: synchronized BatchNorm, then DDP).
+Two steps, because DDP only notices a parameter that received no gradient at
+the start of the *next* iteration. The views are fixed tensors (no
+augmentation randomness). All methods share one pair of spawned processes.
+
+Everything runs in float64: the logic must match to 1e-9, and float32
+round-off (amplified by BatchNorm over 8-sample shards) cannot hide a real
+difference behind a loose tolerance.
 """
 from __future__ import annotations
 
@@ -14,90 +22,145 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from torch import nn
 
+from methods import METHODS
 from suite.config import make_config
+from suite.runtime import GlooSyncBatchNorm, convert_sync_batchnorm
 
-CFG = dict(method="simclr", backbone="test_resnet", image_size=16, batch_size=16, device="cpu",
-           method_args={"proj_batch_norm": True})       # BN in the projector too: it must be synced
-LR = 0.5
-
-
-def _views() -> list[torch.Tensor]:
-    g = torch.Generator().manual_seed(123)
-    return [torch.randn(16, 3, 16, 16, generator=g) for _ in range(2)]
+BATCH, STEPS, LR = 16, 2, 0.5
+# Extra hyper-parameters that make a method's test stronger (BN in SimCLR's
+# projector must be synced too); small heads keep the test fast.
+EXTRA_ARGS = {"simclr": {"proj_batch_norm": True}, "moco": {"queue_size": 64}}
 
 
-def _model():
-    from suite.runtime import seed_everything
+def _config(name: str):
+    return make_config(dict(method=name, backbone="test_resnet", image_size=16, batch_size=BATCH, device="cpu",
+                            method_args=EXTRA_ARGS.get(name, {})))
+
+
+def _model(name: str) -> nn.Module:
     from suite.train import build_model
 
-    seed_everything(0)
-    return build_model(make_config(CFG))
+    return build_model(_config(name))
 
 
-def _step(model, views, optimizer) -> torch.Tensor:
-    loss = model(views)["loss"]
-    optimizer.zero_grad()
-    loss.backward()
-    optimizer.step()
-    return loss.detach()
+def _views(model: nn.Module, step: int) -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(100 + step)
+    return [torch.randn(BATCH, 3, spec.size, spec.size, generator=g) for spec in model.view_specs(16)]
+
+
+def _train(model: nn.Module, method: nn.Module, shard) -> list[float]:
+    """STEPS optimizer steps + EMA updates; returns the (local) losses."""
+    optimizer = torch.optim.SGD([p for p in method.parameters() if p.requires_grad], lr=LR)
+    losses = []
+    for step in range(STEPS):
+        loss = model([shard(v) for v in _views(method, step)])["loss"]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        method.update_target((step + 1) / 10)
+        losses.append(loss.detach())
+    return losses
+
+
+def _snapshot(method: nn.Module, losses) -> dict:
+    return {"loss": torch.stack(losses), "state": {k: v.detach().clone() for k, v in method.state_dict().items()},
+            "requires_grad": {k: p.requires_grad for k, p in method.named_parameters()}}
 
 
 def _worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
-    from torch.nn.parallel import DistributedDataParallel
-
-    from suite.runtime import convert_sync_batchnorm
+    from suite.runtime import prepare_data_parallel
 
     torch.set_num_threads(1)
+    torch.set_default_dtype(torch.float64)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:
-        method = convert_sync_batchnorm(_model(), torch.device("cpu"))
-        model = DistributedDataParallel(method, broadcast_buffers=False)
-        optimizer = torch.optim.SGD(method.parameters(), lr=LR)
-        per = 16 // world
-        views = [v[rank * per:(rank + 1) * per] for v in _views()]
-        loss = _step(model, views, optimizer)
-        dist.all_reduce(loss)
+        per = BATCH // world
+        results = {}
+        for name in METHODS:
+            method = _model(name)
+            model = prepare_data_parallel(method, torch.device("cpu"))
+            losses = _train(model, method, lambda v: v[rank * per:(rank + 1) * per])
+            losses = [dist.all_reduce(loss) or loss / world for loss in losses]
+            results[name] = _snapshot(method, losses)
         if rank == 0:
-            torch.save({"loss": loss / world, "params": {k: v.detach().clone() for k, v in method.named_parameters()},
-                        "running_mean": {k: v.clone() for k, v in method.state_dict().items() if k.endswith("running_mean")}},
-                       os.path.join(out_dir, "ddp.pt"))
+            torch.save(results, os.path.join(out_dir, "ddp.pt"))
     finally:
         dist.destroy_process_group()
 
 
 @pytest.fixture(scope="module")
-def ddp_result(tmp_path_factory) -> dict:
+def ddp_results(tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("ddp")
     mp.spawn(_worker, args=(2, str(out / "init"), str(out)), nprocs=2, join=True)
     return torch.load(out / "ddp.pt")
 
 
 @pytest.fixture(scope="module")
-def single_result() -> dict:
-    method = _model()
-    optimizer = torch.optim.SGD(method.parameters(), lr=LR)
-    initial = {k: v.detach().clone() for k, v in method.named_parameters()}
-    loss = _step(method, _views(), optimizer)
-    return {"loss": loss, "initial": initial, "params": dict(method.named_parameters()),
-            "running_mean": {k: v for k, v in method.state_dict().items() if k.endswith("running_mean")}}
+def single_results() -> dict:
+    results = {}
+    saved = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        for name in METHODS:
+            method = _model(name)
+            initial = {k: v.detach().clone() for k, v in method.state_dict().items()}
+            results[name] = {**_snapshot(method, _train(method, method, lambda v: v)), "initial": initial}
+    finally:
+        torch.set_default_dtype(saved)
+    return results
 
 
-def test_two_workers_compute_the_single_process_loss(ddp_result, single_result):
-    torch.testing.assert_close(ddp_result["loss"], single_result["loss"], rtol=1e-5, atol=1e-6)
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_two_workers_equal_one_process(name, ddp_results, single_results):
+    ddp, single = ddp_results[name], single_results[name]
+    assert single["loss"].dtype == torch.float64
+    torch.testing.assert_close(ddp["loss"], single["loss"], rtol=1e-9, atol=1e-12)
+    assert ddp["requires_grad"] == single["requires_grad"]
+    assert ddp["state"].keys() == single["state"].keys()
+    for key, value in single["state"].items():
+        torch.testing.assert_close(ddp["state"][key], value, rtol=1e-7, atol=1e-10, msg=f"{name}: {key}")
+    moved = [k for k, v in single["state"].items() if v.is_floating_point() and not torch.equal(v, single["initial"][k])]
+    assert len(moved) > len(single["state"]) // 3  # the steps really changed weights and statistics
 
 
-def test_two_workers_make_the_single_process_update(ddp_result, single_result):
-    moved = 0
-    for name, after in single_result["params"].items():
-        update_single = after.detach() - single_result["initial"][name]
-        update_ddp = ddp_result["params"][name] - single_result["initial"][name]
-        torch.testing.assert_close(update_ddp, update_single, rtol=1e-4, atol=1e-6, msg=name)
-        moved += int(update_single.abs().max() > 0)
-    assert moved > len(single_result["params"]) // 2      # the step really changed the weights
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_momentum_state_really_moves(name, single_results):
+    """The comparison above covers EMA targets, queue and centre only if they change."""
+    single = single_results[name]
+    frozen = [k for k, grad in single["requires_grad"].items() if not grad]
+    for key in frozen + [k for k in ("queue", "center") if k in single["state"]]:
+        assert not torch.equal(single["state"][key], single["initial"][key]), key
 
 
-def test_synced_batchnorm_sees_the_whole_batch(ddp_result, single_result):
-    assert ddp_result["running_mean"].keys() == single_result["running_mean"].keys()
-    for name, value in single_result["running_mean"].items():
-        torch.testing.assert_close(ddp_result["running_mean"][name], value, rtol=1e-4, atol=1e-6, msg=name)
+@pytest.mark.parametrize("path", ["cpu", "cuda"])
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_sync_batchnorm_conversion_keeps_frozen_modules_frozen(name, path):
+    """Both conversions (ours for gloo, torch's for NCCL) keep each BatchNorm's
+    parameter objects, so requires_grad and EMA targets survive. torch's
+    converter only builds modules, so its path is checked without a GPU."""
+    method = _model(name)
+    before = dict(method.named_parameters())
+    buffers = dict(method.named_buffers())
+    convert_sync_batchnorm(method, torch.device(path))
+    sync_type = GlooSyncBatchNorm if path == "cpu" else nn.SyncBatchNorm
+    bns = [m for m in method.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    assert bns and all(isinstance(m, sync_type) for m in bns)
+    after = dict(method.named_parameters())
+    assert after.keys() == before.keys()
+    for key, param in after.items():
+        assert param is before[key], key
+    for key, buf in method.named_buffers():
+        assert buf is buffers[key], key
+    if method.target_pairs():
+        assert any(not p.requires_grad for p in after.values())
+
+
+def test_gloo_sync_batchnorm_evaluates_projector_inputs():
+    """Projector BatchNorm1d becomes GlooSyncBatchNorm: eval mode on (N, C) must work."""
+    bn = nn.BatchNorm1d(4)
+    bn.running_mean.fill_(1.0)
+    sync = GlooSyncBatchNorm.from_batchnorm(bn).eval()
+    x = torch.randn(3, 4)
+    torch.testing.assert_close(sync(x), bn.eval()(x))
