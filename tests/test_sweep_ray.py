@@ -173,3 +173,86 @@ def test_trial_larger_than_the_cluster_fails_before_any_trial_starts(ray_address
         run_sweep(spec)
     assert info.value.field == "resources.cpus_per_worker" and "4 CPU" in str(info.value)
     assert not spec.results_path().exists() and not Path(experiment_path(spec)).exists()
+
+
+def test_every_method_trains_data_parallel_in_a_sweep(ray_address, tmp_path):
+    """The two-worker sweep of the data-parallel bug report: every registered
+    method completes on gloo through Ray Train (it used to fail for all but SimCLR)."""
+    from methods import METHODS
+
+    base = dict(TINY, epochs=1, warmup_epochs=0, batch_size=128, train_limit=256)
+    spec = spec_from_dict(dict(name="ddp-all", base=base, grid={"method": sorted(METHODS)}, retries=0,
+                               max_concurrent_trials=1, resources={"workers": 2, "cpus_per_worker": 0.9},
+                               results_dir=str(tmp_path / "results" / "ddp-all")))
+    outcome = run_sweep(spec)
+    trials = outcome.trials.set_index("method")
+    assert sorted(trials.index) == sorted(METHODS)
+    assert (trials["status"] == "completed").all(), trials["error"].to_dict()
+    assert (trials["workers"] == 2).all() and (trials["epochs_completed"] == 1).all()
+    assert trials["final_loss"].map(math.isfinite).all()
+    for col in ("knn_top1_k20", "linear_top1"):
+        assert trials[col].between(0, 1).all(), col
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_failed_trial_row_names_the_root_cause(ray_address, tmp_path, workers):
+    """A trial whose training code raises (in the Tune actor, or in a Ray Train
+    worker) records the exception's type, message and where it was raised."""
+    spec = _spec(tmp_path, f"raise{workers}", grid={"method": ["simclr"]}, retries=0,
+                 resources={"workers": workers, "cpus_per_worker": 1},
+                 _fault_injection={"marker_dir": str(tmp_path / "faults"), "after_epoch": 1, "times": 1,
+                                   "mode": "raise"})
+    outcome = run_sweep(spec)
+    (row,) = outcome.trials.to_dict("records")
+    assert row["status"] == "failed"
+    assert row["error"].startswith(f"RuntimeError: injected fault in trial {row['trial_id']} at epoch 2")
+    assert "in _maybe_inject_fault" in row["error"]
+
+
+def _sweep_cli(args: list[str], env: dict, timeout: float) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "suite.sweep", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_local_sweep_ignores_a_stale_ray_cluster_file(tmp_path):
+    """Ray records the last `ray start` cluster under $TMPDIR/ray; after that
+    cluster died, a sweep without --address must start its own Ray, not hang."""
+    import shutil
+    import tempfile
+
+    short_tmp = Path(tempfile.mkdtemp(prefix="nb", dir="/tmp"))  # Ray's socket paths must stay short
+    try:
+        (short_tmp / "ray").mkdir()
+        (short_tmp / "ray" / "ray_current_cluster").write_text(f"127.0.0.1:{_free_port()}")
+        data = dict(name="stale", base=dict(TINY, epochs=1), results_dir=str(tmp_path / "results"), retries=0)
+        (tmp_path / "stale.yaml").write_text(yaml.safe_dump(data))
+        env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+        env.update(PYTHONPATH=str(ROOT), TMPDIR=str(short_tmp))
+        proc = _sweep_cli([str(tmp_path / "stale.yaml")], env, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        trials = pd.read_parquet(tmp_path / "results" / "trials.parquet")
+        assert list(trials["status"]) == ["completed"]
+    finally:
+        subprocess.run(["pkill", "-f", str(short_tmp)], check=False)  # nothing of this Ray may outlive the test
+        shutil.rmtree(short_tmp, ignore_errors=True)
+
+
+def test_unreachable_address_fails_fast_with_an_explanation(tmp_path):
+    address = f"127.0.0.1:{_free_port()}"
+    data = dict(name="nowhere", base=dict(TINY, epochs=1), results_dir=str(tmp_path / "results"))
+    (tmp_path / "nowhere.yaml").write_text(yaml.safe_dump(data))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = _sweep_cli([str(tmp_path / "nowhere.yaml"), "--address", address, "--connect-timeout", "2"], env,
+                      timeout=120)  # a hang fails here instead of waiting forever
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "--address" in proc.stderr and address in proc.stderr
+    assert "nothing answered" in proc.stderr and "ray status" in proc.stderr
+    assert not (tmp_path / "results").exists()

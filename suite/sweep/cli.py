@@ -8,8 +8,10 @@ from suite.errors import ConfigError
 
 DESCRIPTION = """Run a sweep spec (a grid of trials) with Ray Tune.
 
-Without --address a local Ray runtime is started; with it (e.g. --address auto
-inside `ray job submit`) the sweep joins that cluster. Trials with workers > 1
+Without --address a private local Ray runtime is started (never a cluster left
+over from an earlier `ray start`); with it (e.g. --address auto inside
+`ray job submit`) the sweep joins that cluster, and fails within
+--connect-timeout seconds when nothing answers there. Trials with workers > 1
 train data-parallel through Ray Train (NCCL on GPU, gloo on CPU); batch_size is
 global and lr is scaled linearly with it. Tables (trials, curves, norm_bins) are
 rewritten under results/<name>/ as trials report, so a half-finished sweep
@@ -34,6 +36,8 @@ def _add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("spec", help="sweep spec YAML (see examples/sweeps/)")
     parser.add_argument("--address", default=None, help="Ray cluster address (e.g. auto, ray://host:10001); "
                                                         "default: start a local Ray runtime")
+    parser.add_argument("--connect-timeout", type=float, default=60.0, metavar="SECONDS",
+                        help="give up on an unreachable --address after this long (default: 60)")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted sweep: finished trials are "
                                                               "kept, unfinished and failed ones continue from their last checkpoint")
     parser.add_argument("--dry-run", action="store_true", help="validate, print the trial grid and the resources, start nothing")
@@ -47,7 +51,10 @@ def run(args: argparse.Namespace) -> int:
     from suite.sweep.spec import load_spec
 
     spec = load_spec(args.spec, name=args.name)
-    outcome = run_sweep(spec, address=args.address, resume=args.resume, dry_run=args.dry_run)
+    if not args.connect_timeout > 0:
+        raise ConfigError("--connect-timeout", args.connect_timeout, "a number of seconds > 0")
+    outcome = run_sweep(spec, address=args.address, resume=args.resume, dry_run=args.dry_run,
+                        connect_timeout_s=args.connect_timeout)
     if outcome is None:
         return 0
     table = outcome.trials

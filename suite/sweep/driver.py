@@ -74,6 +74,8 @@ def _maybe_inject_fault(fault: dict[str, Any] | None, index: int, trial_id: str,
     if done >= fault["times"]:
         return
     (marker_dir / f"{trial_id}.crash{done}").write_text(str(epoch))
+    if fault.get("mode") == "raise":
+        raise RuntimeError(f"injected fault in trial {trial_id} at epoch {epoch}")
     os._exit(17)
 
 

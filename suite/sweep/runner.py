@@ -6,6 +6,8 @@ config, storage state, cluster capacity) runs before the first trial starts.
 from __future__ import annotations
 
 import os
+import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -49,12 +51,65 @@ def param_space(spec: SweepSpec, trials: list[PlannedTrial]) -> dict[str, Any]:
     return {"trial": tune.grid_search(items), "sweep": sweep}
 
 
-def _connect(address: str | None) -> bool:
-    """Join the cluster at ``address`` or start a local Ray; True if we started it."""
+CONNECT_TIMEOUT_S = 60.0
+
+
+def _gcs_endpoint(address: str) -> tuple[str, int] | None:
+    """host:port that must answer for ``address`` (auto and RAY_ADDRESS resolved
+    as Ray resolves them); None when Ray would start a local runtime."""
+    from ray._private.services import canonicalize_bootstrap_address
+
+    target = address.split("://", 1)[1] if address.startswith("ray://") else address
+    try:
+        resolved = canonicalize_bootstrap_address(target)
+    except Exception as exc:  # "auto" with no cluster recorded, malformed address
+        raise ConfigError("--address", address, "host:port of a running Ray head, ray://host:port or auto",
+                          hint=str(exc).splitlines()[0] if str(exc) else "") from None
+    if resolved is None:
+        return None
+    host, _, port = resolved.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def wait_for_cluster(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+    """Fail within ``timeout_s`` when nothing listens at the cluster's address
+    (``ray.init`` would retry a dead GCS for as long as you wait)."""
+    endpoint = _gcs_endpoint(address)
+    if endpoint is None:
+        return
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with socket.create_connection(endpoint, timeout=min(5.0, max(timeout_s, 0.1))):
+                return
+        except OSError as exc:
+            if time.monotonic() >= deadline:
+                host, port = endpoint
+                raise ConfigError(
+                    "--address", address, "the address of a running Ray cluster's head node",
+                    hint=f"nothing answered at {host}:{port} for {timeout_s:g} s ({exc.strerror or exc}); check that "
+                         f"the head is up (`ray status --address {host}:{port}` on it), that the port is open from "
+                         "here, and that RAY_ADDRESS is not stale; without --address the sweep starts its own "
+                         "local Ray") from None
+            time.sleep(1.0)
+
+
+def _connect(address: str | None, timeout_s: float = CONNECT_TIMEOUT_S) -> bool:
+    """Join the cluster at ``address``, or start a private local Ray when there is
+    none; True if we started or joined it (and so shut it down at the end).
+
+    Without an address (and no RAY_ADDRESS) Ray would attach to the cluster
+    recorded in its ``ray_current_cluster`` file, which after a crash names a
+    dead address and hangs; ``address="local"`` always starts a fresh runtime."""
     import ray
 
     if ray.is_initialized():
         return False
+    address = address or os.environ.get("RAY_ADDRESS") or None  # set explicitly, e.g. by `ray job submit`
+    if address is None:
+        ray.init(address="local")
+        return True
+    wait_for_cluster(address, timeout_s)
     ray.init(address=address)
     return True
 
@@ -67,7 +122,7 @@ def _cluster_nodes() -> tuple[dict[str, float], list[dict[str, float]]]:
 
 
 def run_sweep(spec: SweepSpec, *, address: str | None = None, resume: bool = False, dry_run: bool = False,
-              echo: Callable[[str], None] = print) -> SweepOutcome | None:
+              echo: Callable[[str], None] = print, connect_timeout_s: float = CONNECT_TIMEOUT_S) -> SweepOutcome | None:
     """Run (or, with ``resume``, continue) the sweep; None for a dry run."""
     trials = expand_grid(spec)
     if dry_run:
@@ -92,7 +147,7 @@ def run_sweep(spec: SweepSpec, *, address: str | None = None, resume: bool = Fal
     # num_to_keep=1 below snapshots the experiment state on purpose; silence Tune's
     # warning that this snapshotting is frequent.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    started = _connect(address)
+    started = _connect(address, connect_timeout_s)
     try:
         if spec.resources.check_cluster:
             check_fits_cluster(spec, trials, *_cluster_nodes())

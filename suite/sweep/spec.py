@@ -20,7 +20,7 @@ typo in a 300-trial sweep fails in a second with a `ConfigError`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -70,6 +70,8 @@ class FaultInjection(BaseModel):
     times: int = Field(1, ge=0)
     trials: list[int] | None = Field(None, description="grid indices of trials to fault (default: all)")
     driver_exit_after_trials: int | None = Field(None, ge=1)
+    mode: Literal["exit", "raise"] = Field("exit", description="exit: the process vanishes (preemption); "
+                                                                "raise: the training code raises (a bug)")
 
 
 class SweepSpec(BaseModel):

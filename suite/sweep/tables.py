@@ -16,10 +16,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import cloudpickle
 import pandas as pd
 from ray.tune import Callback
 
 from suite import results
+from suite.sweep.failures import MAX_CHARS, describe_failure
 
 
 def _read_table(results_dir: Path, name: str) -> list[dict[str, Any]]:
@@ -28,11 +30,20 @@ def _read_table(results_dir: Path, name: str) -> list[dict[str, Any]]:
 
 
 def error_text(trial) -> str:
-    """The last line of the trial's exception (the full trace stays in Tune's error.txt)."""
-    err = trial.get_error()
-    text = str(err) if err is not None else "trial errored"
+    """The root cause of the trial's failure: exception type, message and where
+    it was raised (the full trace stays in Tune's error.txt).
+
+    Read from the trial's local files: Tune writes them just before it calls
+    the callbacks, and syncs them to the storage path only later."""
+    pickled = trial.pickled_error_file
+    if pickled and Path(pickled).is_file():
+        try:
+            return describe_failure(cloudpickle.loads(Path(pickled).read_bytes()))
+        except Exception:  # an exception class this process cannot unpickle
+            pass
+    text = Path(trial.error_file).read_text() if trial.error_file and Path(trial.error_file).is_file() else ""
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-    return (lines[-1] if lines else text)[:500]
+    return lines[-1][:MAX_CHARS] if lines else "trial errored (Ray recorded no error)"
 
 
 class SweepTables(Callback):
