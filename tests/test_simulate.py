@@ -18,6 +18,15 @@ from suite.simulate.dynamics import (NOT_CONVERGED, Variant, exponents, fit_expo
                                      norms_by_class_frequency, run_alignment, steps_vs_norm)
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny tensors: as in `normbench simulate`, one thread avoids OpenMP contention on busy cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _pair(theta: float, rx: float, ry: float, dim: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
     """One pair in the plane of the first two axes, shape [1, 1, dim], float64."""
     x = torch.zeros(1, 1, dim, dtype=torch.float64)
@@ -55,6 +64,15 @@ def test_one_sgd_step_matches_the_hand_computed_angle_and_norms(theta, rx, ry, l
     assert _angle(run.x, run.y) == pytest.approx(abs(theta - phi_x - phi_y), rel=1e-9)
     assert float(run.x.norm()) == pytest.approx(norm_x, rel=1e-12)
     assert float(run.y.norm()) == pytest.approx(norm_y, rel=1e-12)
+
+
+def test_lr_applies_to_the_mean_over_pairs():
+    """With n pairs each point moves lr / n per unit gradient (the paper's lr = 10 at n = 500)."""
+    theta, r, lr, n = 1.0, 1.5, 0.9, 3
+    x, y = _pair(theta, r, r)
+    run = run_alignment(x.repeat(1, n, 1), y.repeat(1, n, 1), lr=lr, max_steps=1, threshold=2.0)
+    for i in range(n):
+        assert _angle(run.x[0, i], x) == pytest.approx(math.atan(lr / n * math.sin(theta) / r ** 2), rel=1e-9)
 
 
 def _step_norms(weight_decay: float, gradscale: float | None, steps: int = 40) -> list[tuple[torch.Tensor, torch.Tensor]]:
