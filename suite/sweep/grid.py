@@ -87,6 +87,7 @@ def _case_field(case: dict[str, Any], field_name: str) -> str | None:
 
 
 def describe_case(case: dict[str, Any]) -> str:
+    """``key=value, ...`` of one case, for messages and the dry-run listing."""
     return ", ".join(f"{k}={v}" for k, v in case.items())
 
 
