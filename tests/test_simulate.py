@@ -174,3 +174,15 @@ def test_cli_non_integer_seeds_is_an_argparse_error(capsys):
     with pytest.raises(SystemExit) as info:
         main(["simulate", "--seeds", "three"])
     assert info.value.code == 2 and "--seeds" in capsys.readouterr().err
+
+
+def test_cli_help_explains_the_experiments(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["simulate", "--help"])
+    out = capsys.readouterr().out
+    assert info.value.code == 0
+    for text in ("--seeds", "--out", "lr=10 on the MEAN loss", "1:2:4:8", "steps_vs_norm.csv", "exit status"):
+        assert text in out, text
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "simulate" in capsys.readouterr().out
