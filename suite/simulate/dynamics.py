@@ -31,7 +31,6 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from methods.interventions import grad_scale
@@ -79,7 +78,7 @@ def alignment_loss(x: Tensor, y: Tensor, gradscale: float | None = None) -> Tens
     """-mean_i cos(x_i, y_i) per leading index ([S, n, d] -> [S]); GradScale acts on
     both points right before the cosine normalizes them, as at a method's embedding.
 
-    Written out (no ``F.cosine_similarity``): no epsilon clamp, and about half the
+    Written out (no ``torch.nn.functional.cosine_similarity``): no epsilon clamp, and about half the
     autograd work, which is most of this simulation's time."""
     if gradscale is not None:
         x, y = grad_scale(x, gradscale), grad_scale(y, gradscale)
