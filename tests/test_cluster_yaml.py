@@ -57,7 +57,7 @@ def test_nodes_install_normbench_and_mount_shared_storage(cluster):
     mount_target = next(iter(cluster["file_mounts"]))
     assert f"pip install -e \"{mount_target}" in setup                               # the shipped checkout
     assert "mount -t nfs4" in setup                                                # EFS for shared results
-    example = yaml.safe_load((ROOT / "examples" / "sweeps" / "paper_grid.yaml").read_text())
+    example = yaml.safe_load((ROOT / "examples" / "sweeps" / "five_methods_cifar10.yaml").read_text())
     assert example["storage"].startswith("s3://")
     # The spec pins Tune drivers to the head through a resource the head provides.
     (driver_resource,) = example["resources"]["driver_resources"]

@@ -123,10 +123,80 @@ def test_spec_name_defaults_to_the_file_stem(tmp_path):
     assert [t.config.seed for t in expand_grid(spec)] == [0]
 
 
-def test_example_specs_validate():
+def test_cases_cross_the_grid_each_carrying_its_own_settings():
+    cases = [{"intervention": "none"},
+             {"intervention": "gradscale:1", "warmup_epochs": 1, "lr": 0.1},
+             {"intervention": "wd:0", "method_args.proj_output_dim": 32}]
+    spec = _spec(grid={"method": ["simclr", "byol"]}, cases=cases, seeds=[0, 3])
+    trials = expand_grid(spec)
+    # Independent expansion: grid x cases x seeds, each config built directly from base + case.
+    expected = []
+    for method, (i, case), seed in itertools.product(["simclr", "byol"], enumerate(cases), [0, 3]):
+        method_args = {"proj_output_dim": 32} if "method_args.proj_output_dim" in case else {}
+        plain = {k: v for k, v in case.items() if "." not in k}
+        expected.append((i, make_config({**BASE, "method": method, "seed": seed, **plain, "method_args": method_args})))
+    assert [t.trial_id for t in trials] == [c.trial_id for _, c in expected]
+    assert [t.case for t in trials] == [i for i, _ in expected]
+    assert len(trials) == 12 and len({t.trial_id for t in trials}) == 12
+    gs = [t.config for t in trials if t.case == 1]
+    assert {(c.lr, c.warmup_epochs, c.intervention) for c in gs} == {(0.1, 1, "gradscale:1")}
+    base_case = [t.config for t in trials if t.case == 0 and t.config.method == "byol"][0]
+    assert base_case.lr == make_config({**BASE, "method": "byol"}).lr     # the method default, untouched
+    assert trials[5].axes == {"method": "simclr", "seed": 3}
+
+
+def test_spec_without_cases_keeps_its_trial_ids_and_order():
+    spec = _spec(seeds=[0, 1])
+    ids = [make_config({**BASE, "method": m, "intervention": i, "seed": s}).trial_id
+           for m, i, s in itertools.product(["simclr", "byol"], ["none", "cut:3"], [0, 1])]
+    trials = expand_grid(spec)
+    assert [t.trial_id for t in trials] == ids
+    assert {t.case for t in trials} == {None}
+
+
+@pytest.mark.parametrize("data, field, value, allowed", [
+    ({"grid": {"method": ["simclr"]}, "cases": [{"intervention": "none"}, {"intervention": "cut:0.5"}]},
+     "cases[1].intervention", "cut:0.5", "C > 1"),
+    ({"cases": [{"lr": -1}]}, "cases[0].lr", "-1", "greater than 0"),
+    ({"cases": [{"lr_typo": 0.1}]}, "cases[0].lr_typo", "lr_typo", "warmup_epochs"),
+    ({"cases": [{"backbone.depth": 1}]}, "cases[0].backbone.depth", "backbone.depth", "method_args"),
+    ({"grid": {"method": ["simclr"]}, "cases": [{"method_args.temprature": 0.1}]},
+     "cases[0].method_args.temprature", "temprature", "temperature"),
+    ({"grid": {"method": ["simclr"]}, "cases": [{"lr": 0.1}, {"warmup_epochs": 5}]}, "cases[1].warmup_epochs", "5", "< epochs"),
+    ({"cases": [{"method": "byol"}]}, "cases[0].method", "byol", "not a grid axis"),
+    ({"seeds": [0], "cases": [{"seed": 3}]}, "cases[0].seed", "3", "seeds"),
+    ({"cases": []}, "cases", "[]", "non-empty list"),
+    ({"cases": [{"lr": 0.1}, {}]}, "cases[1]", "{}", "non-empty mapping"),
+    ({"cases": ["lr=0.1"]}, "cases[0]", "lr=0.1", "mapping"),
+    ({"grid": {"method": ["simclr"]}, "cases": [{"intervention": "none"}, {"intervention": "none"}]},
+     "cases", "case", "distinct trials"),
+])
+def test_invalid_case_is_refused_naming_the_case_and_the_field(data, field, value, allowed):
+    with pytest.raises(ConfigError) as info:
+        expand_grid(_spec(**data))
+    assert info.value.field == field
+    assert value in str(info.value) and allowed in str(info.value)
+
+
+def test_dry_run_shows_the_cases(tmp_path, capsys):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"base": BASE, "grid": {"method": ["simclr"]}, "seeds": [0],
+                                    "cases": [{"intervention": "none"},
+                                              {"intervention": "gradscale:1", "lr": 0.1, "warmup_epochs": 1}]}))
+    assert sweep_main([str(path), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "sweep c: 2 trial(s)" in out
+    assert "case 1: intervention=gradscale:1, lr=0.1, warmup_epochs=1" in out
+    header = next(line for line in out.splitlines() if line.startswith("#"))
+    assert header.split() == ["#", "trial_id", "method", "seed", "case", "workers"]
+
+
+def test_every_example_spec_passes_dry_run(capsys):
     from pathlib import Path
 
     examples = sorted((Path(__file__).parents[1] / "examples" / "sweeps").glob("*.yaml"))
     assert examples
     for path in examples:
         assert expand_grid(load_spec(path)), path
+        assert sweep_main([str(path), "--dry-run"]) == 0, (path, capsys.readouterr().err)
+        assert "trial(s)" in capsys.readouterr().out

@@ -18,6 +18,7 @@ rewritten under results/<name>/ as trials report, so a half-finished sweep
 already has a usable table."""
 
 EPILOG = """spec keys: name, base (trial config), grid (field -> list of values; method_args.x allowed),
+cases (list of override mappings, each crossed with the grid: an arm with its own settings),
 seeds, resources {workers, cpus_per_worker, gpus_per_worker, driver_resources, check_cluster},
 storage (dir or s3://...), results_dir, max_concurrent_trials, retries.
 

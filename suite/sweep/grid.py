@@ -17,11 +17,13 @@ from suite.sweep.spec import SweepSpec
 
 @dataclass(frozen=True)
 class PlannedTrial:
-    """One point of the grid: its position, its varied values and its config."""
+    """One point of the grid: its position, its varied values, its case (index into
+    ``spec.cases``, None without cases) and its config."""
 
     index: int
     axes: dict[str, Any]
     config: TrialConfig
+    case: int | None = None
 
     @property
     def trial_id(self) -> str:
@@ -48,12 +50,45 @@ class TrialRequest:
         return out
 
 
-def _validate_axis(axis: str) -> None:
-    head = axis.split(".", 1)[0]
+def _validate_key(key: str, where: str) -> None:
+    """A grid axis or case key: a config field, or ``method_args.<name>``; ``where`` prefixes the field."""
+    head = key.split(".", 1)[0]
     if head not in CONFIG_FIELDS:
-        raise ConfigError(f"grid.{axis}", axis, CONFIG_FIELDS, hint="unknown grid axis; dotted keys only under method_args")
-    if "." in axis and head != "method_args":
-        raise ConfigError(f"grid.{axis}", axis, "plain config fields, or method_args.<name>")
+        raise ConfigError(f"{where}.{key}", key, CONFIG_FIELDS, hint="unknown config field; dotted keys only under method_args")
+    if "." in key and head != "method_args":
+        raise ConfigError(f"{where}.{key}", key, "plain config fields, or method_args.<name>")
+
+
+def _validate_cases(spec: SweepSpec, grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    """Each case's keys are checked like grid axes; a case may not also set a grid axis,
+    the seed (when ``seeds`` is given) or ``workers`` (when ``resources.workers`` is)."""
+    cases = [dict(c) for c in spec.cases or []]
+    for i, case in enumerate(cases):
+        for key, value in case.items():
+            _validate_key(key, f"cases[{i}]")
+            if key in grid:
+                raise ConfigError(f"cases[{i}].{key}", value, "a field that is not a grid axis",
+                                  hint=f"`{key}` is a grid axis; set it in the grid or in the cases, not both")
+            if key == "seed" and spec.seeds is not None:
+                raise ConfigError(f"cases[{i}].seed", value, "unset when `seeds` is given (one seed axis)")
+            if key == "workers" and spec.resources.workers is not None:
+                raise ConfigError(f"cases[{i}].workers", value, f"unset when resources.workers is given "
+                                                                f"({spec.resources.workers})")
+    return cases
+
+
+def _case_field(case: dict[str, Any], field_name: str) -> str | None:
+    """The case key an error's field comes from (``method_args.x`` errors name their key)."""
+    if field_name in case:
+        return field_name
+    if field_name == "method_args" and any(k.startswith("method_args.") for k in case):
+        return next(k for k in case if k.startswith("method_args."))
+    return None
+
+
+def describe_case(case: dict[str, Any]) -> str:
+    """``key=value, ...`` of one case, for messages and the dry-run listing."""
+    return ", ".join(f"{k}={v}" for k, v in case.items())
 
 
 def _base_with_workers(spec: SweepSpec) -> dict[str, Any]:
@@ -73,30 +108,45 @@ def expand_grid(spec: SweepSpec) -> list[PlannedTrial]:
     each validated by `suite.config.make_config`."""
     grid = dict(spec.grid or {})
     for axis in grid:
-        _validate_axis(axis)
+        _validate_key(axis, "grid")
     if spec.seeds is not None and "seed" in grid:
         raise ConfigError("seeds", spec.seeds, "unset when grid has a `seed` axis (one seed axis)")
+    cases = _validate_cases(spec, grid)
     base = _base_with_workers(spec)
-    if spec.seeds is not None:
-        grid["seed"] = list(spec.seeds)
 
+    # Order: grid axes (spec order), then the case, then the seed -- so a spec without
+    # cases expands exactly as before (same indices, same trial ids).
     axes = list(grid)
+    case_choices: list[int | None] = list(range(len(cases))) if cases else [None]
+    seed_choices: list[int | None] = list(spec.seeds) if spec.seeds is not None else [None]
     trials: list[PlannedTrial] = []
     seen: dict[str, int] = {}
-    for index, values in enumerate(itertools.product(*(grid[a] for a in axes))):
+    combos = itertools.product(itertools.product(*(grid[a] for a in axes)), case_choices, seed_choices)
+    for index, (values, case_index, seed) in enumerate(combos):
         point = dict(zip(axes, values))
+        if seed is not None:
+            point["seed"] = seed
+        case = cases[case_index] if case_index is not None else {}
         data = copy.deepcopy(base)
-        for axis, value in point.items():
-            set_dotted(data, axis, copy.deepcopy(value))
+        for key, value in {**point, **case}.items():
+            set_dotted(data, key, copy.deepcopy(value))
         try:
             cfg = make_config(data)
         except ConfigError as err:
             where = ", ".join(f"{k}={v}" for k, v in point.items()) or "base"
+            key = _case_field(case, err.field)
+            if key is not None:
+                raise ConfigError(f"cases[{case_index}].{key}", err.value, err.allowed,
+                                  hint=f"case #{case_index} ({describe_case(case)}), in trial #{index} ({where})") from None
+            if case_index is not None:
+                where += f", case #{case_index}"
             raise ConfigError(err.field, err.value, err.allowed, hint=f"in trial #{index} ({where})") from None
         if cfg.trial_id in seen:
-            raise ConfigError("grid", point, "distinct trials", hint=f"same config as trial #{seen[cfg.trial_id]}")
+            what = dict(point, case=case_index) if case_index is not None else point
+            raise ConfigError("cases" if case_index is not None else "grid", what, "distinct trials",
+                              hint=f"same config as trial #{seen[cfg.trial_id]}")
         seen[cfg.trial_id] = index
-        trials.append(PlannedTrial(index, point, cfg))
+        trials.append(PlannedTrial(index, point, cfg, case_index))
     return trials
 
 
@@ -139,13 +189,19 @@ def check_fits_cluster(spec: SweepSpec, trials: list[PlannedTrial], cluster: dic
 def format_plan(spec: SweepSpec, trials: list[PlannedTrial]) -> str:
     """The `--dry-run` output: one line per trial, then what Ray will be asked for."""
     axes = list(trials[0].axes) if trials else []
-    headers = ["#", "trial_id", *axes, "workers"]
-    rows = [[str(t.index), t.trial_id, *(str(t.axes[a]) for a in axes), str(t.config.workers)] for t in trials]
+    with_cases = bool(spec.cases)
+    headers = ["#", "trial_id", *axes, *(["case"] if with_cases else []), "workers"]
+    rows = [[str(t.index), t.trial_id, *(str(t.axes[a]) for a in axes),
+             *([str(t.case)] if with_cases else []), str(t.config.workers)] for t in trials]
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     lines = [f"sweep {spec.name}: {len(trials)} trial(s)", fmt.format(*headers).rstrip(),
              fmt.format(*("-" * w for w in widths))]
     lines += [fmt.format(*r).rstrip() for r in rows]
+    if with_cases:
+        lines.append("")
+        lines.append("cases (overrides crossed with the grid):")
+        lines += [f"  case {i}: {describe_case(c)}" for i, c in enumerate(spec.cases or [])]
 
     requests = {t.config.workers: trial_request(spec, t.config) for t in trials}
     lines.append("")

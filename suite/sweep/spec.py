@@ -7,6 +7,9 @@ grid:                           # the cartesian product of every axis
   method: [simclr, byol]
   intervention: [none, "cut:3", "gradscale:1"]
   method_args.temperature: [0.1, 0.5]     # dotted keys reach into method_args
+cases:                          # optional: override sets crossed with the grid, so an
+  - {intervention: none}        # intervention carries its own settings (a protocol)
+  - {intervention: "gradscale:1", lr: 0.1, warmup_epochs: 100}
 seeds: [0, 1, 2]
 resources: {workers: 2, gpus_per_worker: 1, cpus_per_worker: 8}
 storage: s3://bucket/normbench          # checkpoints + Tune state (or a shared FS path)
@@ -26,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from suite.errors import ConfigError
 
-SPEC_KEYS_HELP = "name, base, grid, seeds, resources, storage, results_dir, max_concurrent_trials, retries"
+SPEC_KEYS_HELP = "name, base, grid, cases, seeds, resources, storage, results_dir, max_concurrent_trials, retries"
 
 
 class Resources(BaseModel):
@@ -80,6 +83,8 @@ class SweepSpec(BaseModel):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     base: dict[str, Any] = Field(default_factory=dict)
     grid: dict[str, list[Any]] | None = None
+    cases: list[dict[str, Any]] | None = Field(
+        None, description="override mappings, each crossed with the grid (a protocol: an intervention with its own settings)")
     seeds: list[int] | None = None
     resources: Resources = Field(default_factory=Resources)
     storage: str | None = Field(None, description="Ray storage path: local dir, shared FS path or s3://...")
@@ -114,6 +119,13 @@ def spec_from_dict(data: dict[str, Any], *, name: str | None = None) -> SweepSpe
     for axis, values in (data.get("grid") or {}).items():
         if not isinstance(values, list) or not values:
             raise ConfigError(f"grid.{axis}", values, "a non-empty list of values")
+    cases = data.get("cases")
+    if cases is not None and (not isinstance(cases, list) or not cases):
+        raise ConfigError("cases", cases, "a non-empty list of override mappings (or no `cases` key)")
+    for i, case in enumerate(cases or []):
+        if not isinstance(case, dict) or not case:
+            raise ConfigError(f"cases[{i}]", case, "a non-empty mapping of config field -> value, "
+                                                   "e.g. {intervention: 'gradscale:1', lr: 0.1}")
     if data.get("seeds") is not None and (not isinstance(data["seeds"], list) or not data["seeds"]):
         raise ConfigError("seeds", data["seeds"], "a non-empty list of integer seeds")
     try:
