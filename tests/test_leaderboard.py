@@ -501,3 +501,28 @@ def test_norm_bin_plot_has_a_row_per_binning(results_dirs, board):
     both = pd.concat([bins.assign(binning="decile"), bins.assign(binning="equal_width")], ignore_index=True)
     assert len(plot_norm_bins(bins, board).axes) == 4  # old tables: deciles only
     assert len(plot_norm_bins(both, board).axes) == 8
+
+
+def test_epoch_zero_rows_do_not_count_as_convergence_but_are_flagged():
+    trials = _interval_trials()
+    trials = trials[trials["intervention"].isin(["none", "cut:3"])]
+    # epoch 0 = untrained network. none/seed 0 already sits above 0.9 x mean final none (0.486) at epoch 0.
+    start = {("none", 0): 0.49, ("none", 1): 0.30, ("none", 2): 0.30, ("cut:3", 0): 0.20, ("cut:3", 1): 0.20,
+             ("cut:3", 2): 0.20}
+    rows = []
+    for r in trials.itertuples():
+        for epoch, value in enumerate([start[(r.intervention, r.seed)], 0.40, 0.50, r.knn_top1_k200]):
+            rows.append(dict(results_dir="x", trial_id=r.trial_id, epoch=epoch, knn_top1_k200=value))
+    board = build_leaderboard(trials, pd.DataFrame(rows))
+    t = board.table.set_index("intervention")
+    threshold = 0.9 * 0.54
+    assert math.isclose(t.loc["none", "conv_threshold"], threshold)
+    # every trial first reaches 0.486 at epoch 2 (0.50); none/seed 0's epoch-0 value (0.49) does not count
+    assert t.loc["none", "conv_epoch_mean"] == 2.0 and t.loc["cut:3", "conv_epoch_mean"] == 2.0
+    assert t.loc["none", "conv_init_reached"] == 1 and t.loc["cut:3", "conv_init_reached"] == 0
+    from suite.leaderboard.render import display_table
+    shown, _ = display_table(board)
+    shown.index = board.table["intervention"]
+    conv_col = [c for c in shown.columns if c.startswith("epochs to")][0]
+    assert shown.loc["none", conv_col].endswith("(untrained reaches it: 1/3)")
+    assert "untrained" not in shown.loc["cut:3", conv_col]

@@ -29,7 +29,9 @@ Definitions (also in the README):
 * convergence: per trial, the first epoch at which its curve column reaches
   ``target * baseline mean final value``; per group the mean over the seeds
   that reached it (``conv_reached`` counts them), NaN if none did;
-  ``conv_ratio`` = group epoch / baseline epoch.
+  ``conv_ratio`` = group epoch / baseline epoch. Only trained epochs (>= 1)
+  count; ``conv_init_reached`` counts the seeds whose epoch-0 row (the
+  untrained network) already reaches the threshold.
 """
 from __future__ import annotations
 
@@ -165,11 +167,20 @@ def _baseline_rows(table: pd.DataFrame, keys: list[str]) -> pd.Series:
 
 
 def first_epoch_reaching(curves: pd.DataFrame, thresholds: pd.DataFrame, column: str) -> pd.Series:
-    """Per trial (indexed like ``thresholds``), the first epoch with ``curves[column] >= threshold``; NaN if never."""
+    """Per trial (indexed like ``thresholds``), the first trained epoch (>= 1) with ``curves[column] >= threshold``;
+    NaN if never. The epoch-0 row (the untrained network) is not a convergence epoch: see ``reached_at_init``."""
     merged = curves[TRIAL_KEY + ["epoch", column]].merge(thresholds, on=TRIAL_KEY, how="inner")
-    reached = merged[merged[column] >= merged["threshold"]]
+    reached = merged[(merged[column] >= merged["threshold"]) & (merged["epoch"] >= 1)]
     first = reached.groupby(TRIAL_KEY)["epoch"].min().rename("conv_epoch")
     return thresholds.merge(first, left_on=TRIAL_KEY, right_index=True, how="left")["conv_epoch"].set_axis(thresholds.index)
+
+
+def reached_at_init(curves: pd.DataFrame, thresholds: pd.DataFrame, column: str) -> pd.Series:
+    """Per trial, whether its epoch-0 row (the untrained network) already reaches the threshold: then the
+    target is below the floor a random network reaches, and "epochs to target" says little."""
+    at_zero = curves.loc[curves["epoch"] == 0, TRIAL_KEY + [column]].drop_duplicates(TRIAL_KEY)
+    merged = at_zero.merge(thresholds, on=TRIAL_KEY, how="right")
+    return (merged[column] >= merged["threshold"]).set_axis(thresholds.index)
 
 
 def _display_order(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
@@ -278,6 +289,10 @@ def build_leaderboard(trials: pd.DataFrame, curves: pd.DataFrame | None = None, 
         table["conv_threshold"] = target * baseline_final
         thresholds = completed[TRIAL_KEY].assign(threshold=completed["_group"].map(table["conv_threshold"]))
         completed["conv_epoch"] = first_epoch_reaching(curves, thresholds, curve_column)
+        completed["conv_at_init"] = reached_at_init(curves, thresholds, curve_column)
+    else:
+        completed["conv_at_init"] = False
+    table["conv_init_reached"] = completed.groupby("_group")["conv_at_init"].sum().astype(int)
     conv = completed.groupby("_group")["conv_epoch"]
     table["conv_epoch_mean"] = conv.mean().astype(float)
     table["conv_epoch_std"] = conv.std().astype(float)

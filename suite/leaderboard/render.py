@@ -98,9 +98,11 @@ def display_table(board: Leaderboard) -> tuple[pd.DataFrame, pd.DataFrame]:
                 zip(t[f"gain_{c}_mean"], t[f"gain_{c}_ci_lo"], t[f"gain_{c}_ci_hi"], t[f"gain_{c}_n"])]
     if board.curve_column is not None:
         conv = []
-        for m, s, k, n in zip(t["conv_epoch_mean"], t["conv_epoch_std"], t["conv_reached"], t["n"]):
+        for m, s, k, n, at_init in zip(t["conv_epoch_mean"], t["conv_epoch_std"], t["conv_reached"], t["n"],
+                                       t["conv_init_reached"]):
             cell = _mean_std(m, s, "epoch")
-            conv.append(cell + (f" ({int(k)}/{n} seeds)" if cell != DASH and k < n else ""))
+            cell += f" ({int(k)}/{n} seeds)" if cell != DASH and k < n else ""
+            conv.append(cell + (f" (untrained reaches it: {int(at_init)}/{n})" if at_init > 0 else ""))
         cols[f"epochs to {board.target:g}×{BASELINE}"] = conv
         cols["epoch ratio"] = [_number(r, "ratio") for r in t["conv_ratio"]]
     for c in board.metric_columns:
@@ -122,7 +124,9 @@ def _first_line(error: str, limit: int = 200) -> str:
 def _explanation(board: Leaderboard) -> str:
     conv = (f"Convergence: first epoch at which a trial's `{board.curve_column}` curve reaches "
             f"{board.target:g} × the mean final `{board.curve_column}` of its `{BASELINE}` baseline group "
-            "(mean over the seeds that reach it; — if none); ratio = that epoch / the baseline's."
+            "(mean over the seeds that reach it; — if none); ratio = that epoch / the baseline's. Epoch 0 (the "
+            "untrained network) does not count; \"untrained reaches it\" flags seeds whose untrained network "
+            "already meets the target."
             if board.curve_column else "Convergence: no curves table, not computed.")
     direction = "highest" if board.higher_is_better else "lowest"
     return (f"Metric: `{board.metric}` at the final epoch; cells are mean ± std over seeds "
