@@ -37,6 +37,7 @@ __all__ = [
     "accuracy_per_equal_width_bin",
     "auroc_with_interval",
     "AurocEstimate",
+    "degenerate_reason",
     "ood_auroc",
     "frequency_norm_spearman",
     "norm_diagnostics",
@@ -180,10 +181,11 @@ def degenerate_reason(scores: np.ndarray, labels_binary: np.ndarray,
     """Why an AUROC of these scores would not measure anything ("" when it would).
 
     Scores whose relative spread std/|mean| is below ``min_relative_spread``
-    (1e-3) are treated as constant: that is below the resolution of the bf16 /
-    fp16 arithmetic evaluation may run in (unit roundoff 2^-9 ≈ 2e-3 and 2^-12 ≈
-    2.4e-4 per element), so their order is rounding, and an AUROC of it (e.g.
-    DINO ``cut:3`` norms with std/mean ≈ 3e-4) would look like a finding.
+    (1e-3) are treated as constant: that is at or below the relative rounding of
+    a single value in the bf16 / fp16 arithmetic evaluation may run in (unit
+    roundoff 2^-8 ≈ 3.9e-3 and 2^-11 ≈ 4.9e-4), so their order is rounding, and
+    an AUROC of it (e.g. DINO ``cut:3`` norms with std/mean ≈ 3e-4) would look
+    like a finding. Callers that know they evaluated in fp32 may pass less.
     """
     n_pos = int((labels_binary == 1).sum())
     if n_pos == 0 or n_pos == labels_binary.size:
