@@ -18,6 +18,7 @@ __all__ = ["resampled_aurocs", "bootstrap_auroc_interval", "Interval", "t_interv
 
 # Upper bound on (resamples x samples) materialized at once: 4M float64 = 32 MB per array.
 _CHUNK_ELEMENTS = 1 << 22
+_NO_SPREAD = 1e-9  # a standard error below this fraction of the values' magnitude is rounding, not spread
 
 
 def resampled_aurocs(pos_scores: np.ndarray, neg_scores: np.ndarray, pos_index: np.ndarray,
@@ -76,7 +77,8 @@ def bootstrap_auroc_interval(pos_scores: Any, neg_scores: Any, *, n_resamples: i
 
 @dataclass(frozen=True)
 class Interval:
-    """An estimate with a confidence interval; ``lo``/``hi`` are NaN when ``n`` < 2."""
+    """An estimate with a confidence interval; ``lo``/``hi`` are NaN when ``n`` < 2 or the values
+    (differences) do not vary at all."""
 
     estimate: float
     lo: float
@@ -90,9 +92,12 @@ class Interval:
         return bool(np.isfinite(self.lo) and np.isfinite(self.hi) and (self.lo > 0 or self.hi < 0))
 
 
-def _t_bounds(center: float, se: float, df: float, confidence: float) -> tuple[float, float]:
-    if se == 0:
-        return center, center
+def _t_bounds(center: float, se: float, df: float, confidence: float, scale: float) -> tuple[float, float]:
+    # Zero spread over seeds (e.g. two seeds whose discrete accuracies differ by the same amount) gives
+    # the t-method a zero-width interval: certainty from no evidence of variability. Say "unknown" instead.
+    # "Zero" up to float rounding of the inputs (accuracies k/N differ by ulps when subtracted).
+    if not se > _NO_SPREAD * scale:
+        return math.nan, math.nan
     half = scipy_stats.t.ppf(0.5 + confidence / 2, df) * se
     return center - half, center + half
 
@@ -107,7 +112,7 @@ def t_interval(values: Any, confidence: float = 0.95) -> Interval:
     mean = float(x.mean())
     if n < 2:
         return Interval(mean, math.nan, math.nan, n)
-    lo, hi = _t_bounds(mean, float(x.std(ddof=1)) / math.sqrt(n), n - 1, confidence)
+    lo, hi = _t_bounds(mean, float(x.std(ddof=1)) / math.sqrt(n), n - 1, confidence, float(np.abs(x).max()))
     return Interval(mean, lo, hi, n)
 
 
@@ -134,12 +139,14 @@ def difference_interval(values: Any, baseline: Any, seeds: Any = None, baseline_
     if paired:
         diffs = a[np.argsort(a_seeds, kind="stable")] - b[np.argsort(b_seeds, kind="stable")]
         inner = t_interval(diffs, confidence)
+        if math.isfinite(inner.lo) and not inner.hi - inner.lo > _NO_SPREAD * max(np.abs(a).max(), np.abs(b).max()):
+            inner = Interval(inner.estimate, math.nan, math.nan, inner.n)  # differences equal up to rounding
         return Interval(estimate, inner.lo, inner.hi, inner.n, paired=True)
     n = min(a.size, b.size)
     if n < 2:
         return Interval(estimate, math.nan, math.nan, n)
     va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
     se = math.sqrt(va + vb)
-    df = (va + vb) ** 2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1)) if se > 0 else math.inf
-    lo, hi = _t_bounds(estimate, se, df, confidence)
+    df = (va + vb) ** 2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1)) if se > 0 else math.nan
+    lo, hi = _t_bounds(estimate, se, df, confidence, max(np.abs(a).max(), np.abs(b).max()))
     return Interval(estimate, lo, hi, n)

@@ -526,3 +526,17 @@ def test_epoch_zero_rows_do_not_count_as_convergence_but_are_flagged():
     conv_col = [c for c in shown.columns if c.startswith("epochs to")][0]
     assert shown.loc["none", conv_col].endswith("(untrained reaches it: 1/3)")
     assert "untrained" not in shown.loc["cut:3", conv_col]
+
+
+def test_seeds_that_agree_exactly_claim_no_interval():
+    from suite.leaderboard.render import display_table
+
+    rows = [dict(trial_id=f"{iv}-{seed}", status="completed", dataset="digits", backbone="b", method="simclr",
+                 intervention=iv, epochs=1, seed=seed, knn_top1_k200=value)
+            for iv, values in (("none", (0.50, 0.60)), ("cut:3", (0.625, 0.725))) for seed, value in enumerate(values)]
+    board = build_leaderboard(pd.DataFrame(rows).assign(results_dir="x"))
+    row = board.table.set_index("intervention").loc["cut:3"]
+    assert row["delta_knn_top1_k200_paired"] and row["delta_knn_top1_k200_n"] == 2
+    assert math.isnan(row["delta_knn_top1_k200_ci_lo"]) and not row["delta_knn_top1_k200_significant"]
+    shown, _ = display_table(board)
+    assert shown["Δ kNN top-1 k=200 vs none (pp)"].tolist() == ["0.00", "+12.50 (no spread)"]

@@ -74,6 +74,14 @@ def test_difference_interval_paired_by_seed_or_welch():
     # One seed: no interval.
     one = difference_interval([0.6], [0.5], seeds=[0], baseline_seeds=[0])
     assert one.estimate == pytest.approx(0.1) and one.n == 1 and math.isnan(one.lo) and not one.significant
+    # Seeds that all differ by exactly the same amount: no zero-width "certain" interval.
+    flat = difference_interval([0.60, 0.70], [0.50, 0.60], seeds=[0, 1], baseline_seeds=[1, 0][::-1])
+    assert flat.paired and flat.n == 2 and flat.estimate == pytest.approx(0.1)
+    assert math.isnan(flat.lo) and math.isnan(flat.hi) and not flat.significant
+    ulps = difference_interval([0.1 + 0.2, 0.7], [0.2, 0.6], seeds=[0, 1], baseline_seeds=[0, 1])
+    assert (0.1 + 0.2) - 0.2 != 0.7 - 0.6  # equal differences up to float rounding only
+    assert math.isnan(ulps.lo) and not ulps.significant
+    assert math.isnan(t_interval([0.1 + 0.2, 0.3]).lo)
     # An interval that straddles 0 is not significant.
     noisy = difference_interval([0.5, 0.7], [0.55, 0.6], seeds=[0, 1], baseline_seeds=[0, 1])
     assert noisy.lo < 0 < noisy.hi and not noisy.significant

@@ -58,7 +58,8 @@ def _interval_cell(value: float, lo: float, hi: float, n: int, column: str) -> s
     """``+1.23 [-0.40, 2.86] n.s.``: a difference with its 95% interval over seeds.
 
     "n.s." marks an interval that contains 0; "(1 seed)" a difference with no
-    interval; a difference without seeds to compare (the baseline row) is bare.
+    interval, "(no spread)" one whose seeds all agree exactly (the t-interval
+    would have zero width); without seeds to compare (the baseline row) it is bare.
     """
     if value is None or pd.isna(value):
         return DASH
@@ -66,7 +67,7 @@ def _interval_cell(value: float, lo: float, hi: float, n: int, column: str) -> s
     if n == 1:
         return text + " (1 seed)"
     if pd.isna(lo) or pd.isna(hi):
-        return text
+        return text + (" (no spread)" if n >= 2 else "")
     text += f" [{_number(lo, column)}, {_number(hi, column)}]"
     return text + (" n.s." if lo <= 0 <= hi else "")
 
@@ -134,9 +135,10 @@ def _explanation(board: Leaderboard) -> str:
             f"(dataset, backbone). Δ: difference of means against `intervention={BASELINE}` with all other "
             f"settings equal, with its 95% t-interval over seeds in brackets (paired by seed when both groups "
             f"have the same seeds, else Welch); \"n.s.\": the interval contains 0; \"(1 seed)\": too few seeds "
-            f"for an interval. Gain vs untrained (where trials record it): final minus epoch-0 score of the "
-            f"same trial, mean [95% t-interval] over seeds. n: completed seeds; \"(of {board.expected_n})\" flags groups with fewer than the "
-            f"largest group. {conv} Group keys: {', '.join(f'`{k}`' for k in board.group_keys)}.")
+            f"for an interval; \"(no spread)\": every seed gives the same difference, so no interval. "
+            f"Gain vs untrained (where trials record it): final minus epoch-0 score of the same trial, "
+            f"mean [95% t-interval] over seeds. n: completed seeds; \"(of {board.expected_n})\" flags groups "
+            f"with fewer than the largest group. {conv} Group keys: {', '.join(f'`{k}`' for k in board.group_keys)}.")
 
 
 # ---------------------------------------------------------------- Markdown
