@@ -1,7 +1,9 @@
 """Linear probe: a linear classifier trained on frozen, precomputed backbone features.
 
 Features are standardized with the train split's mean/std (so one learning rate
-fits every backbone, whatever its feature scale), the layer starts at zero
+fits every backbone, whatever its feature scale: every non-constant feature is
+standardized, however small its values, which makes the probe invariant to
+rescaling features), the layer starts at zero
 (softmax regression is convex, so no random init is needed) and the mini-batch
 order comes from a private ``torch.Generator(seed)``: the result is a
 deterministic function of the inputs and the seed, and the global RNG is untouched.
@@ -17,6 +19,7 @@ from suite.errors import ConfigError
 __all__ = ["linear_probe"]
 
 _EVAL_CHUNK = 8192
+_CONSTANT_RELATIVE_STD = 1e-6
 
 
 def _check_labels(labels: Tensor, n: int, num_classes: int, field: str) -> None:
@@ -77,7 +80,13 @@ def linear_probe(
         x_train = train_features.detach().to(device=device, dtype=torch.float32)
         mean = x_train.double().mean(0)
         std = x_train.double().std(0, correction=0)
-        std = torch.where(std > 1e-8, std, torch.ones_like(std))  # constant features stay 0
+        # A feature is constant only when its values are all equal, whatever its scale: a cut-initialized
+        # network's features can all sit near 1e-9 and are still informative. std == 0 catches exact
+        # constants; std <= 1e-6 * |mean| catches a constant plus float32 rounding (unit roundoff 6e-8,
+        # so a spread of a few ulps of the mean is rounding, not signal). Both sides scale together,
+        # so the rule (and the probe) is invariant to rescaling any feature. Constant features stay 0.
+        varying = std > _CONSTANT_RELATIVE_STD * mean.abs()
+        std = torch.where(varying, std, torch.ones_like(std))
         mean, std = mean.float(), std.float()
         x_train = (x_train - mean) / std
         y_train = train_labels.to(device=device, dtype=torch.int64)

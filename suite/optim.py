@@ -2,7 +2,8 @@
 
 LARS comes from timm (well kept, used by its own SSL recipes). Following the
 SimCLR/BYOL practice, biases and normalization parameters are excluded from
-LARS adaptation and weight decay; SGD and AdamW decay every parameter, which is
+LARS adaptation and weight decay (every other layer adapts, also at weight
+decay 0); SGD and AdamW decay every parameter, which is
 what the paper's weight-decay sweeps do.
 """
 from __future__ import annotations
@@ -26,12 +27,28 @@ def param_groups(model: nn.Module, weight_decay: float, exclude_1d: bool) -> lis
     return groups
 
 
+def lars_param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Weight-decay groups with timm's per-group ``always_adapt`` set for LARS.
+
+    timm's ``Lars`` adapts a group only when its weight_decay != 0 unless
+    ``always_adapt`` is set, so at ``weight_decay=0`` it would silently be SGD.
+    The layer-wise trust ratio is what LARS is, whatever the decay: matrices and
+    kernels always adapt; biases and normalization weights (1-D) never do and
+    take the plain SGD step (SimCLR/BYOL practice).
+    """
+    groups = param_groups(model, weight_decay, exclude_1d=True)
+    groups[0]["always_adapt"] = True
+    for group in groups[1:]:
+        group["always_adapt"] = False
+    return groups
+
+
 def build_optimizer(model: nn.Module, name: str, lr: float, weight_decay: float, momentum: float) -> torch.optim.Optimizer:
     if name == "sgd":
         return torch.optim.SGD(param_groups(model, weight_decay, False), lr=lr, momentum=momentum)
     if name == "lars":
-        # timm's Lars skips adaptation for groups whose weight_decay is 0 (biases, norms).
-        return timm.optim.Lars(param_groups(model, weight_decay, True), lr=lr, momentum=momentum, trust_coeff=0.02, trust_clip=True)
+        return timm.optim.Lars(lars_param_groups(model, weight_decay), lr=lr, momentum=momentum,
+                               trust_coeff=0.02, trust_clip=True)
     if name == "adamw":
         return torch.optim.AdamW(param_groups(model, weight_decay, True), lr=lr)
     raise ValueError(f"optimizer: {name!r}")  # config validation makes this unreachable

@@ -405,3 +405,138 @@ def test_all_failed_results_give_an_empty_board_and_the_failures(results_dirs, t
     md = (tmp_path / "lb" / "leaderboard.md").read_text()
     assert "No completed trials" in md and f"Failed or incomplete trials ({len(trials)})" in md
     assert md.count("CUDA out of memory") == len(trials)
+
+
+def _interval_trials(with_init: bool = True) -> pd.DataFrame:
+    """none / cut:3 share seeds 0-2 (paired); gradscale:1 has seeds 0, 1, 5 (Welch); cut:5 one seed."""
+    cells = {"none": ([0, 1, 2], [0.50, 0.54, 0.58]), "cut:3": ([2, 0, 1], [0.65, 0.56, 0.59]),
+             "gradscale:1": ([0, 1, 5], [0.45, 0.60, 0.52]), "cut:5": ([0], [0.70])}
+    rows = []
+    for iv, (seeds, values) in cells.items():
+        for seed, value in zip(seeds, values):
+            rows.append(dict(trial_id=f"{iv}-{seed}", status="completed", dataset="digits", backbone="test_resnet",
+                             method="simclr", intervention=iv, epochs=4, seed=seed, knn_top1_k200=value,
+                             knn_top1_k20=value - 0.02, linear_top1=value + 0.1,
+                             # per-trial diagnostics columns must not become group keys
+                             emb_correct_auroc=0.6 + seed / 100, emb_correct_auroc_ci_lo=0.5 + seed / 100,
+                             emb_correct_auroc_ci_hi=0.7 + seed / 100, emb_correct_auroc_note=f"note {seed}"))
+            if with_init:
+                rows[-1].update(knn_top1_k200_init=0.40 + seed / 50, knn_top1_k20_init=0.38 + seed / 40)
+    return pd.DataFrame(rows).assign(results_dir="x")
+
+
+def test_delta_intervals_over_seeds_paired_welch_and_one_seed_against_scipy(tmp_path):
+    from scipy import stats as scipy_stats
+
+    trials = _interval_trials()
+    board = build_leaderboard(trials)
+    assert board.group_keys == GROUP_KEYS
+    t = board.table.set_index("intervention")
+    value = {iv: sub.set_index("seed")["knn_top1_k200"] for iv, sub in trials.groupby("intervention")}
+    # cut:3 vs none: same seeds -> paired t-interval of the per-seed differences.
+    diffs = (value["cut:3"] - value["none"]).sort_index()
+    half = scipy_stats.t.ppf(0.975, 2) * diffs.std(ddof=1) / math.sqrt(3)
+    row = t.loc["cut:3"]
+    assert row["delta_knn_top1_k200_paired"] and row["delta_knn_top1_k200_n"] == 3
+    assert _close(row["delta_knn_top1_k200"], diffs.mean())
+    assert math.isclose(row["delta_knn_top1_k200_ci_lo"], diffs.mean() - half, rel_tol=1e-9)
+    assert math.isclose(row["delta_knn_top1_k200_ci_hi"], diffs.mean() + half, rel_tol=1e-9)
+    assert row["delta_knn_top1_k200_significant"]
+    # gradscale:1: seed 5 has no partner -> Welch, as scipy's unpaired t-test computes it.
+    ref = scipy_stats.ttest_ind(value["gradscale:1"], value["none"], equal_var=False).confidence_interval(0.95)
+    row = t.loc["gradscale:1"]
+    assert not row["delta_knn_top1_k200_paired"]
+    assert math.isclose(row["delta_knn_top1_k200_ci_lo"], ref.low, rel_tol=1e-9)
+    assert math.isclose(row["delta_knn_top1_k200_ci_hi"], ref.high, rel_tol=1e-9)
+    assert ref.low < 0 < ref.high and not row["delta_knn_top1_k200_significant"]
+    # cut:5: one seed -> no interval; the baseline row has none either.
+    for iv, n in (("cut:5", 1), ("none", 0)):
+        assert math.isnan(t.loc[iv, "delta_knn_top1_k200_ci_lo"]) and t.loc[iv, "delta_knn_top1_k200_n"] == n
+        assert not t.loc[iv, "delta_knn_top1_k200_significant"]
+    # every headline metric gets its interval
+    assert {f"delta_{c}_ci_lo" for c in ("knn_top1_k200", "knn_top1_k20", "linear_top1")} <= set(board.table)
+
+    # Gain over the untrained network: per-trial final - init, t-interval over seeds.
+    for iv in ("none", "cut:3"):
+        sub = trials[trials["intervention"] == iv]
+        gain = sub["knn_top1_k200"] - sub["knn_top1_k200_init"]
+        lo, hi = scipy_stats.t.interval(0.95, len(gain) - 1, loc=gain.mean(), scale=scipy_stats.sem(gain))
+        assert math.isclose(t.loc[iv, "gain_knn_top1_k200_mean"], gain.mean(), rel_tol=1e-9)
+        assert math.isclose(t.loc[iv, "gain_knn_top1_k200_std"], gain.std(ddof=1), rel_tol=1e-9)
+        assert math.isclose(t.loc[iv, "gain_knn_top1_k200_ci_lo"], lo, rel_tol=1e-9)
+        assert math.isclose(t.loc[iv, "gain_knn_top1_k200_ci_hi"], hi, rel_tol=1e-9)
+    assert "gain_knn_top1_k20_mean" in board.table and "gain_linear_top1_mean" not in board.table
+
+    # Rendering: brackets, "n.s." only where the interval holds 0, "(1 seed)" without one.
+    from suite.leaderboard.render import display_table
+    shown, _ = display_table(board)
+    shown.index = board.table["intervention"]
+    delta_col = "Δ kNN top-1 k=200 vs none (pp)"
+    assert shown.loc["cut:3", delta_col] == (f"+{100 * diffs.mean():.2f} [{100 * (diffs.mean() - half):.2f}, "
+                                             f"{100 * (diffs.mean() + half):.2f}]")
+    assert shown.loc["gradscale:1", delta_col].endswith(" n.s.")
+    assert shown.loc["cut:5", delta_col] == "+16.00 (1 seed)"  # 0.70 - mean(0.50, 0.54, 0.58)
+    assert shown.loc["none", delta_col] == "0.00"
+    assert "gain kNN top-1 k=200 vs untrained (pp)" in shown.columns
+    # CSV keeps the intervals and the boolean marker.
+    (tmp_path / "r").mkdir()
+    trials.drop(columns="results_dir").to_csv(tmp_path / "r" / "trials.csv", index=False)
+    assert _run([tmp_path / "r"], tmp_path, formats="md,csv") == 0
+    read = pd.read_csv(tmp_path / "lb" / "leaderboard.csv")
+    assert read["delta_knn_top1_k200_significant"].dtype == bool
+    assert read.set_index("intervention")["delta_knn_top1_k200_significant"].to_dict() == {
+        "none": False, "cut:3": True, "cut:5": False, "gradscale:1": False}
+    assert "n.s." in (tmp_path / "lb" / "leaderboard.md").read_text()
+
+
+def test_no_init_columns_means_no_gain_columns(board):
+    assert build_leaderboard(_interval_trials(with_init=False)).table.filter(like="gain_").empty
+    assert board.table.filter(like="gain_").empty
+
+
+def test_norm_bin_plot_has_a_row_per_binning(results_dirs, board):
+    from suite.leaderboard.plots import plot_norm_bins
+
+    bins = load_results([results_dirs["A"]]).norm_bins
+    both = pd.concat([bins.assign(binning="decile"), bins.assign(binning="equal_width")], ignore_index=True)
+    assert len(plot_norm_bins(bins, board).axes) == 4  # old tables: deciles only
+    assert len(plot_norm_bins(both, board).axes) == 8
+
+
+def test_epoch_zero_rows_do_not_count_as_convergence_but_are_flagged():
+    trials = _interval_trials()
+    trials = trials[trials["intervention"].isin(["none", "cut:3"])]
+    # epoch 0 = untrained network. none/seed 0 already sits above 0.9 x mean final none (0.486) at epoch 0.
+    start = {("none", 0): 0.49, ("none", 1): 0.30, ("none", 2): 0.30, ("cut:3", 0): 0.20, ("cut:3", 1): 0.20,
+             ("cut:3", 2): 0.20}
+    rows = []
+    for r in trials.itertuples():
+        for epoch, value in enumerate([start[(r.intervention, r.seed)], 0.40, 0.50, r.knn_top1_k200]):
+            rows.append(dict(results_dir="x", trial_id=r.trial_id, epoch=epoch, knn_top1_k200=value))
+    board = build_leaderboard(trials, pd.DataFrame(rows))
+    t = board.table.set_index("intervention")
+    threshold = 0.9 * 0.54
+    assert math.isclose(t.loc["none", "conv_threshold"], threshold)
+    # every trial first reaches 0.486 at epoch 2 (0.50); none/seed 0's epoch-0 value (0.49) does not count
+    assert t.loc["none", "conv_epoch_mean"] == 2.0 and t.loc["cut:3", "conv_epoch_mean"] == 2.0
+    assert t.loc["none", "conv_init_reached"] == 1 and t.loc["cut:3", "conv_init_reached"] == 0
+    from suite.leaderboard.render import display_table
+    shown, _ = display_table(board)
+    shown.index = board.table["intervention"]
+    conv_col = [c for c in shown.columns if c.startswith("epochs to")][0]
+    assert shown.loc["none", conv_col].endswith("(untrained reaches it: 1/3)")
+    assert "untrained" not in shown.loc["cut:3", conv_col]
+
+
+def test_seeds_that_agree_exactly_claim_no_interval():
+    from suite.leaderboard.render import display_table
+
+    rows = [dict(trial_id=f"{iv}-{seed}", status="completed", dataset="digits", backbone="b", method="simclr",
+                 intervention=iv, epochs=1, seed=seed, knn_top1_k200=value)
+            for iv, values in (("none", (0.50, 0.60)), ("cut:3", (0.625, 0.725))) for seed, value in enumerate(values)]
+    board = build_leaderboard(pd.DataFrame(rows).assign(results_dir="x"))
+    row = board.table.set_index("intervention").loc["cut:3"]
+    assert row["delta_knn_top1_k200_paired"] and row["delta_knn_top1_k200_n"] == 2
+    assert math.isnan(row["delta_knn_top1_k200_ci_lo"]) and not row["delta_knn_top1_k200_significant"]
+    shown, _ = display_table(board)
+    assert shown["Δ kNN top-1 k=200 vs none (pp)"].tolist() == ["0.00", "+12.50 (no spread)"]

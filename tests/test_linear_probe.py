@@ -62,3 +62,24 @@ def test_bad_input():
         linear_probe(x, y, x, y + 3, num_classes=2)
     with pytest.raises(ConfigError, match="test_features"):
         linear_probe(x, y, torch.randn(8, 4), y, num_classes=2)
+
+
+@pytest.mark.parametrize("scale", ["1e-9", "per-feature 1e-12..1e3"])
+def test_accuracy_is_invariant_to_feature_scale(scale):
+    """A cut-initialized network's features can sit near 1e-9: they must still be standardized.
+
+    Digits pixels include always-zero columns, so the constant-feature rule is exercised too.
+    """
+    x, y = load_digits(return_X_y=True)
+    xtr, ytr, xte, yte = (torch.from_numpy(x[:1200]).float(), torch.from_numpy(y[:1200]),
+                          torch.from_numpy(x[1200:]).float(), torch.from_numpy(y[1200:]))
+    assert (xtr.std(0) == 0).any()  # constant pixels present
+    factor = (torch.tensor(1e-9) if scale == "1e-9"
+              else torch.logspace(-12, 3, x.shape[1])[torch.randperm(x.shape[1], generator=torch.Generator().manual_seed(0))])
+    kw = dict(num_classes=10, epochs=20, batch_size=128, seed=0)
+    ref = linear_probe(xtr, ytr, xte, yte, **kw)
+    scaled = linear_probe(xtr * factor, ytr, xte * factor, yte, **kw)
+    assert ref["top1"] > 0.85
+    n_test = len(yte)
+    assert abs(scaled["top1"] - ref["top1"]) * n_test <= 1 + 1e-9
+    assert int((scaled["predictions"] != ref["predictions"]).sum()) <= 2

@@ -17,11 +17,21 @@ Definitions (also in the README):
 * ``delta_<m>``: mean of the group minus mean of the baseline group (the row
   with ``intervention == "none"`` and all other keys equal; if none matches, a
   unique baseline equal on all keys except the intervention-derived
-  ``weight_decay``).
+  ``weight_decay``), for the headline metrics (accuracies and ``--metric``).
+  ``delta_<m>_ci_lo/_ci_hi``: its 95% t-interval over seeds — paired by seed
+  when group and baseline have the same seeds, else Welch's — NaN with fewer
+  than 2 seeds (pairs) and on the baseline row itself; ``delta_<m>_n`` the seeds
+  (pairs; unpaired: the smaller group) behind it, ``delta_<m>_paired``, and
+  ``delta_<m>_significant`` (the interval exists and excludes 0).
+* ``gain_<m>_*``: where the trials carry ``<m>_init`` (the untrained network's
+  score), mean/std/95% t-interval/n over seeds of ``<m> - <m>_init``, i.e. what
+  training added over the floor a random network already reaches.
 * convergence: per trial, the first epoch at which its curve column reaches
   ``target * baseline mean final value``; per group the mean over the seeds
   that reached it (``conv_reached`` counts them), NaN if none did;
-  ``conv_ratio`` = group epoch / baseline epoch.
+  ``conv_ratio`` = group epoch / baseline epoch. Only trained epochs (>= 1)
+  count; ``conv_init_reached`` counts the seeds whose epoch-0 row (the
+  untrained network) already reaches the threshold.
 """
 from __future__ import annotations
 
@@ -35,6 +45,7 @@ import pandas as pd
 
 from suite.errors import ConfigError
 from suite.leaderboard.load import TRIAL_KEY
+from suite.stats import difference_interval, t_interval
 
 CORE_KEYS = ["dataset", "backbone", "method", "intervention", "epochs"]
 BASELINE = "none"
@@ -52,8 +63,10 @@ NON_CONFIG = {
     "num_threads", "checkpoint_every", "eval_every", "eval_batch_size", "channels_last",
     "trial_dir", "path", "hostname", "host", "started_at", "finished_at", "git_commit",
 }
-_OUTCOME_PATTERN = re.compile(r"^(knn|linear)_top|(^|_)norm_|_auroc$|_spearman$|_time|_at$|_path$|_dir$")
-_DIAGNOSTIC_PATTERN = re.compile(r"^(emb|feat)_.*(_auroc|_spearman)$|^test_(emb|feat)_norm_")
+_OUTCOME_PATTERN = re.compile(
+    r"^(knn|linear)_top|(^|_)norm_|_auroc$|_spearman$|_time|_at$|_path$|_dir$|_ci_(lo|hi)$|_note$")
+_DIAGNOSTIC_PATTERN = re.compile(r"^(emb|feat|proj)_.*(_auroc|_spearman)$|^test_(emb|feat|proj)_norm_")
+INIT_SUFFIX = "_init"  # trials columns of the untrained network (epoch 0), e.g. knn_top1_k200_init
 
 
 @dataclass
@@ -154,11 +167,20 @@ def _baseline_rows(table: pd.DataFrame, keys: list[str]) -> pd.Series:
 
 
 def first_epoch_reaching(curves: pd.DataFrame, thresholds: pd.DataFrame, column: str) -> pd.Series:
-    """Per trial (indexed like ``thresholds``), the first epoch with ``curves[column] >= threshold``; NaN if never."""
+    """Per trial (indexed like ``thresholds``), the first trained epoch (>= 1) with ``curves[column] >= threshold``;
+    NaN if never. The epoch-0 row (the untrained network) is not a convergence epoch: see ``reached_at_init``."""
     merged = curves[TRIAL_KEY + ["epoch", column]].merge(thresholds, on=TRIAL_KEY, how="inner")
-    reached = merged[merged[column] >= merged["threshold"]]
+    reached = merged[(merged[column] >= merged["threshold"]) & (merged["epoch"] >= 1)]
     first = reached.groupby(TRIAL_KEY)["epoch"].min().rename("conv_epoch")
     return thresholds.merge(first, left_on=TRIAL_KEY, right_index=True, how="left")["conv_epoch"].set_axis(thresholds.index)
+
+
+def reached_at_init(curves: pd.DataFrame, thresholds: pd.DataFrame, column: str) -> pd.Series:
+    """Per trial, whether its epoch-0 row (the untrained network) already reaches the threshold: then the
+    target is below the floor a random network reaches, and "epochs to target" says little."""
+    at_zero = curves.loc[curves["epoch"] == 0, TRIAL_KEY + [column]].drop_duplicates(TRIAL_KEY)
+    merged = at_zero.merge(thresholds, on=TRIAL_KEY, how="right")
+    return (merged[column] >= merged["threshold"]).set_axis(thresholds.index)
 
 
 def _display_order(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
@@ -166,6 +188,37 @@ def _display_order(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     order = table.assign(_not_base=(table["intervention"] != BASELINE) if "intervention" in table else False)
     sort_by = [k for k in keys if k != "intervention"] + ["_not_base"] + (["intervention"] if "intervention" in keys else [])
     return order.sort_values(sort_by, kind="stable", na_position="last").drop(columns="_not_base")
+
+
+def _add_delta_intervals(table: pd.DataFrame, completed: pd.DataFrame, base: pd.Series, column: str) -> None:
+    """``delta_<column>_ci_lo/_ci_hi/_n/_paired/_significant`` for every group with a baseline (one
+    ``difference_interval`` per group: a loop over groups, not samples)."""
+    values = {g: sub[column].to_numpy(dtype=float) for g, sub in completed.groupby("_group")}
+    seeds = {g: sub["seed"].to_numpy() for g, sub in completed.groupby("_group")} if "seed" in completed else {}
+    lo, hi = np.full(len(table), np.nan), np.full(len(table), np.nan)
+    n = np.zeros(len(table), dtype=np.int64)
+    paired, significant = np.zeros(len(table), dtype=bool), np.zeros(len(table), dtype=bool)
+    for i, (group, base_group) in enumerate(base.items()):
+        if pd.isna(base_group) or int(base_group) == group:  # no baseline, or the baseline itself
+            continue
+        interval = difference_interval(values[group], values[int(base_group)],
+                                       seeds.get(group), seeds.get(int(base_group)))
+        lo[i], hi[i], n[i] = interval.lo, interval.hi, interval.n
+        paired[i], significant[i] = interval.paired, interval.significant
+    table[f"delta_{column}_ci_lo"], table[f"delta_{column}_ci_hi"] = lo, hi
+    table[f"delta_{column}_n"], table[f"delta_{column}_paired"] = n, paired
+    table[f"delta_{column}_significant"] = significant
+
+
+def _add_gain_over_init(table: pd.DataFrame, completed: pd.DataFrame, column: str, init: str) -> None:
+    """``gain_<column>_mean/_std/_ci_lo/_ci_hi/_n``: per-trial final minus untrained score, over seeds."""
+    gain = (completed[column] - completed[init]).groupby(completed["_group"])
+    intervals = {g: t_interval(sub.to_numpy(dtype=float)) for g, sub in gain}
+    table[f"gain_{column}_mean"] = [intervals[g].estimate for g in table.index]
+    table[f"gain_{column}_std"] = gain.std().reindex(table.index).astype(float)
+    table[f"gain_{column}_ci_lo"] = [intervals[g].lo for g in table.index]
+    table[f"gain_{column}_ci_hi"] = [intervals[g].hi for g in table.index]
+    table[f"gain_{column}_n"] = [intervals[g].n for g in table.index]
 
 
 def build_leaderboard(trials: pd.DataFrame, curves: pd.DataFrame | None = None, *,
@@ -223,6 +276,11 @@ def build_leaderboard(trials: pd.DataFrame, curves: pd.DataFrame | None = None, 
     for c in metric_columns:
         if c in ACCURACY_COLUMNS or c == metric:
             table[f"delta_{c}"] = against_baseline(f"{c}_mean", np.subtract)
+            _add_delta_intervals(table, completed, base, c)
+    for c in ACCURACY_COLUMNS:
+        init = f"{c}{INIT_SUFFIX}"
+        if c in numeric and init in numeric and completed[init].notna().any():
+            _add_gain_over_init(table, completed, c, init)
 
     table["conv_threshold"] = np.nan
     completed["conv_epoch"] = np.nan
@@ -231,6 +289,10 @@ def build_leaderboard(trials: pd.DataFrame, curves: pd.DataFrame | None = None, 
         table["conv_threshold"] = target * baseline_final
         thresholds = completed[TRIAL_KEY].assign(threshold=completed["_group"].map(table["conv_threshold"]))
         completed["conv_epoch"] = first_epoch_reaching(curves, thresholds, curve_column)
+        completed["conv_at_init"] = reached_at_init(curves, thresholds, curve_column)
+    else:
+        completed["conv_at_init"] = False
+    table["conv_init_reached"] = completed.groupby("_group")["conv_at_init"].sum().astype(int)
     conv = completed.groupby("_group")["conv_epoch"]
     table["conv_epoch_mean"] = conv.mean().astype(float)
     table["conv_epoch_std"] = conv.std().astype(float)

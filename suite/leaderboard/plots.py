@@ -90,11 +90,16 @@ def plot_curves(curves: pd.DataFrame | None, board: Leaderboard, column: str, yl
 
 
 def plot_norm_bins(norm_bins: pd.DataFrame | None, board: Leaderboard) -> Figure | None:
-    """Accuracy per norm bin (bin 0 = smallest norms), one row of panels per vector."""
+    """Accuracy per norm bin (bin 0 = smallest norms), one row of panels per vector and binning
+    (equal-count deciles, and the paper's equal-width bins of the min-max-normalized norm).
+    Tables written before the ``binning`` column existed hold deciles only."""
     if norm_bins is None:
         return None
     frame = _with_groups(norm_bins, board)
-    return _line_panels(frame, "bin", "accuracy", _setting_keys(board) + ["vector"],
+    if "binning" not in frame.columns:
+        frame = frame.assign(binning="decile")
+    frame["binning"] = frame["binning"].fillna("decile")
+    return _line_panels(frame, "bin", "accuracy", _setting_keys(board) + ["vector", "binning"],
                         "kNN accuracy in bin", "norm bin (small → large)")
 
 

@@ -1,7 +1,8 @@
 """Leaderboard -> Markdown, CSV, LaTeX and one self-contained HTML report.
 
 Why one module: every human-readable format shows the same cells ("mean ±
-std", best in bold, "—" for missing), built once by ``display_table`` and only
+std", "Δ [95% interval]" with "n.s." / "(1 seed)" markers, best in bold, "—"
+for missing), built once by ``display_table`` and only
 escaped/marked up differently per format. CSV is the machine-readable
 aggregated frame itself (separate mean/std/n columns).
 """
@@ -53,6 +54,24 @@ def _mean_std(mean: float, std: float, column: str) -> str:
     return text + PM + _number(std, column)
 
 
+def _interval_cell(value: float, lo: float, hi: float, n: int, column: str) -> str:
+    """``+1.23 [-0.40, 2.86] n.s.``: a difference with its 95% interval over seeds.
+
+    "n.s." marks an interval that contains 0; "(1 seed)" a difference with no
+    interval, "(no spread)" one whose seeds all agree exactly (the t-interval
+    would have zero width); without seeds to compare (the baseline row) it is bare.
+    """
+    if value is None or pd.isna(value):
+        return DASH
+    text = ("+" if value > 0 else "") + _number(value, column)
+    if n == 1:
+        return text + " (1 seed)"
+    if pd.isna(lo) or pd.isna(hi):
+        return text + (" (no spread)" if n >= 2 else "")
+    text += f" [{_number(lo, column)}, {_number(hi, column)}]"
+    return text + (" n.s." if lo <= 0 <= hi else "")
+
+
 def label(column: str) -> str:
     return LABELS.get(column, column)
 
@@ -66,16 +85,25 @@ def display_table(board: Leaderboard) -> tuple[pd.DataFrame, pd.DataFrame]:
     leading = [c for c in board.metric_columns if c in ACCURACY_COLUMNS or c == board.metric]
     for c in leading:
         cols[label(c)] = [_mean_std(m, s, c) for m, s in zip(t[f"{c}_mean"], t[f"{c}_std"])]
-    c = board.metric
-    if f"delta_{c}" in t:
-        unit = " (pp)" if _is_percent(c) else ""
-        cols[f"Δ {label(c)} vs {BASELINE}{unit}".replace(" (%)", "")] = [
-            DASH if pd.isna(d) else ("+" if d > 0 else "") + _number(d, c) for d in t[f"delta_{c}"]]
+    for c in leading:
+        if f"delta_{c}" in t:
+            unit = " (pp)" if _is_percent(c) else ""
+            cols[f"Δ {label(c)} vs {BASELINE}{unit}".replace(" (%)", "")] = [
+                _interval_cell(d, lo, hi, n, c) for d, lo, hi, n in
+                zip(t[f"delta_{c}"], t[f"delta_{c}_ci_lo"], t[f"delta_{c}_ci_hi"], t[f"delta_{c}_n"])]
+    for c in leading:
+        if f"gain_{c}_mean" in t:
+            unit = " (pp)" if _is_percent(c) else ""
+            cols[f"gain {label(c)} vs untrained{unit}".replace(" (%)", "")] = [
+                _interval_cell(g, lo, hi, n, c) for g, lo, hi, n in
+                zip(t[f"gain_{c}_mean"], t[f"gain_{c}_ci_lo"], t[f"gain_{c}_ci_hi"], t[f"gain_{c}_n"])]
     if board.curve_column is not None:
         conv = []
-        for m, s, k, n in zip(t["conv_epoch_mean"], t["conv_epoch_std"], t["conv_reached"], t["n"]):
+        for m, s, k, n, at_init in zip(t["conv_epoch_mean"], t["conv_epoch_std"], t["conv_reached"], t["n"],
+                                       t["conv_init_reached"]):
             cell = _mean_std(m, s, "epoch")
-            conv.append(cell + (f" ({int(k)}/{n} seeds)" if cell != DASH and k < n else ""))
+            cell += f" ({int(k)}/{n} seeds)" if cell != DASH and k < n else ""
+            conv.append(cell + (f" (untrained reaches it: {int(at_init)}/{n})" if at_init > 0 else ""))
         cols[f"epochs to {board.target:g}×{BASELINE}"] = conv
         cols["epoch ratio"] = [_number(r, "ratio") for r in t["conv_ratio"]]
     for c in board.metric_columns:
@@ -97,14 +125,20 @@ def _first_line(error: str, limit: int = 200) -> str:
 def _explanation(board: Leaderboard) -> str:
     conv = (f"Convergence: first epoch at which a trial's `{board.curve_column}` curve reaches "
             f"{board.target:g} × the mean final `{board.curve_column}` of its `{BASELINE}` baseline group "
-            "(mean over the seeds that reach it; — if none); ratio = that epoch / the baseline's."
+            "(mean over the seeds that reach it; — if none); ratio = that epoch / the baseline's. Epoch 0 (the "
+            "untrained network) does not count; \"untrained reaches it\" flags seeds whose untrained network "
+            "already meets the target."
             if board.curve_column else "Convergence: no curves table, not computed.")
     direction = "highest" if board.higher_is_better else "lowest"
     return (f"Metric: `{board.metric}` at the final epoch; cells are mean ± std over seeds "
             f"(std with ddof=1, omitted for n=1); accuracies in %. Bold: {direction} `{board.metric}` per "
             f"(dataset, backbone). Δ: difference of means against `intervention={BASELINE}` with all other "
-            f"settings equal. n: completed seeds; \"(of {board.expected_n})\" flags groups with fewer than the "
-            f"largest group. {conv} Group keys: {', '.join(f'`{k}`' for k in board.group_keys)}.")
+            f"settings equal, with its 95% t-interval over seeds in brackets (paired by seed when both groups "
+            f"have the same seeds, else Welch); \"n.s.\": the interval contains 0; \"(1 seed)\": too few seeds "
+            f"for an interval; \"(no spread)\": every seed gives the same difference, so no interval. "
+            f"Gain vs untrained (where trials record it): final minus epoch-0 score of the same trial, "
+            f"mean [95% t-interval] over seeds. n: completed seeds; \"(of {board.expected_n})\" flags groups "
+            f"with fewer than the largest group. {conv} Group keys: {', '.join(f'`{k}`' for k in board.group_keys)}.")
 
 
 # ---------------------------------------------------------------- Markdown

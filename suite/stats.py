@@ -1,0 +1,152 @@
+"""Uncertainty for the numbers the suite reports: bootstrap intervals for AUROCs
+and t-intervals over seeds for differences between groups.
+
+Why: two seeds and a few thousand test samples are what most runs have, so a
+bare AUROC or a bare Δ-vs-baseline invites reading noise as an effect. Both
+helpers are vectorised (no per-sample Python) and deterministic given a seed.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import stats as scipy_stats
+
+__all__ = ["resampled_aurocs", "bootstrap_auroc_interval", "Interval", "t_interval", "difference_interval"]
+
+# Upper bound on (resamples x samples) materialized at once: 4M float64 = 32 MB per array.
+_CHUNK_ELEMENTS = 1 << 22
+_NO_SPREAD = 1e-9  # a standard error below this fraction of the values' magnitude is rounding, not spread
+
+
+def resampled_aurocs(pos_scores: np.ndarray, neg_scores: np.ndarray, pos_index: np.ndarray,
+                     neg_index: np.ndarray) -> np.ndarray:
+    """AUROC of each resample ``(pos_scores[pos_index[b]], neg_scores[neg_index[b]])``.
+
+    ``pos_index``/``neg_index`` are integer arrays ``[B, n_pos]`` / ``[B, n_neg]``.
+    Computed as a weighted Mann-Whitney U (ties count 1/2) from the multiplicity of
+    each sample in each resample, against the negatives sorted once: O(B·n) with
+    no re-ranking per resample.
+    """
+    n_pos, n_neg = pos_scores.size, neg_scores.size
+    order = np.argsort(neg_scores, kind="stable")
+    neg_sorted = neg_scores[order]
+    rank_of = np.empty(n_neg, dtype=np.int64)
+    rank_of[order] = np.arange(n_neg)
+    below = np.searchsorted(neg_sorted, pos_scores, side="left")   # negatives strictly below each positive
+    upto = np.searchsorted(neg_sorted, pos_scores, side="right")   # ... at or below
+    b = pos_index.shape[0]
+    rows = np.arange(b)[:, None]
+    w_pos = np.bincount((rows * n_pos + pos_index).ravel(), minlength=b * n_pos).reshape(b, n_pos)
+    w_neg = np.bincount((rows * n_neg + rank_of[neg_index]).ravel(), minlength=b * n_neg).reshape(b, n_neg)
+    cum = np.zeros((b, n_neg + 1))
+    np.cumsum(w_neg, axis=1, out=cum[:, 1:])
+    less, leq = cum[:, below], cum[:, upto]
+    u = (w_pos * (0.5 * (less + leq))).sum(axis=1)
+    return u / (pos_index.shape[1] * neg_index.shape[1])
+
+
+def bootstrap_auroc_interval(pos_scores: Any, neg_scores: Any, *, n_resamples: int = 1000,
+                             confidence: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of the AUROC (positives scored above negatives).
+
+    Stratified: positives and negatives are resampled separately, so every
+    resample keeps both classes and their sizes (as pROC does by default); the
+    resamples come from ``numpy.random.default_rng(seed)``, so the interval repeats
+    exactly. The caller decides whether the AUROC is meaningful at all (one class,
+    constant scores); here both inputs must be non-empty and finite.
+    """
+    pos = np.asarray(pos_scores, dtype=np.float64).ravel()
+    neg = np.asarray(neg_scores, dtype=np.float64).ravel()
+    if pos.size == 0 or neg.size == 0 or not (np.isfinite(pos).all() and np.isfinite(neg).all()):
+        return math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    chunk = max(1, _CHUNK_ELEMENTS // max(pos.size, neg.size))
+    values = np.empty(n_resamples)
+    for start in range(0, n_resamples, chunk):  # a few chunks of resamples, never a loop over samples
+        b = min(chunk, n_resamples - start)
+        pos_index = rng.integers(0, pos.size, size=(b, pos.size))
+        neg_index = rng.integers(0, neg.size, size=(b, neg.size))
+        values[start : start + b] = resampled_aurocs(pos, neg, pos_index, neg_index)
+    alpha = 1.0 - confidence
+    lo, hi = np.quantile(values, [alpha / 2, 1 - alpha / 2])
+    return float(lo), float(hi)
+
+
+@dataclass(frozen=True)
+class Interval:
+    """An estimate with a confidence interval; ``lo``/``hi`` are NaN when ``n`` < 2 or the values
+    (differences) do not vary at all."""
+
+    estimate: float
+    lo: float
+    hi: float
+    n: int            # seeds (or pairs of seeds) behind the interval; unpaired: the smaller group
+    paired: bool = False
+
+    @property
+    def significant(self) -> bool:
+        """The interval exists and excludes 0."""
+        return bool(np.isfinite(self.lo) and np.isfinite(self.hi) and (self.lo > 0 or self.hi < 0))
+
+
+def _t_bounds(center: float, se: float, df: float, confidence: float, scale: float) -> tuple[float, float]:
+    # Zero spread over seeds (e.g. two seeds whose discrete accuracies differ by the same amount) gives
+    # the t-method a zero-width interval: certainty from no evidence of variability. Say "unknown" instead.
+    # "Zero" up to float rounding of the inputs (accuracies k/N differ by ulps when subtracted).
+    if not se > _NO_SPREAD * scale:
+        return math.nan, math.nan
+    half = scipy_stats.t.ppf(0.5 + confidence / 2, df) * se
+    return center - half, center + half
+
+
+def t_interval(values: Any, confidence: float = 0.95) -> Interval:
+    """Mean of ``values`` (NaN skipped) with its Student-t interval (ddof=1)."""
+    x = np.asarray(values, dtype=np.float64).ravel()
+    x = x[~np.isnan(x)]
+    n = x.size
+    if n == 0:
+        return Interval(math.nan, math.nan, math.nan, 0)
+    mean = float(x.mean())
+    if n < 2:
+        return Interval(mean, math.nan, math.nan, n)
+    lo, hi = _t_bounds(mean, float(x.std(ddof=1)) / math.sqrt(n), n - 1, confidence, float(np.abs(x).max()))
+    return Interval(mean, lo, hi, n)
+
+
+def difference_interval(values: Any, baseline: Any, seeds: Any = None, baseline_seeds: Any = None,
+                        confidence: float = 0.95) -> Interval:
+    """``mean(values) - mean(baseline)`` with a t-interval over seeds (NaN values skipped).
+
+    Paired (t-interval of the per-seed differences) when both sides carry the
+    same set of distinct seeds, since a shared seed shares data order and
+    initialization noise; otherwise Welch's unpaired interval. Either way the
+    estimate is the difference of means, so it equals the leaderboard's Δ.
+    """
+    a = np.asarray(values, dtype=np.float64).ravel()
+    b = np.asarray(baseline, dtype=np.float64).ravel()
+    keep_a, keep_b = ~np.isnan(a), ~np.isnan(b)
+    a_seeds = None if seeds is None else np.asarray(seeds).ravel()[keep_a]
+    b_seeds = None if baseline_seeds is None else np.asarray(baseline_seeds).ravel()[keep_b]
+    a, b = a[keep_a], b[keep_b]
+    if a.size == 0 or b.size == 0:
+        return Interval(math.nan, math.nan, math.nan, 0)
+    estimate = float(a.mean() - b.mean())
+    paired = (a_seeds is not None and b_seeds is not None and a.size == b.size
+              and np.unique(a_seeds).size == a.size and np.array_equal(np.sort(a_seeds), np.sort(b_seeds)))
+    if paired:
+        diffs = a[np.argsort(a_seeds, kind="stable")] - b[np.argsort(b_seeds, kind="stable")]
+        inner = t_interval(diffs, confidence)
+        if math.isfinite(inner.lo) and not inner.hi - inner.lo > _NO_SPREAD * max(np.abs(a).max(), np.abs(b).max()):
+            inner = Interval(inner.estimate, math.nan, math.nan, inner.n)  # differences equal up to rounding
+        return Interval(estimate, inner.lo, inner.hi, inner.n, paired=True)
+    n = min(a.size, b.size)
+    if n < 2:
+        return Interval(estimate, math.nan, math.nan, n)
+    va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
+    se = math.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1)) if se > 0 else math.nan
+    lo, hi = _t_bounds(estimate, se, df, confidence, max(np.abs(a).max(), np.abs(b).max()))
+    return Interval(estimate, lo, hi, n)
