@@ -41,6 +41,8 @@ def test_every_method_and_intervention_trains_two_epochs(tmp_path, tiny_trial, m
     assert row["status"] == "completed", row["error"]
     assert row["epochs_completed"] == 2
     for col in FINITE_COLUMNS:
+        if col.endswith("_auroc") and row.get(f"{col}_note"):
+            continue  # near-constant norms (a tiny cut-init run): NaN with its reason, never a fake 0.5
         assert math.isfinite(row[col]), (col, row[col])
     for col in ("knn_top1_k200", "knn_top1_k20", "linear_top1"):
         assert 0.0 <= row[col] <= 1.0
