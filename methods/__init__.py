@@ -11,7 +11,7 @@ from methods.dino import DINO
 from methods.moco import MoCo
 from methods.simclr import SimCLR
 from methods.simsiam import SimSiam
-from suite.errors import ConfigError
+from methods.errors import ConfigError
 
 METHODS: dict[str, type[SSLMethod]] = {cls.name: cls for cls in (SimCLR, MoCo, BYOL, SimSiam, DINO)}
 

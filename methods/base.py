@@ -9,31 +9,29 @@ the *cut* online network, as in the paper.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import math
 from typing import Any, ClassVar
 
 import torch
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from torch import Tensor, nn
 
-from methods.interventions import Intervention, as_intervention, cut_init, grad_scale
-from suite.errors import ConfigError
+from methods.interventions import Intervention, cut_init, grad_scale
+from methods.errors import config_error, field_constraints
 
 
 def hparam(default: Any, *, lo: float | None = None, hi: float | None = None,
            lo_open: bool = False, hi_open: bool = False, doc: str = "") -> Any:
-    """A method hyper-parameter with an allowed range, checked by ``build_hparams``."""
-    return dataclasses.field(default=default, metadata={"lo": lo, "hi": hi, "lo_open": lo_open, "hi_open": hi_open, "doc": doc})
+    """A method hyper-parameter with an allowed range (a pydantic field)."""
+    bounds = {("gt" if lo_open else "ge"): lo, ("lt" if hi_open else "le"): hi}
+    return Field(default, description=doc, **{k: v for k, v in bounds.items() if v is not None})
 
 
-def _range_text(meta: dict[str, Any], kind: type) -> str:
-    lo, hi = meta.get("lo"), meta.get("hi")
-    parts = [kind.__name__]
-    if lo is not None:
-        parts.append(f"{'>' if meta.get('lo_open') else '>='} {lo:g}")
-    if hi is not None:
-        parts.append(f"{'<' if meta.get('hi_open') else '<='} {hi:g}")
-    return " ".join(parts)
+class HParams(BaseModel):
+    """Base of every method's hyper-parameters: strict types (no bool for an int,
+    no string for a number), finite numbers, no unknown keys, immutable."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 def make_target(module: nn.Module) -> nn.Module:
@@ -49,7 +47,7 @@ class SSLMethod(nn.Module):
     ``target_pairs`` when they have a momentum network)."""
 
     name: ClassVar[str] = ""
-    Hparams: ClassVar[type]
+    Hparams: ClassVar[type[HParams]]
     default_optimizer: ClassVar[str] = "sgd"
     default_lr: ClassVar[float] = 0.1          # per 256 images; the trainer scales lr * batch / 256
     default_weight_decay: ClassVar[float] = 5e-4
@@ -58,14 +56,17 @@ class SSLMethod(nn.Module):
     num_global_views: ClassVar[int] = 2
 
     def __init__(self, backbone: nn.Module, feature_dim: int, hparams: Any = None,
-                 intervention: Intervention | str | None = None) -> None:
+                 intervention: Intervention | None = None) -> None:
         super().__init__()
         if not isinstance(hparams, self.Hparams):
             hparams = self.build_hparams(hparams)
         self.backbone = backbone
         self.feature_dim = int(feature_dim)
         self.hparams = hparams
-        self.intervention = as_intervention(intervention)
+        if intervention is not None and not isinstance(intervention, Intervention):
+            raise TypeError(f"intervention must be an Intervention (methods.interventions.parse_intervention), "
+                            f"got {type(intervention).__name__}")
+        self.intervention = intervention or Intervention()
         self.build_online()
         if self.intervention.cut is not None:
             cut_init(self, self.intervention.cut)  # only online modules exist at this point
@@ -73,36 +74,22 @@ class SSLMethod(nn.Module):
 
     # -- hyper-parameters -------------------------------------------------
     @classmethod
-    def build_hparams(cls, method_args: dict[str, Any] | None = None) -> Any:
+    def build_hparams(cls, method_args: dict[str, Any] | None = None) -> HParams:
         """Validate ``method_args`` against ``cls.Hparams`` and fill defaults."""
-        method_args = dict(method_args or {})
-        fields = {f.name: f for f in dataclasses.fields(cls.Hparams)}
-        for key, value in method_args.items():
-            if key not in fields:
-                raise ConfigError(f"method_args.{key}", value, sorted(fields),
-                                  hint=f"unknown hyper-parameter for method {cls.name}")
-            f = fields[key]
-            kind = type(f.default)
-            ok_type = (isinstance(value, kind) if kind is bool
-                       else not isinstance(value, bool) and isinstance(value, (int, float) if kind is float else kind))
-            if not ok_type or (kind is float and not math.isfinite(value)):
-                raise ConfigError(f"method_args.{key}", value, _range_text(f.metadata, kind))
-            lo, hi = f.metadata.get("lo"), f.metadata.get("hi")
-            too_low = lo is not None and (value <= lo if f.metadata.get("lo_open") else value < lo)
-            too_high = hi is not None and (value >= hi if f.metadata.get("hi_open") else value > hi)
-            if too_low or too_high:
-                raise ConfigError(f"method_args.{key}", value, _range_text(f.metadata, kind))
-            if kind is float:
-                method_args[key] = float(value)
-        hparams = cls.Hparams(**method_args)
+        try:
+            hparams = cls.Hparams.model_validate(dict(method_args or {}))
+        except ValidationError as err:
+            unknown = err.errors()[0]["type"] == "extra_forbidden"
+            raise config_error(err, cls.Hparams, prefix="method_args.",
+                               hint=f"unknown hyper-parameter for method {cls.name}" if unknown else "") from None
         cls.check_hparams(hparams)
         return hparams
 
     @classmethod
     def describe_hparams(cls) -> list[tuple[str, Any, str, str]]:
         """(name, default, allowed, doc) per hyper-parameter, for `normbench list`."""
-        return [(f.name, f.default, _range_text(f.metadata, type(f.default)), f.metadata.get("doc", ""))
-                for f in dataclasses.fields(cls.Hparams)]
+        return [(name, f.default, field_constraints(cls.Hparams, name), f.description or "")
+                for name, f in cls.Hparams.model_fields.items()]
 
     @classmethod
     def check_hparams(cls, hparams: Any) -> None:
@@ -172,14 +159,3 @@ class SSLMethod(nn.Module):
                "features": torch.cat([f.detach() for f in features])}
         out.update(extra)
         return out
-
-
-def default_view_specs(image_size: int, num_views: int = 2, **overrides: Any) -> list[Any]:
-    """SimCLR-style symmetric views (the norm paper's CIFAR recipe); Gaussian blur
-    only above 64 px, as SimCLR omits it on CIFAR-sized images."""
-    from suite.augment import AugmentSpec  # lazy: keeps `methods` importable without kornia
-
-    kwargs: dict[str, Any] = dict(size=image_size, crop_scale=(0.2, 1.0), flip_p=0.5, jitter_strength=0.5,
-                                  jitter_p=0.8, grayscale_p=0.2, blur_p=0.5 if image_size > 64 else 0.0, solarize_p=0.0)
-    kwargs.update(overrides)
-    return [AugmentSpec(**kwargs) for _ in range(num_views)]

@@ -16,13 +16,12 @@ Defaults (sources):
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from methods.base import SSLMethod, default_view_specs, hparam, make_target
+from methods.base import HParams, SSLMethod, hparam, make_target
+from methods.views import default_view_specs
 from methods.heads import mlp
 
 
@@ -32,8 +31,7 @@ def byol_loss(p: Tensor, z: Tensor) -> Tensor:
     return -F.cosine_similarity(p, z.detach(), dim=-1).mean()
 
 
-@dataclass
-class BYOLHparams:
+class BYOLHparams(HParams):
     proj_hidden_dim: int = hparam(4096, lo=1)
     proj_output_dim: int = hparam(256, lo=1)
     pred_hidden_dim: int = hparam(4096, lo=1)

@@ -23,16 +23,15 @@ Defaults (sources):
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from methods.base import SSLMethod, default_view_specs, hparam, make_target
+from methods.base import HParams, SSLMethod, hparam, make_target
 from methods.distributed import all_reduce_mean_
+from methods.views import default_view_specs
 from methods.heads import DINOHead
-from suite.errors import ConfigError
+from methods.errors import ConfigError
 
 
 def dino_loss(student_logits: list[Tensor], teacher_logits: list[Tensor], center: Tensor,
@@ -54,8 +53,7 @@ def dino_loss(student_logits: list[Tensor], teacher_logits: list[Tensor], center
     return cross_entropy.masked_select(~same_crop).mean()
 
 
-@dataclass
-class DINOHparams:
+class DINOHparams(HParams):
     student_temp: float = hparam(0.1, lo=0.0, lo_open=True)
     teacher_temp: float = hparam(0.07, lo=0.0, lo_open=True, doc="teacher temperature after warm-up")
     warmup_teacher_temp: float = hparam(0.04, lo=0.0, lo_open=True)

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from suite.errors import ConfigError
+from methods.errors import ConfigError
 
 INTERVENTION_KINDS: dict[str, str] = {
     "none": "baseline, no intervention",
@@ -74,15 +74,6 @@ def parse_intervention(spec: str) -> Intervention:
             raise ConfigError("intervention", spec, _ALLOWED, hint="wd needs X >= 0")
         values[_KEYS[kind]] = value
     return Intervention(**values)
-
-
-def as_intervention(value: Intervention | str | None) -> Intervention:
-    """Accept an Intervention, a spec string, or None (= none)."""
-    if value is None:
-        return Intervention()
-    if isinstance(value, Intervention):
-        return value
-    return parse_intervention(value)
 
 
 @torch.no_grad()

@@ -19,14 +19,13 @@ Defaults (sources):
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from methods.base import SSLMethod, default_view_specs, hparam, make_target
+from methods.base import HParams, SSLMethod, hparam, make_target
 from methods.distributed import concat_all_gather_no_grad
+from methods.views import default_view_specs
 from methods.heads import mlp
 
 
@@ -44,8 +43,7 @@ def moco_loss(q: Tensor, k: Tensor, queue: Tensor, temperature: float) -> Tensor
     return F.cross_entropy(logits, labels)
 
 
-@dataclass
-class MoCoHparams:
+class MoCoHparams(HParams):
     temperature: float = hparam(0.2, lo=0.0, lo_open=True)
     queue_size: int = hparam(4096, lo=1)
     proj_hidden_dim: int = hparam(2048, lo=1)

@@ -16,14 +16,13 @@ Defaults (sources):
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from methods.base import SSLMethod, default_view_specs, hparam
+from methods.base import HParams, SSLMethod, hparam
 from methods.distributed import gather_with_grad, rank, world_size
+from methods.views import default_view_specs
 from methods.heads import mlp
 
 
@@ -52,8 +51,7 @@ def nt_xent_loss(z1: Tensor, z2: Tensor, temperature: float) -> Tensor:
     return F.cross_entropy(logits, positive_index)
 
 
-@dataclass
-class SimCLRHparams:
+class SimCLRHparams(HParams):
     temperature: float = hparam(0.5, lo=0.0, lo_open=True, doc="softmax temperature")
     proj_hidden_dim: int = hparam(512, lo=1)
     proj_output_dim: int = hparam(128, lo=1)

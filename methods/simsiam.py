@@ -13,12 +13,11 @@ Defaults (sources):
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch.nn.functional as F
 from torch import Tensor
 
-from methods.base import SSLMethod, default_view_specs, hparam
+from methods.base import HParams, SSLMethod, hparam
+from methods.views import default_view_specs
 from methods.heads import mlp
 
 
@@ -27,8 +26,7 @@ def simsiam_loss(p: Tensor, z: Tensor) -> Tensor:
     return -F.cosine_similarity(p, z.detach(), dim=-1).mean()
 
 
-@dataclass
-class SimSiamHparams:
+class SimSiamHparams(HParams):
     proj_hidden_dim: int = hparam(2048, lo=1)
     proj_output_dim: int = hparam(2048, lo=1)
     pred_hidden_dim: int = hparam(512, lo=1)

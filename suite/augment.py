@@ -14,76 +14,20 @@ was only ~1.5x faster on the crop alone (a small share of the whole pipeline); s
 """
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 from typing import Sequence
 
 import kornia.augmentation as K
 import torch
 from torch import Tensor, nn
 
+from methods.views import AugmentSpec
 from suite.errors import ConfigError
+
+__all__ = ["AugmentSpec", "BatchAugment", "normalize"]
 
 # SimCLR's colour-jitter recipe: brightness/contrast/saturation 0.8*s, hue 0.2*s.
 _JITTER_BCS_SCALE = 0.8
 _JITTER_HUE_SCALE = 0.2
-
-
-def _check_probability(field: str, value: float) -> None:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 <= value <= 1.0:
-        raise ConfigError(field, value, "a number in [0, 1]")
-
-
-def _check_range(field: str, value: Sequence[float], lo: float, hi: float, allowed: str) -> None:
-    ok = (
-        isinstance(value, (tuple, list))
-        and len(value) == 2
-        and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
-        and lo < value[0] <= value[1] <= hi
-    )
-    if not ok:
-        raise ConfigError(field, value, allowed)
-
-
-@dataclass(frozen=True)
-class AugmentSpec:
-    """One view's augmentation recipe (SimCLR/BYOL-style).
-
-    ``jitter_strength`` is SimCLR's ``s``: brightness, contrast and saturation vary by
-    ``0.8*s`` and hue by ``0.2*s``. The fields after ``solarize_p`` are extensions with
-    the usual literature defaults.
-    """
-
-    size: int
-    crop_scale: tuple[float, float] = (0.2, 1.0)
-    flip_p: float = 0.5
-    jitter_strength: float = 0.5
-    jitter_p: float = 0.8
-    grayscale_p: float = 0.2
-    blur_p: float = 0.0
-    solarize_p: float = 0.0
-    crop_ratio: tuple[float, float] = (3.0 / 4.0, 4.0 / 3.0)
-    blur_sigma: tuple[float, float] = (0.1, 2.0)
-    solarize_threshold: float = 0.5
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.size, int) or isinstance(self.size, bool) or self.size < 1:
-            raise ConfigError("size", self.size, "a positive integer (output side in pixels)")
-        _check_range("crop_scale", self.crop_scale, 0.0, 1.0, "(lo, hi) with 0 < lo <= hi <= 1")
-        _check_range("crop_ratio", self.crop_ratio, 0.0, math.inf, "(lo, hi) with 0 < lo <= hi")
-        _check_range("blur_sigma", self.blur_sigma, 0.0, math.inf, "(lo, hi) with 0 < lo <= hi")
-        for name in ("flip_p", "jitter_p", "grayscale_p", "blur_p", "solarize_p", "solarize_threshold"):
-            _check_probability(name, getattr(self, name))
-        s = self.jitter_strength
-        # Hue shift 0.2*s must stay within torchvision's [-0.5, 0.5] turns, hence s <= 2.5.
-        if not isinstance(s, (int, float)) or isinstance(s, bool) or not 0.0 <= s <= 2.5:
-            raise ConfigError("jitter_strength", s, "a number in [0, 2.5]")
-
-    @property
-    def blur_kernel_size(self) -> int:
-        """Odd kernel side of about 10% of the view (SimCLR), at least 3."""
-        k = max(3, int(round(0.1 * self.size)))
-        return k if k % 2 == 1 else k + 1
 
 
 def _channel_stats(field: str, value: Sequence[float]) -> Tensor:

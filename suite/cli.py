@@ -93,8 +93,6 @@ def cmd_trial(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    import dataclasses
-
     from methods import METHODS
     from methods.interventions import INTERVENTION_KINDS
     from suite.backbones import SUGGESTED_BACKBONES
@@ -106,8 +104,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(f"  {name:<9} {_first_line(sys.modules[cls.__module__].__doc__ or cls.__doc__)}")
         print(f"            defaults: optimizer={cls.default_optimizer} lr={cls.default_lr} (per 256) "
               f"weight_decay={cls.default_weight_decay} warmup_epochs={cls.default_warmup_epochs}")
-        hp = ", ".join(f"{f.name}={f.default!r}" for f in dataclasses.fields(cls.Hparams)
-                       if f.default is not dataclasses.MISSING)
+        hp = ", ".join(f"{name}={default!r}" for name, default, _, _ in cls.describe_hparams())
         print(textwrap.fill(f"method_args: {hp}", 100, initial_indent=" " * 12, subsequent_indent=" " * 14))
     print("\ninterventions (intervention=SPEC, joined with +, e.g. cut:3+gradscale:1):")
     for kind, doc in INTERVENTION_KINDS.items():

@@ -13,19 +13,27 @@ import json
 import math
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationError
+
+from methods.interventions import Intervention, parse_intervention
 
 from suite.errors import ConfigError
 
 OPTIMIZERS = ("sgd", "lars", "adamw")
-# The resolution each dataset is usually benchmarked at (digits: 8x8 originals, upsampled 2x).
-DEFAULT_IMAGE_SIZE = {"digits": 16, "cifar10": 32, "cifar100": 32, "svhn": 32, "stl10": 96, "tiny-imagenet": 64,
-                      "imagenette": 128, "imagenet100": 128}
-FALLBACK_IMAGE_SIZE = 64
 PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def _parse_intervention(value: Any) -> Intervention:
+    return value if isinstance(value, Intervention) else parse_intervention(value)
+
+
+# Parsed once, when the config is validated; written back as its canonical
+# string (``cut:3+gradscale:1``) in YAML, trial ids and tables.
+InterventionSpec = Annotated[Intervention, BeforeValidator(_parse_intervention),
+                             PlainSerializer(lambda i: i.to_spec(), return_type=str)]
 
 
 class TrialConfig(BaseModel):
@@ -44,7 +52,8 @@ class TrialConfig(BaseModel):
     holdout_classes: list[int | str] | None = Field(None, description="classes (index or name) removed from training; the OOD set")
     ood_dataset: str | None = Field(None, description="dataset whose test split is the OOD set")
     train_limit: int | None = Field(None, ge=2, description="train on a fixed random subset of N images (smoke runs)")
-    intervention: str = Field("none", description="norm intervention: none, cut:C, gradscale:P, wd:X, joined by +")
+    intervention: InterventionSpec = Field(Intervention(), validate_default=True,
+                                           description="norm intervention: none, cut:C, gradscale:P, wd:X, joined by +")
     epochs: int = Field(20, ge=1, le=100_000)
     batch_size: int = Field(256, ge=1, description="global batch size (split across workers)")
     optimizer: Literal["sgd", "lars", "adamw"] | None = None
@@ -54,7 +63,11 @@ class TrialConfig(BaseModel):
     momentum: float = Field(0.9, ge=0, lt=1)
     warmup_epochs: int | None = Field(None, ge=0)
     seed: int = Field(0, ge=0)
-    eval_every: int = Field(0, ge=0, description="kNN every N epochs (0: only at the end)")
+    eval_every: int = Field(0, ge=0, description="kNN every N epochs, and an epoch-0 row (0: only at the end)")
+    eval_bn: Literal["recompute", "running"] = Field(
+        "recompute", description="BatchNorm statistics for evaluation: re-estimated on the clean train set, "
+                                 "or the running averages of training")
+    eval_bn_images: int = Field(10_000, ge=1, description="clean train images used to re-estimate BatchNorm statistics")
     checkpoint_every: int = Field(1, ge=1)
     knn_k: list[int] = Field(default_factory=lambda: [200, 20])
     knn_temperature: float = Field(0.1, gt=0)
@@ -63,15 +76,16 @@ class TrialConfig(BaseModel):
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     channels_last: bool | None = Field(None, description="auto: on for CUDA")
-    workers: int = Field(1, ge=1, description="data-parallel workers per trial (Ray sweeps)")
-    num_threads: int | None = Field(None, ge=1, description="torch CPU threads")
+    workers: int = Field(1, ge=1, description="data-parallel worker processes per trial (Ray sweeps)")
+    num_threads: int | None = Field(None, ge=1, description="torch CPU threads of each worker process")
+    compile: bool = Field(False, description="torch.compile the backbone and heads")
 
     @property
     def trial_id(self) -> str:
         """Readable and unique: the main axes plus a hash of the whole config."""
         digest = hashlib.sha1(json.dumps(self.model_dump(), sort_keys=True, default=str).encode()).hexdigest()[:8]
         parts = [self.name] if self.name else []
-        parts += [self.method, self.backbone, _slug(self.dataset), self.intervention, f"s{self.seed}", digest]
+        parts += [self.method, self.backbone, _slug(self.dataset), self.intervention.to_spec(), f"s{self.seed}", digest]
         return _slug("-".join(parts))
 
     def scaled_lr(self) -> float:
@@ -88,6 +102,8 @@ def _slug(text: str) -> str:
 
 def _pydantic_to_config_error(err: ValidationError) -> ConfigError:
     first = err.errors()[0]
+    if isinstance(first.get("ctx", {}).get("error"), ConfigError):  # raised by a field's own parser
+        return first["ctx"]["error"]
     field = ".".join(str(p) for p in first["loc"]) or "config"
     if first["type"] == "extra_forbidden":
         return ConfigError(field, first.get("input"), CONFIG_FIELDS, hint="unknown config key")
@@ -165,19 +181,18 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 def resolve(cfg: TrialConfig) -> TrialConfig:
     """Semantic checks across fields, then method defaults filled in."""
     from methods import get_method
-    from methods.interventions import parse_intervention
     from suite.backbones import validate_backbone_name
-    from suite.data import validate_dataset_name
+    from suite.data import check_one_ood_source, validate_dataset_name
+    from suite.dataload.specs import parse_spec
 
     method_cls = get_method(cfg.method)
     hparams = method_cls.build_hparams(cfg.method_args)
-    intervention = parse_intervention(cfg.intervention)
+    intervention = cfg.intervention
     validate_backbone_name(cfg.backbone)
-    validate_dataset_name(cfg.dataset, field="dataset")
+    dataset = parse_spec(cfg.dataset, "dataset")
     if cfg.ood_dataset is not None:
         validate_dataset_name(cfg.ood_dataset, field="ood_dataset")
-        if cfg.holdout_classes:
-            raise ConfigError("ood_dataset", cfg.ood_dataset, "unset when holdout_classes is given (one OOD set per trial)")
+    check_one_ood_source(cfg.holdout_classes, cfg.ood_dataset)
     if cfg.holdout_classes is not None and len(set(cfg.holdout_classes)) != len(cfg.holdout_classes):
         raise ConfigError("holdout_classes", cfg.holdout_classes, "distinct class indices")
     _validate_device(cfg.device)
@@ -195,12 +210,12 @@ def resolve(cfg: TrialConfig) -> TrialConfig:
     if intervention.weight_decay is not None:
         if weight_decay is not None and not math.isclose(weight_decay, intervention.weight_decay):
             raise ConfigError("weight_decay", weight_decay,
-                              f"unset or equal to {intervention.weight_decay} (intervention {cfg.intervention} sets it)")
+                              f"unset or equal to {intervention.weight_decay} (intervention {intervention.to_spec()} sets it)")
         weight_decay = intervention.weight_decay
 
     update = {
-        "image_size": cfg.image_size or DEFAULT_IMAGE_SIZE.get(cfg.dataset, FALLBACK_IMAGE_SIZE),
-        "method_args": _plain(hparams),
+        "image_size": cfg.image_size or dataset.image_size,
+        "method_args": hparams.model_dump(mode="json"),
         "optimizer": cfg.optimizer or method_cls.default_optimizer,
         "lr": cfg.lr if cfg.lr is not None else method_cls.default_lr,
         "weight_decay": weight_decay if weight_decay is not None else method_cls.default_weight_decay,
@@ -209,13 +224,6 @@ def resolve(cfg: TrialConfig) -> TrialConfig:
     if update["warmup_epochs"] >= cfg.epochs and cfg.epochs > 1:
         raise ConfigError("warmup_epochs", update["warmup_epochs"], f"< epochs ({cfg.epochs})")
     return cfg.model_copy(update=update)
-
-
-def _plain(hparams: Any) -> dict[str, Any]:
-    from dataclasses import asdict, is_dataclass
-
-    d = asdict(hparams) if is_dataclass(hparams) else dict(hparams)
-    return json.loads(json.dumps(d, default=list))
 
 
 def _validate_device(device: str) -> None:

@@ -44,6 +44,13 @@ def validate_dataset_name(name: str, field: str = "dataset") -> None:
     parse_spec(name, field)
 
 
+def check_one_ood_source(holdout_classes, ood_dataset) -> None:
+    """A trial has one OOD set: held-out classes or another dataset, not both."""
+    if ood_dataset is not None and holdout_classes:
+        raise ConfigError("ood_dataset", ood_dataset, "unset when holdout_classes is given (one OOD set per trial)",
+                          hint="held-out classes already define the OOD set")
+
+
 def _validate_image_size(image_size) -> int:
     if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
         raise ConfigError("image_size", image_size, "a positive integer (pixels)")
@@ -64,7 +71,7 @@ def _class_names(spec: DatasetSpec, train_names, train_labels: Tensor, test_labe
 def load_splits(name: str, image_size: int, *, imbalance: float | None = None,
                 holdout_classes: Sequence[int | str] | None = None, ood_dataset: str | None = None,
                 cache_dir: str | Path | None = None, seed: int = 0,
-                num_workers: int | None = None) -> DatasetSplits:
+                decode_workers: int | None = None) -> DatasetSplits:
     """Load `name` at `image_size` (square), with optional held-out classes, long tail and OOD set.
 
     holdout_classes: class indices (or names) removed from train AND test; their test
@@ -82,16 +89,14 @@ def load_splits(name: str, image_size: int, *, imbalance: float | None = None,
     ood_spec: DatasetSpec | None = None
     if ood_dataset is not None:
         ood_spec = parse_spec(ood_dataset, "ood_dataset")
-        if holdout:
-            raise ConfigError("ood_dataset", ood_dataset, "None when holdout_classes is set",
-                              hint="held-out classes already define the OOD set")
+    check_one_ood_source(holdout, ood_dataset)
     if holdout and spec.num_classes is not None:  # fail before any decoding where we can
         numeric = [c for c in holdout if isinstance(c, int) or (isinstance(c, str) and c.isdigit())]
         if numeric:
             resolve_holdout(numeric, [str(i) for i in range(spec.num_classes)])
 
-    train = load_raw_split(spec, "train", image_size, cache_dir, num_workers)
-    test = load_raw_split(spec, "test", image_size, cache_dir, num_workers)
+    train = load_raw_split(spec, "train", image_size, cache_dir, decode_workers)
+    test = load_raw_split(spec, "test", image_size, cache_dir, decode_workers)
     class_names = _class_names(spec, train.class_names, train.labels, test.labels)
     num_classes = len(class_names)
     train_x, train_y, test_x, test_y = train.images, train.labels, test.images, test.labels
@@ -111,7 +116,7 @@ def load_splits(name: str, image_size: int, *, imbalance: float | None = None,
         train_x, train_y = train_x[keep], train_y[keep]
         mean = std = None
     if ood_spec is not None:
-        ood_images = load_raw_split(ood_spec, "test", image_size, cache_dir, num_workers).images
+        ood_images = load_raw_split(ood_spec, "test", image_size, cache_dir, decode_workers).images
         ood_name = ood_spec.spec
     if mean is None:
         mean, std = channel_stats(train_x)

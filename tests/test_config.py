@@ -1,7 +1,6 @@
 """Config: YAML + key=value overrides, method defaults, cross-field checks."""
 from __future__ import annotations
 
-import dataclasses
 
 import pytest
 
@@ -35,7 +34,7 @@ def test_method_defaults_fill_every_unset_field(name):
     assert cfg.weight_decay == cls.default_weight_decay
     assert cfg.warmup_epochs == cls.default_warmup_epochs
     assert cfg.image_size == 16  # digits default
-    assert set(cfg.method_args) == {f.name for f in dataclasses.fields(cls.Hparams)}
+    assert set(cfg.method_args) == set(cls.Hparams.model_fields)
 
 
 def test_linear_lr_scaling():

@@ -107,8 +107,8 @@ def _build(name: str, intervention: str, seed: int = 0):
     backbone = timm.create_model("test_resnet", pretrained=False, num_classes=0)
     small = {"simclr": dict(proj_hidden_dim=32), "moco": dict(proj_hidden_dim=32, queue_size=16),
              "byol": dict(proj_hidden_dim=32, pred_hidden_dim=32), "simsiam": dict(proj_hidden_dim=32, proj_output_dim=32, pred_hidden_dim=8),
-             "dino": dict(head_hidden_dim=32, num_prototypes=64)}[name]
-    return METHODS[name](backbone, backbone.num_features, small, intervention)
+             "dino": dict(head_hidden_dim=32, num_prototypes=64)}.get(name, {})  # small heads; defaults for new methods
+    return METHODS[name](backbone, backbone.num_features, small, parse_intervention(intervention))
 
 
 @pytest.mark.parametrize("name", sorted(METHODS))

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import copy
-import dataclasses
 import math
 
 import pytest
 import timm
 import torch
 
+from methods.interventions import parse_intervention
 from methods import METHODS, get_method
 from methods.base import SSLMethod
 from methods.dino import DINO
@@ -29,7 +29,8 @@ SMALL_ARGS = {
 def build(name: str, intervention: str = "none", seed: int = 0, **overrides) -> SSLMethod:
     torch.manual_seed(seed)
     backbone = timm.create_model("test_resnet", pretrained=False, num_classes=0)
-    return METHODS[name](backbone, backbone.num_features, {**SMALL_ARGS[name], **overrides}, intervention)
+    return METHODS[name](backbone, backbone.num_features, {**SMALL_ARGS.get(name, {}), **overrides},
+                         parse_intervention(intervention))
 
 
 def make_views(model: SSLMethod, seed: int = 1) -> list[torch.Tensor]:
@@ -209,12 +210,12 @@ def test_hparams_unknown_key_lists_allowed_and_defaults_fill():
     assert hp.student_temp == 1.0 and isinstance(hp.student_temp, float)
     assert hp.num_prototypes == DINO.Hparams().num_prototypes
     # a full round trip (the config stores every field) is accepted
-    assert DINO.build_hparams(dataclasses.asdict(hp)) == hp
+    assert DINO.build_hparams(hp.model_dump()) == hp
 
 
-def test_describe_hparams_matches_dataclass():
+def test_describe_hparams_matches_the_model():
     rows = MoCo.describe_hparams()
-    assert [r[0] for r in rows] == [f.name for f in dataclasses.fields(MoCo.Hparams)]
+    assert [r[0] for r in rows] == list(MoCo.Hparams.model_fields)
     assert dict((r[0], r[2]) for r in rows)["temperature"] == "float > 0"
 
 

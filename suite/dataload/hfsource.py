@@ -133,7 +133,7 @@ def labels_and_names(ds, spec: DatasetSpec) -> tuple[np.ndarray, list[str] | Non
 
 
 def decode_into(ds, column: str, out: np.ndarray, image_size: int, desc: str,
-                num_workers: int | None = None) -> None:
+                decode_workers: int | None = None) -> None:
     """Decode + resize every image of `ds[column]` into `out`, in parallel batches, with progress."""
     import datasets
     from tqdm.auto import tqdm
@@ -142,7 +142,7 @@ def decode_into(ds, column: str, out: np.ndarray, image_size: int, desc: str,
         ds = ds.cast_column(column, datasets.Image())  # e.g. raw {bytes, path} structs from pyarrow
     ds = ds.select_columns([column])
     starts = range(0, len(ds), DECODE_BATCH)
-    workers = num_workers or min(8, os.cpu_count() or 1)
+    workers = decode_workers or min(8, os.cpu_count() or 1)
 
     def work(start: int) -> int:
         stop = min(start + DECODE_BATCH, len(ds))

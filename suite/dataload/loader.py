@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 
 def load_raw_split(spec: DatasetSpec, split: str, image_size: int, cache_dir: str | Path | None = None,
-                   num_workers: int | None = None) -> RawSplit:
+                   decode_workers: int | None = None) -> RawSplit:
     """`split` ('train' or 'test') as uint8 [N,3,S,S]; the train split carries its channel stats."""
     if spec.kind == "builtin":
         raw = load_digits_split(split, image_size)
@@ -39,7 +39,7 @@ def load_raw_split(spec: DatasetSpec, split: str, image_size: int, cache_dir: st
     images, tmp = cache.new_image_file(entry, len(ds), image_size)
     try:
         decode_into(ds, column, images, image_size, desc=f"decoding {spec.spec} {split} @{image_size}px",
-                    num_workers=num_workers)
+                    decode_workers=decode_workers)
         mean = std = None
         if split == "train":
             mean, std = channel_stats(torch.from_numpy(images))

@@ -37,30 +37,31 @@ class DatasetSpec:
     label_column: str = "label"
     split_column: str = "split"
     num_classes: int | None = None   # known without loading (named datasets)
+    image_size: int = 64             # the resolution it is usually benchmarked at (config default)
     options: dict = field(default_factory=dict, compare=False)
 
 
 # name -> (hub id, config, train split, test split, image column, label column, classes)
 NAMED: dict[str, DatasetSpec] = {
     "cifar10": DatasetSpec("cifar10", "hub", "uoft-cs/cifar10", None, image_column="img",
-                           label_column="label", num_classes=10),
+                           label_column="label", num_classes=10, image_size=32),
     "cifar100": DatasetSpec("cifar100", "hub", "uoft-cs/cifar100", None, image_column="img",
-                            label_column="fine_label", num_classes=100),
+                            label_column="fine_label", num_classes=100, image_size=32),
     "stl10": DatasetSpec("stl10", "hub", "tanganke/stl10", None, image_column="image",
-                         label_column="label", num_classes=10),
+                         label_column="label", num_classes=10, image_size=96),
     "svhn": DatasetSpec("svhn", "hub", "ufldl-stanford/svhn", "cropped_digits",
-                        image_column="image", label_column="label", num_classes=10),
+                        image_column="image", label_column="label", num_classes=10, image_size=32),
     "tiny-imagenet": DatasetSpec("tiny-imagenet", "hub", "zh-plus/tiny-imagenet", None,
                                  test_split="valid", image_column="image",
-                                 label_column="label", num_classes=200),
+                                 label_column="label", num_classes=200, image_size=64),
     "imagenette": DatasetSpec("imagenette", "hub", "frgfm/imagenette", "320px",
                               test_split="validation", image_column="image",
-                              label_column="label", num_classes=10),
+                              label_column="label", num_classes=10, image_size=128),
     "imagenet100": DatasetSpec("imagenet100", "hub", "clane9/imagenet-100", None,
                                test_split="validation", image_column="image",
-                               label_column="label", num_classes=100),
+                               label_column="label", num_classes=100, image_size=128),
 }
-BUILTIN = {"digits": DatasetSpec("digits", "builtin", num_classes=10)}
+BUILTIN = {"digits": DatasetSpec("digits", "builtin", num_classes=10, image_size=16)}  # 8x8 originals, upsampled 2x
 DATASET_NAMES: list[str] = ["digits", *NAMED]
 PREFIXES = ("hf:", "parquet:", "imagefolder:")
 _OPTIONS = {"hub": {"image", "label", "train", "test"},
