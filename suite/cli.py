@@ -1,4 +1,4 @@
-"""The `normbench` command line: trial, list, sweep, leaderboard.
+"""The `normbench` command line: trial, list, export, sweep, leaderboard.
 
 Heavy modules are imported inside the commands so `normbench --help` is instant.
 Bad input exits with status 2 and one line naming the field, the value and
@@ -125,6 +125,15 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from suite.export import CONFIG_FILE, MODEL_FILE, export_trial
+
+    out = export_trial(Path(args.trial_dir), Path(args.out) if args.out else None, overwrite=args.overwrite)
+    print(f"exported the backbone of {args.trial_dir} to {out}/ ({MODEL_FILE}, {CONFIG_FILE}); "
+          f"load it with suite.load_backbone('{out}')")
+    return 0
+
+
 def _first_line(doc: str | None) -> str:
     return doc.strip().splitlines()[0] if doc and doc.strip() else ""
 
@@ -155,6 +164,21 @@ def build_parser() -> argparse.ArgumentParser:
     lst = sub.add_parser("list", help="list methods, interventions, datasets and backbones",
                          description="List methods (with defaults), interventions, datasets and suggested backbones.")
     lst.set_defaults(func=cmd_list)
+
+    export = sub.add_parser(
+        "export", help="export a trial's backbone (model.safetensors + timm-style config.json)",
+        description="Write the backbone of a trial's last checkpoint as model.safetensors (backbone weights only) and "
+                    "config.json (timm pretrained config: architecture, num_features, input size, mean, std; plus the "
+                    "CIFAR stem flag, trial id, method, intervention and final metrics under `normbench`).",
+        epilog="load it with suite.load_backbone(DIR); without the CIFAR stem also with plain timm:\n"
+               "  timm.create_model(ARCH, pretrained=True, num_classes=0,\n"
+               "                    pretrained_cfg_overlay=dict(file='DIR/model.safetensors'))\n\n"
+               "exit status: 0 written, 2 bad input (nothing written).",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    export.add_argument("trial_dir", metavar="TRIAL_DIR", help="a trial directory, e.g. results/local/<trial_id>")
+    export.add_argument("--out", default=None, help="output directory (default: TRIAL_DIR/export)")
+    export.add_argument("--overwrite", action="store_true", help="replace an earlier export in --out")
+    export.set_defaults(func=cmd_export)
 
     for module in ("suite.sweep.cli", "suite.leaderboard.cli"):
         try:
