@@ -167,9 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = sub.add_parser(
         "export", help="export a trial's backbone (model.safetensors + timm-style config.json)",
-        description="Write the backbone of a trial's last checkpoint as model.safetensors (backbone weights only) and "
-                    "config.json (timm pretrained config: architecture, num_features, input size, mean, std; plus the "
-                    "CIFAR stem flag, trial id, method, intervention and final metrics under `normbench`).",
+        description="Write the backbone of a trial's last checkpoint as model.safetensors (backbone weights\n"
+                    "only) and config.json (timm pretrained config: architecture, num_features, input size,\n"
+                    "mean, std; under `normbench`: CIFAR stem flag, trial id, method, intervention, final metrics).",
         epilog="load it with suite.load_backbone(DIR); without the CIFAR stem also with plain timm:\n"
                "  timm.create_model(ARCH, pretrained=True, num_classes=0,\n"
                "                    pretrained_cfg_overlay=dict(file='DIR/model.safetensors'))\n\n"
