@@ -38,10 +38,10 @@ from suite.config import make_config
 ROOT = Path(__file__).parents[1]
 RAY = [sys.executable, "-m", "ray.scripts.scripts"]
 MARKER = "NORMBENCH_TWO_NODE_TEST"
-EPOCHS = 3
+EPOCHS = 4
 TINY = dict(dataset="digits", backbone="test_resnet", image_size=16, epochs=EPOCHS, batch_size=64, train_limit=256,
             linear_epochs=5, eval_batch_size=512, device="cpu", num_threads=1)
-GRID = {"method": ["simclr", "byol"]}
+GRID = {"seed": [0, 1]}  # two trials of equal speed, so both are mid-training when the node dies
 
 
 def _free_port() -> int:
@@ -185,7 +185,7 @@ def test_token_cluster_runs_a_sweep_through_a_killed_worker_node(cluster, tmp_pa
     driver = subprocess.Popen([sys.executable, "-m", "suite.cli", "sweep", str(spec_path), "--address", cluster.address],
                               cwd=ROOT, env=cluster.env(), stdout=driver_log, stderr=subprocess.STDOUT)
 
-    ids = [make_config({**TINY, "method": m}).trial_id for m in GRID["method"]]
+    ids = [make_config({**TINY, "seed": seed}).trial_id for seed in GRID["seed"]]
     exp_dir = results_dir / "_ray" / "two-node"
     deadline = time.monotonic() + 120
     # Once both trials train on the worker, a spare node joins (as the autoscaler would add one)...
@@ -231,6 +231,6 @@ def test_token_cluster_runs_a_sweep_through_a_killed_worker_node(cluster, tmp_pa
     # The resumed trial ends where an uninterrupted run ends (CPU: bit for bit).
     from suite.train import run_trial
 
-    clean = run_trial(make_config({**TINY, "method": "simclr"}), tmp_path / "clean", progress=False)
+    clean = run_trial(make_config({**TINY, "seed": 0}), tmp_path / "clean", progress=False)
     assert trials.loc[ids[0], "final_loss"] == pytest.approx(clean["final_loss"], rel=1e-6)
     assert trials.loc[ids[0], "knn_top1_k20"] == pytest.approx(clean["knn_top1_k20"])
