@@ -52,21 +52,31 @@ def is_resnet_family(model: nn.Module) -> bool:
 def build_backbone(name: str, image_size: int, cifar_stem: bool | None = None) -> tuple[nn.Module, int]:
     """Create the backbone with random weights; returns (model, feature_dim)."""
     validate_backbone_name(name)
-    kwargs = {"num_classes": 0, "pretrained": False}
-    entry = timm.models.get_arch_name(name) if hasattr(timm.models, "get_arch_name") else name.split(".")[0]
-    if "img_size" in inspect.signature(timm.models.model_entrypoint(entry)).parameters or _is_vit_like(entry):
-        kwargs["img_size"] = image_size
+    kwargs = {"num_classes": 0, "pretrained": False, **model_args(name, image_size)}
     try:
         model = timm.create_model(name, **kwargs)
     except TypeError:
         kwargs.pop("img_size", None)
         model = timm.create_model(name, **kwargs)
-    use_stem = is_resnet_family(model) and image_size <= CIFAR_STEM_MAX_SIZE if cifar_stem is None else cifar_stem
-    if use_stem:
+    if uses_cifar_stem(model, image_size, cifar_stem):
         if not is_resnet_family(model):
             raise ConfigError("cifar_stem", True, "false or unset for non-ResNet backbones", hint=f"{name} is not a timm ResNet")
         apply_cifar_stem(model)
     return model, int(model.num_features)
+
+
+def model_args(name: str, image_size: int) -> dict[str, int]:
+    """Architecture arguments beyond timm's defaults: ``img_size`` for models
+    whose shapes depend on the resolution (ViTs), so a loader can rebuild them."""
+    entry = timm.models.get_arch_name(name) if hasattr(timm.models, "get_arch_name") else name.split(".")[0]
+    if "img_size" in inspect.signature(timm.models.model_entrypoint(entry)).parameters or _is_vit_like(entry):
+        return {"img_size": image_size}
+    return {}
+
+
+def uses_cifar_stem(model: nn.Module, image_size: int, cifar_stem: bool | None) -> bool:
+    """The config's ``cifar_stem`` resolved: auto means timm ResNets at <= 64 px."""
+    return is_resnet_family(model) and image_size <= CIFAR_STEM_MAX_SIZE if cifar_stem is None else cifar_stem
 
 
 def _is_vit_like(entry: str) -> bool:

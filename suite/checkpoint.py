@@ -42,11 +42,17 @@ def has_checkpoint(directory: Path) -> bool:
     return (Path(directory) / STATE_FILE).is_file()
 
 
-def load(directory: Path, method: nn.Module, optimizer: torch.optim.Optimizer, cfg) -> TrainState:
+def read(directory: Path, field: str = "resume") -> dict[str, Any]:
+    """The checkpoint's payload (model state, config, train state), on CPU;
+    ``field`` names the user's argument in the error if there is none."""
     path = Path(directory) / STATE_FILE
     if not path.is_file():
-        raise ConfigError("resume", str(directory), "a checkpoint directory containing state.pt")
-    payload = torch.load(path, map_location="cpu", weights_only=False)
+        raise ConfigError(field, str(directory), "a checkpoint directory containing state.pt")
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def load(directory: Path, method: nn.Module, optimizer: torch.optim.Optimizer, cfg) -> TrainState:
+    payload = read(directory)
     if payload["trial_id"] != cfg.trial_id:
         raise ConfigError("resume", str(directory), f"a checkpoint of trial {cfg.trial_id}",
                           hint=f"it belongs to {payload['trial_id']}")

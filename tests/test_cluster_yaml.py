@@ -62,3 +62,51 @@ def test_nodes_install_normbench_and_mount_shared_storage(cluster):
     # The spec pins Tune drivers to the head through a resource the head provides.
     (driver_resource,) = example["resources"]["driver_resources"]
     assert driver_resource in cluster["available_node_types"][cluster["head_node_type"]]["resources"]
+
+
+def test_every_node_starts_ray_with_token_auth_from_a_local_token_file(cluster):
+    """RAY_AUTH_MODE=token on every `ray start` (head and workers), and the
+    token file shipped to every node from the user's home, not from the repo."""
+    starts = cluster["head_start_ray_commands"] + cluster["worker_start_ray_commands"]
+    for commands in (cluster["head_start_ray_commands"], cluster["worker_start_ray_commands"]):
+        ray_starts = [c for c in commands if "ray start" in c]
+        assert ray_starts
+        for command in ray_starts:
+            assert "RAY_AUTH_MODE=token" in command and "RAY_AUTH_TOKEN_PATH=~/.ray/auth_token" in command, command
+    assert all("RAY_AUTH_TOKEN=" not in c for c in starts)                          # never a literal token
+    # file_mounts reach the head and every worker type; the token comes from ~ on the launching machine.
+    token_mounts = {remote: local for remote, local in cluster["file_mounts"].items() if remote.endswith("/.ray/auth_token")}
+    assert list(token_mounts.values()) == ["~/.ray/auth_token"]
+    (remote,) = token_mounts
+    assert remote == f"/home/{cluster['auth']['ssh_user']}/.ray/auth_token"
+    assert all(not t.get("worker_setup_commands") and not t.get("file_mounts") for t in cluster["available_node_types"].values())
+    assert any("RAY_AUTH_MODE=token" in c for c in cluster["setup_commands"])       # CLI calls on the nodes
+    assert not list(ROOT.rglob("auth_token"))                                       # no token in the checkout
+
+
+@pytest.fixture(scope="module")
+def kuberay() -> dict:
+    return yaml.safe_load((ROOT / "kuberay_cluster.yaml").read_text())
+
+
+def test_kuberay_manifest_has_token_auth_a_cpu_driver_head_and_autoscaling_gpu_workers(kuberay):
+    assert (kuberay["apiVersion"], kuberay["kind"]) == ("ray.io/v1", "RayCluster")
+    spec = kuberay["spec"]
+    assert spec["authOptions"]["mode"] == "token"
+    assert tuple(int(x) for x in spec["rayVersion"].split(".")[:2]) >= (2, 52)     # token auth exists from 2.52
+    assert spec["enableInTreeAutoscaling"] is True
+
+    head = spec["headGroupSpec"]
+    assert head["rayStartParams"]["num-cpus"] == "0"
+    assert json.loads(json.loads(head["rayStartParams"]["resources"])) == {"sweep_driver": 64}
+    (head_container,) = head["template"]["spec"]["containers"]
+    assert "nvidia.com/gpu" not in head_container["resources"]["limits"]
+
+    (gpu,) = spec["workerGroupSpecs"]
+    assert gpu["minReplicas"] == 0 and gpu["maxReplicas"] >= 1
+    (worker_container,) = gpu["template"]["spec"]["containers"]
+    assert int(worker_container["resources"]["limits"]["nvidia.com/gpu"]) >= 1
+    # The sweep spec's driver resource is one the head provides.
+    example = yaml.safe_load((ROOT / "examples" / "sweeps" / "paper_grid.yaml").read_text())
+    (driver_resource,) = example["resources"]["driver_resources"]
+    assert driver_resource == "sweep_driver"
