@@ -1,26 +1,57 @@
 """SSL methods and norm interventions.
 
 ``METHODS`` maps a method name to its :class:`~methods.base.SSLMethod` subclass;
-``get_method`` is the validated lookup used by the config and the CLI.
+``get_method`` is the validated lookup used by the config and the CLI. Adding a
+method: write its module and add its class to ``_REGISTERED`` below.
+
+The registry loads on first use, so importing a light submodule
+(``methods.errors``, ``methods.views``) does not import torch.
 """
 from __future__ import annotations
 
-from methods.base import SSLMethod
-from methods.byol import BYOL
-from methods.dino import DINO
-from methods.moco import MoCo
-from methods.simclr import SimCLR
-from methods.simsiam import SimSiam
-from methods.errors import ConfigError
+import importlib
+from typing import TYPE_CHECKING, Any
 
-METHODS: dict[str, type[SSLMethod]] = {cls.name: cls for cls in (SimCLR, MoCo, BYOL, SimSiam, DINO)}
+if TYPE_CHECKING:
+    from methods.base import SSLMethod
+
+_REGISTERED = {"simclr": "methods.simclr:SimCLR", "moco": "methods.moco:MoCo", "byol": "methods.byol:BYOL",
+               "simsiam": "methods.simsiam:SimSiam", "dino": "methods.dino:DINO"}
+_registry: dict[str, type["SSLMethod"]] | None = None
 
 
-def get_method(name: str) -> type[SSLMethod]:
+def _methods() -> dict[str, type["SSLMethod"]]:
+    global _registry
+    if _registry is None:
+        classes = {}
+        for name, target in _REGISTERED.items():
+            module, _, cls = target.partition(":")
+            classes[name] = getattr(importlib.import_module(module), cls)
+            assert classes[name].name == name, f"{target} is registered as {name!r} but names itself {classes[name].name!r}"
+        _registry = classes
+    return _registry
+
+
+def get_method(name: str) -> type["SSLMethod"]:
     """The method class registered as ``name``; ConfigError(field="method") otherwise."""
-    if not isinstance(name, str) or name not in METHODS:
-        raise ConfigError("method", name, sorted(METHODS))
-    return METHODS[name]
+    from methods.errors import ConfigError
+
+    if not isinstance(name, str) or name not in _REGISTERED:
+        raise ConfigError("method", name, sorted(_REGISTERED))
+    return _methods()[name]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "METHODS":
+        return _methods()
+    if name == "SSLMethod":
+        from methods.base import SSLMethod
+
+        return SSLMethod
+    classes = {target.partition(":")[2]: key for key, target in _REGISTERED.items()}
+    if name in classes:
+        return _methods()[classes[name]]
+    raise AttributeError(name)
 
 
 __all__ = ["METHODS", "SSLMethod", "get_method", "SimCLR", "MoCo", "BYOL", "SimSiam", "DINO"]

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from methods.base import HParams, SSLMethod, hparam
-from methods.distributed import gather_with_grad, rank, world_size
+from methods.distributed import gather_with_grad, rank
 from methods.views import default_view_specs
 from methods.heads import mlp
 

@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationError
 
-from methods.interventions import Intervention, parse_intervention
+from methods.intervention_spec import Intervention, parse_intervention
 
 from suite.errors import ConfigError
 
