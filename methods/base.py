@@ -143,6 +143,22 @@ class SSLMethod(nn.Module):
         """The (online) embedding of clean inputs, at the intervention point."""
         return self.embedding(self.backbone(x))
 
+    def encode_heads(self, features: Tensor) -> dict[str, Tensor]:
+        """Evaluation outputs from backbone features in one pass: the embedding,
+        plus ``projection`` where a predictor sits on a projector (the paper's
+        confidence figures read the projector output)."""
+        return {"embedding": self.embedding(features)}
+
+    def online_heads(self) -> list[nn.Module]:
+        """Trained modules on top of the backbone (not momentum/teacher copies)."""
+        targets = {id(target) for _, target in self.target_pairs()}
+        return [m for name, m in self.named_children() if name != "backbone" and id(m) not in targets]
+
+    def check_train_size(self, num_train: int) -> list[str]:
+        """Adapt settings that make no sense for this many training images (or
+        raise); returns notes saying what changed, for the trials row."""
+        return []
+
     def view_specs(self, image_size: int) -> list[Any]:
         """Augmentation recipe per view (``suite.augment.AugmentSpec``)."""
         raise NotImplementedError
@@ -155,6 +171,7 @@ class SSLMethod(nn.Module):
     @staticmethod
     def _output(loss: Tensor, embeddings: list[Tensor], features: list[Tensor], **extra: Any) -> dict[str, Any]:
         out = {"loss": loss,
+               "live_embeddings": embeddings,  # with autograd: the trainer watches their gradient
                "embedding": torch.cat([e.detach() for e in embeddings]),
                "features": torch.cat([f.detach() for f in features])}
         out.update(extra)

@@ -71,6 +71,10 @@ class BYOL(SSLMethod):
     def embedding(self, features: Tensor) -> Tensor:
         return self.predictor(self.projector(features))
 
+    def encode_heads(self, features: Tensor) -> dict[str, Tensor]:
+        projection = self.projector(features)
+        return {"projection": projection, "embedding": self.predictor(projection)}
+
     def view_specs(self, image_size: int) -> list:
         return asymmetric_view_specs(image_size)
 

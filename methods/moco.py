@@ -11,13 +11,22 @@ Defaults (sources):
     epochs, temperature 0.2, projector feature_dim -> 2048 -> 256, key-encoder EMA
     0.99 -> 0.999 (cosine): solo-learn's CIFAR MoCo v2+ recipe
     (scripts/pretrain/cifar/mocov2plus.yaml);
-  * queue 4096 keys: lightly's CIFAR-10 benchmark (small datasets would otherwise see
-    stale keys of the same image as negatives). One queue holds the keys of both views
-    (2B per step);
-  * no shuffle-BN: it only matters when BatchNorm statistics are per-device;
+  * queue 4096 keys: lightly's CIFAR-10 benchmark. One queue holds the keys of both
+    views (2B per step). A queue at least as large as the training set would hold
+    earlier keys of each image as its own negatives, so the trial clamps it and
+    records why in the row's ``notes`` (``check_train_size``);
+  * no shuffle-BN. MoCo shuffles keys across devices so that a query and its key
+    are not normalized by the same batch statistics (which lets the network cheat
+    through BatchNorm); here the key encoder's BatchNorm, like the query's, sees the
+    whole batch (one device, or synchronized BatchNorm across workers), so that
+    shortcut is open -- a known deviation, kept simple and identical for 1 and N
+    workers. The symmetric loss and small CIFAR-sized batches are what solo-learn's
+    MoCo v2+ uses too;
   * views: as SimCLR (crop (0.2, 1), jitter s=0.5 p 0.8, grayscale 0.2, blur above 64 px).
 """
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -80,6 +89,19 @@ class MoCo(SSLMethod):
 
     def embedding(self, features: Tensor) -> Tensor:
         return self.projector(features)
+
+    def check_train_size(self, num_train: int) -> list[str]:
+        """A queue at least as large as the training set holds earlier keys of
+        each image as its own negatives: clamp it to the largest power of two
+        below half the training set, and say so (the trial records the note)."""
+        size = self.hparams.queue_size
+        if size < num_train:
+            return []
+        clamped = 2 ** max(int(math.log2(max(num_train // 2, 1))), 0)
+        self.queue = F.normalize(torch.randn(clamped, self.hparams.proj_output_dim, device=self.queue.device), dim=1)
+        self.queue_ptr.zero_()
+        return [f"moco queue clamped from {size} to {clamped} keys: method_args.queue_size must be < the "
+                f"training-set size ({num_train} images), or each image's earlier keys are its own negatives"]
 
     def view_specs(self, image_size: int) -> list:
         return default_view_specs(image_size)

@@ -50,6 +50,10 @@ class SimSiam(SSLMethod):
     def embedding(self, features: Tensor) -> Tensor:
         return self.predictor(self.projector(features))
 
+    def encode_heads(self, features: Tensor) -> dict[str, Tensor]:
+        projection = self.projector(features)
+        return {"projection": projection, "embedding": self.predictor(projection)}
+
     def view_specs(self, image_size: int) -> list:
         return default_view_specs(image_size)
 

@@ -27,6 +27,7 @@ class TrainState:
     curves: list[dict[str, Any]] = field(default_factory=list)
     train_time_s: float = 0.0            # time inside training steps
     wall_time_s: float = 0.0             # time of finished epochs, evaluation and checkpoints included
+    probe_embedding: Any = None          # the probe set's embeddings at the last evaluation (a CPU tensor)
 
 
 def save(directory: Path, method: nn.Module, optimizer: torch.optim.Optimizer, cfg, state: TrainState) -> Path:

@@ -89,7 +89,7 @@ def cmd_trial(args: argparse.Namespace) -> int:
 
     if existing and args.overwrite and not args.resume:
         shutil.rmtree(trial_dir)
-    row = run_trial(cfg, trial_dir, resume_from=resume_from, progress=not args.quiet)
+    row = run_trial(cfg, trial_dir, resume_from=resume_from, progress=not args.quiet).row
     results.collect_results(out)
     print_summary(row, trial_dir, out)
     return 0 if row["status"] == "completed" else 1

@@ -45,8 +45,14 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def to_json(value: Any, indent: int | None = None) -> str:
+    """The project's one JSON encoding: strict JSON (non-finite numbers become
+    null, read back as NaN in tables), numpy/torch scalars unwrapped."""
+    return json.dumps(_jsonable(value), indent=indent, sort_keys=False, allow_nan=False, default=str)
+
+
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    atomic_write_text(path, json.dumps(_jsonable(data), indent=2, sort_keys=False))
+    atomic_write_text(path, to_json(data, indent=2))
 
 
 def flatten_config(cfg_dict: dict[str, Any]) -> dict[str, Any]:

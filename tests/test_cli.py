@@ -92,7 +92,7 @@ def test_cli_resume_continues_an_interrupted_trial(tmp_path, capsys):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        run_trial(cfg, out / cfg.trial_id, progress=False, on_epoch_end=stop)
+        run_trial(cfg, out / cfg.trial_id, progress=False, report=stop)
     assert checkpoint.has_checkpoint(out / cfg.trial_id / "checkpoints" / "last")
     assert main(["trial", *args, "--out", str(out), "--resume", "--quiet"]) == 0
     assert "resuming" in capsys.readouterr().out

@@ -220,7 +220,7 @@ def test_token_cluster_runs_a_sweep_through_a_killed_worker_node(cluster, tmp_pa
     # Each epoch exactly once, in the tables and in what Tune recorded across the retry.
     assert curves.groupby("trial_id")["epoch"].apply(list).to_dict() == {i: list(range(1, EPOCHS + 1)) for i in ids}
     for i in ids:
-        assert _tune_reports(exp_dir, i) == [("epoch", e) for e in range(1, EPOCHS)] + [("final", EPOCHS)]
+        assert _tune_reports(exp_dir, i) == [("epoch", e) for e in range(1, EPOCHS + 1)] + [("final", EPOCHS)]
     # Both trials really lost their worker and were restored from a checkpoint on the replacement node.
     for i in ids:
         assert "Failure # 1" in (exp_dir / i / "error.txt").read_text()
@@ -231,6 +231,6 @@ def test_token_cluster_runs_a_sweep_through_a_killed_worker_node(cluster, tmp_pa
     # The resumed trial ends where an uninterrupted run ends (CPU: bit for bit).
     from suite.train import run_trial
 
-    clean = run_trial(make_config({**TINY, "seed": 0}), tmp_path / "clean", progress=False)
+    clean = run_trial(make_config({**TINY, "seed": 0}), tmp_path / "clean", progress=False).row
     assert trials.loc[ids[0], "final_loss"] == pytest.approx(clean["final_loss"], rel=1e-6)
     assert trials.loc[ids[0], "knn_top1_k20"] == pytest.approx(clean["knn_top1_k20"])

@@ -20,7 +20,7 @@ from suite.train import build_model, load_data, run_trial
 def _trained(tmp_path, tiny_trial, **over):
     cfg = make_config({**tiny_trial, "epochs": 1, "linear_epochs": 2, **over})  # weights only need to be trained ones
     trial_dir = tmp_path / "results" / cfg.trial_id
-    row = run_trial(cfg, trial_dir, progress=False)
+    row = run_trial(cfg, trial_dir, progress=False).row
     assert row["status"] == "completed"
     return cfg, trial_dir, row
 

@@ -17,6 +17,6 @@ def test_short_simclr_run_beats_random_init_knn(tmp_path):
     before = knn_metrics(encode(random_model, splits.train_images, splits.mean, splits.std, **kw),
                          encode(random_model, splits.test_images, splits.mean, splits.std, **kw),
                          splits, cfg.knn_k, cfg.knn_temperature)
-    row = run_trial(cfg, tmp_path / "t", progress=False)
+    row = run_trial(cfg, tmp_path / "t", progress=False).row
     assert row["knn_top1_k200"] > before["knn_top1_k200"] + 0.05, (before, row["knn_top1_k200"])
     assert row["knn_top1_k20"] > before["knn_top1_k20"]

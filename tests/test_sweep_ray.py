@@ -95,12 +95,12 @@ def test_local_sweep_fills_tables_and_a_crashed_trial_resumes_from_its_checkpoin
     # epoch 1 exactly once, i.e. it resumed from the epoch-1 checkpoint instead
     # of starting over; the others never crashed.
     assert [p.name for p in (tmp_path / "faults").iterdir()] == [f"{ids[0]}.crash0"]
-    assert all(_tune_reports(spec, i) == [("epoch", 1), ("final", 2)] for i in ids)
+    assert all(_tune_reports(spec, i) == [("epoch", 1), ("epoch", 2), ("final", 2)] for i in ids)
 
     # The resumed trial ends exactly where an uninterrupted run ends.
     from suite.train import run_trial
 
-    clean = run_trial(make_config({**TINY, "method": "simclr", "intervention": "none"}), tmp_path / "clean", progress=False)
+    clean = run_trial(make_config({**TINY, "method": "simclr", "intervention": "none"}), tmp_path / "clean", progress=False).row
     assert trials.iloc[0]["final_loss"] == pytest.approx(clean["final_loss"], rel=1e-6)
     assert trials.iloc[0]["knn_top1_k20"] == pytest.approx(clean["knn_top1_k20"])
 
@@ -122,7 +122,7 @@ def test_data_parallel_trial_survives_a_dead_train_worker(ray_address, tmp_path)
     assert row["status"] == "completed" and row["workers"] == 2 and row["epochs_completed"] == 2
     assert 0 <= row["knn_top1_k200"] <= 1 and row["emb_norm_mean"] > 0
     assert (tmp_path / "faults" / f"{tid}.crash0").is_file()
-    assert _tune_reports(spec, tid) == [("epoch", 1), ("final", 2)]
+    assert _tune_reports(spec, tid) == [("epoch", 1), ("epoch", 2), ("final", 2)]
     train_run = Path(experiment_path(spec)) / "_train" / f"train-{tid}"
     assert any(p.name.startswith("checkpoint_") for p in train_run.iterdir())
 
@@ -159,11 +159,11 @@ def test_killed_sweep_driver_resumes_without_rerunning_finished_trials(ray_addre
         assert after.loc[ids[0], col] == before.loc[ids[0], col]
     assert {p: p.stat().st_mtime_ns for p in finished_files} == finished_files
     reports = _tune_reports(spec, ids[0])
-    assert reports[:2] == [("epoch", 1), ("final", 2)]
+    assert reports[:3] == [("epoch", 1), ("epoch", 2), ("final", 2)]
     # If Tune's saved state still had it running, it was handed back, not retrained.
-    assert all(r == ("skipped", 2) for r in reports[2:])
+    assert all(r == ("skipped", 2) for r in reports[3:])
     # The trial that failed for good continued from its epoch-1 checkpoint.
-    assert _tune_reports(spec, ids[1]) == [("epoch", 1), ("final", 2)]
+    assert _tune_reports(spec, ids[1]) == [("epoch", 1), ("epoch", 2), ("final", 2)]
     assert after.loc[ids[1], "epochs_completed"] == 2
 
 
@@ -256,3 +256,31 @@ def test_unreachable_address_fails_fast_with_an_explanation(tmp_path):
     assert "--address" in proc.stderr and address in proc.stderr
     assert "nothing answered" in proc.stderr and "ray status" in proc.stderr
     assert not (tmp_path / "results").exists()
+
+
+TIMING_COLUMNS = {"wall_time_s", "train_time_s", "eval_time_s", "images_per_s", "sweep"}
+
+
+def test_local_trial_row_equals_the_sweep_row(ray_address, tmp_path):
+    """The sweep's row is the TrialResult a local `run_trial` returns for the
+    same config, carried through Tune's reports -- equal except for timing."""
+    from suite.train import run_trial
+
+    base = dict(TINY, eval_every=1)
+    spec = spec_from_dict(dict(name="same", base=base, grid={"method": ["byol"]}, retries=0,
+                               results_dir=str(tmp_path / "results" / "same")))
+    outcome = run_sweep(spec)
+    (swept,) = outcome.trials.to_dict("records")
+    local = run_trial(make_config({**base, "method": "byol"}), tmp_path / "local", progress=False).row
+    assert swept["status"] == local["status"] == "completed"
+    assert set(local) - TIMING_COLUMNS == set(swept) - TIMING_COLUMNS
+    for key in sorted(set(local) - TIMING_COLUMNS):
+        mine, theirs = local[key], swept[key]
+        if isinstance(mine, float) and math.isnan(mine):
+            assert theirs is None or (isinstance(theirs, float) and math.isnan(theirs)), key
+        elif isinstance(mine, float):
+            assert theirs == pytest.approx(mine, rel=1e-9, abs=1e-12), key
+        else:
+            assert theirs == mine or (mine == "" and theirs is None), key
+    curves = pd.read_parquet(outcome.results_dir / "curves.parquet")
+    assert list(curves["epoch"]) == [0, 1, 2]  # epoch 0: the untrained network

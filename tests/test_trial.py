@@ -37,7 +37,7 @@ CURVE_COLUMNS = ["trial_id", "epoch", "loss", "lr", "emb_norm_mean", "emb_norm_s
 @pytest.mark.parametrize("method", METHODS)
 def test_every_method_and_intervention_trains_two_epochs(tmp_path, tiny_trial, method, intervention):
     cfg = make_config({**tiny_trial, "method": method, "intervention": intervention})
-    row = run_trial(cfg, tmp_path / cfg.trial_id, progress=False)
+    row = run_trial(cfg, tmp_path / cfg.trial_id, progress=False).row
     assert row["status"] == "completed", row["error"]
     assert row["epochs_completed"] == 2
     for col in FINITE_COLUMNS:
@@ -78,14 +78,14 @@ def _interrupt_after_first_epoch(metrics, checkpoint_dir):
 @pytest.mark.parametrize("method", ["byol", "moco"])  # EMA targets, momentum encoder and a queue must all resume
 def test_resume_after_interrupt_matches_uninterrupted_run(tmp_path, tiny_trial, method):
     cfg = make_config({**tiny_trial, "method": method, "epochs": 3})
-    full = run_trial(cfg, tmp_path / "full", progress=False)
+    full = run_trial(cfg, tmp_path / "full", progress=False).row
 
     with pytest.raises(KeyboardInterrupt):
-        run_trial(cfg, tmp_path / "cut", progress=False, on_epoch_end=_interrupt_after_first_epoch)
+        run_trial(cfg, tmp_path / "cut", progress=False, report=_interrupt_after_first_epoch)
     partial = json.loads((tmp_path / "cut" / "result.json").read_text())
     assert partial["status"] == "running" and len(pd.read_csv(tmp_path / "cut" / "curves.csv")) == 1
 
-    resumed = run_trial(cfg, tmp_path / "cut", resume_from=tmp_path / "cut" / "checkpoints" / "last", progress=False)
+    resumed = run_trial(cfg, tmp_path / "cut", resume_from=tmp_path / "cut" / "checkpoints" / "last", progress=False).row
     for key in ("final_loss", "knn_top1_k200", "knn_top1_k20", "linear_top1", "emb_norm_mean", "test_emb_norm_mean"):
         assert resumed[key] == full[key], key  # bit-for-bit on CPU
     assert resumed["epochs_completed"] == 3
@@ -96,16 +96,16 @@ def test_resume_after_interrupt_matches_uninterrupted_run(tmp_path, tiny_trial, 
 
 def test_same_seed_repeats_and_other_seed_differs(tmp_path, tiny_trial):
     cfg = make_config({**tiny_trial, "epochs": 1})
-    a = run_trial(cfg, tmp_path / "a", progress=False)
-    b = run_trial(cfg, tmp_path / "b", progress=False)
-    c = run_trial(make_config({**tiny_trial, "epochs": 1, "seed": 1}), tmp_path / "c", progress=False)
+    a = run_trial(cfg, tmp_path / "a", progress=False).row
+    b = run_trial(cfg, tmp_path / "b", progress=False).row
+    c = run_trial(make_config({**tiny_trial, "epochs": 1, "seed": 1}), tmp_path / "c", progress=False).row
     assert a["final_loss"] == b["final_loss"] and a["emb_norm_mean"] == b["emb_norm_mean"]
     assert a["final_loss"] != c["final_loss"]
 
 
 def test_non_finite_loss_fails_the_trial_and_records_why(tmp_path, tiny_trial):
     cfg = make_config({**tiny_trial, "epochs": 4, "lr": 1e30, "warmup_epochs": 0})
-    row = run_trial(cfg, tmp_path / "t", progress=False)
+    row = run_trial(cfg, tmp_path / "t", progress=False).row
     assert row["status"] == "failed"
     assert "non-finite loss" in row["error"]
     assert row["epochs_completed"] < 4
@@ -125,7 +125,7 @@ def test_holdout_classes_give_ood_diagnostics(tmp_path, tiny_trial):
     splits = load_data(cfg)
     assert not torch.isin(splits.train_labels, torch.tensor([8, 9])).any() or splits.num_classes == 8
     assert splits.num_classes == 8 and splits.ood_images is not None
-    row = run_trial(cfg, tmp_path / "t", progress=False)
+    row = run_trial(cfg, tmp_path / "t", progress=False).row
     for col in ("emb_ood_auroc", "feat_ood_auroc", "emb_correct_auroc"):
         assert 0.0 <= row[col] <= 1.0, col
     norms = pd.read_parquet(tmp_path / "t" / results.EVAL_NORMS_FILE)
@@ -139,7 +139,7 @@ def test_imbalanced_training_set_reports_frequency_norm_correlation(tmp_path, ti
     cfg = make_config({**tiny_trial, "imbalance": 8.0, "train_limit": None, "batch_size": 128, "epochs": 1})
     counts = torch.bincount(load_data(cfg).train_labels, minlength=10)
     assert counts[0] / counts[-1] == pytest.approx(8.0, rel=0.1)
-    row = run_trial(cfg, tmp_path / "t", progress=False)
+    row = run_trial(cfg, tmp_path / "t", progress=False).row
     for col in ("emb_freq_spearman", "feat_freq_spearman"):
         assert -1.0 <= row[col] <= 1.0, col
     assert math.isnan(row["emb_ood_auroc"])  # no OOD set in this trial
@@ -171,7 +171,7 @@ def test_trial_tables_feed_the_leaderboard(tmp_path, tiny_trial):
 ])
 def test_optimizers_and_precision_paths_train(tmp_path, tiny_trial, overrides):
     cfg = make_config({**tiny_trial, "epochs": 1, **overrides})
-    row = run_trial(cfg, tmp_path / "t", progress=False)
+    row = run_trial(cfg, tmp_path / "t", progress=False).row
     assert row["status"] == "completed" and math.isfinite(row["final_loss"])
     assert 0.0 <= row["knn_top1_k20"] <= 1.0
 
@@ -179,5 +179,5 @@ def test_optimizers_and_precision_paths_train(tmp_path, tiny_trial, overrides):
 def test_checkpoint_every_n_epochs_and_at_the_end(tmp_path, tiny_trial):
     cfg = make_config({**tiny_trial, "epochs": 3, "checkpoint_every": 2})
     saved = []
-    run_trial(cfg, tmp_path / "t", progress=False, on_epoch_end=lambda m, d: saved.append((m["epoch"], d is not None)))
+    run_trial(cfg, tmp_path / "t", progress=False, report=lambda m, d: saved.append((m["epoch"], d is not None)))
     assert saved == [(1, False), (2, True), (3, True)]

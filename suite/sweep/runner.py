@@ -131,7 +131,7 @@ def run_sweep(spec: SweepSpec, *, address: str | None = None, resume: bool = Fal
 
     from ray import tune
 
-    from suite.sweep.driver import sweep_trial, trial_dirname, tune_resources
+    from suite.sweep.trainable import sweep_trial, trial_dirname, tune_resources
     from suite.sweep.tables import SweepTables
 
     exp_path = experiment_path(spec)

@@ -1,4 +1,4 @@
-"""What runs inside a Ray Tune trial.
+"""What runs inside a Ray Tune trial (Ray's own driver is `suite.sweep.runner`).
 
 The Tune trial function `sweep_trial` runs one `suite.train.run_trial`:
 
@@ -19,25 +19,22 @@ per step and gradients are averaged by DDP, so the optimisation (and the
 linear LR scaling ``lr * batch_size / 256``) is that of one process with the
 full batch.
 
-Reports carry ``kind``: "epoch" (a `curves` row) or "final" (the `trials`
-row, the last curves row and the norm bins, as JSON), read by
-`suite.sweep.tables.SweepTables` on the Tune driver.
+Reports carry ``kind``: "epoch" (one per finished epoch: its `curves` row)
+or "final" (once, from the `TrialResult` that `run_trial` returns: the
+`trials` row, all curves rows and the norm bins), encoded with the project's
+one JSON encoder (`suite.results.to_json`) and read by
+`suite.sweep.tables.SweepTables` on the Tune driver. Nothing is read back
+from the trial's files.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
 from typing import Any, Callable
 
-import pandas as pd
-
 DONE_MARKER = "sweep_final.json"
-
-
-def to_json(value: Any) -> str:
-    """JSON that keeps NaN (json reads it back) and unwraps numpy/torch scalars."""
-    return json.dumps(value, default=lambda v: v.item() if hasattr(v, "item") else str(v))
 
 
 def _load_final(trial_dir: Path) -> dict[str, Any] | None:
@@ -45,21 +42,17 @@ def _load_final(trial_dir: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def _final_payload(metrics: dict[str, Any], trial_dir: Path, sweep: str) -> dict[str, Any]:
+def final_payload(result, sweep: str) -> dict[str, Any]:
     """The final report: flat headline numbers for Tune's progress table, the
     full rows as JSON (Tune flattens nested dicts in its own logs)."""
-    from suite import results
+    from suite.results import to_json
 
-    row = {k: v for k, v in metrics.items() if k not in ("done", "epoch", "loss", "lr", "epoch_time_s")}
-    row["sweep"] = sweep
-    curves_file = trial_dir / results.CURVES_FILE
-    curve_rows = pd.read_csv(curves_file).to_dict("records") if curves_file.is_file() else []
-    bins_file = trial_dir / results.BINS_FILE
-    bins = pd.read_csv(bins_file).to_dict("records") if bins_file.is_file() else []
-    headline = {k: metrics[k] for k in ("epoch", "loss") if k in metrics}
-    headline.update({k: v for k, v in metrics.items() if k.startswith("knn_top1_")})
-    return {"kind": "final", **headline, "status": str(row.get("status")),
-            "row_json": to_json(row), "curves_json": to_json(curve_rows), "bins_json": to_json(bins)}
+    row = {**result.row, "sweep": sweep}
+    last = result.curves[-1] if result.curves else {}
+    headline = {k: last[k] for k in ("epoch", "loss") if k in last}
+    headline.update({k: v for k, v in row.items() if k.startswith("knn_top1_") and not k.endswith("_init")})
+    return {"kind": "final", **headline, "status": str(row.get("status")), "row_json": to_json(row),
+            "curves_json": to_json(result.curves), "bins_json": to_json(result.norm_bins)}
 
 
 def _maybe_inject_fault(fault: dict[str, Any] | None, index: int, trial_id: str, epoch: int) -> None:
@@ -79,43 +72,32 @@ def _maybe_inject_fault(fault: dict[str, Any] | None, index: int, trial_id: str,
     os._exit(17)
 
 
-def make_epoch_callback(report: Callable[[dict[str, Any], Path | None], None], *, trial_dir: Path,
-                        sweep: dict[str, Any], index: int, trial_id: str) -> Callable[[dict, Path | None], None]:
-    """Adapt `run_trial`'s on_epoch_end to Tune/Train reports.
-
-    Called on every rank (Ray Train V2 needs every worker to report); only
-    rank 0 has a checkpoint directory and writes the done-marker.
-    """
-    from methods.distributed import rank
-
-    def on_epoch_end(metrics: dict[str, Any], checkpoint_dir: Path | None) -> None:
-        if rank() == 0:
-            _maybe_inject_fault(sweep.get("fault"), index, trial_id, int(metrics.get("epoch", 0)))
-        if metrics.get("done"):
-            payload = _final_payload(metrics, trial_dir, sweep["name"])
-            if rank() == 0:
-                from suite.results import write_json
-                write_json(trial_dir / DONE_MARKER, payload)
-            report(payload, checkpoint_dir)
-            return
-        report({"kind": "epoch", "epoch": metrics["epoch"], "loss": metrics["loss"],
-                "curve_json": to_json(metrics)}, checkpoint_dir)
-
-    return on_epoch_end
-
-
 def _run(cfg_dump: dict[str, Any], sweep: dict[str, Any], index: int, checkpoint, report, device=None) -> None:
+    """One trial: per-epoch reports while it trains, then its final result.
+
+    Runs on every rank (Ray Train V2 needs every worker to report the same
+    number of times); only rank 0 has checkpoints and writes the done-marker."""
+    from methods.distributed import rank
     from suite.config import make_config
+    from suite.results import to_json, write_json
     from suite.train import run_trial
 
     cfg = make_config(cfg_dump)
     trial_dir = Path(sweep["results_dir"]) / cfg.trial_id
-    callback = make_epoch_callback(report, trial_dir=trial_dir, sweep=sweep, index=index, trial_id=cfg.trial_id)
-    if checkpoint is None:
-        run_trial(cfg, trial_dir, on_epoch_end=callback, progress=False, device=device)
-        return
-    with checkpoint.as_directory() as resume_dir:
-        run_trial(cfg, trial_dir, resume_from=Path(resume_dir), on_epoch_end=callback, progress=False, device=device)
+
+    def report_epoch(metrics: dict[str, Any], checkpoint_dir: Path | None) -> None:
+        if rank() == 0:
+            _maybe_inject_fault(sweep.get("fault"), index, cfg.trial_id, int(metrics["epoch"]))
+        report({"kind": "epoch", "epoch": metrics["epoch"], "loss": metrics["loss"], "curve_json": to_json(metrics)},
+               checkpoint_dir)
+
+    with contextlib.ExitStack() as stack:
+        resume_from = Path(stack.enter_context(checkpoint.as_directory())) if checkpoint is not None else None
+        result = run_trial(cfg, trial_dir, report=report_epoch, resume_from=resume_from, progress=False, device=device)
+    payload = final_payload(result, sweep["name"])
+    if rank() == 0:
+        write_json(trial_dir / DONE_MARKER, payload)
+    report(payload, None)
 
 
 def _ray_train_device(cfg_dump: dict[str, Any]):
