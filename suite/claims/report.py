@@ -122,11 +122,23 @@ def format_table(claims: pd.DataFrame, width: int = 110) -> str:
 # ---------------------------------------------------------------- leaderboard
 def load_claims(dirs: Sequence[str | Path]) -> pd.DataFrame | None:
     """The ``claims.csv`` of each results directory that has one (a ``results_dir`` column added), or None."""
+    import warnings
+
+    from suite.leaderboard.load import LeaderboardWarning
+
     frames = []
     for d in dirs:
         path = Path(d) / CLAIMS_FILE
         if path.is_file():
-            frame = pd.read_csv(path, keep_default_na=True)
+            try:
+                frame = pd.read_csv(path, keep_default_na=True)
+            except Exception as exc:  # a corrupt claims file must not cost the leaderboard
+                warnings.warn(f"{path}: unreadable ({type(exc).__name__}: {exc}); claims not shown",
+                              LeaderboardWarning, stacklevel=2)
+                continue
+            if not {"claim", "verdict"}.issubset(frame.columns):
+                warnings.warn(f"{path}: no claim/verdict columns; claims not shown", LeaderboardWarning, stacklevel=2)
+                continue
             frame = frame.reindex(columns=ROW_COLUMNS)
             frame[["reason", "evidence", "statistic"]] = frame[["reason", "evidence", "statistic"]].fillna("")
             frame[["n", "n_seeds"]] = frame[["n", "n_seeds"]].fillna(0)
