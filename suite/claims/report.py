@@ -16,7 +16,7 @@ from typing import Sequence
 import pandas as pd
 
 from suite.atomic import atomic_path, atomic_write_text
-from suite.claims.verdicts import (CLAIMS, CONFIDENCE, CONV_FRACTION, MIN_SEEDS, ORTHOGONALITY_TOL, ROW_COLUMNS,
+from suite.claims.verdicts import (CONFIDENCE, CONV_FRACTION, MIN_SEEDS, ORTHOGONALITY_TOL, ROW_COLUMNS,
                                    SLOPE_MARGIN, SLOPE_TARGET)
 
 CLAIMS_FILE = "claims.csv"
@@ -31,7 +31,8 @@ RULES = (f"Verdicts: **holds** when the {CONFIDENCE:.0%} interval of the statist
          f"than {MIN_SEEDS} distinct seeds back it, or an accuracy-based test (C4/C5 on kNN, C7) would rest on a "
          f"method whose final kNN@20 does not beat its own untrained network (such methods are left out). "
          f"Intervals: two-sided {CONFIDENCE:.0%} Student-t over units; p: two-sided one-sample t-test against the "
-         f"threshold. Convergence targets (C4/C5): {CONV_FRACTION:g} of the baseline's loss decrease or kNN@20 gain.")
+         f"threshold (when all units are equal: no interval, the exact sign test decides). Convergence targets "
+         f"(C4/C5): {CONV_FRACTION:g} of the baseline's loss decrease or kNN@20 gain.")
 
 
 def _fmt(value) -> str:

@@ -25,7 +25,9 @@ Verdict rules (``decide``):
 
 Intervals are two-sided 95% Student-t intervals of a mean over units
 (ddof = 1); ``p_value`` is the two-sided one-sample t-test of the same mean
-against the threshold (``scipy.stats.ttest_1samp``). Only completed trials count.
+against the threshold (``scipy.stats.ttest_1samp``); when every unit gives the same
+value there is no interval and the exact sign test decides (p < 0.05, i.e. >= 6
+units). Only completed trials count.
 """
 from __future__ import annotations
 
@@ -167,12 +169,16 @@ class MeanTest:
     p_value: float
     n: int
     n_seeds: int
+    sign_test: bool = False  # no spread: p is the exact sign test's, there is no interval
 
 
 def mean_interval(values: Sequence[float], seeds: Sequence, threshold: float) -> MeanTest:
     """Mean with its two-sided 95% Student-t interval (ddof=1) and the one-sample t-test p against ``threshold``.
 
-    With no spread (all values equal) the interval is the point itself and p is NaN.
+    With no spread (every unit gives the same value, e.g. every seed pair converges
+    the same number of epochs earlier) a t-interval would have zero width, certainty
+    from no evidence of variability; then there is no interval and p is the exact
+    two-sided sign test (``scipy.stats.binomtest``) of the units against the threshold.
     """
     x = np.asarray(values, dtype=np.float64)
     n = int(x.size)
@@ -184,7 +190,9 @@ def mean_interval(values: Sequence[float], seeds: Sequence, threshold: float) ->
         return MeanTest(mean, math.nan, math.nan, math.nan, n, n_seeds)
     sd = float(x.std(ddof=1))
     if sd == 0:
-        return MeanTest(mean, mean, mean, math.nan, n, n_seeds)
+        above, below = int((x > threshold).sum()), int((x < threshold).sum())
+        p = float(scipy_stats.binomtest(above, above + below).pvalue) if above + below else 1.0
+        return MeanTest(mean, math.nan, math.nan, p, n, n_seeds, sign_test=True)
     half = float(scipy_stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1)) * sd / math.sqrt(n)
     p = float(scipy_stats.ttest_1samp(x, threshold).pvalue)
     return MeanTest(mean, mean - half, mean + half, p, n, n_seeds)
@@ -198,7 +206,13 @@ def decide(test: MeanTest, threshold: float, claim_above: bool = True,
     if test.n < MIN_SEEDS or test.n_seeds < MIN_SEEDS:
         return INCONCLUSIVE, (f"too few seeds: {test.n} unit(s) from {test.n_seeds} distinct seed(s); "
                               f"a verdict needs >= {MIN_SEEDS} of each")
-    lo, hi = test.lo, test.hi
+    if test.sign_test:
+        if not test.p_value < 1 - CONFIDENCE:
+            return INCONCLUSIVE, (f"no spread: all {test.n} units equal {test.estimate:.4g}, so no t-interval; "
+                                  f"the sign test gives p = {test.p_value:.3g}")
+        lo = hi = test.estimate  # significant by the sign test: decide on the common value
+    else:
+        lo, hi = test.lo, test.hi
     if band is not None:
         if band[0] <= lo and hi <= band[1]:
             return HOLDS, ""
@@ -363,7 +377,8 @@ def claim_c1(trials: pd.DataFrame, curves: pd.DataFrame | None) -> ClaimRow:
     wd0 = trials[_num(trials, "weight_decay") == 0]
     if wd0.empty:
         wds = sorted(_num(trials, "weight_decay").dropna().unique())
-        row.reason = f"condition absent: no trial with weight_decay == 0 (weight decays: {', '.join(f'{w:g}' for w in wds)})"
+        listed = ", ".join(f"{w:g}" for w in wds)
+        row.reason = f"condition absent: no trial with weight_decay == 0 (weight decays: {listed})"
         return row
     if reason := _absent(curves, ["epoch", "emb_norm_mean"], "curves"):
         row.reason = reason
@@ -397,7 +412,8 @@ def claim_c2(trials: pd.DataFrame, curves: pd.DataFrame | None) -> list[ClaimRow
         else:
             worst = per_trial.idxmax()
             ortho.value, ortho.n = float(per_trial.max()), int(per_trial.size)
-            ortho.n_seeds = int(trials[trials["_key"].isin(per_trial.index)]["seed"].nunique()) if "seed" in trials else 0
+            if "seed" in trials:
+                ortho.n_seeds = int(trials[trials["_key"].isin(per_trial.index)]["seed"].nunique())
             ortho.verdict = HOLDS if ortho.value < ORTHOGONALITY_TOL else NOT_HOLD
             ortho.evidence = (f"{per_trial.size} trial(s); median of the per-trial means {per_trial.median():.3g}; "
                               f"largest in {worst.rsplit('/', 1)[-1]}")
@@ -618,7 +634,8 @@ def claim_c6(trials: pd.DataFrame) -> ClaimRow:
             continue
         lo_wd, hi_wd = g.loc[g["_wd"].idxmin()], g.loc[g["_wd"].idxmax()]
         units.add(math.log(lo_wd["_norm"] / hi_wd["_norm"]), lo_wd.get("seed"),
-                  f"{lo_wd.get('method')}/{lo_wd['_arm']}/s{_text(lo_wd.get('seed'))} wd {lo_wd['_wd']:g} vs {hi_wd['_wd']:g}")
+                  f"{lo_wd.get('method')}/{lo_wd['_arm']}/s{_text(lo_wd.get('seed'))} "
+                  f"wd {lo_wd['_wd']:g} vs {hi_wd['_wd']:g}")
     if not units.values:
         row.reason = "condition absent: no trials that differ only in weight decay (same method, seed, settings)"
         return row
@@ -651,7 +668,8 @@ def _auroc_claim(row: ClaimRow, trials: pd.DataFrame, column: str, threshold: fl
     note_col = f"{column}_note"
     nan_rows = sel[values.isna()]
     if len(nan_rows):
-        notes = nan_rows[note_col].fillna("no note").astype(str) if note_col in sel else pd.Series("no note", nan_rows.index)
+        notes = (nan_rows[note_col].fillna("no note").astype(str) if note_col in sel
+                 else pd.Series("no note", index=nan_rows.index))
         counts = notes.value_counts()
         extra.append(f"{len(nan_rows)} trial(s) NaN: " + "; ".join(f"{k} ({v})" for k, v in counts.items()))
     lo_c, hi_c = f"{column}_ci_lo", f"{column}_ci_hi"
