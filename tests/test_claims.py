@@ -481,6 +481,15 @@ def test_cli_bad_input_exits_2_naming_argument_value_and_allowed(tmp_path, capsy
     assert not (target / "claims.csv").exists()
 
 
+def test_cli_out_must_be_a_directory(tmp_path, capsys):
+    trials, curves = convergence_world("cut:3", [2.0, 2.5, 1.7])
+    results = _write_results(tmp_path / "sweep", trials, curves)
+    (tmp_path / "file").write_text("x")
+    assert main(["claims", str(results), "--out", str(tmp_path / "file")]) == 2
+    assert "--out: invalid value" in capsys.readouterr().err
+    assert not (results / "claims.csv").exists()
+
+
 def test_cli_help_names_every_claim(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["claims", "--help"])

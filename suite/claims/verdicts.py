@@ -317,7 +317,8 @@ def learning_status(trials: pd.DataFrame, curves: pd.DataFrame | None = None) ->
         init.index = trials.index
     gain = _num(trials, KNN_COLUMN) - init
     cols = [c for c in SETTING_COLUMNS if c in trials.columns]
-    for setting, group in trials.groupby(cols, dropna=False, sort=True):
+    groups = trials.groupby(cols, dropna=False, sort=True) if cols else [((), trials)]
+    for setting, group in groups:
         setting = setting if isinstance(setting, tuple) else (setting,)
         base = group[group["intervention"].map(arm_signature) == "none"] if "intervention" in group else group
         base = base if len(base) else group
