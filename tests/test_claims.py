@@ -308,6 +308,16 @@ def test_c4_knn_is_inconclusive_when_the_method_does_not_beat_its_untrained_netw
     assert "beats its untrained network" in knn["reason"] and "does not beat" in knn["evidence"]
 
 
+def test_c4_knn_untrained_score_from_the_epoch0_row_or_inconclusive_without_either():
+    trials, curves = convergence_world("cut:3", [2.0, 2.5, 1.7])
+    trials = [{k: v for k, v in t.items() if not k.endswith("_init")} for t in trials]
+    assert row(run(trials, curves), "C4", "knn_top1_k20")["verdict"] == HOLDS  # epoch-0 row gives the floor
+    no_zero = [c for c in curves if c["epoch"] > 0]
+    knn = row(run(trials, no_zero), "C4", "knn_top1_k20")
+    assert knn["verdict"] == INCONCLUSIVE and "cannot tell whether any method beats" in knn["reason"]
+    assert row(run(trials, no_zero), "C4", "loss")["verdict"] == HOLDS
+
+
 def test_c5_pairs_an_arm_with_its_own_protocol_and_refuses_other_settings():
     # GradScale with its own LR and warm-up still pairs with `none` of the same seed ...
     trials, curves = convergence_world("gradscale:1", [2.0, 2.5, 1.7], arm_extra=dict(lr=0.5, warmup_epochs=5))
