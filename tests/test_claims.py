@@ -7,6 +7,7 @@ with scipy (t-intervals, linear regressions, least squares) done here by hand.
 from __future__ import annotations
 
 import math
+import re
 import shutil
 from pathlib import Path
 
@@ -136,6 +137,7 @@ def c2_world(exponents: list[float], cos: float = 1e-7):
         norm = lambda e: 1.0 + e  # noqa: E731
         curves += curve(t, emb_norm_mean=norm,
                         emb_grad_norm_mean=lambda e, p=p: 3.0 * norm(e) ** p * math.exp(noise[e]),
+                        emb_dir_grad_norm_mean=lambda e, p=p: 3.0 * norm(e) ** (p + 1) * math.exp(noise[e]),
                         emb_grad_cos_abs_mean=lambda e: cos * (1 + e % 2))
     return trials, curves
 
@@ -161,6 +163,9 @@ def test_c2_orthogonal_and_inverse_norm(exponents, ortho, scale):
     assert a["value"] == pytest.approx(1e-7 * (1 + 5 / 10))  # per-trial mean over epochs 1..10 of cos*(1 + e%2)
     assert b["verdict"] == scale
     assert_stat(b, _slopes(curves), threshold=-1.0)
+    dir_mean = np.mean(_slopes(curves)) + 1  # ||g||·||z|| has the slope of ||g|| plus one
+    shown = re.search(r"\(theory 0\) (\S+) \[", b["evidence"]).group(1)
+    assert float(shown) == pytest.approx(dir_mean, rel=5e-3, abs=1e-9)
 
 
 def test_c2_not_orthogonal_and_columns_absent():

@@ -424,11 +424,11 @@ def claim_c2(trials: pd.DataFrame, curves: pd.DataFrame | None) -> list[ClaimRow
     if reason := _absent(curves, ["epoch", "emb_grad_norm_mean", "emb_norm_mean"], "curves"):
         scale.reason = reason
         return [ortho, scale]
-    units, flat = Units(), 0
+    units, dir_units, flat = Units(), Units(), 0
     for _, t in trials.iterrows():
         c = _curve_of(curves, t["_key"])
         c = c[_num(c, "epoch") >= 1]
-        g, z = _num(c, "emb_grad_norm_mean"), _num(c, "emb_norm_mean")
+        g, z, d = _num(c, "emb_grad_norm_mean"), _num(c, "emb_norm_mean"), _num(c, "emb_dir_grad_norm_mean")
         ok = (g > 0) & (z > 0)
         if ok.sum() < MIN_SLOPE_EPOCHS:
             continue
@@ -439,7 +439,17 @@ def claim_c2(trials: pd.DataFrame, curves: pd.DataFrame | None) -> list[ClaimRow
         coef = _ols_slopes(lg, [lz])
         if coef is not None:
             units.add(float(coef[0]), t.get("seed"), _label(t))
+        ok_d = ok & (d > 0)
+        if ok_d.sum() >= MIN_SLOPE_EPOCHS:  # the direction gradient ||dL/dz||·||z||: by the 1/||z|| law, slope 0
+            coef_d = _ols_slopes(np.log(d[ok_d].to_numpy()), [np.log(z[ok_d].to_numpy())])
+            if coef_d is not None:
+                dir_units.add(float(coef_d[0]), t.get("seed"), _label(t))
     extra = f"{flat} trial(s) left out: log-norm range < {MIN_LOG_NORM_RANGE:g}" if flat else ""
+    if dir_units.values:
+        d_test = mean_interval(dir_units.values, dir_units.seeds, 0.0)
+        extra = "; ".join(filter(None, [extra, (
+            f"not used by the verdict: slope of log emb_dir_grad_norm_mean on log emb_norm_mean (theory 0) "
+            f"{d_test.estimate:.3g} [{d_test.lo:.3g}, {d_test.hi:.3g}] over {d_test.n} trial(s)")]))
     if not units.values:
         scale.reason = (f"no trial has >= {MIN_SLOPE_EPOCHS} epochs with gradient and norm values "
                         f"and a log-norm range >= {MIN_LOG_NORM_RANGE:g}")
@@ -447,8 +457,6 @@ def claim_c2(trials: pd.DataFrame, curves: pd.DataFrame | None) -> list[ClaimRow
         return [ortho, scale]
     _fill(scale, units, SLOPE_TARGET, band=(SLOPE_TARGET - SLOPE_MARGIN, SLOPE_TARGET + SLOPE_MARGIN),
           extra_evidence=extra)
-    if "emb_dir_grad_norm_mean" in curves.columns:
-        scale.evidence += "; emb_dir_grad_norm_mean present (not used by the verdict)"
     return [ortho, scale]
 
 
