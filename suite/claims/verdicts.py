@@ -679,8 +679,8 @@ def _auroc_claim(row: ClaimRow, trials: pd.DataFrame, column: str, threshold: fl
     if len(nan_rows):
         notes = (nan_rows[note_col].fillna("no note").astype(str) if note_col in sel
                  else pd.Series("no note", index=nan_rows.index))
-        counts = notes.value_counts()
-        extra.append(f"{len(nan_rows)} trial(s) NaN: " + "; ".join(f"{k} ({v})" for k, v in counts.items()))
+        extra.append(f"{len(nan_rows)} trial(s) NaN, left out: " + "; ".join(
+            f"{_label(t)} ({notes.loc[i] or 'no note'})" for i, t in nan_rows.iterrows()))
     lo_c, hi_c = f"{column}_ci_lo", f"{column}_ci_hi"
     if lo_c in sel and hi_c in sel:
         lo, hi = _num(sel, lo_c), _num(sel, hi_c)
