@@ -235,7 +235,7 @@ def _absent(frame: pd.DataFrame | None, columns: Iterable[str], table: str) -> s
     for col in columns:
         if col not in frame.columns:
             return f"column {col} absent from the {table} table (run predates it)"
-        if not pd.to_numeric(frame[col], errors="coerce").notna().any() and frame[col].notna().sum() == 0:
+        if frame[col].notna().sum() == 0:
             return f"column {col} of the {table} table has no values"
     return ""
 
@@ -319,7 +319,7 @@ def learning_status(trials: pd.DataFrame, curves: pd.DataFrame | None = None) ->
     cols = [c for c in SETTING_COLUMNS if c in trials.columns]
     groups = trials.groupby(cols, dropna=False, sort=True) if cols else [((), trials)]
     for setting, group in groups:
-        setting = setting if isinstance(setting, tuple) else (setting,)
+        setting = tuple(_text(v) for v in (setting if isinstance(setting, tuple) else (setting,)))
         base = group[group["intervention"].map(arm_signature) == "none"] if "intervention" in group else group
         base = base if len(base) else group
         g = gain.loc[base.index].dropna()
@@ -344,7 +344,8 @@ def _not_learning_reason(left_out: dict, consequence: str) -> str:
 
 
 def _setting(row: pd.Series) -> tuple:
-    return tuple(row.get(c) for c in SETTING_COLUMNS if c in row.index)
+    """The key of ``learning_status`` for a trial row (values as text, so NaN matches NaN)."""
+    return tuple(_text(row.get(c)) for c in SETTING_COLUMNS if c in row.index)
 
 
 # ---------------------------------------------------------------- the claims
