@@ -580,7 +580,7 @@ def _convergence(claim_id: str, arm_name: str, is_arm: Callable[[str], bool], tr
             censored += cens
             units.add(eb - ea, arm.get("seed"), f"{_label(arm)} {eb - ea:+g}")
         extra = "; ".join(filter(None, [f"{censored} arm trial(s) never reached the target (counted as last epoch + 1)"
-                                        if censored else "", *skipped, *notes]))
+                                        if censored else "", *dict.fromkeys(skipped), *notes]))
         if units.values:
             _fill(loss_row, units, 0.0, extra_evidence=extra)
         else:
@@ -612,7 +612,7 @@ def _convergence(claim_id: str, arm_name: str, is_arm: Callable[[str], bool], tr
         units.add(eb - ea, arm.get("seed"), f"{_label(arm)} {eb - ea:+g}")
     extra = "; ".join(filter(None, [*(f"left out {w}" for w in left_out.values()),
                                     f"{censored} arm trial(s) never reached the target" if censored else "",
-                                    *skipped, *notes]))
+                                    *dict.fromkeys(skipped), *notes]))
     if units.values:
         _fill(knn_row, units, 0.0, extra_evidence=extra)
     else:
