@@ -70,6 +70,8 @@ def write_leaderboard(results_dirs: Sequence[str | Path], out: str | Path | None
     out_dir = Path(out) if out is not None else results.dirs[0] / "leaderboard"
     out_dir.mkdir(parents=True, exist_ok=True)
     dirs = [str(d) for d in results.dirs]
+    from suite.claims.report import load_claims
+    claims = load_claims(results.dirs)  # written by `normbench claims`; shown, never recomputed here
     written: dict[str, Path] = {}
     plot_paths: dict[str, Path] = {}
     if plots:
@@ -78,7 +80,7 @@ def write_leaderboard(results_dirs: Sequence[str | Path], out: str | Path | None
         written.update({f"plot:{k}": v for k, v in plot_paths.items()})
     if "md" in formats:
         written["md"] = out_dir / "leaderboard.md"
-        written["md"].write_text(render.to_markdown(board, dirs, plot_paths, out_dir), encoding="utf-8")
+        written["md"].write_text(render.to_markdown(board, dirs, plot_paths, out_dir, claims), encoding="utf-8")
     if "csv" in formats:
         written["csv"] = out_dir / "leaderboard.csv"
         render.to_csv(board, written["csv"])
@@ -89,7 +91,7 @@ def write_leaderboard(results_dirs: Sequence[str | Path], out: str | Path | None
         written["tex"].write_text(render.to_latex(board), encoding="utf-8")
     if "html" in formats:
         written["html"] = out_dir / "leaderboard.html"
-        written["html"].write_text(render.to_html(board, dirs, plot_paths), encoding="utf-8")
+        written["html"].write_text(render.to_html(board, dirs, plot_paths, claims), encoding="utf-8")
     return written
 
 

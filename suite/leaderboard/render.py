@@ -166,13 +166,17 @@ def failures_display(board: Leaderboard) -> pd.DataFrame:
 
 
 def to_markdown(board: Leaderboard, dirs: list[str], plots: Mapping[str, Path] | None = None,
-                out_dir: Path | None = None) -> str:
+                out_dir: Path | None = None, claims: pd.DataFrame | None = None) -> str:
+    """``claims``: the results directories' claims.csv rows (``suite.claims.report.load_claims``), shown if given."""
     shown, best = display_table(board)
     parts = ["# normbench leaderboard", "", f"Results: {', '.join(f'`{d}`' for d in dirs)}", "",
              _explanation(board), ""]
     parts.append(_md_table(shown, best) if len(shown) else "_No completed trials._")
     parts += ["", f"## Failed or incomplete trials ({len(board.failures)})", ""]
     parts.append(_md_table(failures_display(board)) if len(board.failures) else "None.")
+    if claims is not None and len(claims):
+        from suite.claims.report import leaderboard_markdown
+        parts += ["", leaderboard_markdown(claims)]
     if plots:
         parts += ["", "## Plots", ""]
         for name, path in plots.items():
@@ -243,8 +247,9 @@ def png_data_uri(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
 
 
-def to_html(board: Leaderboard, dirs: list[str], plots: Mapping[str, Path] | None = None) -> str:
-    """One file, readable offline: inline CSS, plots as base64 data URIs, no scripts."""
+def to_html(board: Leaderboard, dirs: list[str], plots: Mapping[str, Path] | None = None,
+            claims: pd.DataFrame | None = None) -> str:
+    """One file, readable offline: inline CSS, plots as base64 data URIs, no scripts; the claims section if given."""
     shown, best = display_table(board)
     body = [f"<h1>normbench leaderboard</h1>",
             f"<p class=\"note\">Results: {html.escape(', '.join(dirs))}</p>",
@@ -252,6 +257,9 @@ def to_html(board: Leaderboard, dirs: list[str], plots: Mapping[str, Path] | Non
             _html_table(shown, best) if len(shown) else "<p>No completed trials.</p>",
             f"<h2>Failed or incomplete trials ({len(board.failures)})</h2>",
             _html_table(board.failures.astype(str), pre={"error"}) if len(board.failures) else "<p>None.</p>"]
+    if claims is not None and len(claims):
+        from suite.claims.report import leaderboard_html
+        body.append(leaderboard_html(claims))
     if plots:
         body.append("<h2>Plots</h2>")
         body += [f'<figure><img alt="{html.escape(name)}" src="{png_data_uri(path)}">'
