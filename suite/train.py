@@ -222,13 +222,20 @@ def _progress_row(t: _Trial) -> dict[str, Any]:
         if not t.ctx.is_main:
             return {}
         row, _ = progress_evaluation(t.method, t.splits, t.cfg, s)
-        probe_images = t.splits.train_images[probe_indices(len(t.splits.train_labels))]
-        now = encode(t.method, probe_images, t.splits.mean, t.splits.std, s).embedding.cpu()
-    previous = t.state.probe_embedding
-    row["probe_emb_norm_mean"] = float(now.norm(dim=1).mean())
-    row["probe_angle_change_mean"] = float(angle_change(previous, now).mean()) if previous is not None else math.nan
-    t.state.probe_embedding = now
+        row.update(_probe_movement(t))
     return row
+
+
+def _probe_movement(t: _Trial) -> dict[str, float]:
+    """Mean norm of the fixed probe set's embeddings, and the mean angle they
+    turned since the previous evaluation (NaN at the first); call with the
+    evaluation's BatchNorm statistics in place."""
+    probe_images = t.splits.train_images[probe_indices(len(t.splits.train_labels))]
+    now = encode(t.method, probe_images, t.splits.mean, t.splits.std, t.eval_settings).embedding.cpu()
+    previous = t.state.probe_embedding
+    t.state.probe_embedding = now
+    return {"probe_emb_norm_mean": float(now.norm(dim=1).mean()),
+            "probe_angle_change_mean": float(angle_change(previous, now).mean()) if previous is not None else math.nan}
 
 
 def _evaluates_during_training(cfg: TrialConfig, epoch: int) -> bool:
@@ -297,7 +304,11 @@ def _finish(t: _Trial, failure: str) -> TrialResult:
                 metrics, result.norm_bins, result.eval_norms = final_evaluation(t.method, t.splits, cfg, s,
                                                                                 cfg.trial_id)
                 row.update(metrics)
-                last.update({k: v for k, v in metrics.items() if k.startswith("knn_top1_")})  # the last epoch's kNN
+                # The last epoch's progress numbers come from the final evaluation.
+                last.update({k: v for k, v in metrics.items() if k.startswith("knn_top1_")
+                             or (k.startswith("test_") and k.endswith(("_norm_mean", "_norm_std")))})
+                if cfg.eval_every > 0:
+                    last.update(_probe_movement(t))
         row["eval_time_s"] = time.perf_counter() - eval_start
     row["wall_time_s"] = state.wall_time_s + row.get("eval_time_s", 0.0)
     if t.ctx.is_main:
