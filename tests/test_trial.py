@@ -8,11 +8,12 @@ import pandas as pd
 import pytest
 import torch
 
+from methods import METHODS as REGISTRY
 from suite import results
 from suite.config import make_config
 from suite.train import build_model, load_data, run_trial
 
-METHODS = ["simclr", "moco", "byol", "simsiam", "dino"]
+METHODS = sorted(REGISTRY)  # a new method is tested end to end as soon as it is registered
 INTERVENTIONS = ["none", "cut:3", "gradscale:1"]
 
 # Every column the trials table promises (docs/ARCHITECTURE.md).
@@ -24,13 +25,15 @@ TRIAL_COLUMNS = [
     "test_emb_norm_mean", "test_emb_norm_std", "test_feat_norm_mean", "test_feat_norm_std",
     "emb_correct_auroc", "feat_correct_auroc", "emb_ood_auroc", "feat_ood_auroc",
     "emb_freq_spearman", "feat_freq_spearman",
-    "epochs_completed", "final_loss", "wall_time_s", "images_per_s",
+    "epochs_completed", "final_loss", "wall_time_s", "images_per_s", "notes",
+    "knn_top1_k200_init", "knn_top1_k20_init", "eval_bn", "eval_bn_images",
 ]
 FINITE_COLUMNS = ["knn_top1_k200", "knn_top1_k20", "linear_top1", "emb_norm_mean", "feat_norm_mean",
                   "test_emb_norm_mean", "test_feat_norm_mean", "emb_correct_auroc", "feat_correct_auroc",
                   "final_loss", "wall_time_s", "images_per_s"]
 CURVE_COLUMNS = ["trial_id", "epoch", "loss", "lr", "emb_norm_mean", "emb_norm_std", "emb_norm_q05", "emb_norm_q50",
-                 "emb_norm_q95", "feat_norm_mean", "images_per_s", "epoch_time_s", "knn_top1_k200", "knn_top1_k20"]
+                 "emb_norm_q95", "feat_norm_mean", "images_per_s", "epoch_time_s", "knn_top1_k200", "knn_top1_k20",
+                 "emb_grad_norm_mean", "emb_grad_cos_abs_mean", "emb_dir_grad_norm_mean"]
 
 
 @pytest.mark.parametrize("intervention", INTERVENTIONS)
@@ -56,6 +59,8 @@ def test_every_method_and_intervention_trains_two_epochs(tmp_path, tiny_trial, m
     assert list(curves["epoch"]) == [1, 2]
     assert [c for c in CURVE_COLUMNS if c not in curves.columns] == []
     assert curves["loss"].map(math.isfinite).all()
+    # The paper's first claim, in a real network: the loss's gradient at the embedding is orthogonal to it.
+    assert (curves["emb_grad_cos_abs_mean"] < 1e-4).all() and (curves["emb_grad_norm_mean"] > 0).all()
     # kNN is evaluated at the final epoch only (eval_every=0) and equals the final row.
     assert math.isnan(curves.loc[0, "knn_top1_k200"])
     assert curves.loc[1, "knn_top1_k200"] == pytest.approx(row["knn_top1_k200"])
