@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 import shutil
 import sys
 import textwrap
@@ -41,9 +42,13 @@ def print_summary(row: dict[str, Any], trial_dir: Path, out: Path) -> None:
     ]
     if row.get("error"):
         lines.append(f"error      {row['error']}")
-    knn_keys = sorted((k for k in row if k.startswith("knn_top1_k")), key=lambda k: -int(k.rsplit("k", 1)[1]))
-    if knn_keys:
-        lines.append("kNN top-1  " + "   ".join(f"k={k.rsplit('k', 1)[1]}: {_fmt(row[k], True)}" for k in knn_keys))
+    ks = sorted((int(m.group(1)) for k in row if (m := re.fullmatch(r"knn_top1_k(\d+)", k))), reverse=True)
+    if ks:
+        lines.append("kNN top-1  " + "   ".join(f"k={k}: {_fmt(row[f'knn_top1_k{k}'], True)}" for k in ks))
+        initial = [row.get(f"knn_top1_k{k}_init") for k in ks]
+        if any(isinstance(v, float) and math.isfinite(v) for v in initial):
+            lines.append("untrained  " + "   ".join(f"k={k}: {_fmt(v, True)}" for k, v in zip(ks, initial))
+                         + "   (epoch 0: what the gain is measured against)")
     lines.append(f"linear     top-1: {_fmt(row.get('linear_top1'), True)}")
     lines.append(f"emb norm   train (last epoch) {_fmt(row.get('emb_norm_mean'))} ± {_fmt(row.get('emb_norm_std'))}"
                  f"   test {_fmt(row.get('test_emb_norm_mean'))} ± {_fmt(row.get('test_emb_norm_std'))}")
