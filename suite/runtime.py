@@ -15,6 +15,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from methods.distributed import is_distributed, rank, world_size
 from suite.errors import ConfigError
 
 
@@ -34,9 +35,9 @@ class DistContext:
 
     @classmethod
     def detect(cls) -> "DistContext":
-        if dist.is_available() and dist.is_initialized():
-            return cls(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
-        return cls()
+        """From torch.distributed, through the same helpers the losses use (one
+        source of truth for rank and world size)."""
+        return cls(rank(), world_size(), int(os.environ.get("LOCAL_RANK", 0)) if is_distributed() else 0)
 
 
 def resolve_device(spec: str, ctx: DistContext) -> torch.device:
