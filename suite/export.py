@@ -97,7 +97,7 @@ def export_trial(trial_dir: Path, out: Path | None = None, *, overwrite: bool = 
             "cifar_stem": uses_cifar_stem(backbone, cfg.image_size, cfg.cifar_stem),
             "trial_id": cfg.trial_id,
             "method": cfg.method,
-            "intervention": cfg.intervention,
+            "intervention": cfg.intervention.to_spec(),
             "dataset": cfg.dataset,
             "image_size": cfg.image_size,
             "checkpoint_epoch": int(payload["state"]["epoch"]),

@@ -107,6 +107,6 @@ def test_kuberay_manifest_has_token_auth_a_cpu_driver_head_and_autoscaling_gpu_w
     (worker_container,) = gpu["template"]["spec"]["containers"]
     assert int(worker_container["resources"]["limits"]["nvidia.com/gpu"]) >= 1
     # The sweep spec's driver resource is one the head provides.
-    example = yaml.safe_load((ROOT / "examples" / "sweeps" / "paper_grid.yaml").read_text())
+    example = yaml.safe_load((ROOT / "examples" / "sweeps" / "five_methods_cifar10.yaml").read_text())
     (driver_resource,) = example["resources"]["driver_resources"]
     assert driver_resource == "sweep_driver"

@@ -139,7 +139,7 @@ def test_cases_cross_the_grid_each_carrying_its_own_settings():
     assert [t.case for t in trials] == [i for i, _ in expected]
     assert len(trials) == 12 and len({t.trial_id for t in trials}) == 12
     gs = [t.config for t in trials if t.case == 1]
-    assert {(c.lr, c.warmup_epochs, c.intervention) for c in gs} == {(0.1, 1, "gradscale:1")}
+    assert {(c.lr, c.warmup_epochs, c.intervention.to_spec()) for c in gs} == {(0.1, 1, "gradscale:1")}
     base_case = [t.config for t in trials if t.case == 0 and t.config.method == "byol"][0]
     assert base_case.lr == make_config({**BASE, "method": "byol"}).lr     # the method default, untouched
     assert trials[5].axes == {"method": "simclr", "seed": 3}
