@@ -65,6 +65,9 @@ def cmd_trial(args: argparse.Namespace) -> int:
     from suite.config import load_config
 
     cfg = load_config(args.config, args.overrides)
+    from suite.tracking import parse_track
+
+    tracking = parse_track(args.track)
     out = Path(args.out)
     trial_dir = out / cfg.trial_id
     existing = (trial_dir / results.RESULT_FILE).is_file() or ckpt.has_checkpoint(trial_dir / "checkpoints" / "last")
@@ -90,7 +93,16 @@ def cmd_trial(args: argparse.Namespace) -> int:
 
     if existing and args.overwrite and not args.resume:
         shutil.rmtree(trial_dir)
-    row = run_trial(cfg, trial_dir, resume_from=resume_from, progress=not args.quiet).row
+    tracker = None
+    if tracking is not None:
+        from suite.tracking import LocalTracker
+
+        tracker = LocalTracker(tracking, cfg, trial_dir)
+    result = run_trial(cfg, trial_dir, resume_from=resume_from, progress=not args.quiet,
+                       report=tracker.log_epoch if tracker else None)
+    if tracker is not None:
+        tracker.finish(result)
+    row = result.row
     results.collect_results(out)
     print_summary(row, trial_dir, out)
     return 0 if row["status"] == "completed" else 1
@@ -160,6 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
     trial.add_argument("--resume", action="store_true", help="continue this config's trial from its last checkpoint")
     trial.add_argument("--overwrite", action="store_true", help="delete an earlier run of this exact config and start over")
     trial.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    trial.add_argument("--track", action="append", metavar="KIND=TARGET",
+                       help="log config, per-epoch curves and the final row to mlflow=URI (sqlite:///x.db, a .db file "
+                            "or a directory), tensorboard=DIR or wandb=offline|online; repeatable")
     trial.set_defaults(func=cmd_trial)
 
     lst = sub.add_parser("list", help="list methods, interventions, datasets and backbones",
