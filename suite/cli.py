@@ -41,9 +41,13 @@ def print_summary(row: dict[str, Any], trial_dir: Path, out: Path) -> None:
     ]
     if row.get("error"):
         lines.append(f"error      {row['error']}")
-    knn_keys = sorted((k for k in row if k.startswith("knn_top1_k")), key=lambda k: -int(k.rsplit("k", 1)[1]))
+    knn_keys = sorted((k for k in row if k.startswith("knn_top1_k") and k[len("knn_top1_k"):].isdigit()),
+                      key=lambda k: -int(k.rsplit("k", 1)[1]))
     if knn_keys:
         lines.append("kNN top-1  " + "   ".join(f"k={k.rsplit('k', 1)[1]}: {_fmt(row[k], True)}" for k in knn_keys))
+    if any(f"val_{k}" in row for k in knn_keys):
+        lines.append("val kNN    " + "   ".join(f"k={k.rsplit('k', 1)[1]}: {_fmt(row.get(f'val_{k}'), True)}"
+                                            for k in knn_keys) + "   (held-out part of the training set)")
     lines.append(f"linear     top-1: {_fmt(row.get('linear_top1'), True)}")
     lines.append(f"emb norm   train (last epoch) {_fmt(row.get('emb_norm_mean'))} ± {_fmt(row.get('emb_norm_std'))}"
                  f"   test {_fmt(row.get('test_emb_norm_mean'))} ± {_fmt(row.get('test_emb_norm_std'))}")

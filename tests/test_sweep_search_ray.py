@@ -83,6 +83,7 @@ def test_asha_stops_trials_which_are_recorded_as_stopped_with_their_epoch(ray_ad
     assert len(trials) == 4 and set(trials["status"]) <= {"completed", "stopped"}, trials[["status", "error"]]
     stopped = trials[trials["status"] == "stopped"]
     assert len(stopped) >= 1 and outcome.num_failed == 0
+    assert (trials["status"] == "completed").any() and (trials.loc[trials["status"] == "completed", "epochs_completed"] == 4).all()
     assert stopped["epochs_completed"].between(1, 3).all()
     assert stopped["notes"].str.contains("stopped early").all()
     assert stopped["val_knn_top1_k20"].map(math.isfinite).all()

@@ -297,7 +297,11 @@ def _scheduler_class():
             self._of(trial).on_trial_add(tune_controller, trial)
 
         def on_trial_result(self, tune_controller, trial, result: dict) -> str:
-            return self._of(trial).on_trial_result(tune_controller, trial, result)
+            decision = self._of(trial).on_trial_result(tune_controller, trial, result)
+            # The final report (epoch == max_t) ends the trial anyway; ASHA's STOP there must not
+            # race the trial's own end. The last epoch's report carries no validation metric
+            # (that epoch is evaluated by the final evaluation), so ASHA never stops it either.
+            return self.CONTINUE if result.get("kind") == "final" else decision
 
         def on_trial_complete(self, tune_controller, trial, result: dict) -> None:
             self._of(trial).on_trial_complete(tune_controller, trial, result)
