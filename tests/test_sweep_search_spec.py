@@ -104,3 +104,27 @@ def test_track_option_parses_each_tracker(tmp_path):
         with pytest.raises(ConfigError) as info:
             parse_track([bad])
         assert info.value.field == "--track"
+
+
+def test_leaderboard_selection_uses_the_validation_metric_not_the_test_metric():
+    import pandas as pd
+
+    from suite.leaderboard.search import searched_columns, select_search_trials
+
+    rows = []
+    # cell 0: the test-best trial (a) is not the validation-best (b); c was stopped; d failed
+    for tid, cell, status, val, test in [("a", 0, "completed", 0.50, 0.90), ("b", 0, "completed", 0.70, 0.60),
+                                         ("c", 0, "stopped", 0.95, 0.95), ("d", 0, "failed", None, None),
+                                         ("e", 1, "completed", 0.40, 0.10), ("f", 1, "completed", 0.30, 0.99)]:
+        rows.append({"results_dir": "r", "trial_id": tid, "status": status, "search_cell": cell, "seed": 0,
+                     "method": "simclr", "search_metric": "val_knn_top1_k20", "search_mode": "max",
+                     "search_sample_lr": 0.1, "search_sample_method_args.temperature": 0.2,
+                     "val_knn_top1_k20": val, "knn_top1_k200": test})
+    rows.append({"results_dir": "r", "trial_id": "grid", "status": "completed", "method": "byol",
+                 "knn_top1_k200": 0.5})  # a plain grid trial in the same directory is kept as it is
+    kept, chosen = select_search_trials(pd.DataFrame(rows))
+    assert list(chosen["trial_id"]) == ["b", "e"]
+    assert sorted(kept["trial_id"]) == ["b", "d", "e", "grid"]  # the failure stays visible
+    assert searched_columns(pd.DataFrame(rows)) == ["lr", "method_args"]
+    rows = [dict(r, search_mode="min") for r in rows if r["trial_id"] in "ab"]
+    assert list(select_search_trials(pd.DataFrame(rows))[1]["trial_id"]) == ["a"]
