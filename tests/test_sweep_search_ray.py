@@ -122,3 +122,34 @@ def test_optuna_search_and_mlflow_tracking(ray_address, tmp_path):
     files = [f.path for f in client.list_artifacts(board_run.info.run_id, "leaderboard")]
     assert "leaderboard/leaderboard.md" in files
     assert any((tmp_path / "tb").rglob("events.out.tfevents*"))
+
+
+def test_killed_search_sweep_resumes_within_its_budget(tmp_path):
+    """The sweep driver dies after the first trial; `--resume` restores Tune's searcher
+    state and runs exactly the rest of the budget (no trial lost, none extra)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import yaml
+
+    data = dict(name="resume-search", base={**TINY}, results_dir=str(tmp_path / "results"), retries=0,
+                max_concurrent_trials=1,
+                search={"num_samples": 3, "algorithm": "random", "metric": "val_knn_top1_k20",
+                        "space": {"lr": {"loguniform": [0.01, 1.0]}}},
+                _fault_injection={"marker_dir": str(tmp_path / "faults"), "times": 0, "driver_exit_after_trials": 1})
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(data))
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1]), "NORMBENCH_CACHE": str(tmp_path / "cache")}
+    env.pop("RAY_ADDRESS", None)
+    first = subprocess.run([sys.executable, "-m", "suite.sweep", str(path)], env=env, capture_output=True, text=True)
+    assert first.returncode == 3, first.stderr[-2000:]  # the injected driver exit
+    done_before = pd.read_parquet(tmp_path / "results" / "trials.parquet")
+    done_before = set(done_before.loc[done_before["status"] == "completed", "trial_id"])
+    assert len(done_before) == 1
+    second = subprocess.run([sys.executable, "-m", "suite.sweep", str(path), "--resume"], env=env,
+                            capture_output=True, text=True)
+    assert second.returncode == 0, second.stderr[-2000:]
+    trials = pd.read_parquet(tmp_path / "results" / "trials.parquet")
+    assert len(trials) == 3 and (trials["status"] == "completed").all() and trials["lr"].nunique() == 3
+    assert done_before <= set(trials["trial_id"]) and sorted(trials["search_index"]) == [0, 1, 2]
