@@ -49,6 +49,9 @@ def print_summary(row: dict[str, Any], trial_dir: Path, out: Path) -> None:
         if any(isinstance(v, float) and math.isfinite(v) for v in initial):
             lines.append("untrained  " + "   ".join(f"k={k}: {_fmt(v, True)}" for k, v in zip(ks, initial))
                          + "   (epoch 0: what the gain is measured against)")
+        if any(f"val_knn_top1_k{k}" in row for k in ks):
+            lines.append("val kNN    " + "   ".join(f"k={k}: {_fmt(row.get(f'val_knn_top1_k{k}'), True)}" for k in ks)
+                         + "   (held-out part of the training set)")
     lines.append(f"linear     top-1: {_fmt(row.get('linear_top1'), True)}")
     lines.append(f"emb norm   train (last epoch) {_fmt(row.get('emb_norm_mean'))} ± {_fmt(row.get('emb_norm_std'))}"
                  f"   test {_fmt(row.get('test_emb_norm_mean'))} ± {_fmt(row.get('test_emb_norm_std'))}")
@@ -70,6 +73,9 @@ def cmd_trial(args: argparse.Namespace) -> int:
     from suite.config import load_config
 
     cfg = load_config(args.config, args.overrides)
+    from suite.tracking import parse_track
+
+    tracking = parse_track(args.track)
     out = Path(args.out)
     trial_dir = out / cfg.trial_id
     existing = (trial_dir / results.RESULT_FILE).is_file() or ckpt.has_checkpoint(trial_dir / "checkpoints" / "last")
@@ -95,7 +101,16 @@ def cmd_trial(args: argparse.Namespace) -> int:
 
     if existing and args.overwrite and not args.resume:
         shutil.rmtree(trial_dir)
-    row = run_trial(cfg, trial_dir, resume_from=resume_from, progress=not args.quiet).row
+    tracker = None
+    if tracking is not None:
+        from suite.tracking import LocalTracker
+
+        tracker = LocalTracker(tracking, cfg, trial_dir)
+    result = run_trial(cfg, trial_dir, resume_from=resume_from, progress=not args.quiet,
+                       report=tracker.log_epoch if tracker else None)
+    if tracker is not None:
+        tracker.finish(result)
+    row = result.row
     results.collect_results(out)
     print_summary(row, trial_dir, out)
     return 0 if row["status"] == "completed" else 1
@@ -165,6 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
     trial.add_argument("--resume", action="store_true", help="continue this config's trial from its last checkpoint")
     trial.add_argument("--overwrite", action="store_true", help="delete an earlier run of this exact config and start over")
     trial.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    trial.add_argument("--track", action="append", metavar="KIND=TARGET",
+                       help="log config, per-epoch curves and the final row to mlflow=URI (sqlite:///x.db, a .db file "
+                            "or a directory), tensorboard=DIR or wandb=offline|online; repeatable")
     trial.set_defaults(func=cmd_trial)
 
     lst = sub.add_parser("list", help="list methods, interventions, datasets and backbones",

@@ -52,6 +52,8 @@ class TrialConfig(BaseModel):
     holdout_classes: list[int | str] | None = Field(None, description="classes (index or name) removed from training; the OOD set")
     ood_dataset: str | None = Field(None, description="dataset whose test split is the OOD set")
     train_limit: int | None = Field(None, ge=2, description="train on a fixed random subset of N images (smoke runs)")
+    val_fraction: float = Field(0.0, ge=0, lt=0.5, description="hold out this stratified fixed part of the training "
+                                                               "set for validation kNN (val_knn_top1_*; 0: none)")
     intervention: InterventionSpec = Field(Intervention(), validate_default=True,
                                            description="norm intervention: none, cut:C, gradscale:P, wd:X, joined by +")
     epochs: int = Field(20, ge=1, le=100_000)
@@ -83,7 +85,10 @@ class TrialConfig(BaseModel):
     @property
     def trial_id(self) -> str:
         """Readable and unique: the main axes plus a hash of the whole config."""
-        digest = hashlib.sha1(json.dumps(self.model_dump(), sort_keys=True, default=str).encode()).hexdigest()[:8]
+        dump = self.model_dump()
+        if not dump["val_fraction"]:
+            del dump["val_fraction"]  # added later: trials without a validation split keep their ids
+        digest = hashlib.sha1(json.dumps(dump, sort_keys=True, default=str).encode()).hexdigest()[:8]
         parts = [self.name] if self.name else []
         parts += [self.method, self.backbone, _slug(self.dataset), self.intervention.to_spec(), f"s{self.seed}", digest]
         return _slug("-".join(parts))

@@ -37,6 +37,8 @@ class DatasetSplits:
     std: tuple[float, float, float]
     ood_images: Tensor | None = None   # uint8, for OOD diagnostics
     ood_name: str | None = None
+    val_images: Tensor | None = None   # uint8, held out of the training set (val_fraction)
+    val_labels: Tensor | None = None
 
 
 def validate_dataset_name(name: str, field: str = "dataset") -> None:

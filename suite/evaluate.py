@@ -100,6 +100,18 @@ def knn_metrics(train: Encoded, test: Encoded, splits: DatasetSplits, ks: list[i
                         ks=tuple(ks), temperature=temperature, num_classes=splits.num_classes)
 
 
+def validation_knn(method: nn.Module, splits: DatasetSplits, cfg, s: EvalSettings, train: Encoded) -> dict:
+    """``val_knn_top1_k*``: kNN of the held-out validation images (``val_fraction``)
+    against the training memory bank; {} without a validation split."""
+    if splits.val_images is None or len(splits.val_images) == 0:
+        return {}
+    val = encode(method, splits.val_images, splits.mean, splits.std, s)
+    device = train.features.device
+    knn = knn_evaluate(train.features, splits.train_labels.to(device), val.features, splits.val_labels.to(device),
+                       ks=tuple(cfg.knn_k), temperature=cfg.knn_temperature, num_classes=splits.num_classes)
+    return {f"val_{k}": float(v) for k, v in knn.items() if k.startswith("knn_top1_")}
+
+
 def progress_evaluation(method: nn.Module, splits: DatasetSplits, cfg, s: EvalSettings) -> tuple[dict, Encoded]:
     """kNN and evaluation-set norm summaries for a curves row (epoch 0 and
     intermediate epochs); returns the test encoding too."""
@@ -107,6 +119,7 @@ def progress_evaluation(method: nn.Module, splits: DatasetSplits, cfg, s: EvalSe
     test = encode(method, splits.test_images, splits.mean, splits.std, s)
     knn = knn_metrics(train, test, splits, cfg.knn_k, cfg.knn_temperature)
     row = {k: float(v) for k, v in knn.items() if k.startswith("knn_top1_")}
+    row.update(validation_knn(method, splits, cfg, s, train))
     for prefix, attr in VECTORS:
         vectors = getattr(test, attr)
         if vectors is not None:
@@ -125,6 +138,7 @@ def final_evaluation(method: nn.Module, splits: DatasetSplits, cfg, s: EvalSetti
     test = encode(method, splits.test_images, splits.mean, splits.std, s)
     knn = knn_metrics(train, test, splits, cfg.knn_k, cfg.knn_temperature)
     metrics = {k: v for k, v in knn.items() if k.startswith("knn_top1_")}
+    metrics.update(validation_knn(method, splits, cfg, s, train))
     probe = linear_probe(train.features, splits.train_labels, test.features, splits.test_labels,
                          num_classes=splits.num_classes, epochs=cfg.linear_epochs, seed=cfg.seed, device=s.device)
     metrics["linear_top1"] = float(probe["top1"])

@@ -69,7 +69,19 @@ def load_data(cfg: TrialConfig) -> DatasetSplits:
         keep = torch.randperm(len(splits.train_labels), generator=torch.Generator().manual_seed(0))[: cfg.train_limit]
         keep = keep.sort().values
         splits = dataclasses.replace(splits, train_images=splits.train_images[keep], train_labels=splits.train_labels[keep])
+    if cfg.val_fraction > 0:
+        splits = hold_out_validation(splits, cfg.val_fraction)
     return splits
+
+
+def hold_out_validation(splits: DatasetSplits, fraction: float) -> DatasetSplits:
+    """Move a stratified, fixed part of the training set to ``val_images``: training,
+    the kNN memory bank and the linear probe use the rest."""
+    from suite.dataload.subsets import validation_split
+
+    keep, val = validation_split(splits.train_labels, fraction)
+    return dataclasses.replace(splits, train_images=splits.train_images[keep], train_labels=splits.train_labels[keep],
+                               val_images=splits.train_images[val], val_labels=splits.train_labels[val])
 
 
 def place_dataset(images: torch.Tensor, device: torch.device, max_fraction: float = 0.25) -> torch.Tensor:
@@ -267,6 +279,7 @@ def _train(t: _Trial, report: Report | None, progress: bool) -> str:
             wall_start = time.perf_counter()
             row = _train_epoch(t, epoch, bar)
             row.update({f"knn_top1_k{k}": math.nan for k in cfg.knn_k})
+            row.update({f"val_knn_top1_k{k}": math.nan for k in cfg.knn_k} if cfg.val_fraction > 0 else {})
             if not math.isfinite(row["loss"]):
                 t.state.curves.append(row)
                 return f"non-finite loss ({row['loss']}) in epoch {epoch}"
@@ -305,7 +318,7 @@ def _finish(t: _Trial, failure: str) -> TrialResult:
                                                                                 cfg.trial_id)
                 row.update(metrics)
                 # The last epoch's progress numbers come from the final evaluation.
-                last.update({k: v for k, v in metrics.items() if k.startswith("knn_top1_")
+                last.update({k: v for k, v in metrics.items() if k.startswith(("knn_top1_", "val_knn_top1_"))
                              or (k.startswith("test_") and k.endswith(("_norm_mean", "_norm_std")))})
                 if cfg.eval_every > 0:
                     last.update(_probe_movement(t))

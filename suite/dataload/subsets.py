@@ -96,3 +96,27 @@ def channel_stats(images: torch.Tensor) -> tuple[tuple, tuple]:
     mean = total / n
     var = (total_sq / n - mean * mean).clamp_min(0)
     return tuple((mean / 255).tolist()), tuple((var.sqrt() / 255).tolist())
+
+
+VALIDATION_SPLIT_SEED = 0  # fixed, independent of the trial seed: every seed validates on the same images
+
+
+def validation_split(labels: torch.Tensor, fraction: float, seed: int = VALIDATION_SPLIT_SEED
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(kept, held-out) indices, sorted: a stratified part of a training set held out for validation.
+
+    Class c (in label order) of n_c images gives ``min(n_c - 1, floor(n_c * fraction + 0.5))``
+    images, the first ones of ``torch.randperm(n_c)`` drawn from one generator seeded
+    with ``seed``; every class keeps at least one training image."""
+    if not 0 <= fraction < 0.5:
+        raise ConfigError("val_fraction", fraction, "a fraction in [0, 0.5)")
+    generator = torch.Generator().manual_seed(seed)
+    held = []
+    for c in torch.unique(labels).tolist():
+        members = torch.nonzero(labels == c).flatten()
+        count = min(len(members) - 1, math.floor(len(members) * fraction + 0.5))
+        held.append(members[torch.randperm(len(members), generator=generator)[:count]])
+    val = torch.cat(held).sort().values if held else torch.zeros(0, dtype=torch.long)
+    mask = torch.ones(len(labels), dtype=torch.bool)
+    mask[val] = False
+    return torch.nonzero(mask).flatten(), val

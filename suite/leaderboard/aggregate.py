@@ -64,7 +64,7 @@ NON_CONFIG = {
     "trial_dir", "path", "hostname", "host", "started_at", "finished_at", "git_commit",
 }
 _OUTCOME_PATTERN = re.compile(
-    r"^(knn|linear)_top|(^|_)norm_|_auroc$|_spearman$|_time|_at$|_path$|_dir$|_ci_(lo|hi)$|_note$")
+    r"^(val_)?(knn|linear)_top|(^|_)norm_|_auroc$|_spearman$|_time|_at$|_path$|_dir$|_ci_(lo|hi)$|_note$")
 _DIAGNOSTIC_PATTERN = re.compile(r"^(emb|feat|proj)_.*(_auroc|_spearman)$|^test_(emb|feat|proj)_norm_")
 INIT_SUFFIX = "_init"  # trials columns of the untrained network (epoch 0), e.g. knn_top1_k200_init
 
@@ -87,7 +87,8 @@ class Leaderboard:
 
 def config_columns(trials: pd.DataFrame) -> list[str]:
     """Columns that describe a trial's settings (not identity, outcomes or timings)."""
-    return [c for c in trials.columns if c not in NON_CONFIG and not _OUTCOME_PATTERN.search(c)]
+    return [c for c in trials.columns if c not in NON_CONFIG and not _OUTCOME_PATTERN.search(c)
+            and not c.startswith("search_")]  # search bookkeeping (suite.leaderboard.search)
 
 
 def _hashable(series: pd.Series) -> pd.Series:
@@ -108,12 +109,13 @@ def _hashable(series: pd.Series) -> pd.Series:
     return series.map(convert)
 
 
-def detect_group_keys(completed: pd.DataFrame) -> list[str]:
-    """Core keys plus config columns that vary within a combination of the core keys."""
+def detect_group_keys(completed: pd.DataFrame, exclude: Sequence[str] = ()) -> list[str]:
+    """Core keys plus config columns that vary within a combination of the core keys
+    (minus ``exclude``: the hyper-parameters a search chose per cell)."""
     core = [k for k in CORE_KEYS if k in completed.columns]
     extra = []
     for column in config_columns(completed):
-        if column in core:
+        if column in core or column in exclude:
             continue
         values = _hashable(completed[column])
         cells = values.groupby([completed[k] for k in core], dropna=False).nunique(dropna=False)
@@ -223,18 +225,21 @@ def _add_gain_over_init(table: pd.DataFrame, completed: pd.DataFrame, column: st
 
 def build_leaderboard(trials: pd.DataFrame, curves: pd.DataFrame | None = None, *,
                       metric: str = "knn_top1_k200", target: float = 0.9,
-                      group_by: Sequence[str] | None = None) -> Leaderboard:
-    """Aggregate completed trials per group; failed/running trials go to ``failures``."""
+                      group_by: Sequence[str] | None = None, searched: Sequence[str] = ()) -> Leaderboard:
+    """Aggregate completed trials per group; failed/running trials go to ``failures``
+    (trials a search's scheduler stopped early are neither). ``searched``: config
+    columns a search chose per cell, left out of the detected group keys."""
     _validate(trials, metric, target, group_by)
     completed_mask = trials["status"] == "completed"
     completed = trials[completed_mask].reset_index(drop=True)
-    keys = list(group_by) if group_by is not None else detect_group_keys(completed)
+    keys = list(group_by) if group_by is not None else detect_group_keys(completed, searched)
     for k in keys:
         completed[k] = _hashable(completed[k])
 
     fail_cols = TRIAL_KEY + ["status"] + [k for k in keys if k in trials] + \
         [c for c in ("seed", "error") if c in trials]
-    failures = trials.loc[~completed_mask, list(dict.fromkeys(fail_cols))].reset_index(drop=True)
+    failures = trials.loc[~completed_mask & (trials["status"] != "stopped"),
+                          list(dict.fromkeys(fail_cols))].reset_index(drop=True)
     if "error" in failures:
         failures["error"] = [("" if pd.isna(e) else str(e)) for e in failures["error"]]
 

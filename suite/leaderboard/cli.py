@@ -33,6 +33,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     parser.add_argument("--target", default=0.9, type=float,
                         help="convergence target as a fraction of the baseline's final accuracy (default %(default)s)")
     parser.add_argument("--no-plots", action="store_true", help="skip the figures")
+    parser.add_argument("--all-trials", action="store_true",
+                        help="search sweeps: show every trial (default: per search cell only the trial chosen by "
+                             "the validation metric, reported with its test metrics)")
     return parser
 
 
@@ -56,23 +59,39 @@ def parse_formats(text: str) -> list[str]:
 def write_leaderboard(results_dirs: Sequence[str | Path], out: str | Path | None = None,
                       formats: Sequence[str] = FORMATS, metric: str = DEFAULT_METRIC,
                       group_by: Sequence[str] | None = None, target: float = 0.9,
-                      plots: bool = True) -> dict[str, Path]:
-    """Read, aggregate, and write every requested format; returns {format or plot name: path}."""
+                      plots: bool = True, all_trials: bool = False) -> dict[str, Path]:
+    """Read, aggregate, and write every requested format; returns {format or plot name: path}.
+
+    Search sweeps: per search cell only the trial chosen on validation (see
+    `suite.leaderboard.search`) unless ``all_trials``."""
+    import dataclasses
+
     from suite.leaderboard.aggregate import build_leaderboard
     from suite.leaderboard.load import load_results
     from suite.leaderboard import render
+    from suite.leaderboard.search import searched_columns, select_search_trials
 
     bad = [f for f in formats if f not in FORMATS]
     if bad or not formats:
         raise ConfigError("formats", list(formats), FORMATS)
     results = load_results(results_dirs)
-    board = build_leaderboard(results.trials, results.curves, metric=metric, target=target, group_by=group_by)
+    selection = None
+    searched: list[str] = []
+    if not all_trials:
+        kept, selection = select_search_trials(results.trials)
+        searched = searched_columns(results.trials) if len(selection) else []
+        results = dataclasses.replace(results, trials=kept.reset_index(drop=True))
+    board = build_leaderboard(results.trials, results.curves, metric=metric, target=target, group_by=group_by,
+                              searched=searched)
     out_dir = Path(out) if out is not None else results.dirs[0] / "leaderboard"
     out_dir.mkdir(parents=True, exist_ok=True)
     dirs = [str(d) for d in results.dirs]
     from suite.claims.report import load_claims
     claims = load_claims(results.dirs)  # written by `normbench claims`; shown, never recomputed here
     written: dict[str, Path] = {}
+    if selection is not None and len(selection):
+        written["search_selection"] = out_dir / "search_selection.csv"
+        selection.to_csv(written["search_selection"], index=False)
     plot_paths: dict[str, Path] = {}
     if plots:
         from suite.leaderboard.plots import build_figures, save_figures
@@ -106,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", LeaderboardWarning)
             written = write_leaderboard(args.results_dirs, args.out, formats, args.metric, group_by,
-                                        args.target, plots=not args.no_plots)
+                                        args.target, plots=not args.no_plots, all_trials=getattr(args, "all_trials", False))
     except ConfigError as exc:
         print(f"normbench leaderboard: error: {exc}", file=sys.stderr)
         return 2

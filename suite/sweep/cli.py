@@ -19,10 +19,12 @@ already has a usable table."""
 
 EPILOG = """spec keys: name, base (trial config), grid (field -> list of values; method_args.x allowed),
 cases (list of override mappings, each crossed with the grid: an arm with its own settings),
-seeds, resources {workers, cpus_per_worker, gpus_per_worker, driver_resources, check_cluster},
+seeds, search {num_samples, algorithm optuna|random, metric, mode, space}, scheduler {type: asha,
+grace_period, reduction_factor}, tracking {mlflow {uri}, tensorboard {dir}, wandb {mode}},
+resources {workers, cpus_per_worker, gpus_per_worker, driver_resources, check_cluster},
 storage (dir or s3://...), results_dir, max_concurrent_trials, retries.
 
-exit status: 0 all trials completed, 1 some trial failed (it is in the table), 2 bad input."""
+exit status: 0 all trials completed (or stopped early by the scheduler), 1 some trial failed (it is in the table), 2 bad input."""
 
 
 def add_subparser(subparsers) -> argparse.ArgumentParser:
@@ -60,9 +62,12 @@ def run(args: argparse.Namespace) -> int:
         return 0
     table = outcome.trials
     done = int((table["status"] == "completed").sum()) if len(table) else 0
-    print(f"sweep {spec.name}: {done}/{len(table)} trial(s) completed; tables in {outcome.results_dir} "
+    stopped = int((table["status"] == "stopped").sum()) if len(table) else 0
+    print(f"sweep {spec.name}: {done}/{len(table)} trial(s) completed"
+          + (f", {stopped} stopped early by the scheduler" if stopped else "")
+          + f"; tables in {outcome.results_dir} "
           f"(trials, curves, norm_bins .parquet/.csv); Ray state in {outcome.experiment_path}")
-    for _, row in table[table["status"] != "completed"].iterrows() if len(table) else []:
+    for _, row in table[~table["status"].isin(["completed", "stopped"])].iterrows() if len(table) else []:
         print(f"  failed: {row['trial_id']}: {row.get('error', '')}")
     return 1 if outcome.num_failed else 0
 

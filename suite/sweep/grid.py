@@ -195,7 +195,11 @@ def format_plan(spec: SweepSpec, trials: list[PlannedTrial]) -> str:
              *([str(t.case)] if with_cases else []), str(t.config.workers)] for t in trials]
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-    lines = [f"sweep {spec.name}: {len(trials)} trial(s)", fmt.format(*headers).rstrip(),
+    title = f"sweep {spec.name}: {len(trials)} trial(s)"
+    if spec.search is not None:
+        title = (f"sweep {spec.name}: {len(trials)} search cell(s) (grid point x case x seed) x "
+                 f"{spec.search.num_samples} sample(s) = {len(trials) * spec.search.num_samples} trial(s)")
+    lines = [title, fmt.format(*headers).rstrip(),
              fmt.format(*("-" * w for w in widths))]
     lines += [fmt.format(*r).rstrip() for r in rows]
     if with_cases:
@@ -216,6 +220,13 @@ def format_plan(spec: SweepSpec, trials: list[PlannedTrial]) -> str:
                  f"retries per trial: {spec.retries}")
     lines.append(f"storage (checkpoints, Tune state): {spec.storage_path()}/{spec.name}")
     lines.append(f"results tables: {spec.results_path()}")
+    from suite.sweep.search import describe_space
+
+    lines += describe_space(spec, len(trials))
+    if spec.tracking is not None:
+        from suite.tracking import describe_tracking
+
+        lines.append(f"tracking: {describe_tracking(spec.tracking)}")
     return "\n".join(lines)
 
 

@@ -28,27 +28,55 @@ class SweepOutcome:
 
     @property
     def num_failed(self) -> int:
-        return int((self.trials["status"] != "completed").sum()) if len(self.trials) else 0
+        """Trials that neither completed nor were stopped early by the scheduler."""
+        return int((~self.trials["status"].isin(["completed", "stopped"])).sum()) if len(self.trials) else 0
 
 
 def experiment_path(spec: SweepSpec) -> str:
     return f"{spec.storage_path().rstrip('/')}/{spec.name}"
 
 
-def param_space(spec: SweepSpec, trials: list[PlannedTrial]) -> dict[str, Any]:
-    """Tune grid over the expanded trials (each a complete, validated config)
-    plus what every trial needs to know about the sweep."""
-    from ray import tune
-
+def trial_items(spec: SweepSpec, trials: list[PlannedTrial]) -> list[dict[str, Any]]:
+    """What the trainable gets of each planned trial (with `search:`, of each search cell)."""
     items = []
     for t in trials:
         req = trial_request(spec, t.config)
         items.append({"index": t.index, "trial_id": t.trial_id, "config": t.config.model_dump(),
                       "workers": req.workers, "tune_bundle": req.tune_bundle, "worker_bundle": req.worker_bundle})
+    return items
+
+
+def sweep_settings(spec: SweepSpec) -> dict[str, Any]:
+    """What every trial needs to know about the sweep."""
     fault = spec.fault_injection.model_dump() if spec.fault_injection else None
-    sweep = {"name": spec.name, "results_dir": str(spec.results_path()), "retries": spec.retries,
-             "train_storage": f"{experiment_path(spec)}/_train", "fault": fault}
-    return {"trial": tune.grid_search(items), "sweep": sweep}
+    return {"name": spec.name, "results_dir": str(spec.results_path()), "retries": spec.retries,
+            "train_storage": f"{experiment_path(spec)}/_train", "fault": fault}
+
+
+def param_space(spec: SweepSpec, trials: list[PlannedTrial]) -> dict[str, Any]:
+    """Tune grid over the expanded trials (each a complete, validated config)
+    plus what every trial needs to know about the sweep. A search sweep's
+    trials come from its searcher (`suite.sweep.search`), not from a grid."""
+    from ray import tune
+
+    if spec.search is not None:
+        return {"sweep": sweep_settings(spec)}
+    return {"trial": tune.grid_search(trial_items(spec, trials)), "sweep": sweep_settings(spec)}
+
+
+def tune_config(spec: SweepSpec, trials: list[PlannedTrial]):
+    from ray import tune
+
+    from suite.sweep.trainable import trial_dirname
+
+    common = dict(max_concurrent_trials=spec.max_concurrent_trials, trial_name_creator=trial_dirname,
+                  trial_dirname_creator=trial_dirname)
+    if spec.search is None:
+        return tune.TuneConfig(**common)
+    from suite.sweep.search import build_search
+
+    searcher, scheduler, total = build_search(spec, trial_items(spec, trials))
+    return tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=total, **common)
 
 
 CONNECT_TIMEOUT_S = 60.0
@@ -125,14 +153,20 @@ def run_sweep(spec: SweepSpec, *, address: str | None = None, resume: bool = Fal
               echo: Callable[[str], None] = print, connect_timeout_s: float = CONNECT_TIMEOUT_S) -> SweepOutcome | None:
     """Run (or, with ``resume``, continue) the sweep; None for a dry run."""
     trials = expand_grid(spec)
+    from suite.sweep.search import validate_search
+    from suite.tracking import validate_tracking
+
+    validate_search(spec, trials)
+    validate_tracking(spec.tracking)
     if dry_run:
         echo(format_plan(spec, trials))
         return None
 
     from ray import tune
 
-    from suite.sweep.trainable import sweep_trial, trial_dirname, tune_resources
+    from suite.sweep.trainable import sweep_trial, tune_resources
     from suite.sweep.tables import SweepTables
+    from suite.tracking import tracking_callbacks
 
     exp_path = experiment_path(spec)
     exists = tune.Tuner.can_restore(exp_path)
@@ -164,8 +198,7 @@ def run_sweep(spec: SweepSpec, *, address: str | None = None, resume: bool = Fal
             tuner = tune.Tuner(
                 trainable,
                 param_space=param_space(spec, trials),
-                tune_config=tune.TuneConfig(max_concurrent_trials=spec.max_concurrent_trials,
-                                            trial_name_creator=trial_dirname, trial_dirname_creator=trial_dirname),
+                tune_config=tune_config(spec, trials),
                 run_config=tune.RunConfig(
                     name=spec.name,
                     storage_path=spec.storage_path(),
@@ -174,11 +207,17 @@ def run_sweep(spec: SweepSpec, *, address: str | None = None, resume: bool = Fal
                     # state after every checkpoint, so `--resume` after a dead driver
                     # never restarts a trial from an older checkpoint than it reported.
                     checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-                    callbacks=[SweepTables(str(results_dir), spec.name, planned, exit_after)],
+                    callbacks=[SweepTables(str(results_dir), spec.name, {} if spec.search else planned, exit_after,
+                                           searched=spec.search is not None),
+                               *tracking_callbacks(spec.tracking, spec.name, results_dir)],
                     verbose=1,
                 ),
             )
         tuner.fit()  # trial errors are recorded in the tables, not raised
+        if spec.tracking is not None:
+            from suite.tracking import log_sweep_plots
+
+            log_sweep_plots(spec.tracking, spec.name, results_dir)
         table = pd.read_parquet(results_dir / "trials.parquet") if (results_dir / "trials.parquet").is_file() else pd.DataFrame()
         return SweepOutcome(results_dir, exp_path, table)
     finally:

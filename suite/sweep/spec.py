@@ -11,6 +11,16 @@ cases:                          # optional: override sets crossed with the grid,
   - {intervention: none}        # intervention carries its own settings (a protocol)
   - {intervention: "gradscale:1", lr: 0.1, warmup_epochs: 100}
 seeds: [0, 1, 2]
+search:                         # optional: tune each grid cell (x case x seed) on the same budget
+  num_samples: 8                # per cell; chosen on validation (needs base.val_fraction > 0)
+  algorithm: optuna             # or random
+  metric: val_knn_top1_k20
+  mode: max
+  space:
+    lr: {loguniform: [0.01, 1.0]}
+    method_args.temperature: {choice: [0.1, 0.2, 0.5]}
+scheduler: {type: asha, grace_period: 2, reduction_factor: 2}   # early stopping within each cell
+tracking: {mlflow: {uri: "sqlite:///mlflow.db"}, tensorboard: {dir: tb}, wandb: {mode: offline}}
 resources: {workers: 2, gpus_per_worker: 1, cpus_per_worker: 8}
 storage: s3://bucket/normbench          # checkpoints + Tune state (or a shared FS path)
 max_concurrent_trials: 4
@@ -29,7 +39,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from suite.errors import ConfigError
 
-SPEC_KEYS_HELP = "name, base, grid, cases, seeds, resources, storage, results_dir, max_concurrent_trials, retries"
+SPEC_KEYS_HELP = ("name, base, grid, cases, seeds, search, scheduler, tracking, resources, storage, results_dir, "
+                  "max_concurrent_trials, retries")
 
 
 class Resources(BaseModel):
@@ -77,6 +88,65 @@ class FaultInjection(BaseModel):
                                                                 "raise: the training code raises (a bug)")
 
 
+SPACE_KINDS = ("loguniform", "uniform", "choice", "randint")
+
+
+class Search(BaseModel):
+    """Hyper-parameter search inside every grid cell (x case x seed): each gets
+    ``num_samples`` trials, chosen on a validation metric (checked in `suite.sweep.search`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    num_samples: int = Field(ge=1, description="trials per grid cell (x case x seed): the same budget for every cell")
+    algorithm: Literal["optuna", "random"] = "random"
+    metric: str = Field(description="a per-epoch validation metric, e.g. val_knn_top1_k20")
+    mode: Literal["max", "min"] = "max"
+    space: dict[str, dict[str, Any]] = Field(description="config field (method_args.x allowed) -> "
+                                                         "{loguniform|uniform|randint: [lo, hi]} or {choice: [...]}")
+    seed: int = Field(0, ge=0, description="seed of the searchers (cell i uses seed + i)")
+
+
+class Scheduler(BaseModel):
+    """Early stopping within each grid cell: Tune's ASHA on the search metric, time = epochs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["asha"]
+    grace_period: int = Field(1, ge=1, description="epochs every trial runs before it can be stopped")
+    reduction_factor: float = Field(2.0, gt=1)
+
+
+class MLflowTracking(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    uri: str = Field(description="MLflow tracking URI: a directory, file:///..., sqlite:///x.db or http://server")
+    experiment: str | None = Field(None, description="MLflow experiment (default: the sweep name)")
+
+
+class TensorBoardTracking(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    dir: str = Field(description="TensorBoard log directory (one subdirectory per trial)")
+
+
+class WandbTracking(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["offline", "online"] = "offline"
+    project: str | None = Field(None, description="W&B project (default: normbench)")
+    dir: str | None = Field(None, description="where W&B writes its files (default: the results directory)")
+
+
+class Tracking(BaseModel):
+    """Experiment trackers the sweep (or `normbench trial --track`) logs to."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mlflow: MLflowTracking | None = None
+    tensorboard: TensorBoardTracking | None = None
+    wandb: WandbTracking | None = None
+
+
 class SweepSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -86,6 +156,9 @@ class SweepSpec(BaseModel):
     cases: list[dict[str, Any]] | None = Field(
         None, description="override mappings, each crossed with the grid (a protocol: an intervention with its own settings)")
     seeds: list[int] | None = None
+    search: Search | None = None
+    scheduler: Scheduler | None = None
+    tracking: Tracking | None = None
     resources: Resources = Field(default_factory=Resources)
     storage: str | None = Field(None, description="Ray storage path: local dir, shared FS path or s3://...")
     results_dir: str | None = Field(None, description="default results/<name>")

@@ -55,10 +55,14 @@ class SweepTables(Callback):
     """
 
     def __init__(self, results_dir: str, sweep: str, planned: dict[str, tuple[int, dict[str, Any]]],
-                 exit_after: tuple[int, str] | None = None, epoch_write_interval_s: float = 30.0) -> None:
+                 exit_after: tuple[int, str] | None = None, epoch_write_interval_s: float = 30.0,
+                 searched: bool = False) -> None:
         self.results_dir = str(results_dir)
         self.sweep = sweep
         self.planned = planned
+        # A search sweep's trials are drawn as it runs: each registers from its Tune
+        # config, and every row already in the results directory is the sweep's own.
+        self.searched = searched
         self.exit_after = exit_after  # test hook: (ended trials, marker dir)
         self._trials: dict[str, dict[str, Any]] = {}
         self._curves: dict[tuple[str, int], dict[str, Any]] = {}
@@ -74,6 +78,10 @@ class SweepTables(Callback):
     # -- state ---------------------------------------------------------------
     def setup(self, **info) -> None:
         root = Path(self.results_dir)
+        if self.searched:
+            for r in _read_table(root, "trials"):
+                self.planned.setdefault(r["trial_id"], (int(r.get("search_index", 0)), {
+                    k: v for k, v in r.items() if k in self._config_columns(r)}))
         self._trials = {r["trial_id"]: r for r in _read_table(root, "trials") if r.get("trial_id") in self.planned}
         self._curves, self._epochs_done = {}, {}
         for r in _read_table(root, "curves"):
@@ -102,10 +110,23 @@ class SweepTables(Callback):
         results.write_tables(Path(self.results_dir), trials, curves, bins)
         self._last_write = time.monotonic()
 
-    # -- Tune hooks ------------------------------------------------------------
     @staticmethod
-    def _tid(trial) -> str:
-        return trial.config["trial"]["trial_id"]
+    def _config_columns(row: dict[str, Any]) -> list[str]:
+        from suite.config import CONFIG_FIELDS
+
+        return [k for k in row if k in CONFIG_FIELDS or k.startswith("search_")]
+
+    # -- Tune hooks ------------------------------------------------------------
+    def _tid(self, trial) -> str:
+        item = trial.config["trial"]
+        tid = item["trial_id"]
+        if tid not in self.planned and "search" in item:
+            self.planned[tid] = (item["index"], {**results.flatten_config(item["config"]), **item["search"],
+                                                 "search_index": item["index"]})
+        return tid
+
+    def _search_columns(self, tid: str) -> dict[str, Any]:
+        return {k: v for k, v in self.planned[tid][1].items() if k.startswith("search_")}
 
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
         tid = self._tid(trial)
@@ -127,7 +148,7 @@ class SweepTables(Callback):
                 return
         elif kind == "final":
             row = json.loads(result["row_json"])
-            row.update(trial_id=tid, sweep=self.sweep)
+            row.update(trial_id=tid, sweep=self.sweep, **self._search_columns(tid))
             self._trials[tid] = row
             for key in [k for k in self._curves if k[0] == tid]:  # once per trial
                 del self._curves[key]
@@ -161,10 +182,26 @@ class SweepTables(Callback):
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         tid = self._tid(trial)
         row = self._trials.get(tid)
-        if row is None or row.get("status") == "running":
+        last = trial.last_result or {}
+        if row is not None and row.get("status") == "running" and self.searched and last.get("kind") == "epoch":
+            # Ended by the scheduler (ASHA) after an epoch report: stopped early, not failed.
+            self._trials[tid] = self._stopped_row(tid, int(last.get("epoch", 0)))
+        elif row is None or row.get("status") == "running":
             self._trials[tid] = self._base_row(tid, "failed", "trial ended without a final report")
         self.write()
         self._trial_ended()
+
+    def _stopped_row(self, tid: str, epoch: int) -> dict[str, Any]:
+        """Status ``stopped``, the epoch reached and the metrics of its last evaluated epoch."""
+        row = self._base_row(tid, "stopped")
+        row.update(epochs_completed=epoch, notes=f"stopped early by the scheduler (ASHA) after epoch {epoch}")
+        curves = [self._curves[k] for k in sorted(k for k in self._curves if k[0] == tid)]
+        for curve in curves:
+            row.update({k: v for k, v in curve.items() if k.startswith(("knn_top1_", "val_knn_top1_"))
+                        and isinstance(v, (int, float)) and math.isfinite(v)})
+        if curves:
+            row["final_loss"] = curves[-1].get("loss", math.nan)
+        return row
 
     def _trial_ended(self) -> None:
         self._ended_now += 1

@@ -50,9 +50,19 @@ def final_payload(result, sweep: str) -> dict[str, Any]:
     row = {**result.row, "sweep": sweep}
     last = result.curves[-1] if result.curves else {}
     headline = {k: last[k] for k in ("epoch", "loss") if k in last}
-    headline.update({k: v for k, v in row.items() if k.startswith("knn_top1_") and not k.endswith("_init")})
+    headline.update({k: v for k, v in row.items() if k.startswith(("knn_top1_", "val_knn_top1_")) and not k.endswith("_init")})
     return {"kind": "final", **headline, "status": str(row.get("status")), "row_json": to_json(row),
-            "curves_json": to_json(result.curves), "bins_json": to_json(result.norm_bins)}
+            "curves_json": to_json(result.curves), "bins_json": to_json(result.norm_bins),
+            "final": numeric_metrics(row)}
+
+
+def numeric_metrics(row: dict[str, Any]) -> dict[str, float]:
+    """The finite numbers of a row, flat: what searchers, schedulers and trackers read
+    (a metric absent from an epoch's report was not evaluated in that epoch)."""
+    import math
+
+    return {k: float(v) for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+            and math.isfinite(v) and k != "trial_id"}
 
 
 def _maybe_inject_fault(fault: dict[str, Any] | None, index: int, trial_id: str, epoch: int) -> None:
@@ -88,8 +98,8 @@ def _run(cfg_dump: dict[str, Any], sweep: dict[str, Any], index: int, checkpoint
     def report_epoch(metrics: dict[str, Any], checkpoint_dir: Path | None) -> None:
         if rank() == 0:
             _maybe_inject_fault(sweep.get("fault"), index, cfg.trial_id, int(metrics["epoch"]))
-        report({"kind": "epoch", "epoch": metrics["epoch"], "loss": metrics["loss"], "curve_json": to_json(metrics)},
-               checkpoint_dir)
+        report({**numeric_metrics(metrics), "kind": "epoch", "epoch": metrics["epoch"], "loss": metrics["loss"],
+                "curve_json": to_json(metrics)}, checkpoint_dir)
 
     with contextlib.ExitStack() as stack:
         resume_from = Path(stack.enter_context(checkpoint.as_directory())) if checkpoint is not None else None
