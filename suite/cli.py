@@ -1,4 +1,4 @@
-"""The `normbench` command line: trial, list, sweep, leaderboard, simulate.
+"""The `normbench` command line: trial, list, sweep, leaderboard, simulate, bench.
 
 Heavy modules are imported inside the commands so `normbench --help` is instant.
 Bad input exits with status 2 and one line naming the field, the value and
@@ -156,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
                          description="List methods (with defaults), interventions, datasets and suggested backbones.")
     lst.set_defaults(func=cmd_list)
 
-    for module in ("suite.sweep.cli", "suite.leaderboard.cli", "suite.simulate.cli"):
+    for module in ("suite.sweep.cli", "suite.leaderboard.cli", "suite.simulate.cli", "suite.bench.cli"):
         try:
             mod = __import__(module, fromlist=["add_subparser"])
         except ImportError:  # pragma: no cover - only while a part is being developed

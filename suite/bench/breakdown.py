@@ -1,0 +1,75 @@
+"""Where an epoch's time goes: views, forward, backward, optimizer, norm logging, evaluation, checkpoint.
+
+The epoch runs in ``suite.bench.loop`` with a timer that synchronizes the device
+around every part (so GPU time lands in the part that queued it), after one
+warm-up epoch. The references are the trainer's own figures for the same
+config from ``measure_training``: its best warm epoch (``epoch_time_s``) for the
+training parts and checkpoint, its final evaluation (``eval_time_s``, which adds
+norm diagnostics to the kNN and probe timed here) for evaluation. Ratios are
+shares of those references.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from suite.bench.evaluation import encode_features
+from suite.bench.loop import build_setup, run_epoch
+from suite.bench.report import Figure, Report
+from suite.bench.timing import PartTimer, log
+from suite.bench.training import TrialRecord, warm
+from suite.checkpoint import TrainState, save
+from suite.knn import knn_evaluate
+from suite.linear_probe import linear_probe
+
+TRAIN_PARTS = ("views", "forward", "backward", "optimizer", "norm logging")
+
+
+def evaluate_once(setup, splits) -> None:
+    """The evaluation protocol once: encode train and test, kNN at every k, linear probe."""
+    cfg = setup.cfg
+    kw = dict(batch_size=cfg.eval_batch_size, device=setup.device, precision=cfg.precision,
+              channels_last=setup.channels_last)
+    train = encode_features(setup.model, splits.train_images, splits.mean, splits.std, **kw)
+    test = encode_features(setup.model, splits.test_images, splits.mean, splits.std, **kw)
+    knn_evaluate(train, splits.train_labels.to(setup.device), test, splits.test_labels.to(setup.device),
+                 ks=tuple(cfg.knn_k), temperature=cfg.knn_temperature, num_classes=splits.num_classes)
+    linear_probe(train, splits.train_labels, test, splits.test_labels, num_classes=splits.num_classes,
+                 epochs=cfg.linear_epochs, seed=cfg.seed, device=setup.device)
+
+
+def measure_breakdown(report: Report, settings, splits, trial: TrialRecord, workdir: Path) -> None:
+    name = settings.methods[0]
+    cfg = settings.trial_config(name)
+    log(f"breakdown: {name}, one warm-up epoch, then one timed part by part")
+    setup = build_setup(cfg, splits)
+    run_epoch(setup, 1)
+    timer = PartTimer(setup.device)
+    epoch = run_epoch(setup, 2, timer, log_norms=True)
+    with timer.part("evaluation"):
+        evaluate_once(setup, splits)
+    with timer.part("checkpoint"):
+        save(Path(workdir) / "breakdown-checkpoint", setup.model, setup.optimizer, cfg, TrainState(epoch=2))
+
+    row, curves = trial
+    trainer_epoch = min(float(c["epoch_time_s"]) for c in warm(curves))
+    trainer_eval = float(row["eval_time_s"])
+    group = f"{name} (epoch of {epoch.images} images)"
+    share = "{:.0%}"
+    for part in TRAIN_PARTS:
+        report.add("breakdown", group, Figure(f"{part.replace(' ', '_')}_s", part, timer.seconds[part], "s",
+                                              "trainer_epoch_s", "trainer epoch", trainer_epoch,
+                                              f"{part.replace(' ', '_')}_share", timer.seconds[part] / trainer_epoch, share))
+    report.add("breakdown", group, Figure("instrumented_epoch_s", "sum: synchronized, timed epoch", epoch.seconds, "s",
+                                          "trainer_epoch_s", "trainer epoch", trainer_epoch, "instrumented_share",
+                                          epoch.seconds / trainer_epoch, share))
+    report.add("breakdown", group, Figure("evaluation_s", "evaluation (encode, kNN, probe)", timer.seconds["evaluation"],
+                                          "s", "trainer_eval_s", "trainer final evaluation", trainer_eval,
+                                          "evaluation_share", timer.seconds["evaluation"] / trainer_eval, share))
+    report.add("breakdown", group, Figure("checkpoint_s", "checkpoint (model + optimizer)", timer.seconds["checkpoint"],
+                                          "s", "trainer_epoch_s", "trainer epoch", trainer_epoch, "checkpoint_share",
+                                          timer.seconds["checkpoint"] / trainer_epoch, share))
+    del setup
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
