@@ -14,7 +14,6 @@ two hand-written alternatives (``F.grid_sample`` with per-sample affine grids,
 from __future__ import annotations
 
 import math
-import time
 from typing import Callable, Sequence
 
 import torch
@@ -23,7 +22,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from suite.augment import AugmentSpec, BatchAugment
-from suite.bench.report import Figure, Report, speedup
+from suite.bench.report import Report, speedup
 from suite.bench.timing import best_seconds, log
 
 
@@ -72,10 +71,7 @@ def pil_dataloader_seconds(images: Tensor, pipelines: list, batch_size: int, wor
         for _ in loader:
             pass
 
-    try:
-        return best_seconds(one_pass, repeats, torch.device("cpu"))
-    finally:
-        del loader
+    return best_seconds(one_pass, repeats, torch.device("cpu"))  # workers end with the loader
 
 
 def measure_views(report: Report, settings, splits, workers: int) -> None:
