@@ -29,7 +29,7 @@ CROP_KEYS = ("resample_images_per_s", "slice_images_per_s", "grid_sample_images_
              "resample_vs_slice_ratio", "resample_vs_grid_sample_ratio", "resample_vs_roi_align_ratio")
 TRAINING_KEYS = ("images_per_s", "plain_loop_images_per_s", "plain_loop_ratio", "row_images_per_s",
                  "plain_loop_all_epochs_images_per_s", "plain_loop_ratio_all_epochs")
-BREAKDOWN_KEYS = ("views_s", "forward_s", "backward_s", "optimizer_s", "norm_logging_s", "instrumented_epoch_s",
+BREAKDOWN_KEYS = ("views_s", "forward_s", "backward_s", "optimizer_s", "norm_logging_s", "timed_epoch_s",
                   "evaluation_s", "checkpoint_s", "trainer_epoch_s", "trainer_eval_s")
 EVALUATION_KEYS = {
     "encode": ("images_per_s", "fp32_images_per_s", "vs_fp32_ratio"),

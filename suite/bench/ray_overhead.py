@@ -56,15 +56,16 @@ def measure_ray(report: Report, settings, workdir: Path) -> None:
     init_s = time.perf_counter() - start
     log_file = workdir / "sweep.log"
     try:
-        log(f"ray: normbench sweep, {TRIALS} trials one at a time (Tune output in {log_file})")
+        log(f"ray: normbench sweep, {TRIALS} trials one at a time")
         start = time.perf_counter()
         with open(log_file, "w") as out, contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
             status = normbench(["sweep", str(spec_path)])
         sweep_s = (time.perf_counter() - start) / TRIALS
     finally:
         ray.shutdown()
-    if status != 0:
-        raise RuntimeError(f"the bench sweep exited with status {status}; see {log_file}")
+    if status != 0:  # the log lives in a temporary directory: quote its end
+        tail = "\n".join(log_file.read_text().splitlines()[-30:])
+        raise RuntimeError(f"the bench sweep exited with status {status}; end of its output:\n{tail}")
     table = pd.read_csv(workdir / "sweep" / "trials.csv")
     inner_sweep = float(pd.to_numeric(table["wall_time_s"]).mean())
     inner_direct = sum(float(r["wall_time_s"]) for r in direct_rows) / TRIALS
