@@ -32,8 +32,8 @@ demo: $(VENV)/.installed  ## one local trial on the embedded digits dataset, the
 test: $(VENV)/.installed-dev  ## the whole test suite
 	$(BIN)/python -m pytest -q
 
-bench: $(VENV)/.installed  ## the speed benchmarks (print figures, assert nothing)
-	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+bench: $(VENV)/.installed  ## the speed figures, each next to a same-process reference (asserts nothing)
+	$(BIN)/normbench bench
 
 clean:  ## remove the virtualenv and caches (results are kept)
 	rm -rf $(VENV) .pytest_cache build *.egg-info

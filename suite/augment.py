@@ -10,7 +10,7 @@ bilinear ``grid_sample`` with a per-sample affine matrix that maps the crop's co
 pixels onto the view's corner pixels (``align_corners=True`` resizing). kornia's default
 ``"slice"`` mode loops over samples in Python, and a hand-written ``grid_sample`` crop
 was only ~1.5x faster on the crop alone (a small share of the whole pipeline); see
-``benchmarks/bench_augment.py`` for the numbers.
+the "views" section of ``normbench bench`` for the numbers.
 """
 from __future__ import annotations
 

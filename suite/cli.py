@@ -1,4 +1,4 @@
-"""The `normbench` command line: trial, list, export, sweep, leaderboard, simulate, claims.
+"""The `normbench` command line: trial, list, export, sweep, leaderboard, simulate, claims, bench.
 
 Heavy modules are imported inside the commands so `normbench --help` is instant.
 Bad input exits with status 2 and one line naming the field, the value and
@@ -16,6 +16,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+from suite.bench import cli as bench_cli
 from suite.claims import cli as claims_cli
 from suite.errors import ConfigError
 from suite.leaderboard import cli as leaderboard_cli
@@ -204,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--overwrite", action="store_true", help="replace an earlier export in --out")
     export.set_defaults(func=cmd_export)
 
-    for mod in (sweep_cli, leaderboard_cli, simulate_cli, claims_cli):
+    for mod in (sweep_cli, leaderboard_cli, simulate_cli, claims_cli, bench_cli):
         before = set(sub.choices)
         mod.add_subparser(sub)
         for name in set(sub.choices) - before:

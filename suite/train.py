@@ -29,6 +29,7 @@ from suite.backbones import build_backbone
 from suite.config import TrialConfig, save_config
 from suite.data import DatasetSplits, load_splits
 from suite.errors import ConfigError
+from suite.fastpath import maybe_compile
 from suite.evaluate import EvalSettings, encode, final_evaluation, progress_evaluation, settled_batchnorm
 from suite.instruments import EmbeddingGradStats, angle_change, probe_indices
 from suite.norms import RunningNormStats
@@ -152,9 +153,8 @@ def _setup(cfg: TrialConfig, trial_dir: Path, resume_from: Path | None, device: 
     method = method.to(device)
     if channels_last:
         method = method.to(memory_format=torch.channels_last)
+    maybe_compile(method, cfg.compile)  # backbone and heads, in place: parameters and state_dict keys unchanged
     model = prepare_data_parallel(method, device) if ctx.distributed else method
-    if cfg.compile:
-        model = torch.compile(model)
     optimizer = build_optimizer(method, cfg.optimizer, cfg.scaled_lr(), cfg.weight_decay, cfg.momentum)
     augmenters = [BatchAugment(spec, splits.mean, splits.std).to(device) for spec in method.view_specs(cfg.image_size)]
     state = ckpt.load(resume_from, method, optimizer, cfg) if resume_from is not None else ckpt.TrainState()
