@@ -24,3 +24,21 @@ def tiny_trial() -> dict:
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Dataset cache per test session, never the user's home."""
     monkeypatch.setenv("NORMBENCH_CACHE", str(tmp_path_factory.getbasetemp() / "normbench-cache"))
+
+
+def local_ray(tmp_path_factory, num_cpus: int):
+    """A local Ray runtime for one test module, with a dataset cache its workers
+    inherit; yields the GCS address and restores the environment afterwards."""
+    import ray
+
+    saved = os.environ.get("NORMBENCH_CACHE")
+    os.environ["NORMBENCH_CACHE"] = str(tmp_path_factory.mktemp("ray-cache"))  # workers inherit it
+    ray.init(num_cpus=num_cpus, include_dashboard=False)
+    try:
+        yield ray.get_runtime_context().gcs_address
+    finally:
+        ray.shutdown()
+        if saved is None:
+            os.environ.pop("NORMBENCH_CACHE", None)
+        else:
+            os.environ["NORMBENCH_CACHE"] = saved

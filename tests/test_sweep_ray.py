@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import ray
 import yaml
 
+from conftest import local_ray
 from suite.config import make_config
 from suite.errors import ConfigError
 from suite.sweep.runner import experiment_path, run_sweep
@@ -32,15 +32,7 @@ TINY = dict(dataset="digits", backbone="test_resnet", image_size=16, epochs=2, b
 @pytest.fixture(scope="module")
 def ray_address(tmp_path_factory):
     """One local Ray runtime for the module (4 logical CPUs)."""
-    saved = os.environ.get("NORMBENCH_CACHE")
-    os.environ["NORMBENCH_CACHE"] = str(tmp_path_factory.mktemp("ray-cache"))  # workers inherit it
-    ray.init(num_cpus=4, include_dashboard=False)
-    yield ray.get_runtime_context().gcs_address
-    ray.shutdown()
-    if saved is None:
-        os.environ.pop("NORMBENCH_CACHE", None)
-    else:
-        os.environ["NORMBENCH_CACHE"] = saved
+    yield from local_ray(tmp_path_factory, num_cpus=4)
 
 
 def _spec(tmp_path: Path, name: str, **over):

@@ -9,7 +9,7 @@ import os
 
 import pandas as pd
 import pytest
-import ray
+from conftest import local_ray
 
 from suite.leaderboard.cli import write_leaderboard
 from suite.sweep.runner import run_sweep
@@ -22,15 +22,8 @@ SPACE = {"lr": {"loguniform": [0.001, 1.0]}, "method_args.temperature": {"choice
 
 @pytest.fixture(scope="module")
 def ray_address(tmp_path_factory):
-    saved = os.environ.get("NORMBENCH_CACHE")
-    os.environ["NORMBENCH_CACHE"] = str(tmp_path_factory.mktemp("ray-cache"))
-    ray.init(num_cpus=2, include_dashboard=False)
-    yield ray.get_runtime_context().gcs_address
-    ray.shutdown()
-    if saved is None:
-        os.environ.pop("NORMBENCH_CACHE", None)
-    else:
-        os.environ["NORMBENCH_CACHE"] = saved
+    """One local Ray runtime for the module (2 logical CPUs)."""
+    yield from local_ray(tmp_path_factory, num_cpus=2)
 
 
 def _spec(tmp_path, name, **over):
