@@ -117,7 +117,7 @@ def test_optuna_search_and_mlflow_tracking(ray_address, tmp_path):
     assert any((tmp_path / "tb").rglob("events.out.tfevents*"))
 
 
-def test_killed_search_sweep_resumes_within_its_budget(tmp_path):
+def test_killed_search_sweep_resumes_within_its_budget(ray_address, tmp_path):
     """The sweep driver dies after the first trial; `--resume` restores Tune's searcher
     state and runs exactly the rest of the budget (no trial lost, none extra)."""
     import subprocess
@@ -135,13 +135,15 @@ def test_killed_search_sweep_resumes_within_its_budget(tmp_path):
     path.write_text(yaml.safe_dump(data))
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1]), "NORMBENCH_CACHE": str(tmp_path / "cache")}
     env.pop("RAY_ADDRESS", None)
-    first = subprocess.run([sys.executable, "-m", "suite.sweep", str(path)], env=env, capture_output=True, text=True)
+    # Both drivers join the module's Ray (as on a cluster), so no Ray start-up per driver.
+    first = subprocess.run([sys.executable, "-m", "suite.sweep", str(path), "--address", ray_address], env=env,
+                           capture_output=True, text=True)
     assert first.returncode == 3, first.stderr[-2000:]  # the injected driver exit
     done_before = pd.read_parquet(tmp_path / "results" / "trials.parquet")
     done_before = set(done_before.loc[done_before["status"] == "completed", "trial_id"])
     assert len(done_before) == 1
-    second = subprocess.run([sys.executable, "-m", "suite.sweep", str(path), "--resume"], env=env,
-                            capture_output=True, text=True)
+    second = subprocess.run([sys.executable, "-m", "suite.sweep", str(path), "--resume", "--address", ray_address],
+                            env=env, capture_output=True, text=True)
     assert second.returncode == 0, second.stderr[-2000:]
     trials = pd.read_parquet(tmp_path / "results" / "trials.parquet")
     assert len(trials) == 3 and (trials["status"] == "completed").all() and trials["lr"].nunique() == 3

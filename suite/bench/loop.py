@@ -48,7 +48,9 @@ def build_setup(cfg, splits, *, compile_model: bool = False) -> LoopSetup:
 
     device = resolve_device(cfg.device, DistContext())
     channels_last = cfg.channels_last if cfg.channels_last is not None else device.type == "cuda"
-    model = build_model(cfg).to(device)
+    model = build_model(cfg)
+    model.check_train_size(len(splits.train_labels))  # as the trainer does (MoCo clamps its queue)
+    model = model.to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     maybe_compile(model, compile_model)
