@@ -85,18 +85,16 @@ def display_table(board: Leaderboard) -> tuple[pd.DataFrame, pd.DataFrame]:
     leading = [c for c in board.metric_columns if c in ACCURACY_COLUMNS or c == board.metric]
     for c in leading:
         cols[label(c)] = [_mean_std(m, s, c) for m, s in zip(t[f"{c}_mean"], t[f"{c}_std"])]
-    for c in leading:
-        if f"delta_{c}" in t:
-            unit = " (pp)" if _is_percent(c) else ""
-            cols[f"Δ {label(c)} vs {BASELINE}{unit}".replace(" (%)", "")] = [
-                _interval_cell(d, lo, hi, n, c) for d, lo, hi, n in
-                zip(t[f"delta_{c}"], t[f"delta_{c}_ci_lo"], t[f"delta_{c}_ci_hi"], t[f"delta_{c}_n"])]
-    for c in leading:
-        if f"gain_{c}_mean" in t:
-            unit = " (pp)" if _is_percent(c) else ""
-            cols[f"gain {label(c)} vs untrained{unit}".replace(" (%)", "")] = [
-                _interval_cell(g, lo, hi, n, c) for g, lo, hi, n in
-                zip(t[f"gain_{c}_mean"], t[f"gain_{c}_ci_lo"], t[f"gain_{c}_ci_hi"], t[f"gain_{c}_n"])]
+    # Δ vs the baseline intervention, then the gain over the untrained network: same cell format.
+    for prefix, value_key, title in (("delta", "delta_{c}", f"Δ {{label}} vs {BASELINE}"),
+                                     ("gain", "gain_{c}_mean", "gain {label} vs untrained")):
+        for c in leading:
+            key = value_key.format(c=c)
+            if key in t:
+                unit = " (pp)" if _is_percent(c) else ""
+                cols[(title.format(label=label(c)) + unit).replace(" (%)", "")] = [
+                    _interval_cell(v, lo, hi, n, c) for v, lo, hi, n in
+                    zip(t[key], t[f"{prefix}_{c}_ci_lo"], t[f"{prefix}_{c}_ci_hi"], t[f"{prefix}_{c}_n"])]
     if board.curve_column is not None:
         conv = []
         for m, s, k, n, at_init in zip(t["conv_epoch_mean"], t["conv_epoch_std"], t["conv_reached"], t["n"],
