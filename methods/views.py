@@ -73,3 +73,27 @@ def default_view_specs(image_size: int, num_views: int = 2, **overrides: Any) ->
                                   jitter_p=0.8, grayscale_p=0.2, blur_p=0.5 if image_size > 64 else 0.0, solarize_p=0.0)
     kwargs.update(overrides)
     return [AugmentSpec(**kwargs) for _ in range(num_views)]
+
+
+# Fields a trial may override on every view; the size is the method's choice
+# (DINO's local crops are smaller than its global ones).
+OVERRIDABLE_FIELDS: tuple[str, ...] = tuple(f for f in AugmentSpec.model_fields if f != "size")
+
+
+def with_overrides(specs: list[AugmentSpec], overrides: dict[str, Any]) -> list[AugmentSpec]:
+    """The method's view recipes with ``overrides`` applied to every view and
+    validated again (a dataset-specific change, e.g. no flips for digits)."""
+    if not overrides:
+        return specs
+    unknown = sorted(set(overrides) - set(OVERRIDABLE_FIELDS))
+    if unknown:
+        raise ConfigError(f"augment.{unknown[0]}", overrides[unknown[0]], OVERRIDABLE_FIELDS,
+                          hint="unknown augmentation field")
+    out = []
+    for spec in specs:
+        try:
+            out.append(AugmentSpec(**{**spec.model_dump(), **overrides}))
+        except ConfigError as err:
+            raise ConfigError(f"augment.{err.field}", err.value, err.allowed) from None
+    return out
+

@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationError
 
 from methods.intervention_spec import Intervention, parse_intervention
+from methods.views import AugmentSpec, with_overrides
 
 from suite.errors import ConfigError
 
@@ -54,6 +55,8 @@ class TrialConfig(BaseModel):
     train_limit: int | None = Field(None, ge=2, description="train on a fixed random subset of N images (smoke runs)")
     val_fraction: float = Field(0.0, ge=0, lt=0.5, description="hold out this stratified fixed part of the training "
                                                                "set for validation kNN (val_knn_top1_*; 0: none)")
+    augment: dict[str, Any] = Field(default_factory=dict, description="view-recipe fields set on every view of the "
+                                                                     "method, e.g. {flip_p: 0, crop_scale: [0.5, 1]}")
     intervention: InterventionSpec = Field(Intervention(), validate_default=True,
                                            description="norm intervention: none, cut:C, gradscale:P, wd:X, joined by +")
     epochs: int = Field(20, ge=1, le=100_000)
@@ -86,8 +89,9 @@ class TrialConfig(BaseModel):
     def trial_id(self) -> str:
         """Readable and unique: the main axes plus a hash of the whole config."""
         dump = self.model_dump()
-        if not dump["val_fraction"]:
-            del dump["val_fraction"]  # added later: trials without a validation split keep their ids
+        for added_later in ("val_fraction", "augment"):  # trials that leave them unset keep their ids
+            if not dump[added_later]:
+                del dump[added_later]
         digest = hashlib.sha1(json.dumps(dump, sort_keys=True, default=str).encode()).hexdigest()[:8]
         parts = [self.name] if self.name else []
         parts += [self.method, self.backbone, _slug(self.dataset), self.intervention.to_spec(), f"s{self.seed}", digest]
@@ -201,6 +205,8 @@ def resolve(cfg: TrialConfig) -> TrialConfig:
     if cfg.holdout_classes is not None and len(set(cfg.holdout_classes)) != len(cfg.holdout_classes):
         raise ConfigError("holdout_classes", cfg.holdout_classes, "distinct class indices")
     _validate_device(cfg.device)
+    # every field is checked on its own, so one generic view validates the overrides
+    with_overrides([AugmentSpec(size=cfg.image_size or dataset.image_size)], cfg.augment)
 
     min_batch = method_cls.min_batch_size * cfg.workers
     if cfg.batch_size < min_batch:

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from methods import get_method
 from methods.distributed import all_reduce_mean_, concat_all_gather_no_grad
+from methods.views import with_overrides
 from suite import checkpoint as ckpt
 from suite import results
 from suite.augment import BatchAugment
@@ -156,7 +157,7 @@ def _setup(cfg: TrialConfig, trial_dir: Path, resume_from: Path | None, device: 
     maybe_compile(method, cfg.compile)  # backbone and heads, in place: parameters and state_dict keys unchanged
     model = prepare_data_parallel(method, device) if ctx.distributed else method
     optimizer = build_optimizer(method, cfg.optimizer, cfg.scaled_lr(), cfg.weight_decay, cfg.momentum)
-    augmenters = [BatchAugment(spec, splits.mean, splits.std).to(device) for spec in method.view_specs(cfg.image_size)]
+    augmenters = [BatchAugment(spec, splits.mean, splits.std).to(device) for spec in with_overrides(method.view_specs(cfg.image_size), cfg.augment)]
     state = ckpt.load(resume_from, method, optimizer, cfg) if resume_from is not None else ckpt.TrainState()
     trial = _Trial(cfg, Path(trial_dir), ctx, device, channels_last, splits, method, model, optimizer, augmenters,
                    place_dataset(splits.train_images, device), state, results.flatten_config(cfg.model_dump()),

@@ -275,3 +275,33 @@ def test_bad_images_and_stats_raise_config_error(digits_rgb):
         normalize(digits_rgb[:4], (0.5, 0.5), STD)
     with pytest.raises(ConfigError, match="spec"):
         BatchAugment({"size": 32}, MEAN, STD)
+
+
+def test_trial_augment_overrides_every_view_of_every_method():
+    """`augment:` reaches every view the trainer builds, and only the named fields change."""
+    from methods import METHODS
+    from methods.views import with_overrides
+    from suite.config import make_config, resolve
+    from suite.train import build_model
+
+    for name in METHODS:
+        cfg = resolve(make_config({"method": name, "backbone": "test_resnet", "image_size": 16,
+                                   "augment": {"flip_p": 0.0, "crop_scale": [0.5, 1.0]}}))
+        original = build_model(cfg).view_specs(cfg.image_size)
+        changed = with_overrides(original, cfg.augment)
+        assert len(changed) == len(original)
+        for before, after in zip(original, changed):
+            assert after.flip_p == 0.0 and after.crop_scale == (0.5, 1.0)
+            untouched = {k: v for k, v in before.model_dump().items() if k not in ("flip_p", "crop_scale")}
+            assert {k: after.model_dump()[k] for k in untouched} == untouched
+
+
+@pytest.mark.parametrize("augment,field", [({"flipp": 0.0}, "augment.flipp"), ({"size": 8}, "augment.size"),
+                                           ({"flip_p": 1.5}, "augment.flip_p"),
+                                           ({"crop_scale": [0.9, 0.2]}, "augment.crop_scale")])
+def test_bad_trial_augment_is_refused_naming_the_field(augment, field):
+    from suite.config import make_config, resolve
+
+    with pytest.raises(ConfigError) as err:
+        resolve(make_config({"augment": augment}))
+    assert err.value.field == field and field in str(err.value)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from methods.views import with_overrides
 from suite.augment import BatchAugment
 from suite.bench.timing import NULL_TIMER, PartTimer, NullTimer, synchronize
 from suite.norms import RunningNormStats
@@ -55,7 +56,7 @@ def build_setup(cfg, splits, *, compile_model: bool = False) -> LoopSetup:
         model = model.to(memory_format=torch.channels_last)
     maybe_compile(model, compile_model)
     optimizer = build_optimizer(model, cfg.optimizer, cfg.scaled_lr(), cfg.weight_decay, cfg.momentum)
-    augmenters = [BatchAugment(spec, splits.mean, splits.std).to(device) for spec in model.view_specs(cfg.image_size)]
+    augmenters = [BatchAugment(spec, splits.mean, splits.std).to(device) for spec in with_overrides(model.view_specs(cfg.image_size), cfg.augment)]
     return LoopSetup(cfg, model, optimizer, augmenters, splits.train_images.to(device), device, channels_last)
 
 
