@@ -37,6 +37,9 @@ EPILOG = """writes into --out: claims.csv (columns claim, measure, statement, te
 value, ci_lo, ci_hi, p_value, n, n_seeds, evidence, reason) and claims.md; `normbench leaderboard`
 shows them when claims.csv lies in the results directory (the default --out).
 
+--readme FILE rewrites only the block between FILE's markers (atomically); the README's
+"What the reference run shows" is made this way, and a test checks it against the tables.
+
 exit status: 0 written, 2 bad input (missing directory, no trials table, unreadable table)."""
 
 
@@ -48,6 +51,9 @@ def add_subparser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPa
     parser.add_argument("results_dirs", nargs="+", metavar="RESULTS_DIR",
                         help="results directories holding trials.parquet/.csv (+ curves); merged")
     parser.add_argument("--out", default=None, help="output directory (default: the first RESULTS_DIR)")
+    parser.add_argument("--readme", default=None, metavar="FILE",
+                        help="also rewrite the generated block of FILE (between its 'normbench claims --readme' "
+                             "markers) from these verdicts and the trials table")
     parser.set_defaults(func=run)
     return parser
 
@@ -62,6 +68,13 @@ def validate(args: argparse.Namespace) -> None:
             raise ConfigError("RESULTS_DIR", d, "a directory containing trials.parquet or trials.csv")
     if args.out is not None and Path(args.out).exists() and not Path(args.out).is_dir():
         raise ConfigError("--out", args.out, "a directory (or a path that does not exist yet)")
+    if args.readme is not None:
+        from suite.claims.readme import BEGIN, END
+        path = Path(args.readme)
+        text = path.read_text() if path.is_file() else ""
+        if not (0 <= text.find(BEGIN) < text.find(END)):
+            raise ConfigError("--readme", args.readme, "an existing file containing the 'normbench claims --readme' "
+                                                       "begin and end markers, in that order")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -78,6 +91,10 @@ def run(args: argparse.Namespace) -> int:
     claims = evaluate_claims(results.trials, results.curves)
     out = Path(args.out) if args.out is not None else results.dirs[0]
     paths = report.write_claims(claims, out, [str(d) for d in results.dirs])
+    if args.readme is not None:
+        from suite.claims.readme import update_readme
+        update_readme(Path(args.readme), claims, results.trials, args.results_dirs[0])
+        paths["readme"] = Path(args.readme)
     print(report.format_table(claims))
     print("\nfiles: " + ", ".join(str(p) for p in paths.values()))
     return 0
