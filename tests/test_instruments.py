@@ -190,3 +190,22 @@ def test_probe_set_is_fixed_and_inside_the_training_set():
     a, b = probe_indices(1000), probe_indices(1000)
     assert torch.equal(a, b) and len(a) == 256 and len(set(a.tolist())) == 256 and int(a.max()) < 1000
     assert len(probe_indices(100)) == 100
+
+
+def test_bf16_evaluation_keeps_fp32_outputs_close_to_the_fp32_evaluation():
+    """Evaluation under bf16 autocast (the CUDA default, run here on the CPU) returns float32
+    vectors, so norms and kNN similarities accumulate in fp32; checked against an fp32 encode."""
+    from suite.evaluate import EvalSettings, encode
+
+    cfg = make_config({**TINY, "method": "byol"})
+    model = build_model(cfg)
+    splits = load_data(cfg)
+    images = splits.test_images[:96]
+    out = {p: encode(model, images, splits.mean, splits.std, EvalSettings(32, torch.device("cpu"), p, False))
+           for p in ("fp32", "bf16")}
+    for name in ("features", "embedding", "projection"):
+        ref, low = getattr(out["fp32"], name), getattr(out["bf16"], name)
+        assert low.dtype == torch.float32
+        assert not torch.equal(ref, low)  # the bf16 path really ran
+        torch.testing.assert_close(low.norm(dim=1), ref.norm(dim=1), rtol=3e-2, atol=1e-3)
+        assert F.cosine_similarity(low, ref, dim=1).min() > 0.99
