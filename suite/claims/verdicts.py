@@ -59,7 +59,9 @@ AUROC_CHANCE = 0.5
 # several baselines qualify.
 PAIR_COLUMNS = ("dataset", "backbone", "method", "seed", "epochs", "weight_decay", "imbalance", "holdout_classes",
                 "ood_dataset", "image_size", "batch_size", "train_limit", "optimizer", "method_args", "cifar_stem")
-SETTING_COLUMNS = ("dataset", "backbone", "method")
+# A setting is judged on whether it learns (accuracy-based claims): a long-tailed training set is its
+# own setting, so its none trials neither vouch for nor count against the balanced ones.
+SETTING_COLUMNS = ("dataset", "backbone", "method", "imbalance")
 
 
 @dataclass(frozen=True)
@@ -323,7 +325,8 @@ def learning_status(trials: pd.DataFrame, curves: pd.DataFrame | None = None) ->
         base = group[group["intervention"].map(arm_signature) == "none"] if "intervention" in group else group
         base = base if len(base) else group
         g = gain.loc[base.index].dropna()
-        name = "/".join(_text(s) for s in setting)
+        name = "/".join(v if c != "imbalance" else f"imbalance {v}"
+                        for c, v in zip(cols, setting) if v != _text(None))
         if g.empty:
             out[setting] = (None, f"{name}: untrained kNN@20 unknown ({KNN_INIT_COLUMN} absent, no epoch-0 row)")
         else:
