@@ -71,7 +71,7 @@ def _read_optional(directory: Path, stem: str, required: Sequence[str]) -> pd.Da
     path = _table_path(directory, stem)
     if path is None:
         return None
-    frame = read_table(path, required)
+    frame = read_table(path, required).copy()  # consolidated: per-column conversions fragment it
     frame.insert(0, "results_dir", str(directory))
     return frame
 
@@ -89,6 +89,7 @@ def _read_dir(directory: Path) -> tuple[pd.DataFrame, pd.DataFrame | None, pd.Da
     if duplicated:
         raise ConfigError("trial_id", duplicated[:5], "unique trial ids within one trials table",
                           hint=f"in {path}")
+    trials = trials.copy()  # consolidated: per-column conversions fragment it
     trials["status"] = trials["status"].astype(str)
     trials.insert(0, "results_dir", str(directory))
     curves = _read_optional(directory, "curves", REQUIRED_CURVE_COLUMNS)
