@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import re
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +21,7 @@ from suite.claims.verdicts import (HOLDS, INCONCLUSIVE, MIN_SEEDS, NOT_HOLD, ROW
 from suite.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
-REFERENCE = REPO / "results" / "reference" / "digits-norms"
+REFERENCE = REPO / "results" / "reference" / "digits-reference"
 NAN = float("nan")
 EPOCHS = 10
 
@@ -404,6 +403,17 @@ def test_c7_inconclusive_for_a_method_that_does_not_beat_its_untrained_network()
     assert r["verdict"] == INCONCLUSIVE and "knn_top1_k20_init absent" in r["reason"]
 
 
+def test_a_long_tailed_setting_is_judged_on_its_own_untrained_network():
+    """Long-tailed none trials that lose accuracy must not overturn the balanced setting's
+    "it learns" (and are themselves left out of the accuracy-based tests)."""
+    balanced = [trial(seed=s, emb_correct_auroc=0.7 + 0.01 * s) for s in range(3)]
+    tail = [trial(seed=s, imbalance=10.0, emb_correct_auroc=0.2, knn_top1_k20=0.3, knn_top1_k20_init=0.5)
+            for s in range(3)]
+    r = row(run(balanced + tail), "C7")
+    assert r["verdict"] == HOLDS and r["n"] == 3
+    assert "digits/test_resnet/simclr/imbalance 10: kNN@20 0.3000 vs untrained 0.5000 (does not beat" in r["evidence"]
+
+
 @pytest.mark.parametrize("values, verdict", [
     ([0.80, 0.85, 0.75], HOLDS),
     ([0.20, 0.25, 0.30], NOT_HOLD),
@@ -514,23 +524,31 @@ def test_cli_help_names_every_claim(capsys):
         assert claim in text
 
 
-def test_old_reference_run_is_all_inconclusive_with_reasons(tmp_path, capsys):
-    results = tmp_path / "digits-norms"
-    shutil.copytree(REFERENCE, results)
-    assert main(["claims", str(results)]) == 0
-    frame = pd.read_csv(results / "claims.csv")
+def test_a_run_that_predates_the_instruments_is_inconclusive_with_reasons(tmp_path):
+    """The committed reference run, stripped to what a run before the instruments recorded
+    (no epoch-0 row or *_init scores, no gradient or probe columns, no wd=0 / OOD /
+    long-tailed arm): each claim that needs what is missing says so."""
+    from suite.leaderboard.load import load_results
+
+    ref = load_results([str(REFERENCE)])
+    trials = ref.trials.drop(columns=[c for c in ref.trials.columns if c.endswith("_init")])
+    trials = trials[(pd.to_numeric(trials["weight_decay"]) > 0) & ~(pd.to_numeric(trials["imbalance"]) > 1)]
+    trials = trials.assign(holdout_classes=None, emb_ood_auroc=NAN)
+    curves = ref.curves[pd.to_numeric(ref.curves["epoch"]) > 0]
+    curves = curves.drop(columns=[c for c in curves.columns if c.startswith(("emb_grad", "emb_dir_grad", "probe_"))])
+    frame = evaluate_claims(trials.reset_index(drop=True), curves.reset_index(drop=True))
     assert len(frame) == 12
-    assert (frame["verdict"] == INCONCLUSIVE).all()
     reasons = dict(zip(frame["claim"] + "/" + frame["measure"], frame["reason"]))
+    verdicts = dict(zip(frame["claim"] + "/" + frame["measure"], frame["verdict"]))
     assert reasons["C1/emb_norm_mean"].startswith("condition absent: no trial with weight_decay == 0")
     assert "run predates it" in reasons["C2a/emb_grad_cos_abs_mean"]
     assert "run predates it" in reasons["C3/probe_angle_change_mean"]
-    assert reasons["C4/loss"].startswith("too few seeds") and reasons["C5/loss"].startswith("too few seeds")
     assert "knn_top1_k20_init absent" in reasons["C7/emb_correct_auroc"]
     assert reasons["C8/emb_ood_auroc"].startswith("condition absent")
     assert reasons["C9/emb_freq_spearman"].startswith("condition absent")
-    # DINO collapsed and MoCo's loss rose: their baselines cannot anchor a loss target
-    assert "dino/none/s0: baseline loss did not decrease" in row(frame, "C4", "loss")["evidence"]
+    for key in ("C1/emb_norm_mean", "C2a/emb_grad_cos_abs_mean", "C3/probe_angle_change_mean",
+                "C7/emb_correct_auroc", "C8/emb_ood_auroc", "C9/emb_freq_spearman"):
+        assert verdicts[key] == INCONCLUSIVE, key
 
 
 def test_load_claims_skips_a_corrupt_file_with_a_warning(tmp_path):
