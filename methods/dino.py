@@ -16,6 +16,12 @@ Defaults (sources):
     prototypes: solo-learn's CIFAR recipe (DINO's ImageNet head has 65536);
     the prototype layer is normalised with its magnitude fixed to 1 (DINO's
     norm_last_layer=True); no last-layer freezing, no gradient clipping;
+  * centering "mean" (DINO): subtract an EMA of the teacher's mean output; "sinkhorn"
+    (DINOv2, Oquab et al. 2023): teacher targets are Sinkhorn-Knopp equipartitioned
+    assignments of the global batch, 3 iterations. Sinkhorn forbids both collapses by
+    construction (every target is sharp by the temperature, every prototype gets the same
+    share of the batch), which the EMA centre only balances over many steps: on small
+    data with few steps the mean centre tips into uniform or one-prototype outputs;
   * crops: global scale (0.4, 1) with local crops (scale (0.05, 0.4), side
     round(image_size * 96/224)), (0.14, 1) without (DINO README); num_local_crops 0
     by default for small images. Global view 1 blur 1.0, view 2 blur 0.1 + solarize 0.2,
@@ -23,12 +29,14 @@ Defaults (sources):
 """
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from methods.base import HParams, SSLMethod, hparam, make_target
-from methods.distributed import all_reduce_mean_
+from methods.distributed import all_reduce_max_, all_reduce_mean_, all_reduce_sum_, world_size
 from methods.views import default_view_specs
 from methods.heads import DINOHead
 from methods.errors import ConfigError
@@ -42,9 +50,16 @@ def dino_loss(student_logits: list[Tensor], teacher_logits: list[Tensor], center
     i < len(teacher_logits); those pairs are skipped. The result is the mean over the
     remaining (teacher crop, student crop) pairs of the batch-mean cross-entropy.
     """
-    if len(teacher_logits) < 1 or len(student_logits) < 2:
+    targets = [F.softmax((t.detach() - center) / teacher_temp, dim=-1) for t in teacher_logits]
+    return dino_cross_entropy(student_logits, targets, student_temp)
+
+
+def dino_cross_entropy(student_logits: list[Tensor], targets: list[Tensor], student_temp: float) -> Tensor:
+    """Mean over (teacher crop, other student crop) pairs of the batch-mean cross-entropy
+    between ``targets[i]`` (probabilities) and the student's tempered softmax."""
+    if len(targets) < 1 or len(student_logits) < 2:
         raise ValueError("dino_loss needs >= 1 teacher crop and >= 2 student crops")
-    targets = torch.stack([F.softmax((t.detach() - center) / teacher_temp, dim=-1) for t in teacher_logits])
+    targets = torch.stack([t.detach() for t in targets])
     log_probs = torch.stack([F.log_softmax(s / student_temp, dim=-1) for s in student_logits])
     batch = log_probs.shape[1]
     cross_entropy = -torch.einsum("tnk,snk->ts", targets, log_probs) / batch   # [T, S]
@@ -53,12 +68,37 @@ def dino_loss(student_logits: list[Tensor], teacher_logits: list[Tensor], center
     return cross_entropy.masked_select(~same_crop).mean()
 
 
+@torch.no_grad()
+def sinkhorn_knopp(logits: Tensor, temperature: float, iterations: int = 3) -> Tensor:
+    """Soft assignments of the rows of ``logits`` [B, K] to K prototypes, equipartitioned
+    over the global batch (all workers, each holding the same number of rows): every row
+    sums to 1 and, at convergence, every
+    prototype receives B_total / K of the mass (Cuturi 2013; SwAV / DINOv2 teacher targets).
+
+    Computed in float64, the logits shifted by their global maximum before ``exp`` (no
+    overflow at low temperatures; the first normalisation absorbs that factor exactly).
+    """
+    if iterations < 1:
+        raise ValueError(f"iterations must be >= 1, got {iterations}")
+    out_dtype = torch.promote_types(logits.dtype, torch.float32)   # bf16 in, fp32 targets out
+    logits = logits.double()   # [B, K] is small; float64 keeps exp(-range / t) from underflowing
+    q = torch.exp((logits - all_reduce_max_(logits.max())) / temperature)
+    n_total = q.shape[0] * world_size()   # no host sync: equal local batches (methods.distributed)
+    n_protos, tiny = q.shape[1], torch.finfo(q.dtype).tiny
+    q = q / all_reduce_sum_(q.sum())
+    for _ in range(iterations):
+        q = q / all_reduce_sum_(q.sum(dim=0, keepdim=True)).clamp_min(tiny) / n_protos   # each prototype: 1/K
+        q = q / q.sum(dim=1, keepdim=True).clamp_min(tiny) / n_total                    # each row: 1/B_total
+    return (q * n_total).to(out_dtype)
+
+
 class DINOHparams(HParams):
     student_temp: float = hparam(0.1, lo=0.0, lo_open=True)
     teacher_temp: float = hparam(0.07, lo=0.0, lo_open=True, doc="teacher temperature after warm-up")
     warmup_teacher_temp: float = hparam(0.04, lo=0.0, lo_open=True)
     warmup_teacher_temp_epochs: int = hparam(30, lo=0)
-    center_momentum: float = hparam(0.9, lo=0.0, hi=1.0)
+    center_momentum: float = hparam(0.9, lo=0.0, hi=1.0, doc="EMA of the centre (centering 'mean')")
+    centering: Literal["mean", "sinkhorn"] = hparam("mean", doc="teacher centering: DINO's EMA mean or DINOv2's Sinkhorn-Knopp")
     momentum_base: float = hparam(0.996, lo=0.0, hi=1.0, doc="teacher EMA at the start")
     momentum_final: float = hparam(1.0, lo=0.0, hi=1.0, doc="teacher EMA at the end")
     head_hidden_dim: int = hparam(2048, lo=1)
@@ -118,6 +158,14 @@ class DINO(SSLMethod):
         return specs
 
     @torch.no_grad()
+    def teacher_targets(self, teacher_logits: list[Tensor]) -> list[Tensor]:
+        """The teacher's probabilities per global crop: centred and sharpened ("mean"), or
+        Sinkhorn-Knopp assignments of both crops' global batch together ("sinkhorn", DINOv2)."""
+        if self.hparams.centering == "sinkhorn":
+            return list(sinkhorn_knopp(torch.cat(teacher_logits), self.teacher_temp).chunk(len(teacher_logits)))
+        return [F.softmax((t - self.center) / self.teacher_temp, dim=-1) for t in teacher_logits]
+
+    @torch.no_grad()
     def update_center(self, teacher_logits: list[Tensor]) -> None:
         """EMA of the teacher's mean output over the global batch (all workers)."""
         logits = torch.cat(teacher_logits)
@@ -139,7 +187,7 @@ class DINO(SSLMethod):
         with torch.no_grad():
             teacher_logits = [self.head_teacher(self.backbone_teacher(v))[1] for v in global_views]
         student_logits = [s[1] for s in student] + student_logits_local
-        loss = dino_loss(student_logits, teacher_logits, self.center, self.hparams.student_temp, self.teacher_temp)
+        loss = dino_cross_entropy(student_logits, self.teacher_targets(teacher_logits), self.hparams.student_temp)
         if self.training:
             self.update_center(teacher_logits)
         return self._output(loss, [s[0] for s in student], features)

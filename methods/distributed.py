@@ -71,3 +71,17 @@ def all_reduce_mean_(t: Tensor) -> Tensor:
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
         t.div_(world_size())
     return t
+
+
+def all_reduce_sum_(t: Tensor) -> Tensor:
+    """Sum ``t`` over workers in place and return it (e.g. Sinkhorn-Knopp marginals)."""
+    if world_size() > 1:
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t
+
+
+def all_reduce_max_(t: Tensor) -> Tensor:
+    """Element-wise maximum of ``t`` over workers, in place (e.g. a shift before ``exp``)."""
+    if world_size() > 1:
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return t

@@ -7,7 +7,7 @@ normbench); ``suite.errors`` re-exports it.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Iterable, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
@@ -28,6 +28,8 @@ class ConfigError(ValueError):
 def field_constraints(model: type[BaseModel], name: str) -> str:
     """What a field accepts, in words: its type and bounds (``float > 0 <= 1``)."""
     info = model.model_fields[name]
+    if get_origin(info.annotation) is Literal:
+        return "one of " + ", ".join(repr(a) for a in get_args(info.annotation))
     kind = info.annotation.__name__ if isinstance(info.annotation, type) else str(info.annotation)
     parts = [kind]
     for meta in info.metadata:

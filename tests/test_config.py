@@ -82,3 +82,10 @@ def test_unknown_key_lists_the_known_ones():
         make_config({"epoch": 3})
     assert info.value.field == "epoch" and "epochs" in str(info.value)
     assert "epochs" in CONFIG_FIELDS
+
+
+def test_a_choice_hyper_parameter_lists_its_choices():
+    with pytest.raises(ConfigError) as info:
+        make_config({"method": "dino", "method_args": {"centering": "median"}})
+    assert info.value.field == "method_args.centering" and info.value.value == "median"
+    assert info.value.allowed == "one of 'mean', 'sinkhorn'"

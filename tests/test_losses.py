@@ -10,7 +10,7 @@ import torch
 import torch.multiprocessing as mp
 
 from methods.byol import byol_loss
-from methods.dino import dino_loss
+from methods.dino import dino_loss, sinkhorn_knopp
 from methods.moco import moco_loss
 from methods.simclr import nt_xent_loss
 from methods.simsiam import simsiam_loss
@@ -144,6 +144,50 @@ def test_dino_loss_needs_a_pair():
     x = _leaf(2, 3, seed=0)
     with pytest.raises(ValueError):
         dino_loss([x], [x], torch.zeros(1, 3, dtype=torch.float64), 0.1, 0.04)
+
+
+def sinkhorn_reference(logits, temperature, iterations):
+    """DINOv2's teacher Sinkhorn-Knopp loop, transposed to [K, B], no shift (float64)."""
+    q = torch.exp(logits / temperature).t()
+    n_protos, n_rows = q.shape
+    q = q / q.sum()
+    for _ in range(iterations):
+        q = q / q.sum(dim=1, keepdim=True) / n_protos
+        q = q / q.sum(dim=0, keepdim=True) / n_rows
+    return (q * n_rows).t()
+
+
+def test_sinkhorn_matches_the_dinov2_loop_and_survives_low_temperatures():
+    logits = torch.randn(6, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    torch.testing.assert_close(sinkhorn_knopp(logits, 0.5), sinkhorn_reference(logits, 0.5, 3), rtol=0, atol=1e-7)
+    g = torch.Generator().manual_seed(2)
+    cosines = torch.nn.functional.normalize(torch.randn(64, 8, generator=g), dim=1) @ \
+        torch.nn.functional.normalize(torch.randn(8, 256, generator=g), dim=0)   # DINO's logits: cosines
+    sharp = sinkhorn_knopp(cosines, 0.01)   # exp(1 / 0.01) overflows float32 without the shift
+    assert sharp.dtype == torch.float32 and torch.isfinite(sharp).all()
+    torch.testing.assert_close(sharp.sum(dim=1), torch.ones(64))
+    assert sinkhorn_knopp(cosines.bfloat16(), 0.04).dtype == torch.float32
+
+
+def test_sinkhorn_converges_to_the_equipartitioned_scaling_of_exp_logits():
+    """At convergence Q has unit rows, B/K per prototype, and log Q - L/t is a row term
+    plus a column term (Q = diag(u) exp(L/t) diag(v)): the Sinkhorn solution is the
+    unique matrix with both properties."""
+    n_rows, n_protos, temperature = 12, 4, 0.3
+    logits = torch.randn(n_rows, n_protos, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    q = sinkhorn_knopp(logits, temperature, iterations=500).double()
+    torch.testing.assert_close(q.sum(dim=1), torch.ones(n_rows, dtype=torch.float64), rtol=0, atol=1e-6)
+    torch.testing.assert_close(q.sum(dim=0), torch.full((n_protos,), n_rows / n_protos, dtype=torch.float64),
+                               rtol=0, atol=1e-5)
+    residual = q.log() - logits / temperature
+    interaction = residual - residual.mean(1, keepdim=True) - residual.mean(0, keepdim=True) + residual.mean()
+    assert interaction.abs().max() < 1e-4
+    assert q.argmax(dim=1).unique().numel() > 1   # not every row on one prototype
+
+
+def test_sinkhorn_refuses_zero_iterations():
+    with pytest.raises(ValueError, match="iterations"):
+        sinkhorn_knopp(torch.zeros(2, 2), 0.1, iterations=0)
 
 
 # --- NT-Xent across two real worker processes (gloo) -------------------------
