@@ -1,11 +1,15 @@
 """How many of its prototypes a trained DINO teacher uses: tells a healthy low loss from collapse.
 
 DINO has two collapses. Uniform outputs give the loss ln K (K prototypes); every image
-on one prototype gives a loss near 0. A low loss alone cannot tell the second from a
-sharp, diverse assignment, so this loads each DINO trial's last checkpoint and reports,
-on the clean test images: the number of distinct argmax prototypes of the teacher, the
-largest share of images on one prototype, and the entropy (nats) of the teacher's mean
-centred output (ln K when every prototype is used equally, 0 for one prototype).
+on one prototype gives a loss near 0. A loss alone cannot tell either from a sharp,
+diverse assignment, so this loads each DINO trial's last checkpoint and computes the
+teacher's targets on the clean test images (as training does: centred and sharpened, or
+Sinkhorn-Knopp with `centering: sinkhorn`, the test set as one batch). It reports the
+number of distinct argmax prototypes and the largest share of images on one prototype
+(one-prototype collapse: 1 and 1.0), the mean per-image target entropy (uniform collapse:
+ln K; a confident teacher: far below), and the entropy of the mean target (ln K when every
+prototype is used equally). With Sinkhorn the targets are spread over prototypes by
+construction, so the argmax of the teacher's raw logits is reported too.
 
     python examples/dino_prototype_usage.py results/reference/digits-reference [--csv OUT]
 """
@@ -17,7 +21,6 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-import torch.nn.functional as F
 
 from suite import checkpoint
 from suite.augment import normalize
@@ -34,14 +37,18 @@ def prototype_usage(trial_dir: Path) -> dict:
     splits = load_data(cfg)
     x = normalize(splits.test_images, splits.mean, splits.std)
     logits = model.head_teacher(model.backbone_teacher(x))[1]
-    probs = F.softmax((logits - model.center) / model.hparams.teacher_temp, dim=-1)
+    model.on_epoch_start(cfg.epochs, cfg.epochs)   # the teacher temperature of the last epoch
+    probs = model.teacher_targets([logits])[0]
     counts = torch.bincount(probs.argmax(dim=-1), minlength=probs.shape[1])
     mean = probs.mean(dim=0)
+    per_image_entropy = -(probs * probs.clamp_min(1e-12).log()).sum(dim=1)
     return {"trial_id": cfg.trial_id, "intervention": cfg.intervention.to_spec(), "imbalance": cfg.imbalance,
-            "seed": cfg.seed, "prototypes": probs.shape[1], "test_images": len(x),
+            "seed": cfg.seed, "centering": model.hparams.centering, "prototypes": probs.shape[1], "test_images": len(x),
             "distinct_argmax_prototypes": int((counts > 0).sum()),
             "largest_share": float(counts.max() / len(x)),
-            "mean_output_entropy": float(-(mean * mean.clamp_min(1e-12).log()).sum()),
+            "distinct_argmax_raw_logits": int(logits.argmax(dim=-1).unique().numel()),
+            "mean_target_entropy": float(per_image_entropy.mean()),
+            "entropy_of_mean_target": float(-(mean * mean.clamp_min(1e-12).log()).sum()),
             "ln_prototypes": math.log(probs.shape[1])}
 
 
