@@ -540,3 +540,27 @@ def test_seeds_that_agree_exactly_claim_no_interval():
     assert math.isnan(row["delta_knn_top1_k200_ci_lo"]) and not row["delta_knn_top1_k200_significant"]
     shown, _ = display_table(board)
     assert shown["Δ kNN top-1 k=200 vs none (pp)"].tolist() == ["0.00", "+12.50 (no spread)"]
+
+
+def test_rows_name_the_settings_that_differ_from_their_baseline():
+    """A case that carries its own lr and warm-up is still compared with `none` (lr and warm-up only
+    change with the intervention, so they are not group keys); the row must say so. The intervention's
+    own weight decay is not such a difference."""
+    from suite.leaderboard.render import display_table, to_markdown
+
+    base = dict(status="completed", dataset="digits", backbone="b", method="simclr", epochs=2, lr=0.3,
+                warmup_epochs=1, weight_decay=1e-6, notes="")
+    rows = [dict(base, trial_id=f"{iv}-{seed}", intervention=iv, seed=seed, knn_top1_k200=0.5 + 0.01 * seed, **extra)
+            for iv, extra in (("none", {}), ("cut:3", {}), ("wd:0", {"weight_decay": 0.0}),
+                              ("gradscale:1", {"lr": 0.1, "warmup_epochs": 4, "notes": "a free-text note"}))
+            for seed in (0, 1)]
+    board = build_leaderboard(pd.DataFrame(rows).assign(results_dir="x"))
+    assert board.group_keys == GROUP_KEYS
+    differs = board.table.set_index("intervention")["baseline_differs"]
+    assert differs.notna().to_dict() == {"none": False, "cut:3": False, "wd:0": False, "gradscale:1": True}
+    assert differs["gradscale:1"] == "lr 0.1 vs 0.3; warmup_epochs 4 vs 1"
+    shown, _ = display_table(board)
+    assert shown["settings ≠ none"].tolist() == ["—", "—", "lr 0.1 vs 0.3; warmup_epochs 4 vs 1", "—"]
+    assert "lr 0.1 vs 0.3; warmup_epochs 4 vs 1" in to_markdown(board, ["x"])
+    plain = build_leaderboard(pd.DataFrame([r for r in rows if r["intervention"] != "gradscale:1"]).assign(results_dir="x"))
+    assert "settings ≠ none" not in display_table(plain)[0].columns

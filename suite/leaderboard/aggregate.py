@@ -26,6 +26,11 @@ Definitions (also in the README):
 * ``gain_<m>_*``: where the trials carry ``<m>_init`` (the untrained network's
   score), mean/std/95% t-interval/n over seeds of ``<m> - <m>_init``, i.e. what
   training added over the floor a random network already reaches.
+* ``baseline_differs``: the settings outside the group keys in which a group's
+  trials differ from its baseline's (``lr 0.1 vs 0.3; warmup_epochs 4 vs 1``;
+  NaN when none, or for the baseline itself): an intervention that carries
+  its own settings (a sweep's ``cases``) is compared with a baseline that
+  differs in those too, and Δ and convergence mix both effects.
 * convergence: per trial, the first epoch at which its curve column reaches
   ``target * baseline mean final value``; per group the mean over the seeds
   that reached it (``conv_reached`` counts them), NaN if none did;
@@ -58,7 +63,7 @@ LOWER_IS_BETTER = {"final_loss", "wall_time_s", "epoch_time_s"}
 # Columns that are not experimental settings: identity, bookkeeping, outcomes, and
 # operational knobs that should not change results.
 NON_CONFIG = {
-    "results_dir", "trial_id", "sweep", "status", "error", "seed", "name", "epochs_completed",
+    "results_dir", "trial_id", "sweep", "status", "error", "notes", "seed", "name", "epochs_completed",
     "final_loss", "wall_time_s", "images_per_s", "epoch_time_s", "device", "workers",
     "num_threads", "checkpoint_every", "eval_every", "eval_batch_size", "channels_last",
     "trial_dir", "path", "hostname", "host", "started_at", "finished_at", "git_commit",
@@ -192,6 +197,37 @@ def _display_order(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return order.sort_values(sort_by, kind="stable", na_position="last").drop(columns="_not_base")
 
 
+def _setting_text(values: pd.Series) -> str:
+    """The distinct values of one setting in a group, as text (``0.1``, ``0.1/0.3``, ``—`` for unset)."""
+    def one(v: Any) -> str:
+        if v is None or (isinstance(v, float) and np.isnan(v)):
+            return "—"
+        return f"{v:g}" if isinstance(v, (float, np.floating)) else str(v)
+    return "/".join(sorted({one(v) for v in values}))
+
+
+def _baseline_differences(completed: pd.DataFrame, base: pd.Series, keys: list[str]) -> list[str | float]:
+    """Per group (``base``: group -> its baseline group), the settings outside the group keys whose
+    values differ between the group's trials and its baseline's, as ``name own vs baseline``
+    (NaN: no baseline, the baseline itself, or no difference; NaN survives a CSV round trip)."""
+    columns = [c for c in config_columns(completed)
+               if c not in keys and c != "intervention" and c not in INTERVENTION_DERIVED and not c.startswith("_")]
+    values = {c: _hashable(completed[c]) for c in columns}
+    out = []
+    for group, base_group in base.items():
+        if pd.isna(base_group) or int(base_group) == group:
+            out.append(np.nan)
+            continue
+        own, theirs = completed["_group"] == group, completed["_group"] == int(base_group)
+        diffs = []
+        for c in columns:
+            mine, baseline = _setting_text(values[c][own]), _setting_text(values[c][theirs])
+            if mine != baseline:
+                diffs.append(f"{c} {mine} vs {baseline}")
+        out.append("; ".join(diffs) or np.nan)
+    return out
+
+
 def _add_delta_intervals(table: pd.DataFrame, completed: pd.DataFrame, base: pd.Series, column: str) -> None:
     """``delta_<column>_ci_lo/_ci_hi/_n/_paired/_significant`` for every group with a baseline (one
     ``difference_interval`` per group: a loop over groups, not samples)."""
@@ -270,6 +306,7 @@ def build_leaderboard(trials: pd.DataFrame, curves: pd.DataFrame | None = None, 
     table["n_short"] = table["n"] < expected_n
 
     base = _baseline_rows(table, keys)
+    table["baseline_differs"] = _baseline_differences(completed, base, keys)
     has_base = base.notna()
     base_idx = base[has_base].astype(int).to_numpy()
 

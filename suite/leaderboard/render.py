@@ -107,6 +107,8 @@ def display_table(board: Leaderboard) -> tuple[pd.DataFrame, pd.DataFrame]:
     for c in board.metric_columns:
         if c not in leading:
             cols[label(c)] = [_mean_std(m, s, c) for m, s in zip(t[f"{c}_mean"], t[f"{c}_std"])]
+    if "baseline_differs" in t and t["baseline_differs"].notna().any():
+        cols[f"settings ≠ {BASELINE}"] = [DASH if pd.isna(text) else text for text in t["baseline_differs"]]
     shown = pd.DataFrame(cols, index=t.index)
     best = pd.DataFrame(False, index=t.index, columns=shown.columns)
     if len(t):
@@ -131,7 +133,8 @@ def _explanation(board: Leaderboard) -> str:
     return (f"Metric: `{board.metric}` at the final epoch; cells are mean ± std over seeds "
             f"(std with ddof=1, omitted for n=1); accuracies in %. Bold: {direction} `{board.metric}` per "
             f"(dataset, backbone). Δ: difference of means against `intervention={BASELINE}` with all other "
-            f"settings equal, with its 95% t-interval over seeds in brackets (paired by seed when both groups "
+            f"group keys equal (where other settings differ too, the column \"settings ≠ {BASELINE}\" lists them: "
+            f"Δ and the epoch ratio then mix their effect with the intervention's), with its 95% t-interval over seeds in brackets (paired by seed when both groups "
             f"have the same seeds, else Welch); \"n.s.\": the interval contains 0; \"(1 seed)\": too few seeds "
             f"for an interval; \"(no spread)\": every seed gives the same difference, so no interval. "
             f"Gain vs untrained (where trials record it): final minus epoch-0 score of the same trial, "
