@@ -29,8 +29,9 @@ DESCRIPTION = """Test the paper's claims (Draganov et al., ICML 2025) on one or 
 
 A verdict is 'holds' / 'does not hold' only when the 95% t-interval over trials or seed pairs
 lies on one side of the threshold, with >= 3 units from >= 3 distinct seeds; otherwise, or when a
-column or the claim's condition is absent, or (C4/C5 on kNN, C7) the method's final kNN@20 does not
-beat its own untrained network, it is 'inconclusive' and the row says why. claims.md states every
+column or the claim's condition is absent, or (C4/C5 on kNN, C7) the method is not shown to beat its
+own untrained network (95% interval of its kNN@20 gain over seeds above 0), it is 'inconclusive' and
+the row says why. claims.md states every
 test in full."""
 
 EPILOG = """writes into --out: claims.csv (columns claim, measure, statement, test, verdict, statistic,

@@ -29,7 +29,8 @@ RULES = (f"Verdicts: **holds** when the {CONFIDENCE:.0%} interval of the statist
          f"**inconclusive** otherwise, and always when a needed column is absent (run predates it), the claim's "
          f"conditions are absent from the runs, fewer than {MIN_SEEDS} units (trials or seed pairs) from fewer "
          f"than {MIN_SEEDS} distinct seeds back it, or an accuracy-based test (C4/C5 on kNN, C7) would rest on a "
-         f"method whose final kNN@20 does not beat its own untrained network (such methods are left out). "
+         f"method not shown to beat its own untrained network: the {CONFIDENCE:.0%} t-interval of its kNN@20 gain "
+         f"over seeds must lie above 0 (such methods are left out). "
          f"Intervals: two-sided {CONFIDENCE:.0%} Student-t over units; p: two-sided one-sample t-test against the "
          f"threshold (when all units are equal: no interval, the exact sign test decides). Convergence targets "
          f"(C4/C5): {CONV_FRACTION:g} of the baseline's loss decrease or kNN@20 gain.")

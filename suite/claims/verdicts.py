@@ -19,8 +19,9 @@ Verdict rules (``decide``):
   - fewer than ``MIN_SEEDS`` (3) independent units (trials, or seed pairs
     against the baseline) from fewer than ``MIN_SEEDS`` distinct seeds
     back the statistic — the statistic and its interval are still reported;
-  - an accuracy-based test (C4/C5 on kNN, C7) would rest on a method whose
-    final kNN@20 does not beat its own untrained network (``learning_status``):
+  - an accuracy-based test (C4/C5 on kNN, C7) would rest on a method not shown
+    to beat its own untrained network on kNN@20 (the 95% interval of its gain
+    over seeds must lie above 0; ``learning_status``):
     such methods are left out, and when none is left the verdict is inconclusive.
 
 Intervals are two-sided 95% Student-t intervals of a mean over units
@@ -191,6 +192,8 @@ def mean_interval(values: Sequence[float], seeds: Sequence, threshold: float) ->
     if n < 2:
         return MeanTest(mean, math.nan, math.nan, math.nan, n, n_seeds)
     sd = float(x.std(ddof=1))
+    if sd <= 1e-12 * max(1.0, float(np.abs(x).max())):   # equal up to float round-off: no spread
+        sd = 0.0
     if sd == 0:
         above, below = int((x > threshold).sum()), int((x < threshold).sum())
         p = float(scipy_stats.binomtest(above, above + below).pvalue) if above + below else 1.0
@@ -303,13 +306,16 @@ def _ols_slopes(y: np.ndarray, covariates: list[np.ndarray]) -> np.ndarray | Non
 
 
 def learning_status(trials: pd.DataFrame, curves: pd.DataFrame | None = None) -> dict[tuple, tuple[bool | None, str]]:
-    """Whether each setting (dataset, backbone, method) beats its own untrained network on kNN@20.
+    """Whether each setting (dataset, backbone, method, imbalance) beats its own untrained network on kNN@20.
 
-    A setting learns when the mean over its ``none`` trials (all its trials if it
-    has no ``none`` arm) of ``knn_top1_k20 - knn_top1_k20_init`` is > 0. The
-    untrained score comes from the trials column, else from the curves' epoch-0
-    row. ``None`` (unknown) when neither exists: accuracy-based verdicts then
-    cannot rest on the setting either.
+    The gain of a trial is ``knn_top1_k20 - knn_top1_k20_init`` (its own epoch-0
+    evaluation); a setting is shown to learn when the 95% t-interval of the mean gain
+    over its ``none`` trials (all its trials if it has no ``none`` arm) lies above 0
+    (with no spread between seeds: the exact sign test, p < 0.05). A positive mean
+    whose interval reaches 0, or a single seed, does not show it. The untrained score
+    comes from the trials column, else from the curves' epoch-0 row. ``None``
+    (unknown) when neither exists: accuracy-based verdicts then cannot rest on the
+    setting either.
     """
     out: dict[tuple, tuple[bool | None, str]] = {}
     init = _num(trials, KNN_INIT_COLUMN)
@@ -329,11 +335,20 @@ def learning_status(trials: pd.DataFrame, curves: pd.DataFrame | None = None) ->
                         for c, v in zip(cols, setting) if v != _text(None))
         if g.empty:
             out[setting] = (None, f"{name}: untrained kNN@20 unknown ({KNN_INIT_COLUMN} absent, no epoch-0 row)")
+            continue
+        seeds = base.loc[g.index, "seed"] if "seed" in base else g.index
+        test = mean_interval(g.to_numpy(float), list(seeds), 0.0)
+        if test.sign_test:
+            learns = test.estimate > 0 and test.p_value < 0.05
         else:
-            final = _num(base, KNN_COLUMN).mean()
-            learns = bool(g.mean() > 0)
-            out[setting] = (learns, f"{name}: kNN@20 {final:.4f} vs untrained {final - g.mean():.4f} "
-                                    f"({'beats' if learns else 'does not beat'} its untrained network)")
+            learns = bool(test.lo > 0)   # NaN (one seed) compares False
+        verdict = ("beats" if learns else "does not beat" if test.estimate <= 0
+                   else "not shown to beat")
+        interval = (f"[{test.lo:+.4f}, {test.hi:+.4f}]" if math.isfinite(test.lo)
+                    else "no spread" if test.sign_test else "no interval")
+        final = _num(base, KNN_COLUMN).mean()
+        out[setting] = (learns, f"{name}: kNN@20 {final:.4f} vs untrained {final - test.estimate:.4f}, gain "
+                                f"{test.estimate:+.4f} {interval} over {test.n} trial(s) ({verdict} its untrained network)")
     return out
 
 
@@ -343,7 +358,8 @@ def _not_learning_reason(left_out: dict, consequence: str) -> str:
     if len(unknown) == len(left_out):
         return (f"cannot tell whether any method beats its untrained network ({KNN_INIT_COLUMN} absent and no "
                 f"epoch-0 curve row: run predates them), so {consequence}")
-    return f"no method beats its untrained network on {KNN_COLUMN} (see evidence), so {consequence}"
+    return (f"no method is shown to beat its untrained network on {KNN_COLUMN} (95% interval of the gain above 0; "
+            f"see evidence), so {consequence}")
 
 
 def _setting(row: pd.Series) -> tuple:
