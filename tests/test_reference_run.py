@@ -84,6 +84,12 @@ def test_learning_frame_against_scipy():
     assert got["untrained kNN@20 (%)"] == "91.0" and got["final kNN@20 (%)"] == "96.0"
     assert got["final loss"] == "5.000" and got["uniform-output loss"] == f"{math.log(256):.3f}"
     assert got["seeds"] == "0, 1, 2"
+    assert lo > 0 and got["shown to learn"] == "yes"
+    shaky = pd.DataFrame([{**r, "method": "byol", "knn_top1_k20": r["knn_top1_k20_init"] + g}
+                          for r, g in zip(rows[:3], (0.05, -0.02, 0.01))])
+    (_, row), = readme.learning_frame(shaky).iterrows()
+    assert stats.t.interval(0.95, 2, loc=0.0133, scale=stats.sem([0.05, -0.02, 0.01]))[0] < 0
+    assert row["shown to learn"] == "no"
 
 
 def test_replace_block_keeps_the_rest_and_refuses_a_file_without_markers():

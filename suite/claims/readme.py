@@ -22,6 +22,7 @@ import pandas as pd
 
 from suite.atomic import atomic_write_text
 from suite.claims.report import DASH, interval_text, md_table, summary_frame
+from suite.claims.verdicts import learning_status
 from suite.errors import ConfigError
 from suite.stats import t_interval
 
@@ -62,6 +63,7 @@ def learning_frame(trials: pd.DataFrame) -> pd.DataFrame:
         lo, hi = interval.lo, interval.hi
         loss = pd.to_numeric(group["final_loss"], errors="coerce")
         uniform = _uniform_loss(str(method), group["method_args"].iloc[0])
+        statuses = [learns for learns, _ in learning_status(group).values()]
         rows.append({
             "method": method,
             "seeds": ", ".join(str(int(s)) for s in sorted(group["seed"])),
@@ -70,6 +72,7 @@ def learning_frame(trials: pd.DataFrame) -> pd.DataFrame:
             "gain (pp) [95% interval]": (DASH if not gain.size else f"{100 * gain.mean():+.1f} "
                                          + (f"[{100 * lo:+.1f}, {100 * hi:+.1f}]" if math.isfinite(lo)
                                             else "(no interval)")),
+            "shown to learn": ("yes" if statuses == [True] else "no" if statuses == [False] else DASH),
             "final loss": f"{loss.mean():.3f}" if loss.notna().any() else DASH,
             "uniform-output loss": f"{uniform:.3f}" if math.isfinite(uniform) else DASH,
         })
@@ -99,8 +102,9 @@ def readme_block(claims: pd.DataFrame, trials: pd.DataFrame, results_dir: str) -
         f"and `trials.csv` in `{results_dir}/`; a test checks that this block equals what they give.",
         "",
         "**Does each method learn?** Its `none` trials on the balanced training set: final kNN@20 against the "
-        "same network untrained (the epoch-0 evaluation), mean over seeds, gain with its 95% t-interval; final "
-        "SSL loss, and for DINO the loss of uniform outputs (ln of its prototypes), which a collapsed run sits at.",
+        "same network untrained (the epoch-0 evaluation), mean over seeds, gain with its 95% t-interval; "
+        "\"shown to learn\" when that interval lies above 0 (the claims' rule: only such methods back the "
+        "accuracy-based verdicts); final SSL loss, and for DINO the loss of uniform outputs (ln of its prototypes), which a collapsed run sits at.",
         "",
         md_table(learning_frame(trials)),
         "",
