@@ -586,3 +586,13 @@ def test_gains_equal_up_to_round_off_have_no_spread_and_three_seeds_do_not_show_
     six = [trial(seed=s, emb_correct_auroc=0.7 + 0.01 * (s % 3), knn_top1_k20=0.9, knn_top1_k20_init=0.5)
            for s in range(6)]
     assert row(run(six), "C7")["verdict"] == HOLDS   # exact sign test: 6 of 6 above 0, p = 0.03
+
+
+def test_only_the_none_arm_decides_whether_a_method_learns():
+    """A wd:0 arm is an intervention: its (large) gains must not rescue a `none` arm whose interval reaches 0."""
+    shaky = [trial(seed=s, emb_correct_auroc=0.7 + 0.01 * s, knn_top1_k20=0.5 + g)
+             for s, g in enumerate([0.05, -0.01, 0.02])]
+    wd0 = [trial(intervention="wd:0", seed=s, weight_decay=0.0, emb_correct_auroc=0.7, knn_top1_k20=0.8 + 0.01 * s)
+           for s in range(3)]
+    r = row(run(shaky + wd0), "C7")
+    assert r["verdict"] == INCONCLUSIVE and "over 3 trial(s) (not shown to beat" in r["evidence"]

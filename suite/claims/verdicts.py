@@ -328,7 +328,8 @@ def learning_status(trials: pd.DataFrame, curves: pd.DataFrame | None = None) ->
     groups = trials.groupby(cols, dropna=False, sort=True) if cols else [((), trials)]
     for setting, group in groups:
         setting = tuple(_text(v) for v in (setting if isinstance(setting, tuple) else (setting,)))
-        base = group[group["intervention"].map(arm_signature) == "none"] if "intervention" in group else group
+        # exactly `none` (a wd:X arm is an intervention too): the README's learning table uses the same trials
+        base = group[group["intervention"].map(intervention_parts) == {}] if "intervention" in group else group
         base = base if len(base) else group
         g = gain.loc[base.index].dropna()
         name = "/".join(v if c != "imbalance" else f"imbalance {v}"

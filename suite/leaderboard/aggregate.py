@@ -301,6 +301,7 @@ def build_leaderboard(trials: pd.DataFrame, curves: pd.DataFrame | None = None, 
     for c in metric_columns:
         table[f"{c}_mean"] = stats[(c, "mean")].astype(float)
         table[f"{c}_std"] = stats[(c, "std")].astype(float)
+    table = table.copy()   # one block again after the per-column inserts (no PerformanceWarning)
     expected_n = int(table["n"].max()) if len(table) else 0
     table["n_expected"] = expected_n
     table["n_short"] = table["n"] < expected_n
@@ -324,6 +325,7 @@ def build_leaderboard(trials: pd.DataFrame, curves: pd.DataFrame | None = None, 
         if c in numeric and init in numeric and completed[init].notna().any():
             _add_gain_over_init(table, completed, c, init)
 
+    table, completed = table.copy(), completed.copy()   # consolidate after the delta / gain columns
     table["conv_threshold"] = np.nan
     completed["conv_epoch"] = np.nan
     if curve_column is not None and len(table):
