@@ -18,10 +18,12 @@ Defaults (sources):
     norm_last_layer=True); no last-layer freezing, no gradient clipping;
   * centering "mean" (DINO): subtract an EMA of the teacher's mean output; "sinkhorn"
     (DINOv2, Oquab et al. 2023): teacher targets are Sinkhorn-Knopp equipartitioned
-    assignments of the global batch, 3 iterations. Sinkhorn forbids both collapses by
-    construction (every target is sharp by the temperature, every prototype gets the same
-    share of the batch), which the EMA centre only balances over many steps: on small
-    data with few steps the mean centre tips into uniform or one-prototype outputs;
+    assignments of the global batch, 3 iterations. Sinkhorn rules out the one-prototype
+    collapse by construction (every prototype gets the same share of each batch), which
+    the EMA centre only balances over many steps; it cannot tell apart images whose
+    embeddings are identical, so uniform outputs stay possible (a low teacher temperature
+    counters them). On small data with few steps the mean centre tips into uniform or
+    one-prototype outputs (README, "How the setting was found");
   * crops: global scale (0.4, 1) with local crops (scale (0.05, 0.4), side
     round(image_size * 96/224)), (0.14, 1) without (DINO README); num_local_crops 0
     by default for small images. Global view 1 blur 1.0, view 2 blur 0.1 + solarize 0.2,
@@ -72,8 +74,8 @@ def dino_cross_entropy(student_logits: list[Tensor], targets: list[Tensor], stud
 def sinkhorn_knopp(logits: Tensor, temperature: float, iterations: int = 3) -> Tensor:
     """Soft assignments of the rows of ``logits`` [B, K] to K prototypes, equipartitioned
     over the global batch (all workers, each holding the same number of rows): every row
-    sums to 1 and, at convergence, every
-    prototype receives B_total / K of the mass (Cuturi 2013; SwAV / DINOv2 teacher targets).
+    sums to 1 and, at convergence, every prototype receives B_total / K of the mass
+    (Cuturi 2013; SwAV / DINOv2 teacher targets).
 
     Computed in float64, the logits shifted by their global maximum before ``exp`` (no
     overflow at low temperatures; the first normalisation absorbs that factor exactly).
