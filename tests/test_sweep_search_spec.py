@@ -61,6 +61,7 @@ def test_a_valid_search_spec_passes():
     ({"tracking": {"mlflow": {}}}, "tracking.mlflow.uri", "{}"),
     ({"tracking": {"wandb": {"mode": "sometimes"}}}, "tracking.wandb.mode", "sometimes"),
     ({"tracking": {"neptune": {}}}, "tracking.neptune", "{}"),
+    ({"cases": [{"lr": 0.1, "seeds": [0, 1]}]}, "cases[0].seeds", "[0, 1]"),  # one seed list per search cell
 ])
 def test_bad_search_scheduler_and_tracking_keys_fail_naming_field_and_value(over, field, value):
     with pytest.raises(ConfigError) as info:

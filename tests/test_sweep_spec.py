@@ -145,6 +145,20 @@ def test_cases_cross_the_grid_each_carrying_its_own_settings():
     assert trials[5].axes == {"method": "simclr", "seed": 3}
 
 
+def test_a_case_with_its_own_seeds_replaces_the_spec_seeds_for_that_case_only():
+    cases = [{"intervention": "none", "seeds": [0, 1, 2, 3]}, {"intervention": "cut:3"}]
+    spec = _spec(grid={"method": ["simclr", "byol"]}, cases=cases, seeds=[0, 1])
+    trials = expand_grid(spec)
+    # Independent expansion: per method, case 0 on seeds 0-3, then case 1 on the spec's seeds 0-1.
+    expected = [(m, i, s) for m in ["simclr", "byol"] for i, seeds in [(0, [0, 1, 2, 3]), (1, [0, 1])] for s in seeds]
+    assert [(t.config.method, t.case, t.config.seed) for t in trials] == expected
+    assert [t.index for t in trials] == list(range(12))
+    ids = [make_config({**BASE, "method": m, "intervention": ["none", "cut:3"][i], "seed": s}).trial_id
+           for m, i, s in expected]
+    assert [t.trial_id for t in trials] == ids
+    assert all("seeds" not in t.config.model_dump() for t in trials)
+
+
 def test_spec_without_cases_keeps_its_trial_ids_and_order():
     spec = _spec(seeds=[0, 1])
     ids = [make_config({**BASE, "method": m, "intervention": i, "seed": s}).trial_id
@@ -165,6 +179,11 @@ def test_spec_without_cases_keeps_its_trial_ids_and_order():
     ({"grid": {"method": ["simclr"]}, "cases": [{"lr": 0.1}, {"warmup_epochs": 5}]}, "cases[1].warmup_epochs", "5", "< epochs"),
     ({"cases": [{"method": "byol"}]}, "cases[0].method", "byol", "not a grid axis"),
     ({"seeds": [0], "cases": [{"seed": 3}]}, "cases[0].seed", "3", "seeds"),
+    ({"cases": [{"lr": 0.1, "seeds": []}]}, "cases[0].seeds", "[]", "non-empty list of integer seeds"),
+    ({"cases": [{"lr": 0.1, "seeds": [0, "1"]}]}, "cases[0].seeds", "'1'", "integer seeds >= 0"),
+    ({"cases": [{"lr": 0.1, "seeds": [0, 0]}]}, "cases[0].seeds", "[0, 0]", "distinct seeds"),
+    ({"cases": [{"seed": 3, "seeds": [1, 2]}]}, "cases[0].seeds", "[1, 2]", "sets `seed`"),
+    ({"grid": {"seed": [0, 1]}, "cases": [{"lr": 0.1, "seeds": [1, 2]}]}, "cases[0].seeds", "[1, 2]", "`seed` axis"),
     ({"cases": []}, "cases", "[]", "non-empty list"),
     ({"cases": [{"lr": 0.1}, {}]}, "cases[1]", "{}", "non-empty mapping"),
     ({"cases": ["lr=0.1"]}, "cases[0]", "lr=0.1", "mapping"),

@@ -18,9 +18,10 @@ rewritten under results/<name>/ as trials report, so a half-finished sweep
 already has a usable table."""
 
 EPILOG = """spec keys: name, base (trial config), grid (field -> list of values; method_args.x allowed),
-cases (list of override mappings, each crossed with the grid: an arm with its own settings),
-seeds, search {num_samples, algorithm optuna|random, metric, mode, space}, scheduler {type: asha,
-grace_period, reduction_factor}, tracking {mlflow {uri}, tensorboard {dir}, wandb {mode}},
+cases (list of override mappings, each crossed with the grid: an arm with its own settings;
+a case's own `seeds` list replaces `seeds` for it), seeds, search {num_samples, algorithm
+optuna|random, metric, mode, space}, scheduler {type: asha, grace_period, reduction_factor},
+tracking {mlflow {uri}, tensorboard {dir}, wandb {mode}},
 resources {workers, cpus_per_worker, gpus_per_worker, driver_resources, check_cluster},
 storage (dir or s3://...), results_dir, max_concurrent_trials, retries.
 

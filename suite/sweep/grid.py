@@ -59,11 +59,20 @@ def _validate_key(key: str, where: str) -> None:
         raise ConfigError(f"{where}.{key}", key, "plain config fields, or method_args.<name>")
 
 
-def _validate_cases(spec: SweepSpec, grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
+def _validate_cases(spec: SweepSpec, grid: dict[str, list[Any]]) -> tuple[list[dict[str, Any]], list[list[int] | None]]:
     """Each case's keys are checked like grid axes; a case may not also set a grid axis,
-    the seed (when ``seeds`` is given) or ``workers`` (when ``resources.workers`` is)."""
+    the seed (when ``seeds`` is given) or ``workers`` (when ``resources.workers`` is).
+
+    A case's ``seeds`` list replaces the spec's ``seeds`` for that case (e.g. more
+    seeds for the baselines a verdict pairs against); returns (overrides, seeds per case).
+    """
     cases = [dict(c) for c in spec.cases or []]
+    case_seeds: list[list[int] | None] = []
     for i, case in enumerate(cases):
+        seeds = case.pop("seeds", None)
+        if seeds is not None:
+            _validate_case_seeds(spec, grid, case, i, seeds)
+        case_seeds.append(seeds)
         for key, value in case.items():
             _validate_key(key, f"cases[{i}]")
             if key in grid:
@@ -74,7 +83,23 @@ def _validate_cases(spec: SweepSpec, grid: dict[str, list[Any]]) -> list[dict[st
             if key == "workers" and spec.resources.workers is not None:
                 raise ConfigError(f"cases[{i}].workers", value, f"unset when resources.workers is given "
                                                                 f"({spec.resources.workers})")
-    return cases
+    return cases, case_seeds
+
+
+def _validate_case_seeds(spec: SweepSpec, grid: dict[str, list[Any]], case: dict[str, Any], i: int,
+                         seeds: Any) -> None:
+    where = f"cases[{i}].seeds"
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool)
+                                                           and s >= 0 for s in seeds):
+        raise ConfigError(where, seeds, "a non-empty list of integer seeds >= 0")
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(where, seeds, "distinct seeds")
+    if "seed" in case:
+        raise ConfigError(where, seeds, "unset when the case sets `seed` (one seed axis)")
+    if "seed" in grid:
+        raise ConfigError(where, seeds, "unset when grid has a `seed` axis (one seed axis)")
+    if spec.search is not None:
+        raise ConfigError(where, seeds, "unset in a searched sweep (every search cell runs the spec's `seeds`)")
 
 
 def _case_field(case: dict[str, Any], field_name: str) -> str | None:
@@ -111,17 +136,21 @@ def expand_grid(spec: SweepSpec) -> list[PlannedTrial]:
         _validate_key(axis, "grid")
     if spec.seeds is not None and "seed" in grid:
         raise ConfigError("seeds", spec.seeds, "unset when grid has a `seed` axis (one seed axis)")
-    cases = _validate_cases(spec, grid)
+    cases, case_seeds = _validate_cases(spec, grid)
     base = _base_with_workers(spec)
 
     # Order: grid axes (spec order), then the case, then the seed -- so a spec without
-    # cases expands exactly as before (same indices, same trial ids).
+    # cases expands exactly as before (same indices, same trial ids). A case's own
+    # `seeds` replaces the spec's for that case.
     axes = list(grid)
-    case_choices: list[int | None] = list(range(len(cases))) if cases else [None]
-    seed_choices: list[int | None] = list(spec.seeds) if spec.seeds is not None else [None]
+    spec_seeds: list[int | None] = list(spec.seeds) if spec.seeds is not None else [None]
+    case_choices: list[tuple[int | None, list[int | None]]] = (
+        [(i, list(s) if s is not None else spec_seeds) for i, s in enumerate(case_seeds)] if cases
+        else [(None, spec_seeds)])
     trials: list[PlannedTrial] = []
     seen: dict[str, int] = {}
-    combos = itertools.product(itertools.product(*(grid[a] for a in axes)), case_choices, seed_choices)
+    combos = ((values, case_index, seed) for values in itertools.product(*(grid[a] for a in axes))
+              for case_index, seeds in case_choices for seed in seeds)
     for index, (values, case_index, seed) in enumerate(combos):
         point = dict(zip(axes, values))
         if seed is not None:

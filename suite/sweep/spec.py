@@ -10,6 +10,7 @@ grid:                           # the cartesian product of every axis
 cases:                          # optional: override sets crossed with the grid, so an
   - {intervention: none}        # intervention carries its own settings (a protocol)
   - {intervention: "gradscale:1", lr: 0.1, warmup_epochs: 100}
+  - {intervention: "wd:0", seeds: [0, 1, 2, 3, 4]}   # a case's own seeds replace `seeds`
 seeds: [0, 1, 2]
 search:                         # optional: tune each grid cell (x case x seed) on the same budget
   num_samples: 8                # per cell; chosen on validation (needs base.val_fraction > 0)
