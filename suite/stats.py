@@ -116,14 +116,27 @@ def t_interval(values: Any, confidence: float = 0.95) -> Interval:
     return Interval(mean, lo, hi, n)
 
 
+def _shared_seeds(a_seeds: np.ndarray | None, b_seeds: np.ndarray | None) -> list | None:
+    """The seeds a paired comparison uses (sorted), or None when it must be unpaired:
+    a side without seeds, a repeated seed, or seed sets that are not nested."""
+    if a_seeds is None or b_seeds is None:
+        return None
+    a_set, b_set = set(a_seeds.tolist()), set(b_seeds.tolist())
+    if len(a_set) != a_seeds.size or len(b_set) != b_seeds.size or not (a_set <= b_set or b_set <= a_set):
+        return None
+    return sorted(a_set & b_set)
+
+
 def difference_interval(values: Any, baseline: Any, seeds: Any = None, baseline_seeds: Any = None,
                         confidence: float = 0.95) -> Interval:
     """``mean(values) - mean(baseline)`` with a t-interval over seeds (NaN values skipped).
 
-    Paired (t-interval of the per-seed differences) when both sides carry the
-    same set of distinct seeds, since a shared seed shares data order and
-    initialization noise; otherwise Welch's unpaired interval. Either way the
-    estimate is the difference of means, so it equals the leaderboard's Δ.
+    Paired (t-interval of the per-seed differences) when each side's seeds are
+    distinct and one side's seeds include the other's, since a shared seed shares
+    data order and initialization noise. Seeds only one side ran (e.g. extra seeds
+    for a baseline) are left out of a paired comparison, so its estimate is the mean
+    of the per-seed differences over the shared seeds. Otherwise Welch's unpaired
+    interval of the difference of means. Either way it is the leaderboard's Δ.
     """
     a = np.asarray(values, dtype=np.float64).ravel()
     b = np.asarray(baseline, dtype=np.float64).ravel()
@@ -133,15 +146,17 @@ def difference_interval(values: Any, baseline: Any, seeds: Any = None, baseline_
     a, b = a[keep_a], b[keep_b]
     if a.size == 0 or b.size == 0:
         return Interval(math.nan, math.nan, math.nan, 0)
-    estimate = float(a.mean() - b.mean())
-    paired = (a_seeds is not None and b_seeds is not None and a.size == b.size
-              and np.unique(a_seeds).size == a.size and np.array_equal(np.sort(a_seeds), np.sort(b_seeds)))
-    if paired:
-        diffs = a[np.argsort(a_seeds, kind="stable")] - b[np.argsort(b_seeds, kind="stable")]
+    shared = _shared_seeds(a_seeds, b_seeds)
+    if shared is not None:
+        a_of = dict(zip(a_seeds.tolist(), a))
+        b_of = dict(zip(b_seeds.tolist(), b))
+        a, b = np.array([a_of[s] for s in shared]), np.array([b_of[s] for s in shared])
+        diffs = a - b
         inner = t_interval(diffs, confidence)
         if math.isfinite(inner.lo) and not inner.hi - inner.lo > _NO_SPREAD * max(np.abs(a).max(), np.abs(b).max()):
             inner = Interval(inner.estimate, math.nan, math.nan, inner.n)  # differences equal up to rounding
-        return Interval(estimate, inner.lo, inner.hi, inner.n, paired=True)
+        return Interval(float(diffs.mean()), inner.lo, inner.hi, inner.n, paired=True)
+    estimate = float(a.mean() - b.mean())
     n = min(a.size, b.size)
     if n < 2:
         return Interval(estimate, math.nan, math.nan, n)

@@ -67,6 +67,20 @@ def test_difference_interval_paired_by_seed_or_welch():
     assert not welch.paired and (welch.lo, welch.hi) == pytest.approx((ref.low, ref.high))
     assert welch.estimate == pytest.approx(a.mean() - base.mean())
     assert (welch.lo > 0) == welch.significant
+    # A baseline with extra seeds (nested seed sets): paired on the shared seeds only.
+    base5 = np.array([0.55, 0.57, 0.49, 0.70, 0.40])              # seeds 4, 0, 1, 3, 2
+    nested = difference_interval(a, base5, seeds=[0, 1, 2], baseline_seeds=[4, 0, 1, 3, 2])
+    shared_base = base5[[1, 2, 4]]                                # seeds 0, 1, 2
+    ref = scipy_stats.ttest_rel(a, shared_base).confidence_interval(0.95)
+    assert nested.paired and nested.n == 3
+    assert nested.estimate == pytest.approx(a.mean() - shared_base.mean())
+    assert nested.estimate != pytest.approx(a.mean() - base5.mean())
+    assert (nested.lo, nested.hi) == pytest.approx((ref.low, ref.high))
+    swapped = difference_interval(base5, a, seeds=[4, 0, 1, 3, 2], baseline_seeds=[0, 1, 2])
+    assert swapped.paired and swapped.estimate == pytest.approx(-nested.estimate)
+    # A repeated seed cannot be paired: Welch.
+    repeated = difference_interval(a, base, seeds=[0, 0, 1], baseline_seeds=[0, 1, 2])
+    assert not repeated.paired
     # Unequal sizes, no seeds at all: Welch as well.
     ref = scipy_stats.ttest_ind(a[:2], base, equal_var=False).confidence_interval(0.95)
     got = difference_interval(a[:2], base)
