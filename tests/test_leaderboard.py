@@ -150,6 +150,14 @@ def _first_epoch(curve, threshold):
     return None
 
 
+def _paired_or_plain_delta(rows, base) -> float:
+    """Δ by hand: over the shared seeds when one side's seeds include the other's, else means."""
+    own, theirs = {r[4]: r[6] for r in rows}, {r[4]: r[6] for r in base}
+    if set(own) <= set(theirs) or set(theirs) <= set(own):
+        return _mean([own[s] - theirs[s] for s in sorted(set(own) & set(theirs))])
+    return _mean(list(own.values())) - _mean(list(theirs.values()))
+
+
 def _expected_groups():
     groups = {}
     for row in TRIALS:
@@ -164,13 +172,13 @@ def _expected_groups():
         base_epochs = [e for e in (_first_epoch(r[11], threshold) for r in base) if e is not None]
         conv = _mean(epochs) if epochs else NAN
         expected[(backbone, method, iv)] = dict(
-            n=len(rows),
+            n=len(rows), planned=sum(r[1:4] == (method, backbone, iv) for r in TRIALS),
             knn200=(_mean([r[6] for r in rows]), _std([r[6] for r in rows])),
             knn20=(_mean([r[7] for r in rows]), _std([r[7] for r in rows])),
             linear=(_mean([r[8] for r in rows]), _std([r[8] for r in rows])),
             norm=(_mean([r[9] for r in rows]), _std([r[9] for r in rows])),
             auroc=(_mean([r[10] for r in rows]), _std([r[10] for r in rows])),
-            delta=_mean([r[6] for r in rows]) - base_mean,
+            delta=_paired_or_plain_delta(rows, base),
             conv=conv, conv_std=_std(epochs), reached=len(epochs),
             ratio=conv / _mean(base_epochs) if epochs and base_epochs else NAN)
     return expected
@@ -194,7 +202,7 @@ def test_aggregation_matches_hand_computation(board):
     best_rows = set()
     for _, row in t.iterrows():
         e = expected[(row["backbone"], row["method"], row["intervention"])]
-        assert row["n"] == e["n"] and row["n_expected"] == 3 and row["n_short"] == (e["n"] < 3)
+        assert row["n"] == e["n"] and row["n_expected"] == e["planned"] and row["n_short"] == (e["n"] < e["planned"])
         for col, key in [("knn_top1_k200", "knn200"), ("knn_top1_k20", "knn20"), ("linear_top1", "linear"),
                          ("emb_norm_mean", "norm"), ("emb_correct_auroc", "auroc")]:
             assert _close(row[f"{col}_mean"], e[key][0]), (col, row)
@@ -312,7 +320,8 @@ def test_group_keys_include_config_varying_within_a_cell_and_delta_uses_wd_basel
     assert board.group_keys == GROUP_KEYS + ["lr"]  # weight_decay only changes with the intervention
     t = board.table.set_index(["intervention", "lr"])
     assert t.loc[("none", 0.1), "n"] == 2 and t.loc[("none", 0.3), "n"] == 1
-    assert math.isclose(t.loc[("wd:0.0005", 0.1), "delta_knn_top1_k200"], 0.47 - (0.40 + 0.44) / 2)
+    # paired on the seed both ran (seed 0; the baseline's seed 1 has no partner)
+    assert math.isclose(t.loc[("wd:0.0005", 0.1), "delta_knn_top1_k200"], 0.47 - 0.40)
     assert math.isclose(t.loc[("none", 0.3), "delta_knn_top1_k200"], 0.0)
     # weight_decay swept explicitly as well: the wd row has no baseline with equal weight_decay and two
     # candidates otherwise -> ambiguous, so no delta.
@@ -408,7 +417,7 @@ def test_all_failed_results_give_an_empty_board_and_the_failures(results_dirs, t
 
 
 def _interval_trials(with_init: bool = True) -> pd.DataFrame:
-    """none / cut:3 share seeds 0-2 (paired); gradscale:1 has seeds 0, 1, 5 (Welch); cut:5 one seed."""
+    """none / cut:3 share seeds 0-2 (paired); gradscale:1 has seeds 0, 1, 5 (Welch); cut:5 one seed (0)."""
     cells = {"none": ([0, 1, 2], [0.50, 0.54, 0.58]), "cut:3": ([2, 0, 1], [0.65, 0.56, 0.59]),
              "gradscale:1": ([0, 1, 5], [0.45, 0.60, 0.52]), "cut:5": ([0], [0.70])}
     rows = []
@@ -475,7 +484,7 @@ def test_delta_intervals_over_seeds_paired_welch_and_one_seed_against_scipy(tmp_
     assert shown.loc["cut:3", delta_col] == (f"+{100 * diffs.mean():.2f} [{100 * (diffs.mean() - half):.2f}, "
                                              f"{100 * (diffs.mean() + half):.2f}]")
     assert shown.loc["gradscale:1", delta_col].endswith(" n.s.")
-    assert shown.loc["cut:5", delta_col] == "+16.00 (1 seed)"  # 0.70 - mean(0.50, 0.54, 0.58)
+    assert shown.loc["cut:5", delta_col] == "+20.00 (1 seed)"  # paired on its one seed: 0.70 - 0.50
     assert shown.loc["none", delta_col] == "0.00"
     assert "gain kNN top-1 k=200 vs untrained (pp)" in shown.columns
     # CSV keeps the intervals and the boolean marker.
@@ -564,3 +573,35 @@ def test_rows_name_the_settings_that_differ_from_their_baseline():
     assert "lr 0.1 vs 0.3; warmup_epochs 4 vs 1" in to_markdown(board, ["x"])
     plain = build_leaderboard(pd.DataFrame([r for r in rows if r["intervention"] != "gradscale:1"]).assign(results_dir="x"))
     assert "settings ≠ none" not in display_table(plain)[0].columns
+
+
+def test_a_baseline_with_extra_seeds_pairs_on_the_shared_ones_and_is_not_flagged_short():
+    """A sweep case may run its `none` arm on more seeds than the other arms: Δ is then the mean
+    per-seed difference over the shared seeds (inside its own interval), and neither group is
+    "short"; a group that lost a trial still is."""
+    from scipy import stats as scipy_stats
+
+    from suite.leaderboard.render import display_table
+
+    base = dict(dataset="digits", backbone="b", method="simclr", epochs=2)
+    none = {0: 0.90, 1: 0.86, 2: 0.93, 3: 0.70, 4: 0.99}           # seeds 3, 4 only in the baseline
+    cut = {0: 0.85, 1: 0.83, 2: 0.86}
+    rows = [dict(base, trial_id=f"none-{s}", status="completed", intervention="none", seed=s, knn_top1_k200=v)
+            for s, v in none.items()]
+    rows += [dict(base, trial_id=f"cut-{s}", status="completed", intervention="cut:3", seed=s, knn_top1_k200=v)
+             for s, v in cut.items()]
+    rows.append(dict(base, trial_id="cut-5", status="failed", intervention="cut:3", seed=5, knn_top1_k200=np.nan,
+                     error="boom"))
+    board = build_leaderboard(pd.DataFrame(rows).assign(results_dir="x"))
+    row = board.table.set_index("intervention").loc["cut:3"]
+    diffs = np.array([cut[s] - none[s] for s in (0, 1, 2)])
+    ref = scipy_stats.ttest_rel([cut[s] for s in (0, 1, 2)], [none[s] for s in (0, 1, 2)]).confidence_interval(0.95)
+    assert row["delta_knn_top1_k200"] == pytest.approx(diffs.mean())
+    assert row["delta_knn_top1_k200"] != pytest.approx(np.mean(list(cut.values())) - np.mean(list(none.values())))
+    assert (row["delta_knn_top1_k200_ci_lo"], row["delta_knn_top1_k200_ci_hi"]) == pytest.approx((ref.low, ref.high))
+    assert row["delta_knn_top1_k200_paired"] and row["delta_knn_top1_k200_n"] == 3
+    counts = board.table.set_index("intervention")[["n", "n_expected", "n_short"]]
+    assert counts.loc["none"].tolist() == [5, 5, False]
+    assert counts.loc["cut:3"].tolist() == [3, 4, True]   # the failed seed 5 is missing
+    shown, _ = display_table(board)
+    assert shown["n"].tolist() == ["5", "3 (of 4)"]

@@ -228,12 +228,27 @@ def _baseline_differences(completed: pd.DataFrame, base: pd.Series, keys: list[s
     return out
 
 
+def _planned_counts(trials: pd.DataFrame, table: pd.DataFrame, keys: list[str]) -> np.ndarray:
+    """Per group: its trials of any status but ``stopped`` (a scheduler's early stop is not a
+    missing seed), so a group short of its own planned seeds is flagged, while arms run on
+    different numbers of seeds on purpose (a sweep case's own ``seeds``) are not."""
+    counted = trials[trials["status"] != "stopped"].copy()
+    for k in keys:
+        counted[k] = _hashable(counted[k])
+    sizes = counted.groupby(keys, dropna=False).size().rename("_planned").reset_index()
+    merged = table[keys].merge(sizes, on=keys, how="left")  # merge matches NaN keys with NaN
+    return np.maximum(merged["_planned"].fillna(0).to_numpy(dtype=np.int64), table["n"].to_numpy())
+
+
 def _add_delta_intervals(table: pd.DataFrame, completed: pd.DataFrame, base: pd.Series, column: str) -> None:
-    """``delta_<column>_ci_lo/_ci_hi/_n/_paired/_significant`` for every group with a baseline (one
-    ``difference_interval`` per group: a loop over groups, not samples)."""
+    """``delta_<column>`` and its ``_ci_lo/_ci_hi/_n/_paired/_significant`` for every group with a
+    baseline, all from one ``difference_interval`` per group (a loop over groups, not samples), so
+    the estimate always sits inside its interval (paired on shared seeds, the difference of means is
+    not the paired estimate when the baseline ran extra seeds)."""
     values = {g: sub[column].to_numpy(dtype=float) for g, sub in completed.groupby("_group")}
     seeds = {g: sub["seed"].to_numpy() for g, sub in completed.groupby("_group")} if "seed" in completed else {}
     lo, hi = np.full(len(table), np.nan), np.full(len(table), np.nan)
+    delta = table[f"delta_{column}"].to_numpy(dtype=float).copy()
     n = np.zeros(len(table), dtype=np.int64)
     paired, significant = np.zeros(len(table), dtype=bool), np.zeros(len(table), dtype=bool)
     for i, (group, base_group) in enumerate(base.items()):
@@ -241,8 +256,10 @@ def _add_delta_intervals(table: pd.DataFrame, completed: pd.DataFrame, base: pd.
             continue
         interval = difference_interval(values[group], values[int(base_group)],
                                        seeds.get(group), seeds.get(int(base_group)))
+        delta[i] = interval.estimate  # paired on shared seeds: the mean per-seed difference
         lo[i], hi[i], n[i] = interval.lo, interval.hi, interval.n
         paired[i], significant[i] = interval.paired, interval.significant
+    table[f"delta_{column}"] = delta
     table[f"delta_{column}_ci_lo"], table[f"delta_{column}_ci_hi"] = lo, hi
     table[f"delta_{column}_n"], table[f"delta_{column}_paired"] = n, paired
     table[f"delta_{column}_significant"] = significant
@@ -302,9 +319,9 @@ def build_leaderboard(trials: pd.DataFrame, curves: pd.DataFrame | None = None, 
         table[f"{c}_mean"] = stats[(c, "mean")].astype(float)
         table[f"{c}_std"] = stats[(c, "std")].astype(float)
     table = table.copy()   # one block again after the per-column inserts (no PerformanceWarning)
-    expected_n = int(table["n"].max()) if len(table) else 0
-    table["n_expected"] = expected_n
-    table["n_short"] = table["n"] < expected_n
+    table["n_expected"] = _planned_counts(trials, table, keys)
+    table["n_short"] = table["n"] < table["n_expected"]
+    expected_n = int(table["n_expected"].max()) if len(table) else 0
 
     base = _baseline_rows(table, keys)
     table["baseline_differs"] = _baseline_differences(completed, base, keys)

@@ -80,7 +80,7 @@ def display_table(board: Leaderboard) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Human-readable cells and a same-shaped boolean frame marking the best cells."""
     t = board.table
     cols: dict[str, list[str]] = {k: [DASH if pd.isna(v) else str(v) for v in t[k]] for k in board.group_keys}
-    cols["n"] = [f"{n} (of {board.expected_n})" if short else str(n) for n, short in zip(t["n"], t["n_short"])]
+    cols["n"] = [f"{n} (of {ne})" if short else str(n) for n, ne, short in zip(t["n"], t["n_expected"], t["n_short"])]
     metric_label = label(board.metric)
     leading = [c for c in board.metric_columns if c in ACCURACY_COLUMNS or c == board.metric]
     for c in leading:
@@ -132,14 +132,14 @@ def _explanation(board: Leaderboard) -> str:
     direction = "highest" if board.higher_is_better else "lowest"
     return (f"Metric: `{board.metric}` at the final epoch; cells are mean ± std over seeds "
             f"(std with ddof=1, omitted for n=1); accuracies in %. Bold: {direction} `{board.metric}` per "
-            f"(dataset, backbone). Δ: difference of means against `intervention={BASELINE}` with all other "
+            f"(dataset, backbone). Δ: difference against `intervention={BASELINE}` with all other "
             f"group keys equal (where other settings differ too, the column \"settings ≠ {BASELINE}\" lists them: "
-            f"Δ and the epoch ratio then mix their effect with the intervention's), with its 95% t-interval over seeds in brackets (paired by seed when both groups "
-            f"have the same seeds, else Welch); \"n.s.\": the interval contains 0; \"(1 seed)\": too few seeds "
+            f"Δ and the epoch ratio then mix their effect with the intervention's), with its 95% t-interval over seeds in brackets (paired on the shared seeds "
+            f"when one group's seeds include the other's, else the difference of means with Welch's interval); \"n.s.\": the interval contains 0; \"(1 seed)\": too few seeds "
             f"for an interval; \"(no spread)\": every seed gives the same difference, so no interval. "
             f"Gain vs untrained (where trials record it): final minus epoch-0 score of the same trial, "
-            f"mean [95% t-interval] over seeds. n: completed seeds; \"(of {board.expected_n})\" flags groups "
-            f"with fewer than the largest group. {conv} Group keys: {', '.join(f'`{k}`' for k in board.group_keys)}.")
+            f"mean [95% t-interval] over seeds. n: completed seeds; \"(of N)\" flags a group with fewer "
+            f"completed trials than it has in the tables (failed or unfinished ones). {conv} Group keys: {', '.join(f'`{k}`' for k in board.group_keys)}.")
 
 
 # ---------------------------------------------------------------- Markdown
