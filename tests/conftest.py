@@ -24,6 +24,19 @@ def tiny_trial() -> dict:
     return dict(TINY_TRIAL)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _inductor_cache_in_basetemp(tmp_path_factory):
+    """torch.compile's cache (a 158 MB precompiled header per run on CPU) in the
+    session's temp dir, which pytest prunes, instead of a /tmp dir that grows."""
+    saved = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(tmp_path_factory.mktemp("inductor-cache"))
+    yield
+    if saved is None:
+        os.environ.pop("TORCHINDUCTOR_CACHE_DIR", None)
+    else:
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = saved
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Dataset cache per test session, never the user's home."""
