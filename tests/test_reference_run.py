@@ -67,6 +67,15 @@ def test_readme_block_equals_what_the_committed_tables_give(reference):
     assert readme.extract_block((REPO / "README.md").read_text()) == expected
 
 
+def test_committed_leaderboard_shows_the_committed_claims():
+    """The leaderboard embeds claims.csv as it was when it was rendered: run after
+    `normbench claims`, not before, or it shows the previous verdicts."""
+    from suite.claims.report import leaderboard_markdown, load_claims
+
+    board = (REFERENCE / "leaderboard" / "leaderboard.md").read_text()
+    assert leaderboard_markdown(load_claims([REFERENCE])) in board
+
+
 def test_learning_frame_against_scipy():
     rows = []
     for seed, (init, final) in enumerate([(0.90, 0.95), (0.91, 0.97), (0.92, 0.96)]):
