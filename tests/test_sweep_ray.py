@@ -102,6 +102,38 @@ def test_local_sweep_fills_tables_and_a_crashed_trial_resumes_from_its_checkpoin
     assert info.value.field == "name"
 
 
+def test_update_trains_only_the_changed_arm_of_a_finished_sweep(ray_address, tmp_path):
+    grid = {"intervention": ["none", "cut:3"]}
+    run_sweep(_spec(tmp_path, "update", grid=grid, retries=0, max_concurrent_trials=2))
+    kept_id, dropped_id = _expected_ids(grid, TINY)
+    results_dir = tmp_path / "results" / "update"
+    before = pd.read_parquet(results_dir / "trials.parquet").set_index("trial_id")
+    kept_files = {p: p.stat().st_mtime_ns for p in (results_dir / kept_id).rglob("*") if p.is_file()}
+
+    # One arm changes (cut:3 -> gradscale:1). Rerunning the name plainly is refused, pointing at --update ...
+    changed = {"intervention": ["none", "gradscale:1"]}
+    spec = _spec(tmp_path, "update", grid=changed, retries=0, max_concurrent_trials=2)
+    with pytest.raises(ConfigError, match="--update") as info:
+        run_sweep(spec)
+    assert info.value.field == "name"
+    # ... and --update trains the new arm only; the unchanged finished one is handed back as it was.
+    outcome = run_sweep(spec, update=True)
+    new_id = _expected_ids(changed, TINY)[1]
+    after = outcome.trials.set_index("trial_id")
+    assert list(after.index) == [kept_id, new_id] and (after["status"] == "completed").all()
+    for col in ("final_loss", "knn_top1_k200", "wall_time_s", "emb_norm_mean"):
+        assert after.loc[kept_id, col] == before.loc[kept_id, col]
+    assert {p: p.stat().st_mtime_ns for p in kept_files} == kept_files
+    assert _tune_reports(spec, kept_id) == [("skipped", 2)]
+    assert _tune_reports(spec, new_id) == [("epoch", 1), ("epoch", 2), ("final", 2)]
+    # The removed arm leaves the tables; its folder stays.
+    assert set(pd.read_parquet(results_dir / "curves.parquet")["trial_id"]) == {kept_id, new_id}
+    assert (results_dir / dropped_id / "result.json").is_file()
+
+    with pytest.raises(ConfigError, match="not together with --resume"):
+        run_sweep(spec, update=True, resume=True)
+
+
 def test_killed_sweep_driver_resumes_without_rerunning_finished_trials(ray_address, tmp_path):
     grid = {"intervention": ["none", "cut:3", "gradscale:1"]}
     data = dict(name="resume", base=dict(TINY), grid=grid, results_dir=str(tmp_path / "results"),

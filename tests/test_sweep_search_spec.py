@@ -95,6 +95,19 @@ def test_cli_bad_search_exits_2_naming_the_field(tmp_path, capsys):
     assert "base.val_fraction" in capsys.readouterr().err
 
 
+def test_update_is_refused_for_a_searched_sweep_and_next_to_resume(tmp_path, capsys):
+    path = tmp_path / "searched.yaml"
+    path.write_text(yaml.safe_dump({"name": "searched", "base": BASE, "search": SEARCH,
+                                    "results_dir": str(tmp_path / "results")}))
+    assert sweep_main([str(path), "--update"]) == 2   # refused before Ray starts
+    err = capsys.readouterr().err
+    assert "--update" in err and "without `search:`" in err and "--name" in err
+    assert not (tmp_path / "results").exists()
+    with pytest.raises(SystemExit) as info:            # argparse: one of the two
+        sweep_main([str(path), "--update", "--resume"])
+    assert info.value.code == 2 and "not allowed with argument" in capsys.readouterr().err
+
+
 def test_track_option_parses_each_tracker(tmp_path):
     tracking = parse_track([f"mlflow={tmp_path / 'm'}", f"tensorboard={tmp_path / 'tb'}"])
     assert tracking.mlflow.uri == str(tmp_path / "m") and tracking.tensorboard.dir == str(tmp_path / "tb")

@@ -42,8 +42,13 @@ def _add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                                                         "default: start a local Ray runtime")
     parser.add_argument("--connect-timeout", type=float, default=60.0, metavar="SECONDS",
                         help="give up on an unreachable --address after this long (default: 60)")
-    parser.add_argument("--resume", action="store_true", help="continue an interrupted sweep: finished trials are "
-                                                              "kept, unfinished and failed ones continue from their last checkpoint")
+    again = parser.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true", help="continue an interrupted sweep: finished trials are "
+                                                             "kept, unfinished and failed ones continue from their last checkpoint")
+    again.add_argument("--update", action="store_true",
+                       help="run the spec as it is now over a sweep that ran before under this name: finished "
+                            "trials whose config is unchanged are kept, changed and new ones train, unfinished "
+                            "ones start over, removed ones leave the tables (their folders stay)")
     parser.add_argument("--dry-run", action="store_true", help="validate, print the trial grid and the resources, start nothing")
     parser.add_argument("--name", default=None, help="sweep name (overrides the spec's; results/<name>/)")
     parser.set_defaults(func=run)
@@ -57,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec, name=args.name)
     if not args.connect_timeout > 0:
         raise ConfigError("--connect-timeout", args.connect_timeout, "a number of seconds > 0")
-    outcome = run_sweep(spec, address=args.address, resume=args.resume, dry_run=args.dry_run,
+    outcome = run_sweep(spec, address=args.address, resume=args.resume, update=args.update, dry_run=args.dry_run,
                         connect_timeout_s=args.connect_timeout)
     if outcome is None:
         return 0

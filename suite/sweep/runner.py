@@ -6,6 +6,7 @@ config, storage state, cluster capacity) runs before the first trial starts.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import time
 from dataclasses import dataclass
@@ -149,9 +150,38 @@ def _cluster_nodes() -> tuple[dict[str, float], list[dict[str, float]]]:
     return dict(ray.cluster_resources()), nodes
 
 
-def run_sweep(spec: SweepSpec, *, address: str | None = None, resume: bool = False, dry_run: bool = False,
-              echo: Callable[[str], None] = print, connect_timeout_s: float = CONNECT_TIMEOUT_S) -> SweepOutcome | None:
-    """Run (or, with ``resume``, continue) the sweep; None for a dry run."""
+def _check_update(spec: SweepSpec, resume: bool) -> None:
+    if resume:
+        raise ConfigError("--update", True, "not together with --resume",
+                          hint="--resume continues the run as it was started; --update runs the spec as it is now")
+    if spec.search is not None:
+        raise ConfigError("--update", True, "a sweep without `search:`",
+                          hint="a searched sweep draws new trials every run; give it a new --name instead")
+
+
+def _drop_experiment_state(exp_path: str) -> None:
+    """`--update`: the previous run's Tune state (and its checkpoints) goes; the
+    results directory, with each finished trial's folder and the tables, stays."""
+    if "://" in exp_path:
+        import pyarrow.fs
+
+        fs, path = pyarrow.fs.FileSystem.from_uri(exp_path)
+        fs.delete_dir(path)
+    else:
+        shutil.rmtree(exp_path)
+
+
+def run_sweep(spec: SweepSpec, *, address: str | None = None, resume: bool = False, update: bool = False,
+              dry_run: bool = False, echo: Callable[[str], None] = print,
+              connect_timeout_s: float = CONNECT_TIMEOUT_S) -> SweepOutcome | None:
+    """Run (or, with ``resume``, continue) the sweep; None for a dry run.
+
+    ``update`` runs the spec as it is now over a sweep that ran before under this
+    name: a trial whose config did not change and that finished is kept as it is
+    (its folder holds its final result), changed and new trials train, trials no
+    longer in the spec leave the tables (their folders stay)."""
+    if update:
+        _check_update(spec, resume)
     trials = expand_grid(spec)
     from suite.sweep.search import validate_search
     from suite.tracking import validate_tracking
@@ -172,9 +202,10 @@ def run_sweep(spec: SweepSpec, *, address: str | None = None, resume: bool = Fal
     exists = tune.Tuner.can_restore(exp_path)
     if resume and not exists:
         raise ConfigError("--resume", exp_path, "the storage path of a sweep started before under this name")
-    if not resume and exists:
+    if not resume and not update and exists:
         raise ConfigError("name", spec.name, "a sweep name not used yet in this storage",
-                          hint=f"{exp_path} exists: pass --resume to continue it, or --name NEW")
+                          hint=f"{exp_path} exists: pass --resume to continue it, --update to run the changed spec "
+                               "over it (unchanged finished trials are kept), or --name NEW")
 
     # Trials keep the driver's working directory, so relative dataset paths work.
     os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
@@ -187,6 +218,10 @@ def run_sweep(spec: SweepSpec, *, address: str | None = None, resume: bool = Fal
             check_fits_cluster(spec, trials, *_cluster_nodes())
         results_dir = spec.results_path()
         results_dir.mkdir(parents=True, exist_ok=True)
+        if update and exists:
+            _drop_experiment_state(exp_path)
+            echo(f"updating sweep {spec.name}: the previous run's Tune state in {exp_path} is replaced; "
+                 f"finished trials whose config is unchanged are kept from {results_dir}")
         trainable = tune.with_resources(sweep_trial, tune_resources)
         if resume:
             echo(f"resuming sweep {spec.name} from {exp_path}")
