@@ -54,7 +54,7 @@ def _expected_ids(grid: dict, base: dict) -> list[str]:
     return [make_config({**base, **dict(zip(keys, values))}).trial_id for values in itertools.product(*grid.values())]
 
 
-def test_local_sweep_fills_tables_and_a_crashed_trial_resumes_from_its_checkpoint(ray_address, tmp_path):
+def test_local_sweep_fills_tables_a_crashed_trial_resumes_and_update_reruns_only_changed_arms(ray_address, tmp_path):
     grid = {"method": ["simclr", "byol"], "intervention": ["none", "cut:3"]}
     spec = _spec(tmp_path, "grid", grid=grid, retries=1, max_concurrent_trials=4,
                  _fault_injection={"marker_dir": str(tmp_path / "faults"), "after_epoch": 1, "times": 1, "trials": [0]})
@@ -96,42 +96,30 @@ def test_local_sweep_fills_tables_and_a_crashed_trial_resumes_from_its_checkpoin
     assert trials.iloc[0]["final_loss"] == pytest.approx(clean["final_loss"], rel=1e-6)
     assert trials.iloc[0]["knn_top1_k20"] == pytest.approx(clean["knn_top1_k20"])
 
-    # Same name again without --resume: refused before anything runs.
-    with pytest.raises(ConfigError) as info:
-        run_sweep(spec)
-    assert info.value.field == "name"
-
-
-def test_update_trains_only_the_changed_arm_of_a_finished_sweep(ray_address, tmp_path):
-    grid = {"intervention": ["none", "cut:3"]}
-    run_sweep(_spec(tmp_path, "update", grid=grid, retries=0, max_concurrent_trials=2))
-    kept_id, dropped_id = _expected_ids(grid, TINY)
-    results_dir = tmp_path / "results" / "update"
-    before = pd.read_parquet(results_dir / "trials.parquet").set_index("trial_id")
-    kept_files = {p: p.stat().st_mtime_ns for p in (results_dir / kept_id).rglob("*") if p.is_file()}
-
-    # One arm changes (cut:3 -> gradscale:1). Rerunning the name plainly is refused, pointing at --update ...
-    changed = {"intervention": ["none", "gradscale:1"]}
-    spec = _spec(tmp_path, "update", grid=changed, retries=0, max_concurrent_trials=2)
+    # Same name again: refused before anything runs, pointing at --resume and --update.
     with pytest.raises(ConfigError, match="--update") as info:
         run_sweep(spec)
     assert info.value.field == "name"
-    # ... and --update trains the new arm only; the unchanged finished one is handed back as it was.
-    outcome = run_sweep(spec, update=True)
-    new_id = _expected_ids(changed, TINY)[1]
-    after = outcome.trials.set_index("trial_id")
-    assert list(after.index) == [kept_id, new_id] and (after["status"] == "completed").all()
-    for col in ("final_loss", "knn_top1_k200", "wall_time_s", "emb_norm_mean"):
-        assert after.loc[kept_id, col] == before.loc[kept_id, col]
-    assert {p: p.stat().st_mtime_ns for p in kept_files} == kept_files
-    assert _tune_reports(spec, kept_id) == [("skipped", 2)]
-    assert _tune_reports(spec, new_id) == [("epoch", 1), ("epoch", 2), ("final", 2)]
-    # The removed arm leaves the tables; its folder stays.
-    assert set(pd.read_parquet(results_dir / "curves.parquet")["trial_id"]) == {kept_id, new_id}
-    assert (results_dir / dropped_id / "result.json").is_file()
-
     with pytest.raises(ConfigError, match="not together with --resume"):
         run_sweep(spec, update=True, resume=True)
+
+    # --update with a changed spec (BYOL dropped, a GradScale arm added) trains the new arm only;
+    # the unchanged finished trials are handed back as they were.
+    changed = {"method": ["simclr"], "intervention": ["none", "cut:3", "gradscale:1"]}
+    kept, new_id = ids[:2], _expected_ids(changed, TINY)[2]
+    kept_files = {p: p.stat().st_mtime_ns for i in kept for p in (outcome.results_dir / i).rglob("*") if p.is_file()}
+    updated = _spec(tmp_path, "grid", grid=changed, retries=0, max_concurrent_trials=4)
+    after = run_sweep(updated, update=True).trials.set_index("trial_id")
+    assert list(after.index) == [*kept, new_id] and (after["status"] == "completed").all()
+    before = trials.set_index("trial_id")
+    for col in ("final_loss", "knn_top1_k200", "wall_time_s", "emb_norm_mean"):
+        assert (after.loc[kept, col] == before.loc[kept, col]).all(), col
+    assert {p: p.stat().st_mtime_ns for p in kept_files} == kept_files
+    assert all(_tune_reports(updated, i) == [("skipped", 2)] for i in kept)
+    assert _tune_reports(updated, new_id) == [("epoch", 1), ("epoch", 2), ("final", 2)]
+    # The removed arms leave the tables; their folders stay.
+    assert set(pd.read_parquet(outcome.results_dir / "curves.parquet")["trial_id"]) == {*kept, new_id}
+    assert all((outcome.results_dir / i / "result.json").is_file() for i in ids[2:])
 
 
 def test_killed_sweep_driver_resumes_without_rerunning_finished_trials(ray_address, tmp_path):
@@ -192,7 +180,7 @@ def test_every_method_trains_data_parallel_in_a_sweep_and_survives_a_dead_worker
     names = sorted(METHODS)
     base = dict(TINY, warmup_epochs=0, batch_size=128, train_limit=256)
     spec = spec_from_dict(dict(name="ddp-all", base=base, grid={"method": names}, retries=1,
-                               max_concurrent_trials=1, resources={"workers": 2, "cpus_per_worker": 0.9},
+                               max_concurrent_trials=2, resources={"workers": 2, "cpus_per_worker": 0.9},
                                results_dir=str(tmp_path / "results" / "ddp-all"),
                                _fault_injection={"marker_dir": str(tmp_path / "faults"), "after_epoch": 1,
                                                  "times": 1, "trials": [0]}))
