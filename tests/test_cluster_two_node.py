@@ -222,10 +222,16 @@ def test_token_cluster_runs_a_sweep_through_a_killed_worker_node(cluster, tmp_pa
     curves = pd.read_parquet(results_dir / "curves.parquet")
     assert sorted(trials.index) == sorted(ids)
     assert (trials["status"] == "completed").all() and (trials["epochs_completed"] == EPOCHS).all()
-    # Each epoch exactly once, in the tables and in what Tune recorded across the retry.
+    # Each epoch exactly once in the tables.
     assert curves.groupby("trial_id")["epoch"].apply(list).to_dict() == {i: list(range(1, EPOCHS + 1)) for i in ids}
+    # What Tune itself logged across the retry: every epoch, in order, never from the start again. An epoch whose
+    # report reached the driver just as the node died can be logged twice (seen once: epoch 3 reported, then
+    # the trial restored from its epoch-2 checkpoint, the newer one not yet registered): at most one repeat.
     for i in ids:
-        assert _tune_reports(exp_dir, i) == [("epoch", e) for e in range(1, EPOCHS + 1)] + [("final", EPOCHS)]
+        reports = _tune_reports(exp_dir, i)
+        epochs = [e for kind, e in reports if kind == "epoch"]
+        assert reports[-1] == ("final", EPOCHS) and epochs == sorted(epochs), reports
+        assert sorted(set(epochs)) == list(range(1, EPOCHS + 1)) and len(epochs) <= EPOCHS + 1, reports
     # The trials killed mid-training really lost their worker and were restored from a checkpoint on the
     # replacement node.
     for i in mid_training:
