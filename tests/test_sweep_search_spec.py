@@ -108,6 +108,18 @@ def test_update_is_refused_for_a_searched_sweep_and_next_to_resume(tmp_path, cap
     assert info.value.code == 2 and "not allowed with argument" in capsys.readouterr().err
 
 
+def test_update_drops_the_previous_tune_state_on_uri_storage_too(tmp_path):
+    """`storage:` may be a URI (s3://...): the old state goes through pyarrow's filesystem, here file://."""
+    from suite.sweep.runner import _drop_experiment_state
+
+    state = tmp_path / "_ray" / "sweep"
+    (state / "trial-a").mkdir(parents=True)
+    (state / "trial-a" / "result.json").write_text("{}")
+    (tmp_path / "keep.csv").write_text("x")
+    _drop_experiment_state(state.as_uri())
+    assert not state.exists() and (tmp_path / "_ray").is_dir() and (tmp_path / "keep.csv").is_file()
+
+
 def test_track_option_parses_each_tracker(tmp_path):
     tracking = parse_track([f"mlflow={tmp_path / 'm'}", f"tensorboard={tmp_path / 'tb'}"])
     assert tracking.mlflow.uri == str(tmp_path / "m") and tracking.tensorboard.dir == str(tmp_path / "tb")
