@@ -29,11 +29,11 @@ from pathlib import Path
 import torch
 
 from methods import METHODS
-from suite.bench.loop import build_setup
-from suite.bench.training import run_suite_trial, warm
+from suite.tools.bench.loop import build_setup
+from suite.tools.bench.training import run_suite_trial, warm
 from suite.config import make_config
-from suite.runtime import autocast_context
-from suite.train import load_data, place_dataset
+from suite.trial.runtime import autocast_context
+from suite.trial.train import load_data, place_dataset
 
 out = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__, "gpus": torch.cuda.device_count(),
        "trials": {}}

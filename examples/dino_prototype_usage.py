@@ -22,10 +22,10 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from suite import checkpoint
-from suite.augment import normalize
+from suite.trial import checkpoint
+from suite.trial.augment import normalize
 from suite.config import load_config
-from suite.train import build_model, load_data
+from suite.trial.train import build_model, load_data
 
 
 @torch.no_grad()

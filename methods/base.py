@@ -160,7 +160,7 @@ class SSLMethod(nn.Module):
         return []
 
     def view_specs(self, image_size: int) -> list[Any]:
-        """Augmentation recipe per view (``suite.augment.AugmentSpec``)."""
+        """Augmentation recipe per view (``suite.trial.augment.AugmentSpec``)."""
         raise NotImplementedError
 
     # -- helpers for subclasses -------------------------------------------

@@ -3,7 +3,7 @@
 Every validation failure names the field, the offending value and what is
 allowed, so a typo in a sweep of hundreds of trials is caught before any work.
 The error type lives in the method layer (which depends on nothing else in
-normbench); ``suite.errors`` re-exports it.
+normbench); ``suite.core.errors`` re-exports it.
 """
 from __future__ import annotations
 

@@ -16,11 +16,11 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from suite.bench import cli as bench_cli
-from suite.claims import cli as claims_cli
-from suite.errors import ConfigError
-from suite.leaderboard import cli as leaderboard_cli
-from suite.simulate import cli as simulate_cli
+from suite.tools.bench import cli as bench_cli
+from suite.analysis.claims import cli as claims_cli
+from suite.core.errors import ConfigError
+from suite.analysis.leaderboard import cli as leaderboard_cli
+from suite.tools.simulate import cli as simulate_cli
 from suite.sweep import cli as sweep_cli
 
 DEFAULT_OUT = Path("results") / "local"
@@ -69,12 +69,12 @@ def print_summary(row: dict[str, Any], trial_dir: Path, out: Path) -> None:
 
 
 def cmd_trial(args: argparse.Namespace) -> int:
-    from suite import checkpoint as ckpt
-    from suite import results
+    from suite.trial import checkpoint as ckpt
+    from suite.results import store as results
     from suite.config import load_config
 
     cfg = load_config(args.config, args.overrides)
-    from suite.tracking import parse_track
+    from suite.tracking.spec import parse_track
 
     tracking = parse_track(args.track)
     out = Path(args.out)
@@ -94,7 +94,7 @@ def cmd_trial(args: argparse.Namespace) -> int:
         raise ConfigError("--out", str(out), "a directory without this trial, or pass --resume / --overwrite",
                           hint=f"{trial_dir} already holds a run of this exact config")
 
-    from suite.train import run_trial
+    from suite.trial.train import run_trial
 
     if cfg.workers > 1:
         print(f"note: workers={cfg.workers} takes effect in Ray sweeps (normbench sweep); "
@@ -104,7 +104,7 @@ def cmd_trial(args: argparse.Namespace) -> int:
         shutil.rmtree(trial_dir)
     tracker = None
     if tracking is not None:
-        from suite.tracking import LocalTracker
+        from suite.tracking.local import LocalTracker
 
         tracker = LocalTracker(tracking, cfg, trial_dir)
     result = run_trial(cfg, trial_dir, resume_from=resume_from, progress=not args.quiet,
@@ -120,9 +120,9 @@ def cmd_trial(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     from methods import METHODS
     from methods.interventions import INTERVENTION_KINDS
-    from suite.backbones import SUGGESTED_BACKBONES
-    from suite.data import DATASET_NAMES
-    from suite.dataload.specs import NAMED
+    from suite.config.choices import SUGGESTED_BACKBONES
+    from suite.data.splits import DATASET_NAMES
+    from suite.data.specs import NAMED
 
     print("methods (method=NAME; method_args.KEY=VALUE):")
     for name, cls in sorted(METHODS.items()):
@@ -148,7 +148,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from suite.export import CONFIG_FILE, MODEL_FILE, export_trial
+    from suite.trial.export import CONFIG_FILE, MODEL_FILE, export_trial
 
     out = export_trial(Path(args.trial_dir), Path(args.out) if args.out else None, overwrite=args.overwrite)
     print(f"exported the backbone of {args.trial_dir} to {out}/ ({MODEL_FILE}, {CONFIG_FILE}); "
@@ -163,8 +163,9 @@ def _first_line(doc: str | None) -> str:
 def _trial_epilog() -> str:
     from suite.config import describe_fields
 
-    rows = "\n".join(f"  {n:<17} {d:<12} {desc}" for n, d, desc in describe_fields())
-    return ("config keys (key=value overrides the YAML; method_args.KEY=VALUE for method hyper-parameters):\n"
+    rows = "\n".join(f"  {n:<17} {kind:<8} {d:<12} {desc}" for n, kind, d, desc in describe_fields())
+    return ("config keys (key=value overrides the YAML; method_args.KEY=VALUE for method hyper-parameters;\n"
+            "science keys make the trial id, run settings are recorded but do not change it):\n"
             + rows + "\n\nexample: normbench trial method=byol intervention=cut:3 epochs=20")
 
 

@@ -1,4 +1,4 @@
-"""Tests for suite.augment: each expected value is computed here independently
+"""Tests for suite.trial.augment: each expected value is computed here independently
 (F.interpolate, luminance weights, scipy's gaussian_filter, a numpy re-implementation of
 the crop-box rule), on real scikit-learn digits images."""
 from __future__ import annotations
@@ -12,8 +12,8 @@ import torch.nn.functional as F
 from scipy.ndimage import gaussian_filter
 from sklearn.datasets import load_digits
 
-from suite.augment import AugmentSpec, BatchAugment, normalize
-from suite.errors import ConfigError
+from suite.trial.augment import AugmentSpec, BatchAugment, normalize
+from suite.core.errors import ConfigError
 
 MEAN = (0.3, 0.4, 0.5)
 STD = (0.2, 0.25, 0.3)
@@ -282,7 +282,7 @@ def test_trial_augment_overrides_every_view_of_every_method():
     from methods import METHODS
     from methods.views import with_overrides
     from suite.config import make_config, resolve
-    from suite.train import build_model
+    from suite.trial.train import build_model
 
     for name in METHODS:
         cfg = resolve(make_config({"method": name, "backbone": "test_resnet", "image_size": 16,

@@ -6,8 +6,9 @@ import timm
 import torch
 from torch import nn
 
-from suite.backbones import build_backbone, validate_backbone_name
-from suite.errors import ConfigError
+from suite.config.choices import validate_backbone_name
+from suite.trial.backbones import build_backbone
+from suite.core.errors import ConfigError
 
 
 def _first_conv(model: nn.Module) -> nn.Conv2d:

@@ -11,14 +11,14 @@ import pytest
 import torch
 
 from methods import METHODS
-from suite.fastpath import compile_unavailable_reason, is_compiled
-from suite.bench.loop import build_setup, parameter_count, run_epoch
-from suite.bench.report import Figure, Report, non_finite_figures
-from suite.bench.training import run_suite_trial
-from suite.checkpoint import STATE_FILE
+from suite.trial.fastpath import compile_unavailable_reason, is_compiled
+from suite.tools.bench.loop import build_setup, parameter_count, run_epoch
+from suite.tools.bench.report import Figure, Report, non_finite_figures
+from suite.tools.bench.training import run_suite_trial
+from suite.trial.checkpoint import STATE_FILE
 from suite.cli import main
 from suite.config import make_config
-from suite.train import load_data
+from suite.trial.train import load_data
 
 TINY = dict(backbone="test_resnet", image_size=16, batch_size=32, train_limit=32, epochs=1, linear_epochs=1,
             device="cpu")

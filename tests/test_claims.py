@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 from scipy import linalg, stats
 
-from suite.claims import report
-from suite.claims.verdicts import (HOLDS, INCONCLUSIVE, MIN_SEEDS, NOT_HOLD, ROW_COLUMNS, arm_signature,
+from suite.analysis.claims import report
+from suite.analysis.claims.verdicts import (HOLDS, INCONCLUSIVE, MIN_SEEDS, NOT_HOLD, ROW_COLUMNS, arm_signature,
                                    evaluate_claims)
 from suite.cli import main
 
@@ -531,7 +531,7 @@ def test_a_run_that_predates_the_instruments_is_inconclusive_with_reasons(tmp_pa
     """The committed reference run, stripped to what a run before the instruments recorded
     (no epoch-0 row or *_init scores, no gradient or probe columns, no wd=0 / OOD /
     long-tailed arm): each claim that needs what is missing says so."""
-    from suite.leaderboard.load import load_results
+    from suite.analysis.load import load_results
 
     ref = load_results([str(REFERENCE)])
     trials = ref.trials.drop(columns=[c for c in ref.trials.columns if c.endswith("_init")])
@@ -556,7 +556,7 @@ def test_a_run_that_predates_the_instruments_is_inconclusive_with_reasons(tmp_pa
 
 def test_load_claims_skips_a_corrupt_file_with_a_warning(tmp_path):
     (tmp_path / "claims.csv").write_text("not,a\nclaims,table\n")
-    from suite.leaderboard.load import LeaderboardWarning
+    from suite.analysis.load import LeaderboardWarning
     with pytest.warns(LeaderboardWarning, match="no claim/verdict columns"):
         assert report.load_claims([tmp_path]) is None
 

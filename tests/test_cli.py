@@ -80,9 +80,9 @@ def test_yaml_config_with_overrides_runs_then_refuses_to_clobber_then_resumes(tm
 
 
 def test_cli_resume_continues_an_interrupted_trial(tmp_path, capsys):
-    from suite import checkpoint
+    from suite.trial import checkpoint
     from suite.config import load_config
-    from suite.train import run_trial
+    from suite.trial.train import run_trial
 
     args = [*TINY_ARGS, "epochs=2"]
     cfg = load_config(None, args)

@@ -241,7 +241,7 @@ def test_token_cluster_runs_a_sweep_through_a_killed_worker_node(cluster, tmp_pa
           f"{time.monotonic() - killed_at:.1f} s after the kill; reported before it: {reported_at_kill}")
 
     # The resumed trial ends where an uninterrupted run ends (CPU: bit for bit).
-    from suite.train import run_trial
+    from suite.trial.train import run_trial
 
     resumed = mid_training[0]
     clean = run_trial(make_config({**TINY, "seed": GRID["seed"][ids.index(resumed)]}), tmp_path / "clean",

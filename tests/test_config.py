@@ -6,7 +6,7 @@ import pytest
 
 from methods import METHODS
 from suite.config import CONFIG_FIELDS, apply_overrides, load_config, make_config, parse_override
-from suite.errors import ConfigError
+from suite.core.errors import ConfigError
 
 
 def test_override_values_are_typed_like_yaml():

@@ -24,9 +24,9 @@ from PIL import Image
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
-from suite.data import DATASET_NAMES, load_splits, validate_dataset_name
-from suite.dataload.images import DECODE_STATS
-from suite.errors import ConfigError
+from suite.data.splits import DATASET_NAMES, load_splits, validate_dataset_name
+from suite.data.images import DECODE_STATS
+from suite.core.errors import ConfigError
 
 SIZE = 12
 PER_CLASS_TRAIN, PER_CLASS_TEST = 24, 8
@@ -190,8 +190,8 @@ def test_second_load_reads_the_cache_and_a_changed_folder_is_decoded_again(sourc
 
 
 def test_named_dataset_offline_and_uncached_says_what_to_download(tmp_path):
-    code = ("from suite.data import load_splits\n"
-            "from suite.errors import ConfigError\n"
+    code = ("from suite.data.splits import load_splits\n"
+            "from suite.core.errors import ConfigError\n"
             "try:\n    load_splits('cifar10', 32)\n"
             "except ConfigError as e:\n    print('CONFIGERROR', e)\n")
     env = dict(os.environ, HF_HUB_OFFLINE="1", NORMBENCH_CACHE=str(tmp_path))

@@ -11,7 +11,7 @@ from scipy.stats import rankdata, spearmanr
 from sklearn.datasets import load_digits
 from sklearn.metrics import roc_auc_score
 
-from suite.diagnostics import (
+from suite.measure.diagnostics import (
     BIN_COLUMNS,
     accuracy_per_equal_width_bin,
     accuracy_per_norm_bin,
@@ -21,7 +21,7 @@ from suite.diagnostics import (
     norm_diagnostics,
     ood_auroc,
 )
-from suite.errors import ConfigError
+from suite.core.errors import ConfigError
 
 
 def test_auroc_equals_sklearn_with_and_without_ties():

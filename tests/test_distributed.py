@@ -4,8 +4,8 @@ reaches on the whole batch -- same loss, same parameters, same BatchNorm
 statistics, and for momentum methods the same EMA target, MoCo queue and DINO
 centre (the whole state_dict is compared).
 
-The workers are wired exactly as `suite.train.run_trial` wires them
-(`suite.runtime.prepare_data_parallel`: synchronized BatchNorm, then DDP).
+The workers are wired exactly as `suite.trial.train.run_trial` wires them
+(`suite.trial.runtime.prepare_data_parallel`: synchronized BatchNorm, then DDP).
 Two steps, because DDP only notices a parameter that received no gradient at
 the start of the *next* iteration. The views are fixed tensors (no
 augmentation randomness). All methods share one pair of spawned processes.
@@ -26,7 +26,7 @@ from torch import nn
 
 from methods import METHODS
 from suite.config import make_config
-from suite.runtime import GlooSyncBatchNorm, convert_sync_batchnorm
+from suite.trial.runtime import GlooSyncBatchNorm, convert_sync_batchnorm
 
 BATCH, STEPS, LR = 16, 2, 0.5
 # Extra hyper-parameters that make a method's test stronger (BN in SimCLR's
@@ -45,7 +45,7 @@ def _config(name: str):
 
 
 def _model(name: str) -> nn.Module:
-    from suite.train import build_model
+    from suite.trial.train import build_model
 
     return build_model(_config(name))
 
@@ -75,7 +75,7 @@ def _snapshot(method: nn.Module, losses) -> dict:
 
 
 def _worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
-    from suite.runtime import prepare_data_parallel
+    from suite.trial.runtime import prepare_data_parallel
 
     torch.set_num_threads(1)
     torch.set_default_dtype(torch.float64)

@@ -9,12 +9,12 @@ import pytest
 import timm
 import torch
 
-from suite import checkpoint as ckpt
+from suite.trial import checkpoint as ckpt
 from suite import load_backbone
-from suite.augment import normalize
+from suite.trial.augment import normalize
 from suite.cli import main
 from suite.config import make_config
-from suite.train import build_model, load_data, run_trial
+from suite.trial.train import build_model, load_data, run_trial
 
 
 def _trained(tmp_path, tiny_trial, **over):

@@ -17,11 +17,11 @@ from methods.dino import dino_loss
 from methods.moco import moco_loss
 from methods.simclr import nt_xent_loss
 from methods.simsiam import simsiam_loss
-from suite.augment import normalize
+from suite.trial.augment import normalize
 from suite.config import make_config
-from suite.instruments import EmbeddingGradStats, angle_change, probe_indices, recomputed_batchnorm
-from suite.knn import knn_evaluate
-from suite.train import build_model, load_data, run_trial
+from suite.measure.instruments import EmbeddingGradStats, angle_change, probe_indices, recomputed_batchnorm
+from suite.measure.knn import knn_evaluate
+from suite.trial.train import build_model, load_data, run_trial
 
 
 def _bn_net() -> nn.Sequential:
@@ -195,7 +195,7 @@ def test_probe_set_is_fixed_and_inside_the_training_set():
 def test_bf16_evaluation_keeps_fp32_outputs_close_to_the_fp32_evaluation():
     """Evaluation under bf16 autocast (the CUDA default, run here on the CPU) returns float32
     vectors, so norms and kNN similarities accumulate in fp32; checked against an fp32 encode."""
-    from suite.evaluate import EvalSettings, encode
+    from suite.trial.evaluate import EvalSettings, encode
 
     cfg = make_config({**TINY, "method": "byol"})
     model = build_model(cfg)

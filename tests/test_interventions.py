@@ -12,7 +12,7 @@ from torch import nn
 from methods import METHODS
 from methods.interventions import (INTERVENTION_KINDS, GradScale, Intervention, cut_init, grad_scale,
                                    parse_intervention)
-from suite.errors import ConfigError
+from suite.core.errors import ConfigError
 
 # --- parsing -----------------------------------------------------------------
 

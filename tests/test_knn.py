@@ -6,8 +6,8 @@ import pytest
 import torch
 from sklearn.datasets import load_digits
 
-from suite.errors import ConfigError
-from suite.knn import knn_evaluate, knn_predict, knn_scores
+from suite.core.errors import ConfigError
+from suite.measure.knn import knn_evaluate, knn_predict, knn_scores
 
 
 def brute_force_votes(train_x, train_y, test_x, k, temperature, num_classes) -> np.ndarray:

@@ -14,7 +14,6 @@ import json
 import math
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import matplotlib.image as mpimg
@@ -22,12 +21,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from suite.errors import ConfigError
-from suite.leaderboard import cli
-from suite.leaderboard.aggregate import build_leaderboard
-from suite.leaderboard.load import LeaderboardWarning, load_results
-from suite.leaderboard.plots import build_figures
-from suite.leaderboard.render import to_latex
+from suite.core.errors import ConfigError
+from suite.analysis.leaderboard import cli
+from suite.analysis.leaderboard.aggregate import build_leaderboard
+from suite.analysis.load import LeaderboardWarning, load_results
+from suite.analysis.leaderboard.plots import build_figures
+from suite.analysis.leaderboard.render import to_latex
 
 NAN = float("nan")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -395,7 +394,7 @@ def test_bad_options_fail_before_writing(results_dirs, tmp_path, capsys):
 
 
 def test_module_entry_point_and_subparser(results_dirs, tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "suite.leaderboard", "--help"], cwd=REPO,
+    proc = subprocess.run([sys.executable, "-m", "suite.cli", "leaderboard", "--help"], cwd=REPO,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and "RESULTS_DIR" in proc.stdout and "--target" in proc.stdout
     parser = argparse.ArgumentParser(prog="normbench")
@@ -477,7 +476,7 @@ def test_delta_intervals_over_seeds_paired_welch_and_one_seed_against_scipy(tmp_
     assert "gain_knn_top1_k20_mean" in board.table and "gain_linear_top1_mean" not in board.table
 
     # Rendering: brackets, "n.s." only where the interval holds 0, "(1 seed)" without one.
-    from suite.leaderboard.render import display_table
+    from suite.analysis.leaderboard.render import display_table
     shown, _ = display_table(board)
     shown.index = board.table["intervention"]
     delta_col = "Δ kNN top-1 k=200 vs none (pp)"
@@ -504,7 +503,7 @@ def test_no_init_columns_means_no_gain_columns(board):
 
 
 def test_norm_bin_plot_has_a_row_per_binning(results_dirs, board):
-    from suite.leaderboard.plots import plot_norm_bins
+    from suite.analysis.leaderboard.plots import plot_norm_bins
 
     bins = load_results([results_dirs["A"]]).norm_bins
     both = pd.concat([bins.assign(binning="decile"), bins.assign(binning="equal_width")], ignore_index=True)
@@ -529,7 +528,7 @@ def test_epoch_zero_rows_do_not_count_as_convergence_but_are_flagged():
     # every trial first reaches 0.486 at epoch 2 (0.50); none/seed 0's epoch-0 value (0.49) does not count
     assert t.loc["none", "conv_epoch_mean"] == 2.0 and t.loc["cut:3", "conv_epoch_mean"] == 2.0
     assert t.loc["none", "conv_init_reached"] == 1 and t.loc["cut:3", "conv_init_reached"] == 0
-    from suite.leaderboard.render import display_table
+    from suite.analysis.leaderboard.render import display_table
     shown, _ = display_table(board)
     shown.index = board.table["intervention"]
     conv_col = [c for c in shown.columns if c.startswith("epochs to")][0]
@@ -538,7 +537,7 @@ def test_epoch_zero_rows_do_not_count_as_convergence_but_are_flagged():
 
 
 def test_seeds_that_agree_exactly_claim_no_interval():
-    from suite.leaderboard.render import display_table
+    from suite.analysis.leaderboard.render import display_table
 
     rows = [dict(trial_id=f"{iv}-{seed}", status="completed", dataset="digits", backbone="b", method="simclr",
                  intervention=iv, epochs=1, seed=seed, knn_top1_k200=value)
@@ -555,7 +554,7 @@ def test_rows_name_the_settings_that_differ_from_their_baseline():
     """A case that carries its own lr and warm-up is still compared with `none` (lr and warm-up only
     change with the intervention, so they are not group keys); the row must say so. The intervention's
     own weight decay is not such a difference."""
-    from suite.leaderboard.render import display_table, to_markdown
+    from suite.analysis.leaderboard.render import display_table, to_markdown
 
     base = dict(status="completed", dataset="digits", backbone="b", method="simclr", epochs=2, lr=0.3,
                 warmup_epochs=1, weight_decay=1e-6, notes="")
@@ -581,7 +580,7 @@ def test_a_baseline_with_extra_seeds_pairs_on_the_shared_ones_and_is_not_flagged
     "short"; a group that lost a trial still is."""
     from scipy import stats as scipy_stats
 
-    from suite.leaderboard.render import display_table
+    from suite.analysis.leaderboard.render import display_table
 
     base = dict(dataset="digits", backbone="b", method="simclr", epochs=2)
     none = {0: 0.90, 1: 0.86, 2: 0.93, 3: 0.70, 4: 0.99}           # seeds 3, 4 only in the baseline

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 from suite.config import make_config
-from suite.train import run_trial
+from suite.trial.train import run_trial
 
 
 def test_short_simclr_run_lowers_its_loss_and_records_its_untrained_baseline(tmp_path):

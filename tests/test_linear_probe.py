@@ -1,15 +1,14 @@
 """Linear probe: accuracy on separable data, agreement with sklearn, determinism."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from suite.errors import ConfigError
-from suite.linear_probe import linear_probe
+from suite.core.errors import ConfigError
+from suite.measure.linear_probe import linear_probe
 
 
 def separable(n_per_class: int, seed: int):

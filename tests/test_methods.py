@@ -13,8 +13,8 @@ from methods import METHODS, get_method
 from methods.base import SSLMethod
 from methods.dino import DINO
 from methods.moco import MoCo
-from suite.augment import AugmentSpec
-from suite.errors import ConfigError
+from suite.trial.augment import AugmentSpec
+from suite.core.errors import ConfigError
 
 BATCH = 4
 SMALL_ARGS = {

@@ -8,8 +8,8 @@ import pytest
 import torch
 from sklearn.datasets import load_digits
 
-from suite.errors import ConfigError
-from suite.norms import RunningNormStats, norm_summary
+from suite.core.errors import ConfigError
+from suite.measure.norms import RunningNormStats, norm_summary
 
 
 def numpy_summary(x: np.ndarray, prefix: str) -> dict[str, float]:

@@ -9,7 +9,7 @@ import timm.optim
 import torch
 from torch import nn
 
-from suite.optim import build_optimizer, lr_at
+from suite.trial.optim import build_optimizer, lr_at
 
 
 def test_schedule_is_linear_warmup_then_cosine_to_zero():

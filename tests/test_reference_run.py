@@ -15,11 +15,11 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from suite.claims import readme
-from suite.claims.verdicts import ROW_COLUMNS, evaluate_claims
+from suite.analysis.claims import readme
+from suite.analysis.claims.verdicts import ROW_COLUMNS, evaluate_claims
 from suite.cli import main
-from suite.errors import ConfigError
-from suite.leaderboard.load import load_results
+from suite.core.errors import ConfigError
+from suite.analysis.load import load_results
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE_REL = "results/reference/digits-reference"
@@ -70,7 +70,7 @@ def test_readme_block_equals_what_the_committed_tables_give(reference):
 def test_committed_leaderboard_shows_the_committed_claims():
     """The leaderboard embeds claims.csv as it was when it was rendered: run after
     `normbench claims`, not before, or it shows the previous verdicts."""
-    from suite.claims.report import leaderboard_markdown, load_claims
+    from suite.analysis.claims.report import leaderboard_markdown, load_claims
 
     board = (REFERENCE / "leaderboard" / "leaderboard.md").read_text()
     assert leaderboard_markdown(load_claims([REFERENCE])) in board

@@ -6,7 +6,8 @@ import json
 import pandas as pd
 import pytest
 
-from suite import results
+from suite.core.jsonio import write_json
+from suite.results import store as results
 
 
 def test_atomic_write_keeps_the_old_file_when_the_write_fails(tmp_path):
@@ -28,7 +29,7 @@ def test_collect_results_builds_all_tables_from_trial_dirs(tmp_path):
     for i, status in enumerate(["completed", "failed", "running"]):
         d = tmp_path / f"t{i}"
         d.mkdir()
-        results.write_json(d / results.RESULT_FILE, {"trial_id": f"t{i}", "status": status, "knn_top1_k200": 0.1 * i,
+        results.write_result(d, {"trial_id": f"t{i}", "status": status, "knn_top1_k200": 0.1 * i,
                                                      "holdout_classes": None, "error": "boom" if status == "failed" else ""})
         pd.DataFrame({"trial_id": [f"t{i}"] * 2, "epoch": [1, 2], "loss": [2.0, 1.0 + i]}).to_csv(d / results.CURVES_FILE, index=False)
     (tmp_path / "not_a_trial").mkdir()
@@ -41,5 +42,5 @@ def test_collect_results_builds_all_tables_from_trial_dirs(tmp_path):
 
 
 def test_json_has_no_nan_tokens(tmp_path):
-    results.write_json(tmp_path / "r.json", {"x": float("nan"), "y": [1.0, float("inf")]})
+    write_json(tmp_path / "r.json", {"x": float("nan"), "y": [1.0, float("inf")]})
     assert json.loads((tmp_path / "r.json").read_text()) == {"x": None, "y": [1.0, None]}

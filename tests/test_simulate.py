@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from suite.cli import main
-from suite.simulate.dynamics import (NOT_CONVERGED, Variant, exponents, fit_exponent, make_pairs,
+from suite.tools.simulate.dynamics import (NOT_CONVERGED, Variant, exponents, fit_exponent, make_pairs,
                                      norms_by_class_frequency, run_alignment, steps_vs_norm)
 
 

@@ -8,7 +8,7 @@ import pytest
 from scipy import stats as scipy_stats
 from sklearn.metrics import roc_auc_score
 
-from suite.stats import bootstrap_auroc_interval, difference_interval, resampled_aurocs, t_interval
+from suite.core.stats import bootstrap_auroc_interval, difference_interval, resampled_aurocs, t_interval
 
 
 def test_each_resampled_auroc_equals_sklearn_on_the_explicit_resample():

@@ -20,7 +20,7 @@ import yaml
 
 from conftest import local_ray
 from suite.config import make_config
-from suite.errors import ConfigError
+from suite.core.errors import ConfigError
 from suite.sweep.runner import experiment_path, run_sweep
 from suite.sweep.spec import spec_from_dict
 
@@ -90,7 +90,7 @@ def test_local_sweep_fills_tables_a_crashed_trial_resumes_and_update_reruns_only
     assert all(_tune_reports(spec, i) == [("epoch", 1), ("epoch", 2), ("final", 2)] for i in ids)
 
     # The resumed trial ends exactly where an uninterrupted run ends.
-    from suite.train import run_trial
+    from suite.trial.train import run_trial
 
     clean = run_trial(make_config({**TINY, "method": "simclr", "intervention": "none"}), tmp_path / "clean", progress=False).row
     assert trials.iloc[0]["final_loss"] == pytest.approx(clean["final_loss"], rel=1e-6)
@@ -133,7 +133,7 @@ def test_killed_sweep_driver_resumes_without_rerunning_finished_trials(ray_addre
     spec_path = tmp_path / "resume.yaml"
     spec_path.write_text(yaml.safe_dump(data))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-m", "suite.sweep", str(spec_path), "--address", ray_address],
+    proc = subprocess.run([sys.executable, "-m", "suite.cli", "sweep", str(spec_path), "--address", ray_address],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 3, proc.stderr[-3000:]   # the injected driver death
 
@@ -215,7 +215,7 @@ def test_failed_trial_row_names_the_root_cause(ray_address, tmp_path, workers):
 
 
 def _sweep_cli(args: list[str], env: dict, timeout: float) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "suite.sweep", *args], cwd=ROOT, env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "suite.cli", "sweep", *args], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=timeout)
 
 
@@ -269,7 +269,7 @@ TIMING_COLUMNS = {"wall_time_s", "train_time_s", "eval_time_s", "images_per_s", 
 def test_local_trial_row_equals_the_sweep_row(ray_address, tmp_path):
     """The sweep's row is the TrialResult a local `run_trial` returns for the
     same config, carried through Tune's reports -- equal except for timing."""
-    from suite.train import run_trial
+    from suite.trial.train import run_trial
 
     base = dict(TINY, eval_every=1)
     spec = spec_from_dict(dict(name="same", base=base, grid={"method": ["byol"]}, retries=0,

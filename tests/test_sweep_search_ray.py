@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from conftest import local_ray
 
-from suite.leaderboard.cli import write_leaderboard
+from suite.analysis.leaderboard.cli import write_leaderboard
 from suite.sweep.runner import run_sweep
 from suite.sweep.spec import spec_from_dict
 
@@ -136,13 +136,13 @@ def test_killed_search_sweep_resumes_within_its_budget(ray_address, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1]), "NORMBENCH_CACHE": str(tmp_path / "cache")}
     env.pop("RAY_ADDRESS", None)
     # Both drivers join the module's Ray (as on a cluster), so no Ray start-up per driver.
-    first = subprocess.run([sys.executable, "-m", "suite.sweep", str(path), "--address", ray_address], env=env,
+    first = subprocess.run([sys.executable, "-m", "suite.cli", "sweep", str(path), "--address", ray_address], env=env,
                            capture_output=True, text=True)
     assert first.returncode == 3, first.stderr[-2000:]  # the injected driver exit
     done_before = pd.read_parquet(tmp_path / "results" / "trials.parquet")
     done_before = set(done_before.loc[done_before["status"] == "completed", "trial_id"])
     assert len(done_before) == 1
-    second = subprocess.run([sys.executable, "-m", "suite.sweep", str(path), "--resume", "--address", ray_address],
+    second = subprocess.run([sys.executable, "-m", "suite.cli", "sweep", str(path), "--resume", "--address", ray_address],
                             env=env, capture_output=True, text=True)
     assert second.returncode == 0, second.stderr[-2000:]
     trials = pd.read_parquet(tmp_path / "results" / "trials.parquet")

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from suite.errors import ConfigError
-from suite.sweep.cli import main as sweep_main
+from suite.core.errors import ConfigError
+from suite.cli import main as normbench
 from suite.sweep.grid import expand_grid
 from suite.sweep.search import validate_search
 from suite.sweep.spec import spec_from_dict
-from suite.tracking import mlflow_uri, parse_track, validate_tracking
+from suite.tracking.spec import mlflow_uri, parse_track, validate_tracking
 
 BASE = dict(dataset="digits", backbone="test_resnet", image_size=16, epochs=4, batch_size=64, val_fraction=0.2,
             eval_every=1)
@@ -79,7 +79,7 @@ def test_dry_run_prints_the_space_and_the_budget(tmp_path, capsys):
     path = tmp_path / "s.yaml"
     path.write_text(yaml.safe_dump({"base": BASE, "grid": {"method": ["simclr", "moco"]}, "seeds": [0, 1, 2],
                                     "search": SEARCH, "scheduler": ASHA, "results_dir": str(tmp_path / "r")}))
-    assert sweep_main([str(path), "--dry-run", "--name", "dry"]) == 0
+    assert normbench(["sweep", str(path), "--dry-run", "--name", "dry"]) == 0
     out = capsys.readouterr().out
     assert "6 search cell(s)" in out and "= 18 trial(s)" in out
     assert "budget: 2 cell(s) x 3 sample(s) x 3 seed(s) = 18 trials" in out
@@ -91,7 +91,7 @@ def test_dry_run_prints_the_space_and_the_budget(tmp_path, capsys):
 def test_cli_bad_search_exits_2_naming_the_field(tmp_path, capsys):
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump({"name": "bad", "base": {**BASE, "val_fraction": 0}, "search": SEARCH}))
-    assert sweep_main([str(path), "--dry-run"]) == 2
+    assert normbench(["sweep", str(path), "--dry-run"]) == 2
     assert "base.val_fraction" in capsys.readouterr().err
 
 
@@ -99,12 +99,12 @@ def test_update_is_refused_for_a_searched_sweep_and_next_to_resume(tmp_path, cap
     path = tmp_path / "searched.yaml"
     path.write_text(yaml.safe_dump({"name": "searched", "base": BASE, "search": SEARCH,
                                     "results_dir": str(tmp_path / "results")}))
-    assert sweep_main([str(path), "--update"]) == 2   # refused before Ray starts
+    assert normbench(["sweep", str(path), "--update"]) == 2   # refused before Ray starts
     err = capsys.readouterr().err
     assert "--update" in err and "without `search:`" in err and "--name" in err
     assert not (tmp_path / "results").exists()
     with pytest.raises(SystemExit) as info:            # argparse: one of the two
-        sweep_main([str(path), "--update", "--resume"])
+        normbench(["sweep", str(path), "--update", "--resume"])
     assert info.value.code == 2 and "not allowed with argument" in capsys.readouterr().err
 
 
@@ -135,7 +135,7 @@ def test_track_option_parses_each_tracker(tmp_path):
 def test_leaderboard_selection_uses_the_validation_metric_not_the_test_metric():
     import pandas as pd
 
-    from suite.leaderboard.search import searched_columns, select_search_trials
+    from suite.analysis.leaderboard.search import searched_columns, select_search_trials
 
     rows = []
     # cell 0: the test-best trial (a) is not the validation-best (b); c was stopped; d failed

@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from suite.config import make_config
-from suite.errors import ConfigError
-from suite.sweep.cli import main as sweep_main
+from suite.core.errors import ConfigError
+from suite.cli import main as normbench
 from suite.sweep.grid import check_fits_cluster, expand_grid, trial_request
 from suite.sweep.spec import load_spec, spec_from_dict
 
@@ -97,7 +97,7 @@ def test_dry_run_prints_every_trial_and_the_resources(tmp_path, capsys):
     path = tmp_path / "s.yaml"
     path.write_text(yaml.safe_dump({"base": BASE, "grid": {"method": ["simclr", "byol"]}, "seeds": [0, 1],
                                     "resources": {"workers": 2, "cpus_per_worker": 2}, "results_dir": str(tmp_path / "r")}))
-    assert sweep_main([str(path), "--dry-run", "--name", "dry"]) == 0
+    assert normbench(["sweep", str(path), "--dry-run", "--name", "dry"]) == 0
     out = capsys.readouterr().out
     ids = [make_config({**BASE, "method": m, "seed": s, "workers": 2}).trial_id
            for m, s in itertools.product(["simclr", "byol"], [0, 1])]
@@ -110,9 +110,9 @@ def test_dry_run_prints_every_trial_and_the_resources(tmp_path, capsys):
 def test_cli_bad_spec_exits_2_with_the_field(tmp_path, capsys):
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump({"name": "bad", "base": BASE, "grid": {"lr_typo": [0.1]}}))
-    assert sweep_main([str(path), "--dry-run"]) == 2
+    assert normbench(["sweep", str(path), "--dry-run"]) == 2
     assert "grid.lr_typo" in capsys.readouterr().err
-    assert sweep_main([str(tmp_path / "missing.yaml")]) == 2
+    assert normbench(["sweep", str(tmp_path / "missing.yaml")]) == 2
 
 
 def test_spec_name_defaults_to_the_file_stem(tmp_path):
@@ -202,7 +202,7 @@ def test_dry_run_shows_the_cases(tmp_path, capsys):
     path.write_text(yaml.safe_dump({"base": BASE, "grid": {"method": ["simclr"]}, "seeds": [0],
                                     "cases": [{"intervention": "none"},
                                               {"intervention": "gradscale:1", "lr": 0.1, "warmup_epochs": 1}]}))
-    assert sweep_main([str(path), "--dry-run"]) == 0
+    assert normbench(["sweep", str(path), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "sweep c: 2 trial(s)" in out
     assert "case 1: intervention=gradscale:1, lr=0.1, warmup_epochs=1" in out
@@ -217,5 +217,5 @@ def test_every_example_spec_passes_dry_run(capsys):
     assert examples
     for path in examples:
         assert expand_grid(load_spec(path)), path
-        assert sweep_main([str(path), "--dry-run"]) == 0, (path, capsys.readouterr().err)
+        assert normbench(["sweep", str(path), "--dry-run"]) == 0, (path, capsys.readouterr().err)
         assert "trial(s)" in capsys.readouterr().out

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from methods import METHODS as REGISTRY
-from suite import results
+from suite.results import store as results
 from suite.config import make_config
-from suite.train import build_model, load_data, run_trial
+from suite.trial.train import build_model, load_data, run_trial
 
 METHODS = sorted(REGISTRY)  # a new method is tested end to end as soon as it is registered
 INTERVENTIONS = ["none", "cut:3", "gradscale:1"]

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from suite.config import make_config
-from suite.dataload.subsets import validation_split
-from suite.errors import ConfigError
-from suite.train import load_data, run_trial
+from suite.data.subsets import validation_split
+from suite.core.errors import ConfigError
+from suite.trial.train import load_data, run_trial
 
 TINY = dict(dataset="digits", backbone="test_resnet", image_size=16, epochs=2, batch_size=64, train_limit=128,
             linear_epochs=5, device="cpu", num_threads=1)

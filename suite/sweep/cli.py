@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from suite.errors import ConfigError
+from suite.core.errors import ConfigError
 
 DESCRIPTION = """Run a sweep spec (a grid of trials) with Ray Tune.
 
@@ -76,14 +75,3 @@ def run(args: argparse.Namespace) -> int:
     for _, row in table[~table["status"].isin(["completed", "stopped"])].iterrows() if len(table) else []:
         print(f"  failed: {row['trial_id']}: {row.get('error', '')}")
     return 1 if outcome.num_failed else 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = _add_arguments(argparse.ArgumentParser(prog="python -m suite.sweep", description=DESCRIPTION, epilog=EPILOG,
-                                                    formatter_class=argparse.RawDescriptionHelpFormatter))
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except ConfigError as err:
-        print(f"normbench sweep: error: {err}", file=sys.stderr)
-        return 2

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from suite.config import CONFIG_FIELDS, TrialConfig, make_config, set_dotted
-from suite.errors import ConfigError
+from suite.core.errors import ConfigError
 from suite.sweep.spec import SweepSpec
 
 
@@ -253,7 +253,7 @@ def format_plan(spec: SweepSpec, trials: list[PlannedTrial]) -> str:
 
     lines += describe_space(spec, len(trials))
     if spec.tracking is not None:
-        from suite.tracking import describe_tracking
+        from suite.tracking.spec import describe_tracking
 
         lines.append(f"tracking: {describe_tracking(spec.tracking)}")
     return "\n".join(lines)

@@ -15,8 +15,8 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from suite import results
-from suite.errors import ConfigError
+from suite.results import store as results
+from suite.core.errors import ConfigError
 from suite.sweep.grid import PlannedTrial, check_fits_cluster, expand_grid, format_plan, trial_request
 from suite.sweep.spec import SweepSpec
 
@@ -74,7 +74,7 @@ def tune_config(spec: SweepSpec, trials: list[PlannedTrial]):
                   trial_dirname_creator=trial_dirname)
     if spec.search is None:
         return tune.TuneConfig(**common)
-    from suite.sweep.search import build_search
+    from suite.sweep.searchers import build_search
 
     searcher, scheduler, total = build_search(spec, trial_items(spec, trials))
     return tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=total, **common)
@@ -184,7 +184,7 @@ def run_sweep(spec: SweepSpec, *, address: str | None = None, resume: bool = Fal
         _check_update(spec, resume)
     trials = expand_grid(spec)
     from suite.sweep.search import validate_search
-    from suite.tracking import validate_tracking
+    from suite.tracking.spec import validate_tracking
 
     validate_search(spec, trials)
     validate_tracking(spec.tracking)
@@ -196,7 +196,7 @@ def run_sweep(spec: SweepSpec, *, address: str | None = None, resume: bool = Fal
 
     from suite.sweep.trainable import sweep_trial, tune_resources
     from suite.sweep.tables import SweepTables
-    from suite.tracking import tracking_callbacks
+    from suite.tracking.tune import tracking_callbacks
 
     exp_path = experiment_path(spec)
     exists = tune.Tuner.can_restore(exp_path)
@@ -250,7 +250,7 @@ def run_sweep(spec: SweepSpec, *, address: str | None = None, resume: bool = Fal
             )
         tuner.fit()  # trial errors are recorded in the tables, not raised
         if spec.tracking is not None:
-            from suite.tracking import log_sweep_plots
+            from suite.tracking.tune import log_sweep_plots
 
             log_sweep_plots(spec.tracking, spec.name, results_dir)
         table = pd.read_parquet(results_dir / "trials.parquet") if (results_dir / "trials.parquet").is_file() else pd.DataFrame()

@@ -38,7 +38,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from suite.errors import ConfigError
+from suite.core.errors import ConfigError
+from suite.tracking.spec import Tracking
 
 SPEC_KEYS_HELP = ("name, base, grid, cases, seeds, search, scheduler, tracking, resources, storage, results_dir, "
                   "max_concurrent_trials, retries")
@@ -115,37 +116,6 @@ class Scheduler(BaseModel):
     type: Literal["asha"]
     grace_period: int = Field(1, ge=1, description="epochs every trial runs before it can be stopped")
     reduction_factor: float = Field(2.0, gt=1)
-
-
-class MLflowTracking(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    uri: str = Field(description="MLflow tracking URI: a directory, file:///..., sqlite:///x.db or http://server")
-    experiment: str | None = Field(None, description="MLflow experiment (default: the sweep name)")
-
-
-class TensorBoardTracking(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    dir: str = Field(description="TensorBoard log directory (one subdirectory per trial)")
-
-
-class WandbTracking(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    mode: Literal["offline", "online"] = "offline"
-    project: str | None = Field(None, description="W&B project (default: normbench)")
-    dir: str | None = Field(None, description="where W&B writes its files (default: the results directory)")
-
-
-class Tracking(BaseModel):
-    """Experiment trackers the sweep (or `normbench trial --track`) logs to."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    mlflow: MLflowTracking | None = None
-    tensorboard: TensorBoardTracking | None = None
-    wandb: WandbTracking | None = None
 
 
 class SweepSpec(BaseModel):

@@ -1,7 +1,7 @@
 """Keep the sweep's `trials` / `curves` / `norm_bins` tables current.
 
 A Tune callback on the sweep driver: every report, start, retry, error and
-completion rewrites the tables atomically (`suite.results.write_tables`), so a
+completion rewrites the tables atomically (`suite.results.store.write_tables`), so a
 half-finished sweep already has a usable table, and a trial that fails for good
 gets a row with status "failed" and its error while the sweep goes on.
 Everything comes through Tune's reports, so this works on a multi-node cluster
@@ -20,7 +20,7 @@ import cloudpickle
 import pandas as pd
 from ray.tune import Callback
 
-from suite import results
+from suite.results import store as results
 from suite.sweep.failures import MAX_CHARS, describe_failure
 
 

@@ -1,6 +1,6 @@
 """What runs inside a Ray Tune trial (Ray's own driver is `suite.sweep.runner`).
 
-The Tune trial function `sweep_trial` runs one `suite.train.run_trial`:
+The Tune trial function `sweep_trial` runs one `suite.trial.train.run_trial`:
 
 * ``workers == 1``: in the Tune actor itself (no extra processes). Every
   checkpoint `run_trial` writes is reported with ``ray.tune.report``, so a
@@ -22,7 +22,7 @@ full batch.
 Reports carry ``kind``: "epoch" (one per finished epoch: its `curves` row)
 or "final" (once, from the `TrialResult` that `run_trial` returns: the
 `trials` row, all curves rows and the norm bins), encoded with the project's
-one JSON encoder (`suite.results.to_json`) and read by
+one JSON encoder (`suite.core.jsonio.to_json`) and read by
 `suite.sweep.tables.SweepTables` on the Tune driver. Nothing is read back
 from the trial's files.
 """
@@ -32,7 +32,7 @@ import contextlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 DONE_MARKER = "sweep_final.json"
 
@@ -45,7 +45,7 @@ def _load_final(trial_dir: Path) -> dict[str, Any] | None:
 def final_payload(result, sweep: str) -> dict[str, Any]:
     """The final report: flat headline numbers for Tune's progress table, the
     full rows as JSON (Tune flattens nested dicts in its own logs)."""
-    from suite.results import to_json
+    from suite.core.jsonio import to_json
 
     row = {**result.row, "sweep": sweep}
     last = result.curves[-1] if result.curves else {}
@@ -89,8 +89,8 @@ def _run(cfg_dump: dict[str, Any], sweep: dict[str, Any], index: int, checkpoint
     number of times); only rank 0 has checkpoints and writes the done-marker."""
     from methods.distributed import rank
     from suite.config import make_config
-    from suite.results import to_json, write_json
-    from suite.train import run_trial
+    from suite.core.jsonio import to_json, write_json
+    from suite.trial.train import run_trial
 
     cfg = make_config(cfg_dump)
     trial_dir = Path(sweep["results_dir"]) / cfg.trial_id

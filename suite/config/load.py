@@ -1,0 +1,150 @@
+"""Loading a trial config: YAML files, ``key=value`` overrides, validation and method defaults.
+
+A config is validated as a whole *before* any data is loaded or any file is
+written, so a typo in a sweep of hundreds of trials fails in a second with a
+message that names the field, the value and what is allowed.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from methods import get_method
+from methods.views import AugmentSpec, with_overrides
+from suite.config.choices import validate_backbone_name, validate_device
+from suite.config.model import CONFIG_FIELDS, TrialConfig
+from suite.core.errors import ConfigError
+from suite.core.files import atomic_write_text
+from suite.data.specs import check_one_ood_source, parse_spec, validate_dataset_name
+
+
+def _pydantic_to_config_error(err: ValidationError) -> ConfigError:
+    first = err.errors()[0]
+    if isinstance(first.get("ctx", {}).get("error"), ConfigError):  # raised by a field's own parser
+        return first["ctx"]["error"]
+    field = ".".join(str(p) for p in first["loc"]) or "config"
+    if first["type"] == "extra_forbidden":
+        return ConfigError(field, first.get("input"), CONFIG_FIELDS, hint="unknown config key")
+    return ConfigError(field, first.get("input"), first["msg"])
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """``key=value`` with the value parsed as YAML, so ``lr=0.1`` is a float and
+    ``holdout_classes=[0,1]`` a list."""
+    if "=" not in item:
+        raise ConfigError("override", item, "key=value (e.g. method=byol, lr=0.1, method_args.temperature=0.2)")
+    key, raw = item.split("=", 1)
+    key = key.strip()
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else raw
+    except yaml.YAMLError:
+        value = raw
+    return key, value
+
+
+def apply_overrides(base: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``key=value`` (dotted keys reach into ``method_args``)."""
+    data = json.loads(json.dumps(base, default=str)) if base else {}
+    for item in overrides:
+        key, value = parse_override(item)
+        set_dotted(data, key, value)
+    return data
+
+
+def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+    head, _, rest = key.partition(".")
+    if not rest:
+        data[head] = value
+        return
+    if head != "method_args":
+        raise ConfigError(key, value, "dotted keys only under method_args (e.g. method_args.temperature=0.2)")
+    data.setdefault("method_args", {})
+    if not isinstance(data["method_args"], dict):
+        raise ConfigError("method_args", data["method_args"], "a mapping")
+    data["method_args"][rest] = value
+
+
+def load_yaml(path: str | Path, field: str = "--config", what: str = "YAML file") -> Any:
+    """Parse a YAML file; a missing file or a syntax error names ``field``."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(field, str(path), f"an existing {what}")
+    try:
+        return yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(field, str(path), "valid YAML", hint=str(exc).splitlines()[0]) from None
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    data = load_yaml(path)
+    if not isinstance(data, dict):
+        raise ConfigError("--config", str(path), "a YAML mapping of config keys")
+    return data
+
+
+def make_config(data: dict[str, Any] | None = None) -> TrialConfig:
+    """Validate a raw mapping completely and fill every method default."""
+    try:
+        cfg = TrialConfig.model_validate(data or {})
+    except ValidationError as err:
+        raise _pydantic_to_config_error(err) from None
+    return resolve(cfg)
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrialConfig:
+    base = load_config_file(path) if path else {}
+    return make_config(apply_overrides(base, overrides or []))
+
+
+def resolve(cfg: TrialConfig) -> TrialConfig:
+    """Semantic checks across fields, then method defaults filled in."""
+    method_cls = get_method(cfg.method)
+    hparams = method_cls.build_hparams(cfg.method_args)
+    intervention = cfg.intervention
+    validate_backbone_name(cfg.backbone)
+    dataset = parse_spec(cfg.dataset, "dataset")
+    if cfg.ood_dataset is not None:
+        validate_dataset_name(cfg.ood_dataset, field="ood_dataset")
+    check_one_ood_source(cfg.holdout_classes, cfg.ood_dataset)
+    if cfg.holdout_classes is not None and len(set(cfg.holdout_classes)) != len(cfg.holdout_classes):
+        raise ConfigError("holdout_classes", cfg.holdout_classes, "distinct class indices")
+    validate_device(cfg.device)
+    # every field is checked on its own, so one generic view validates the overrides
+    with_overrides([AugmentSpec(size=cfg.image_size or dataset.image_size)], cfg.augment)
+
+    min_batch = method_cls.min_batch_size * cfg.workers
+    if cfg.batch_size < min_batch:
+        raise ConfigError("batch_size", cfg.batch_size, f">= {min_batch} for method {cfg.method} with {cfg.workers} worker(s)")
+    if cfg.batch_size % cfg.workers:
+        raise ConfigError("batch_size", cfg.batch_size, f"a multiple of workers={cfg.workers}")
+    bad_k = [k for k in cfg.knn_k if k < 1]
+    if not cfg.knn_k or bad_k:
+        raise ConfigError("knn_k", cfg.knn_k, "a non-empty list of positive integers")
+
+    weight_decay = cfg.weight_decay
+    if intervention.weight_decay is not None:
+        if weight_decay is not None and not math.isclose(weight_decay, intervention.weight_decay):
+            raise ConfigError("weight_decay", weight_decay,
+                              f"unset or equal to {intervention.weight_decay} (intervention {intervention.to_spec()} sets it)")
+        weight_decay = intervention.weight_decay
+
+    update = {
+        "image_size": cfg.image_size or dataset.image_size,
+        "method_args": hparams.model_dump(mode="json"),
+        "optimizer": cfg.optimizer or method_cls.default_optimizer,
+        "lr": cfg.lr if cfg.lr is not None else method_cls.default_lr,
+        "weight_decay": weight_decay if weight_decay is not None else method_cls.default_weight_decay,
+        "warmup_epochs": cfg.warmup_epochs if cfg.warmup_epochs is not None else min(method_cls.default_warmup_epochs, max(cfg.epochs - 1, 0)),
+    }
+    if update["warmup_epochs"] >= cfg.epochs and cfg.epochs > 1:
+        raise ConfigError("warmup_epochs", update["warmup_epochs"], f"< epochs ({cfg.epochs})")
+    return cfg.model_copy(update=update)
+
+
+def save_config(cfg: TrialConfig, path: Path) -> None:
+    atomic_write_text(path, yaml.safe_dump(cfg.model_dump(), sort_keys=False))

@@ -1,0 +1,122 @@
+"""Derived training sets: held-out classes (OOD) and long-tailed (imbalanced) subsets.
+
+All selection is vectorized over the label tensor; no per-sample Python.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+
+from suite.core.errors import ConfigError
+
+
+def resolve_holdout(holdout: Sequence, class_names: list[str], field: str = "holdout_classes") -> list[int]:
+    """Class indices (ints, or class names) -> sorted unique ints; ConfigError if invalid."""
+    n = len(class_names)
+    if isinstance(holdout, (str, int)):
+        holdout = [holdout]
+    out = set()
+    for c in holdout:
+        if isinstance(c, bool):
+            raise ConfigError(field, c, f"class indices 0..{n - 1} or class names")
+        if isinstance(c, int):
+            if not 0 <= c < n:
+                raise ConfigError(field, c, f"class indices 0..{n - 1} or class names",
+                                  hint=f"the dataset has {n} classes")
+            out.add(c)
+        elif isinstance(c, str) and c in class_names:
+            out.add(class_names.index(c))
+        elif isinstance(c, str) and c.strip().lstrip("-").isdigit():
+            out.update(resolve_holdout([int(c)], class_names, field))
+        else:
+            raise ConfigError(field, c, f"class indices 0..{n - 1} or class names",
+                              hint=f"the dataset has {n} classes")
+    if len(out) >= n:
+        raise ConfigError(field, sorted(out), f"at most {n - 1} of the {n} classes",
+                          hint="holding out every class leaves nothing to train on")
+    return sorted(out)
+
+
+def holdout_split(images: torch.Tensor, labels: torch.Tensor, held: list[int], num_classes: int
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(kept images, re-indexed kept labels 0..C'-1, held-out images)."""
+    held_mask = torch.zeros(num_classes, dtype=torch.bool)
+    held_mask[held] = True
+    is_held = held_mask[labels]
+    new_index = torch.cumsum(~held_mask, 0) - 1  # old class -> new class among the kept ones
+    keep = ~is_held
+    return images[keep], new_index[labels[keep]], images[is_held]
+
+
+def long_tail_counts(class_counts: torch.Tensor, ratio: float) -> torch.Tensor:
+    """n_i = min(count_i, floor(n_max * ratio^(-i/(C-1)))): the CIFAR-10-LT profile, class 0 largest."""
+    c = len(class_counts)
+    n_max = int(class_counts.max())
+    exponents = torch.arange(c, dtype=torch.float64) / max(c - 1, 1)
+    target = torch.floor(n_max * torch.tensor(float(ratio), dtype=torch.float64) ** (-exponents))
+    return torch.minimum(class_counts, target.long())
+
+
+def long_tail_indices(labels: torch.Tensor, num_classes: int, ratio: float, seed: int) -> torch.Tensor:
+    """Sorted indices of a long-tailed subset; which images of a class are kept depends on `seed`."""
+    counts = torch.bincount(labels, minlength=num_classes)
+    keep_n = long_tail_counts(counts, ratio)
+    g = torch.Generator().manual_seed(int(seed))
+    perm = torch.randperm(len(labels), generator=g)
+    order = perm[torch.argsort(labels[perm], stable=True)]       # grouped by class, random within
+    starts = torch.cumsum(counts, 0) - counts
+    rank = torch.arange(len(labels)) - starts[labels[order]]      # position within its class
+    return torch.sort(order[rank < keep_n[labels[order]]]).values
+
+
+def validate_imbalance(ratio, field: str = "imbalance") -> float | None:
+    if ratio is None:
+        return None
+    try:
+        r = float(ratio)
+    except (TypeError, ValueError):
+        raise ConfigError(field, ratio, "a number >= 1 (max/min class size ratio)") from None
+    if isinstance(ratio, bool) or not math.isfinite(r) or r < 1:
+        raise ConfigError(field, ratio, "a number >= 1 (max/min class size ratio)")
+    return r
+
+
+def channel_stats(images: torch.Tensor) -> tuple[tuple, tuple]:
+    """Per-channel mean and std in [0,1] of uint8 [N,3,H,W], in chunks (works on memory maps)."""
+    chunk = max(1, (1 << 24) // max(1, images[0].numel()))  # ~16M values (128 MB float64) per chunk
+    total = torch.zeros(3, dtype=torch.float64)
+    total_sq = torch.zeros(3, dtype=torch.float64)
+    for start in range(0, len(images), chunk):
+        x = images[start:start + chunk].to(torch.float64)
+        total += x.sum(dim=(0, 2, 3))
+        total_sq += (x * x).sum(dim=(0, 2, 3))
+    n = len(images) * images.shape[2] * images.shape[3]
+    mean = total / n
+    var = (total_sq / n - mean * mean).clamp_min(0)
+    return tuple((mean / 255).tolist()), tuple((var.sqrt() / 255).tolist())
+
+
+VALIDATION_SPLIT_SEED = 0  # fixed, independent of the trial seed: every seed validates on the same images
+
+
+def validation_split(labels: torch.Tensor, fraction: float, seed: int = VALIDATION_SPLIT_SEED
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(kept, held-out) indices, sorted: a stratified part of a training set held out for validation.
+
+    Class c (in label order) of n_c images gives ``min(n_c - 1, floor(n_c * fraction + 0.5))``
+    images, the first ones of ``torch.randperm(n_c)`` drawn from one generator seeded
+    with ``seed``; every class keeps at least one training image."""
+    if not 0 <= fraction < 0.5:
+        raise ConfigError("val_fraction", fraction, "a fraction in [0, 0.5)")
+    generator = torch.Generator().manual_seed(seed)
+    held = []
+    for c in torch.unique(labels).tolist():
+        members = torch.nonzero(labels == c).flatten()
+        count = min(len(members) - 1, math.floor(len(members) * fraction + 0.5))
+        held.append(members[torch.randperm(len(members), generator=generator)[:count]])
+    val = torch.cat(held).sort().values if held else torch.zeros(0, dtype=torch.long)
+    mask = torch.ones(len(labels), dtype=torch.bool)
+    mask[val] = False
+    return torch.nonzero(mask).flatten(), val

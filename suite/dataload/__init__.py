@@ -1,1 +1,0 @@
-"""Dataset loading internals behind `suite.data` (specs, decoding, cache, subsets)."""

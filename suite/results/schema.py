@@ -1,0 +1,172 @@
+"""The result schema: the one place that names every column of the ``trials``,
+``curves`` and ``norm_bins`` tables and says what each column is.
+
+Training and evaluation build their rows with these names; the sweep tables,
+the leaderboard, the claims and the command line read them back through the
+same functions (``knn(k)``, ``parse_knn(name)``, ``role(name)``...), so a
+column is spelled in one place and a reader can ask which k a run measured
+instead of assuming one.
+
+Roles of a ``trials`` column (``role``):
+
+* ``identity``   -- which trial: ``trial_id``, ``sweep``, ``results_dir``;
+* ``status``     -- how it ended: ``status``, ``error``, ``notes``, ``epochs_completed``
+                    and a search sweep's ``search_*`` bookkeeping;
+* ``science``    -- a config field that is part of the trial id (`suite.config`);
+* ``run``        -- a config field that says how the trial ran, plus what the
+                    run resolved on the machine (``torch_threads``);
+* ``outcome``    -- everything measured.
+"""
+from __future__ import annotations
+
+import re
+from typing import Iterable
+
+from suite.config.model import RUN_FIELDS, SCIENCE_FIELDS
+
+# ---------------------------------------------------------------- identity and status
+TRIAL_ID, SWEEP, RESULTS_DIR = "trial_id", "sweep", "results_dir"
+STATUS, ERROR, NOTES, EPOCHS_COMPLETED = "status", "error", "notes", "epochs_completed"
+SEARCH_PREFIX = "search_"
+IDENTITY_COLUMNS = (TRIAL_ID, SWEEP, RESULTS_DIR)
+STATUS_COLUMNS = (STATUS, ERROR, NOTES, EPOCHS_COMPLETED)
+
+RUNNING, COMPLETED, FAILED, INTERRUPTED, STOPPED = "running", "completed", "failed", "interrupted", "stopped"
+STATUSES = (RUNNING, COMPLETED, FAILED, INTERRUPTED, STOPPED)
+FINISHED_STATUSES = (COMPLETED, STOPPED)          # ended as planned (STOPPED: by a scheduler, on purpose)
+INCOMPLETE_STATUSES = (RUNNING, FAILED, INTERRUPTED)
+
+# ---------------------------------------------------------------- vectors and norm statistics
+# Column prefix -> what the vector is. ``emb`` is the vector the loss L2-normalizes
+# (per method: docs/guides/methods), ``feat`` the backbone features, ``proj`` the
+# projector output of BYOL and SimSiam (their ``emb`` is the predictor output).
+VECTORS = {"emb": "embedding", "feat": "features", "proj": "projection"}
+EVAL_NORM_STATS = ("mean", "std", "q05", "q25", "q50", "q75", "q95")
+TRAIN_NORM_STATS = ("mean", "std", "q05", "q50", "q95")
+PROGRESS_NORM_STATS = ("mean", "std")              # evaluation-set norms in every evaluated curves row
+EVAL_SPLITS = ("test", "ood")
+
+
+def train_norm(vector: str, stat: str) -> str:
+    """Norms of the training batches' ``vector`` over an epoch (curves), or over the last epoch (trials)."""
+    return f"{vector}_norm_{stat}"
+
+
+def eval_norm(split: str, vector: str, stat: str) -> str:
+    """Norms of ``vector`` over the clean ``split`` images (test or ood) at an evaluation."""
+    return f"{split}_{vector}_norm_{stat}"
+
+
+# ---------------------------------------------------------------- accuracies
+LINEAR_TOP1 = "linear_top1"
+INIT_SUFFIX = "_init"
+_KNN = re.compile(r"^(val_)?knn_top1_k(\d+)$")
+
+
+def knn(k: int, split: str = "test") -> str:
+    """kNN top-1 with ``k`` neighbours: on the test set (``knn_top1_k20``) or the validation split."""
+    return f"knn_top1_k{int(k)}" if split == "test" else f"val_knn_top1_k{int(k)}"
+
+
+def knn_init(k: int) -> str:
+    """The untrained network's (epoch 0) test kNN top-1: the floor every gain is measured against."""
+    return knn(k) + INIT_SUFFIX
+
+
+def init_of(column: str) -> str:
+    return column + INIT_SUFFIX
+
+
+def parse_knn(column: str) -> tuple[str, int] | None:
+    """``("test", 20)`` for ``knn_top1_k20``, ``("val", 20)`` for ``val_knn_top1_k20``, None otherwise."""
+    match = _KNN.match(column)
+    return (("val" if match.group(1) else "test"), int(match.group(2))) if match else None
+
+
+def knn_columns(columns: Iterable[str], split: str = "test") -> dict[int, str]:
+    """{k: column} of the kNN columns of ``split`` among ``columns``, by k descending."""
+    found = {}
+    for column in columns:
+        parsed = parse_knn(column)
+        if parsed is not None and parsed[0] == split:
+            found[parsed[1]] = column
+    return dict(sorted(found.items(), reverse=True))
+
+
+def is_accuracy(column: str) -> bool:
+    """Accuracy columns (fractions in the tables, percent on screen)."""
+    base = column[: -len(INIT_SUFFIX)] if column.endswith(INIT_SUFFIX) else column
+    return parse_knn(base) is not None or base == LINEAR_TOP1
+
+
+# ---------------------------------------------------------------- diagnostics
+CORRECT_AUROC, OOD_AUROC, FREQ_SPEARMAN = "correct_auroc", "ood_auroc", "freq_spearman"
+DIAGNOSTICS = (CORRECT_AUROC, OOD_AUROC, FREQ_SPEARMAN)
+
+
+def diagnostic(vector: str, name: str) -> str:
+    """A norm-as-confidence diagnostic of ``vector``: ``emb_correct_auroc``, ``feat_ood_auroc``, ..."""
+    return f"{vector}_{name}"
+
+
+def ci_lo(column: str) -> str:
+    return f"{column}_ci_lo"
+
+
+def ci_hi(column: str) -> str:
+    return f"{column}_ci_hi"
+
+
+def note(column: str) -> str:
+    """Why ``column`` is NaN in a row ("" when it is not)."""
+    return f"{column}_note"
+
+
+# ---------------------------------------------------------------- training dynamics (curves)
+EPOCH, LOSS, LR = "epoch", "loss", "lr"
+GRAD_NORM, GRAD_COS_ABS, DIR_GRAD_NORM = "emb_grad_norm_mean", "emb_grad_cos_abs_mean", "emb_dir_grad_norm_mean"
+GRAD_COLUMNS = (GRAD_NORM, GRAD_COS_ABS, DIR_GRAD_NORM)
+PROBE_NORM, PROBE_ANGLE = "probe_emb_norm_mean", "probe_angle_change_mean"
+IMAGES_PER_S, EPOCH_TIME = "images_per_s", "epoch_time_s"
+
+# ---------------------------------------------------------------- trial totals
+FINAL_LOSS, TRAIN_TIME, EVAL_TIME, WALL_TIME = "final_loss", "train_time_s", "eval_time_s", "wall_time_s"
+TORCH_THREADS = "torch_threads"                    # the intra-op threads the trial ran with (a run fact)
+LOWER_IS_BETTER = (FINAL_LOSS, TRAIN_TIME, EVAL_TIME, WALL_TIME, EPOCH_TIME, LOSS)
+
+# ---------------------------------------------------------------- norm bins
+BIN_VECTOR, BINNING, BIN = "vector", "binning", "bin"
+BIN_COLUMNS = ("binning", "bin", "norm_lo", "norm_hi", "count", "accuracy")
+NORM_BINS_COLUMNS = (TRIAL_ID, BIN_VECTOR, *BIN_COLUMNS)
+
+# ---------------------------------------------------------------- per-sample evaluation norms (one file per trial)
+EVAL_NORMS_COLUMNS = ("split", "vector", "norm", "label", "correct")
+
+# ---------------------------------------------------------------- roles
+IDENTITY, STATUS_ROLE, SCIENCE, RUN, OUTCOME = "identity", "status", "science", "run", "outcome"
+RUN_FACTS = (TORCH_THREADS,)
+
+
+def role(column: str) -> str:
+    """What a ``trials`` column is: identity, status, science, run or outcome (see the module docstring)."""
+    if column in IDENTITY_COLUMNS:
+        return IDENTITY
+    if column in STATUS_COLUMNS or column.startswith(SEARCH_PREFIX):
+        return STATUS_ROLE
+    if column in SCIENCE_FIELDS:
+        return SCIENCE
+    if column in RUN_FIELDS or column in RUN_FACTS:
+        return RUN
+    return OUTCOME
+
+
+def science_columns(columns: Iterable[str]) -> list[str]:
+    return [c for c in columns if role(c) == SCIENCE]
+
+
+def run_columns(columns: Iterable[str]) -> list[str]:
+    return [c for c in columns if role(c) == RUN]
+
+
+def outcome_columns(columns: Iterable[str]) -> list[str]:
+    return [c for c in columns if role(c) == OUTCOME]

@@ -1,5 +1,0 @@
-import sys
-
-from suite.sweep.cli import main
-
-sys.exit(main())

@@ -1,0 +1,1 @@
+"""Commands beside the experiments: `bench` (speed figures) and `simulate` (the paper's norm dynamics)."""

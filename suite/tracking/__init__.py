@@ -1,0 +1,1 @@
+"""Experiment tracking (MLflow, TensorBoard, W&B) for local trials and sweeps."""

@@ -1,0 +1,360 @@
+"""The one training function every trial runs: locally, or inside Ray workers.
+
+Like a Ray Train training function, `run_trial` is an ordinary function: it
+calls ``report(metrics, checkpoint_dir)`` once per finished epoch and returns
+a `TrialResult`. When torch.distributed is initialized (Ray's TorchTrainer
+does that) it trains data-parallel: DDP, synchronized BatchNorm, the batch
+sharded by rank, and only rank 0 evaluates and writes.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from methods import get_method
+from methods.distributed import all_reduce_mean_, concat_all_gather_no_grad
+from methods.views import with_overrides
+from suite.trial import checkpoint as ckpt
+from suite.results import store as results
+from suite.trial.augment import BatchAugment
+from suite.trial.backbones import build_backbone
+from suite.config import TrialConfig, save_config
+from suite.data.splits import DatasetSplits, load_splits
+from suite.core.errors import ConfigError
+from suite.trial.fastpath import maybe_compile
+from suite.trial.evaluate import EvalSettings, encode, final_evaluation, progress_evaluation, settled_batchnorm
+from suite.measure.instruments import EmbeddingGradStats, angle_change, probe_indices
+from suite.measure.norms import RunningNormStats
+from suite.trial.optim import build_optimizer, lr_at, set_lr
+from suite.trial.runtime import (DistContext, autocast_context, epoch_seed, prepare_data_parallel, resolve_device,
+                           seed_everything)
+
+Report = Callable[[dict[str, Any], "Path | None"], None]
+NORM_STATS = ("mean", "std", "q05", "q50", "q95")
+
+
+@dataclass
+class TrialResult:
+    """What a trial produced, in memory (also written to its directory)."""
+
+    row: dict[str, Any]                         # the `trials` row
+    curves: list[dict[str, Any]]                # one row per evaluated / trained epoch (0 = untrained)
+    norm_bins: list[dict[str, Any]] = field(default_factory=list)
+    eval_norms: pd.DataFrame | None = None      # per-sample evaluation norms
+
+
+def build_model(cfg: TrialConfig) -> torch.nn.Module:
+    """Backbone + method, with the intervention applied at construction.
+
+    Seeded from the trial seed, so every rank (and every rerun) starts from
+    the same weights."""
+    seed_everything(cfg.seed)
+    method_cls = get_method(cfg.method)
+    backbone, feature_dim = build_backbone(cfg.backbone, cfg.image_size, cfg.cifar_stem)
+    return method_cls(backbone, feature_dim, method_cls.build_hparams(cfg.method_args), cfg.intervention)
+
+
+def load_data(cfg: TrialConfig) -> DatasetSplits:
+    splits = load_splits(cfg.dataset, cfg.image_size, imbalance=cfg.imbalance, holdout_classes=cfg.holdout_classes,
+                         ood_dataset=cfg.ood_dataset, seed=cfg.seed)
+    if cfg.train_limit is not None and cfg.train_limit < len(splits.train_labels):
+        # A fixed subset (independent of the trial seed) so seeds compare like with like.
+        keep = torch.randperm(len(splits.train_labels), generator=torch.Generator().manual_seed(0))[: cfg.train_limit]
+        keep = keep.sort().values
+        splits = dataclasses.replace(splits, train_images=splits.train_images[keep], train_labels=splits.train_labels[keep])
+    if cfg.val_fraction > 0:
+        splits = hold_out_validation(splits, cfg.val_fraction)
+    return splits
+
+
+def hold_out_validation(splits: DatasetSplits, fraction: float) -> DatasetSplits:
+    """Move a stratified, fixed part of the training set to ``val_images``: training,
+    the kNN memory bank and the linear probe use the rest."""
+    from suite.data.subsets import validation_split
+
+    keep, val = validation_split(splits.train_labels, fraction)
+    return dataclasses.replace(splits, train_images=splits.train_images[keep], train_labels=splits.train_labels[keep],
+                               val_images=splits.train_images[val], val_labels=splits.train_labels[val])
+
+
+def place_dataset(images: torch.Tensor, device: torch.device, max_fraction: float = 0.25) -> torch.Tensor:
+    """Keep the uint8 training set on the GPU when it fits comfortably (batches
+    are then gathered on the device), else in pinned host memory."""
+    if device.type != "cuda":
+        return images
+    free, _ = torch.cuda.mem_get_info(device)
+    if images.numel() * images.element_size() <= max_fraction * free:
+        return images.to(device)
+    return images.pin_memory()
+
+
+@dataclass
+class _Trial:
+    """Everything the epochs of one trial share."""
+
+    cfg: TrialConfig
+    trial_dir: Path
+    ctx: DistContext
+    device: torch.device
+    channels_last: bool
+    splits: DatasetSplits
+    method: torch.nn.Module
+    model: torch.nn.Module                 # what the step calls (DDP-wrapped when distributed)
+    optimizer: torch.optim.Optimizer
+    augmenters: list[BatchAugment]
+    train_images: torch.Tensor
+    state: ckpt.TrainState
+    config_row: dict[str, Any]
+    notes: str = ""                        # settings the method adapted to the data (see check_train_size)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return len(self.splits.train_labels) // self.cfg.batch_size
+
+    @property
+    def total_steps(self) -> int:
+        return self.steps_per_epoch * self.cfg.epochs
+
+    @property
+    def warmup_steps(self) -> int:
+        return self.steps_per_epoch * self.cfg.warmup_epochs
+
+    @property
+    def eval_settings(self) -> EvalSettings:
+        return EvalSettings(self.cfg.eval_batch_size, self.device, self.cfg.precision, self.channels_last)
+
+    def lr(self, step: int) -> float:
+        return lr_at(step, self.total_steps, self.warmup_steps, self.cfg.scaled_lr())
+
+
+def _setup(cfg: TrialConfig, trial_dir: Path, resume_from: Path | None, device: torch.device | None) -> _Trial:
+    ctx = DistContext.detect()
+    if ctx.world_size != cfg.workers and ctx.distributed:
+        raise ConfigError("workers", cfg.workers, f"{ctx.world_size} (the torch.distributed world this trial runs in)")
+    device = device if device is not None else resolve_device(cfg.device, ctx)
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    channels_last = cfg.channels_last if cfg.channels_last is not None else device.type == "cuda"
+    splits = load_data(cfg)
+    if len(splits.train_labels) // cfg.batch_size < 1:
+        raise ConfigError("batch_size", cfg.batch_size, f"<= the training set size ({len(splits.train_labels)})")
+    method = build_model(cfg)
+    notes = method.check_train_size(len(splits.train_labels))
+    for note in notes if DistContext.detect().is_main else []:
+        warnings.warn(note, stacklevel=2)
+    method = method.to(device)
+    if channels_last:
+        method = method.to(memory_format=torch.channels_last)
+    maybe_compile(method, cfg.compile)  # backbone and heads, in place: parameters and state_dict keys unchanged
+    model = prepare_data_parallel(method, device) if ctx.distributed else method
+    optimizer = build_optimizer(method, cfg.optimizer, cfg.scaled_lr(), cfg.weight_decay, cfg.momentum)
+    augmenters = [BatchAugment(spec, splits.mean, splits.std).to(device) for spec in with_overrides(method.view_specs(cfg.image_size), cfg.augment)]
+    state = ckpt.load(resume_from, method, optimizer, cfg) if resume_from is not None else ckpt.TrainState()
+    trial = _Trial(cfg, Path(trial_dir), ctx, device, channels_last, splits, method, model, optimizer, augmenters,
+                   place_dataset(splits.train_images, device), state, results.flatten_config(cfg.model_dump()),
+                   "; ".join(notes))
+    if ctx.is_main:
+        trial.trial_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, trial.trial_dir / "config.yaml")
+        results.write_result(trial.trial_dir, _base_row(trial, "running", ""))
+    return trial
+
+
+def _base_row(t: _Trial, status: str, error: str) -> dict[str, Any]:
+    return {"trial_id": t.cfg.trial_id, "status": status, "error": error, "notes": t.notes, **t.config_row,
+            "epochs_completed": t.state.epoch}
+
+
+def _summaries(prefix: str, stats: RunningNormStats, t: _Trial) -> dict[str, float]:
+    """The epoch's norm statistics over every worker's samples (equal shards)."""
+    if t.ctx.distributed:
+        everyone = RunningNormStats()
+        everyone.update(concat_all_gather_no_grad(stats.norms().to(t.device)))
+        stats = everyone
+    summary = stats.summary(prefix)
+    return {f"{prefix}_{s}": summary[f"{prefix}_{s}"] for s in NORM_STATS}
+
+
+def _train_epoch(t: _Trial, epoch: int, bar) -> dict[str, Any]:
+    """One epoch of optimizer steps; returns its curves row (no evaluation)."""
+    cfg = t.cfg
+    torch.manual_seed(epoch_seed(cfg.seed, epoch, t.ctx.rank))
+    t.method.on_epoch_start(epoch - 1, cfg.epochs)  # methods count epochs from 0
+    order = torch.randperm(len(t.train_images), generator=torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch, 0)))
+    order = order.to(t.train_images.device)
+    per_worker = cfg.batch_size // t.ctx.world_size
+    emb_norms, feat_norms, grads = RunningNormStats(), RunningNormStats(), EmbeddingGradStats(t.device)
+    loss_sum = torch.zeros((), device=t.device)
+    t.model.train()
+    start = time.perf_counter()
+    for step in range(t.steps_per_epoch):
+        global_step = (epoch - 1) * t.steps_per_epoch + step
+        set_lr(t.optimizer, t.lr(global_step))
+        batch_idx = order[step * cfg.batch_size: (step + 1) * cfg.batch_size]
+        batch_idx = batch_idx[t.ctx.rank * per_worker: (t.ctx.rank + 1) * per_worker]
+        images = t.train_images[batch_idx].to(t.device, non_blocking=True)
+        views = [aug(images) for aug in t.augmenters]
+        if t.channels_last:
+            views = [v.contiguous(memory_format=torch.channels_last) for v in views]
+        with autocast_context(t.device, cfg.precision):
+            out = t.model(views)
+        grads.watch(out["live_embeddings"])
+        loss = out["loss"]
+        t.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        t.optimizer.step()
+        t.method.update_target((global_step + 1) / t.total_steps)
+        loss_sum += loss.detach().float()
+        emb_norms.update_vectors(out["embedding"])
+        feat_norms.update_vectors(out["features"])
+        bar.update(1)
+    if t.device.type == "cuda":
+        torch.cuda.synchronize(t.device)
+    epoch_time = time.perf_counter() - start
+    mean_loss = float(all_reduce_mean_(loss_sum)) / t.steps_per_epoch
+    return {"trial_id": cfg.trial_id, "epoch": epoch, "loss": mean_loss, "lr": t.lr(epoch * t.steps_per_epoch - 1),
+            **_summaries("emb_norm", emb_norms, t), **_summaries("feat_norm", feat_norms, t), **grads.summary(),
+            "images_per_s": t.steps_per_epoch * cfg.batch_size / epoch_time, "epoch_time_s": epoch_time}
+
+
+def _progress_row(t: _Trial) -> dict[str, Any]:
+    """kNN, evaluation-set norms and the probe set's movement on the sphere,
+    with settled BatchNorm statistics. Every worker enters (BatchNorm
+    re-estimation is synchronized); rank 0 measures."""
+    s = t.eval_settings
+    with settled_batchnorm(t.method, t.splits, t.cfg, s, t.ctx.rank, t.ctx.world_size):
+        if not t.ctx.is_main:
+            return {}
+        row, _ = progress_evaluation(t.method, t.splits, t.cfg, s)
+        row.update(_probe_movement(t))
+    return row
+
+
+def _probe_movement(t: _Trial) -> dict[str, float]:
+    """Mean norm of the fixed probe set's embeddings, and the mean angle they
+    turned since the previous evaluation (NaN at the first); call with the
+    evaluation's BatchNorm statistics in place."""
+    probe_images = t.splits.train_images[probe_indices(len(t.splits.train_labels))]
+    now = encode(t.method, probe_images, t.splits.mean, t.splits.std, t.eval_settings).embedding.cpu()
+    previous = t.state.probe_embedding
+    t.state.probe_embedding = now
+    return {"probe_emb_norm_mean": float(now.norm(dim=1).mean()),
+            "probe_angle_change_mean": float(angle_change(previous, now).mean()) if previous is not None else math.nan}
+
+
+def _evaluates_during_training(cfg: TrialConfig, epoch: int) -> bool:
+    """Progress evaluation at epoch 0 and every ``eval_every`` epochs; the last
+    epoch's numbers come from the final evaluation."""
+    return cfg.eval_every > 0 and epoch < cfg.epochs and epoch % cfg.eval_every == 0
+
+
+def _checkpoint(t: _Trial, epoch: int) -> Path | None:
+    if not t.ctx.is_main:
+        return None
+    results.atomic_write_frame(pd.DataFrame(t.state.curves), t.trial_dir / "curves", formats=("csv",))
+    if epoch % t.cfg.checkpoint_every == 0 or epoch == t.cfg.epochs:
+        return ckpt.save(t.trial_dir / "checkpoints" / "last", t.method, t.optimizer, t.cfg, t.state)
+    return None
+
+
+def _train(t: _Trial, report: Report | None, progress: bool) -> str:
+    """The epochs still to run; returns the failure reason ("" if none)."""
+    cfg = t.cfg
+    if t.state.epoch == 0 and not t.state.curves and cfg.eval_every > 0:
+        row = {"trial_id": cfg.trial_id, "epoch": 0, **_progress_row(t)}  # the untrained network (after cut-init)
+        if t.ctx.is_main:
+            t.state.curves.append(row)
+    bar = tqdm(total=t.total_steps, initial=t.state.epoch * t.steps_per_epoch, desc=cfg.trial_id[:48], unit="step",
+               disable=not (progress and t.ctx.is_main), dynamic_ncols=True)
+    try:
+        for epoch in range(t.state.epoch + 1, cfg.epochs + 1):
+            wall_start = time.perf_counter()
+            row = _train_epoch(t, epoch, bar)
+            row.update({f"knn_top1_k{k}": math.nan for k in cfg.knn_k})
+            row.update({f"val_knn_top1_k{k}": math.nan for k in cfg.knn_k} if cfg.val_fraction > 0 else {})
+            if not math.isfinite(row["loss"]):
+                t.state.curves.append(row)
+                return f"non-finite loss ({row['loss']}) in epoch {epoch}"
+            if _evaluates_during_training(cfg, epoch):
+                row.update(_progress_row(t))
+            t.state.curves.append(row)
+            t.state.epoch, t.state.train_time_s = epoch, t.state.train_time_s + row["epoch_time_s"]
+            bar.set_postfix(epoch=epoch, loss=f"{row['loss']:.3f}", refresh=False)
+            checkpoint_dir = _checkpoint(t, epoch)
+            t.state.wall_time_s += time.perf_counter() - wall_start
+            if report is not None:
+                report(dict(row), checkpoint_dir)
+    finally:
+        bar.close()
+    return ""
+
+
+def _finish(t: _Trial, failure: str) -> TrialResult:
+    """Final evaluation (rank 0) and the trial's row in the tables."""
+    cfg, state = t.cfg, t.state
+    last = state.curves[-1] if state.curves else {}
+    row = _base_row(t, "failed" if failure else "completed", failure)
+    row.update({f"{p}_{s}": last.get(f"{p}_{s}", math.nan) for p in ("emb_norm", "feat_norm") for s in NORM_STATS})
+    row.update({"final_loss": last.get("loss", math.nan), "train_time_s": state.train_time_s,
+                "images_per_s": state.epoch * t.steps_per_epoch * cfg.batch_size / state.train_time_s
+                if state.train_time_s > 0 else math.nan})
+    initial = next((c for c in state.curves if c["epoch"] == 0), {})
+    row.update({f"knn_top1_k{k}_init": initial.get(f"knn_top1_k{k}", math.nan) for k in cfg.knn_k})
+    result = TrialResult(row, state.curves)
+    if not failure:
+        eval_start = time.perf_counter()
+        s = t.eval_settings
+        with settled_batchnorm(t.method, t.splits, cfg, s, t.ctx.rank, t.ctx.world_size):
+            if t.ctx.is_main:
+                metrics, result.norm_bins, result.eval_norms = final_evaluation(t.method, t.splits, cfg, s,
+                                                                                cfg.trial_id)
+                row.update(metrics)
+                # The last epoch's progress numbers come from the final evaluation.
+                last.update({k: v for k, v in metrics.items() if k.startswith(("knn_top1_", "val_knn_top1_"))
+                             or (k.startswith("test_") and k.endswith(("_norm_mean", "_norm_std")))})
+                if cfg.eval_every > 0:
+                    last.update(_probe_movement(t))
+        row["eval_time_s"] = time.perf_counter() - eval_start
+    row["wall_time_s"] = state.wall_time_s + row.get("eval_time_s", 0.0)
+    if t.ctx.is_main:
+        _write(t.trial_dir, result)
+    if t.ctx.distributed:
+        torch.distributed.barrier()
+    return result
+
+
+def _write(trial_dir: Path, result: TrialResult) -> None:
+    if result.curves:
+        results.atomic_write_frame(pd.DataFrame(result.curves), trial_dir / "curves", formats=("csv",))
+    if result.norm_bins:
+        results.atomic_write_frame(pd.DataFrame(result.norm_bins), trial_dir / "norm_bins", formats=("csv",))
+    if result.eval_norms is not None:
+        results.atomic_write_frame(result.eval_norms, trial_dir / Path(results.EVAL_NORMS_FILE).stem,
+                                   formats=("parquet",))
+    results.write_result(trial_dir, result.row)
+
+
+def run_trial(cfg: TrialConfig, trial_dir: Path, *, report: Report | None = None, resume_from: Path | None = None,
+              progress: bool = True, device: torch.device | None = None) -> TrialResult:
+    """Train, evaluate and record one trial.
+
+    ``report(metrics, checkpoint_dir)`` is called once per finished epoch with
+    its curves row (``checkpoint_dir`` is None on ranks > 0 and between
+    checkpoints). ``resume_from`` is a checkpoint directory: training
+    continues after its last finished epoch. A non-finite loss ends the trial
+    with status ``failed`` and the reason recorded, not an exception.
+    ``device`` overrides ``cfg.device`` where the launcher knows better (Ray
+    Train assigns each worker its GPU).
+    """
+    trial = _setup(cfg, trial_dir, resume_from, device)
+    failure = _train(trial, report, progress)
+    return _finish(trial, failure)
