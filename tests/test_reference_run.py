@@ -126,3 +126,42 @@ def test_claims_readme_option_rewrites_only_the_block(tmp_path, capsys):
     assert main(["claims", str(results), "--readme", str(bad)]) == 2
     assert bad.read_text() == "no markers"
     assert "--readme" in capsys.readouterr().err
+
+
+def _committed_trial_dirs() -> list[Path]:
+    return sorted(p.parent for p in (REPO / "results" / "reference").rglob("config.yaml")
+                  if "checkpoints" not in p.parts and "export" not in p.parts)
+
+
+def test_every_committed_trial_id_is_what_the_code_computes_from_its_config():
+    """Ids hash the science only; the committed folders, rows and tables carry the id their stored config gives."""
+    import json
+
+    import yaml
+
+    from suite.config import make_config
+
+    dirs = _committed_trial_dirs()
+    assert len(dirs) > 80
+    for trial_dir in dirs:
+        expected = make_config(yaml.safe_load((trial_dir / "config.yaml").read_text())).trial_id
+        assert trial_dir.name == expected
+        assert json.loads((trial_dir / "result.json").read_text())["trial_id"] == expected
+        for name in ("curves.csv", "norm_bins.csv"):
+            if (trial_dir / name).is_file():
+                assert set(pd.read_csv(trial_dir / name)["trial_id"]) == {expected}, (trial_dir, name)
+    for results_dir in {d.parent for d in dirs}:
+        for table in ("trials", "curves", "norm_bins"):
+            for suffix in (".parquet", ".csv"):
+                path = results_dir / f"{table}{suffix}"
+                if path.is_file():
+                    frame = pd.read_parquet(path) if suffix == ".parquet" else pd.read_csv(path)
+                    assert set(frame["trial_id"]) <= {d.name for d in dirs if d.parent == results_dir}, path
+
+
+def test_the_reference_spec_expands_to_the_committed_trials(reference):
+    from suite.sweep.grid import expand_grid
+    from suite.sweep.spec import load_spec
+
+    planned = {t.trial_id for t in expand_grid(load_spec(SPEC))}
+    assert planned == set(reference.trials["trial_id"])
