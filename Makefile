@@ -4,8 +4,11 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
+PYTEST := $(BIN)/python -m pytest
+# Tiers (pyproject.toml lists the markers): test-fast leaves out what starts Ray or runs long.
+FAST   := not ray and not cluster and not slow
 
-.PHONY: demo test install install-dev bench clean help
+.PHONY: demo test test-fast lint format install install-dev bench clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -29,8 +32,19 @@ install-dev: $(VENV)/.installed-dev  ## create .venv and install normbench with 
 demo: $(VENV)/.installed  ## one local trial on the embedded digits dataset, then its summary
 	$(BIN)/normbench trial --out results/demo --overwrite
 
-test: $(VENV)/.installed-dev  ## the whole test suite
-	$(BIN)/python -m pytest -q
+lint: $(VENV)/.installed-dev  ## ruff: lint and format check
+	$(BIN)/ruff check suite methods tests examples
+	$(BIN)/ruff format --check suite methods tests examples
+
+format: $(VENV)/.installed-dev  ## ruff: fix what it can and reformat
+	$(BIN)/ruff check --fix suite methods tests examples
+	$(BIN)/ruff format suite methods tests examples
+
+test: lint  ## everything: lint, then every test (the README's and CI's command)
+	$(PYTEST) -q
+
+test-fast: lint  ## lint, then every test but the ray, cluster and slow tiers
+	$(PYTEST) -q -m "$(FAST)"
 
 bench: $(VENV)/.installed  ## the speed figures, each next to a same-process reference (asserts nothing)
 	$(BIN)/normbench bench

@@ -13,6 +13,7 @@ construction, so the argmax of the teacher's raw logits is reported too.
 
     python examples/dino_prototype_usage.py results/reference/digits-reference [--csv OUT]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,9 +23,9 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from suite.config import load_config
 from suite.trial import checkpoint
 from suite.trial.augment import normalize
-from suite.config import load_config
 from suite.trial.train import build_model, load_data
 
 
@@ -37,19 +38,26 @@ def prototype_usage(trial_dir: Path) -> dict:
     splits = load_data(cfg)
     x = normalize(splits.test_images, splits.mean, splits.std)
     logits = model.head_teacher(model.backbone_teacher(x))[1]
-    model.on_epoch_start(cfg.epochs, cfg.epochs)   # the teacher temperature of the last epoch
+    model.on_epoch_start(cfg.epochs, cfg.epochs)  # the teacher temperature of the last epoch
     probs = model.teacher_targets([logits])[0]
     counts = torch.bincount(probs.argmax(dim=-1), minlength=probs.shape[1])
     mean = probs.mean(dim=0)
     per_image_entropy = -(probs * probs.clamp_min(1e-12).log()).sum(dim=1)
-    return {"trial_id": cfg.trial_id, "intervention": cfg.intervention.to_spec(), "imbalance": cfg.imbalance,
-            "seed": cfg.seed, "centering": model.hparams.centering, "prototypes": probs.shape[1], "test_images": len(x),
-            "distinct_argmax_prototypes": int((counts > 0).sum()),
-            "largest_share": float(counts.max() / len(x)),
-            "distinct_argmax_raw_logits": int(logits.argmax(dim=-1).unique().numel()),
-            "mean_target_entropy": float(per_image_entropy.mean()),
-            "entropy_of_mean_target": float(-(mean * mean.clamp_min(1e-12).log()).sum()),
-            "ln_prototypes": math.log(probs.shape[1])}
+    return {
+        "trial_id": cfg.trial_id,
+        "intervention": cfg.intervention.to_spec(),
+        "imbalance": cfg.imbalance,
+        "seed": cfg.seed,
+        "centering": model.hparams.centering,
+        "prototypes": probs.shape[1],
+        "test_images": len(x),
+        "distinct_argmax_prototypes": int((counts > 0).sum()),
+        "largest_share": float(counts.max() / len(x)),
+        "distinct_argmax_raw_logits": int(logits.argmax(dim=-1).unique().numel()),
+        "mean_target_entropy": float(per_image_entropy.mean()),
+        "entropy_of_mean_target": float(-(mean * mean.clamp_min(1e-12).log()).sum()),
+        "ln_prototypes": math.log(probs.shape[1]),
+    }
 
 
 def main() -> None:

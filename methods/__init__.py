@@ -7,6 +7,7 @@ method: write its module and add its class to ``_REGISTERED`` below.
 The registry loads on first use, so importing a light submodule
 (``methods.errors``, ``methods.views``) does not import torch.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -15,24 +16,31 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from methods.base import SSLMethod
 
-_REGISTERED = {"simclr": "methods.simclr:SimCLR", "moco": "methods.moco:MoCo", "byol": "methods.byol:BYOL",
-               "simsiam": "methods.simsiam:SimSiam", "dino": "methods.dino:DINO"}
-_registry: dict[str, type["SSLMethod"]] | None = None
+_REGISTERED = {
+    "simclr": "methods.simclr:SimCLR",
+    "moco": "methods.moco:MoCo",
+    "byol": "methods.byol:BYOL",
+    "simsiam": "methods.simsiam:SimSiam",
+    "dino": "methods.dino:DINO",
+}
+_registry: dict[str, type[SSLMethod]] | None = None
 
 
-def _methods() -> dict[str, type["SSLMethod"]]:
+def _methods() -> dict[str, type[SSLMethod]]:
     global _registry
     if _registry is None:
         classes = {}
         for name, target in _REGISTERED.items():
             module, _, cls = target.partition(":")
             classes[name] = getattr(importlib.import_module(module), cls)
-            assert classes[name].name == name, f"{target} is registered as {name!r} but names itself {classes[name].name!r}"
+            assert classes[name].name == name, (
+                f"{target} is registered as {name!r} but names itself {classes[name].name!r}"
+            )
         _registry = classes
     return _registry
 
 
-def get_method(name: str) -> type["SSLMethod"]:
+def get_method(name: str) -> type[SSLMethod]:
     """The method class registered as ``name``; ConfigError(field="method") otherwise."""
     from methods.errors import ConfigError
 

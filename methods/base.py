@@ -6,6 +6,7 @@ every online parameter by C, and only then ``build_target()`` (deep copies for
 momentum/teacher networks). Target networks therefore start as exact copies of
 the *cut* online network, as in the paper.
 """
+
 from __future__ import annotations
 
 import copy
@@ -16,12 +17,19 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from torch import Tensor, nn
 
-from methods.interventions import Intervention, cut_init, grad_scale
 from methods.errors import config_error, field_constraints
+from methods.interventions import Intervention, cut_init, grad_scale
 
 
-def hparam(default: Any, *, lo: float | None = None, hi: float | None = None,
-           lo_open: bool = False, hi_open: bool = False, doc: str = "") -> Any:
+def hparam(
+    default: Any,
+    *,
+    lo: float | None = None,
+    hi: float | None = None,
+    lo_open: bool = False,
+    hi_open: bool = False,
+    doc: str = "",
+) -> Any:
     """A method hyper-parameter with an allowed range (a pydantic field)."""
     bounds = {("gt" if lo_open else "ge"): lo, ("lt" if hi_open else "le"): hi}
     return Field(default, description=doc, **{k: v for k, v in bounds.items() if v is not None})
@@ -49,14 +57,15 @@ class SSLMethod(nn.Module):
     name: ClassVar[str] = ""
     Hparams: ClassVar[type[HParams]]
     default_optimizer: ClassVar[str] = "sgd"
-    default_lr: ClassVar[float] = 0.1          # per 256 images; the trainer scales lr * batch / 256
+    default_lr: ClassVar[float] = 0.1  # per 256 images; the trainer scales lr * batch / 256
     default_weight_decay: ClassVar[float] = 5e-4
     default_warmup_epochs: ClassVar[int] = 10
-    min_batch_size: ClassVar[int] = 2           # BatchNorm needs more than one sample
+    min_batch_size: ClassVar[int] = 2  # BatchNorm needs more than one sample
     num_global_views: ClassVar[int] = 2
 
-    def __init__(self, backbone: nn.Module, feature_dim: int, hparams: Any = None,
-                 intervention: Intervention | None = None) -> None:
+    def __init__(
+        self, backbone: nn.Module, feature_dim: int, hparams: Any = None, intervention: Intervention | None = None
+    ) -> None:
         super().__init__()
         if not isinstance(hparams, self.Hparams):
             hparams = self.build_hparams(hparams)
@@ -64,8 +73,10 @@ class SSLMethod(nn.Module):
         self.feature_dim = int(feature_dim)
         self.hparams = hparams
         if intervention is not None and not isinstance(intervention, Intervention):
-            raise TypeError(f"intervention must be an Intervention (methods.interventions.parse_intervention), "
-                            f"got {type(intervention).__name__}")
+            raise TypeError(
+                f"intervention must be an Intervention (methods.interventions.parse_intervention), "
+                f"got {type(intervention).__name__}"
+            )
         self.intervention = intervention or Intervention()
         self.build_online()
         if self.intervention.cut is not None:
@@ -80,16 +91,22 @@ class SSLMethod(nn.Module):
             hparams = cls.Hparams.model_validate(dict(method_args or {}))
         except ValidationError as err:
             unknown = err.errors()[0]["type"] == "extra_forbidden"
-            raise config_error(err, cls.Hparams, prefix="method_args.",
-                               hint=f"unknown hyper-parameter for method {cls.name}" if unknown else "") from None
+            raise config_error(
+                err,
+                cls.Hparams,
+                prefix="method_args.",
+                hint=f"unknown hyper-parameter for method {cls.name}" if unknown else "",
+            ) from None
         cls.check_hparams(hparams)
         return hparams
 
     @classmethod
     def describe_hparams(cls) -> list[tuple[str, Any, str, str]]:
         """(name, default, allowed, doc) per hyper-parameter, for `normbench list`."""
-        return [(name, f.default, field_constraints(cls.Hparams, name), f.description or "")
-                for name, f in cls.Hparams.model_fields.items()]
+        return [
+            (name, f.default, field_constraints(cls.Hparams, name), f.description or "")
+            for name, f in cls.Hparams.model_fields.items()
+        ]
 
     @classmethod
     def check_hparams(cls, hparams: Any) -> None:
@@ -170,9 +187,11 @@ class SSLMethod(nn.Module):
 
     @staticmethod
     def _output(loss: Tensor, embeddings: list[Tensor], features: list[Tensor], **extra: Any) -> dict[str, Any]:
-        out = {"loss": loss,
-               "live_embeddings": embeddings,  # with autograd: the trainer watches their gradient
-               "embedding": torch.cat([e.detach() for e in embeddings]),
-               "features": torch.cat([f.detach() for f in features])}
+        out = {
+            "loss": loss,
+            "live_embeddings": embeddings,  # with autograd: the trainer watches their gradient
+            "embedding": torch.cat([e.detach() for e in embeddings]),
+            "features": torch.cat([f.detach() for f in features]),
+        }
         out.update(extra)
         return out

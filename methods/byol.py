@@ -14,6 +14,7 @@ Defaults (sources):
   * views: asymmetric as BYOL / solo-learn's CIFAR recipe: crop (0.2, 1), jitter s=0.5 p 0.8,
     grayscale 0.2; solarize 0 / 0.2; blur 1.0 / 0.1 only above 64 px.
 """
+
 from __future__ import annotations
 
 import torch
@@ -21,8 +22,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from methods.base import HParams, SSLMethod, hparam, make_target
-from methods.views import default_view_specs
 from methods.heads import mlp
+from methods.views import default_view_specs
 
 
 def byol_loss(p: Tensor, z: Tensor) -> Tensor:

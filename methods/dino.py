@@ -29,6 +29,7 @@ Defaults (sources):
     by default for small images. Global view 1 blur 1.0, view 2 blur 0.1 + solarize 0.2,
     local blur 0.5 (blur only above 64 px); jitter s=0.5 p 0.8, grayscale 0.2.
 """
+
 from __future__ import annotations
 
 from typing import Literal
@@ -39,13 +40,14 @@ from torch import Tensor, nn
 
 from methods.base import HParams, SSLMethod, hparam, make_target
 from methods.distributed import all_reduce_max_, all_reduce_mean_, all_reduce_sum_, world_size
-from methods.views import default_view_specs
-from methods.heads import DINOHead
 from methods.errors import ConfigError
+from methods.heads import DINOHead
+from methods.views import default_view_specs
 
 
-def dino_loss(student_logits: list[Tensor], teacher_logits: list[Tensor], center: Tensor,
-              student_temp: float, teacher_temp: float) -> Tensor:
+def dino_loss(
+    student_logits: list[Tensor], teacher_logits: list[Tensor], center: Tensor, student_temp: float, teacher_temp: float
+) -> Tensor:
     """Cross-entropy between centred, sharpened teacher targets and student predictions.
 
     ``teacher_logits[i]`` and ``student_logits[i]`` are the same (global) crop for
@@ -64,7 +66,7 @@ def dino_cross_entropy(student_logits: list[Tensor], targets: list[Tensor], stud
     targets = torch.stack([t.detach() for t in targets])
     log_probs = torch.stack([F.log_softmax(s / student_temp, dim=-1) for s in student_logits])
     batch = log_probs.shape[1]
-    cross_entropy = -torch.einsum("tnk,snk->ts", targets, log_probs) / batch   # [T, S]
+    cross_entropy = -torch.einsum("tnk,snk->ts", targets, log_probs) / batch  # [T, S]
     n_teacher, n_student = cross_entropy.shape
     same_crop = torch.eye(n_teacher, n_student, dtype=torch.bool, device=cross_entropy.device)
     return cross_entropy.masked_select(~same_crop).mean()
@@ -82,15 +84,15 @@ def sinkhorn_knopp(logits: Tensor, temperature: float, iterations: int = 3) -> T
     """
     if iterations < 1:
         raise ValueError(f"iterations must be >= 1, got {iterations}")
-    out_dtype = torch.promote_types(logits.dtype, torch.float32)   # bf16 in, fp32 targets out
-    logits = logits.double()   # [B, K] is small; float64 keeps exp(-range / t) from underflowing
+    out_dtype = torch.promote_types(logits.dtype, torch.float32)  # bf16 in, fp32 targets out
+    logits = logits.double()  # [B, K] is small; float64 keeps exp(-range / t) from underflowing
     q = torch.exp((logits - all_reduce_max_(logits.max())) / temperature)
-    n_total = q.shape[0] * world_size()   # no host sync: equal local batches (methods.distributed)
+    n_total = q.shape[0] * world_size()  # no host sync: equal local batches (methods.distributed)
     n_protos, tiny = q.shape[1], torch.finfo(q.dtype).tiny
     q = q / all_reduce_sum_(q.sum())
     for _ in range(iterations):
-        q = q / all_reduce_sum_(q.sum(dim=0, keepdim=True)).clamp_min(tiny) / n_protos   # each prototype: 1/K
-        q = q / q.sum(dim=1, keepdim=True).clamp_min(tiny) / n_total                    # each row: 1/B_total
+        q = q / all_reduce_sum_(q.sum(dim=0, keepdim=True)).clamp_min(tiny) / n_protos  # each prototype: 1/K
+        q = q / q.sum(dim=1, keepdim=True).clamp_min(tiny) / n_total  # each row: 1/B_total
     return (q * n_total).to(out_dtype)
 
 
@@ -100,7 +102,9 @@ class DINOHparams(HParams):
     warmup_teacher_temp: float = hparam(0.04, lo=0.0, lo_open=True)
     warmup_teacher_temp_epochs: int = hparam(30, lo=0)
     center_momentum: float = hparam(0.9, lo=0.0, hi=1.0, doc="EMA of the centre (centering 'mean')")
-    centering: Literal["mean", "sinkhorn"] = hparam("mean", doc="teacher centering: DINO's EMA mean or DINOv2's Sinkhorn-Knopp")
+    centering: Literal["mean", "sinkhorn"] = hparam(
+        "mean", doc="teacher centering: DINO's EMA mean or DINOv2's Sinkhorn-Knopp"
+    )
     momentum_base: float = hparam(0.996, lo=0.0, hi=1.0, doc="teacher EMA at the start")
     momentum_final: float = hparam(1.0, lo=0.0, hi=1.0, doc="teacher EMA at the end")
     head_hidden_dim: int = hparam(2048, lo=1)
@@ -152,8 +156,9 @@ class DINO(SSLMethod):
         large = image_size > 64
         n_local = self.hparams.num_local_crops
         global_scale = (0.4, 1.0) if n_local else (0.14, 1.0)
-        specs = (default_view_specs(image_size, 1, crop_scale=global_scale, blur_p=1.0 if large else 0.0)
-                 + default_view_specs(image_size, 1, crop_scale=global_scale, blur_p=0.1 if large else 0.0, solarize_p=0.2))
+        specs = default_view_specs(
+            image_size, 1, crop_scale=global_scale, blur_p=1.0 if large else 0.0
+        ) + default_view_specs(image_size, 1, crop_scale=global_scale, blur_p=0.1 if large else 0.0, solarize_p=0.2)
         if n_local:
             local_size = max(1, round(image_size * 96 / 224))
             specs += default_view_specs(local_size, n_local, crop_scale=(0.05, 0.4), blur_p=0.5 if large else 0.0)

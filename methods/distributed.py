@@ -4,6 +4,7 @@ Losses call these unconditionally, so the same code runs on one CPU and on a
 multi-GPU data-parallel trial. Every worker must hold the same local batch size
 (data-parallel trials drop the last incomplete batch).
 """
+
 from __future__ import annotations
 
 import torch

@@ -5,9 +5,11 @@ allowed, so a typo in a sweep of hundreds of trials is caught before any work.
 The error type lives in the method layer (which depends on nothing else in
 normbench); ``suite.core.errors`` re-exports it.
 """
+
 from __future__ import annotations
 
-from typing import Any, Iterable, Literal, get_args, get_origin
+from collections.abc import Iterable
+from typing import Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
@@ -40,8 +42,9 @@ def field_constraints(model: type[BaseModel], name: str) -> str:
     return " ".join(parts)
 
 
-def config_error(err: ValidationError, model: type[BaseModel], prefix: str = "",
-                 allowed: str | None = None, hint: str = "") -> ConfigError:
+def config_error(
+    err: ValidationError, model: type[BaseModel], prefix: str = "", allowed: str | None = None, hint: str = ""
+) -> ConfigError:
     """The first pydantic error as a ConfigError named ``prefix + field``."""
     first = err.errors()[0]
     loc = [str(p) for p in first["loc"]]

@@ -1,7 +1,8 @@
 """Small MLP heads shared by the methods (projectors, predictors, DINO head)."""
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -60,7 +61,9 @@ class DINOHead(nn.Module):
     before the normalisation: that is where GradScale goes.
     """
 
-    def __init__(self, in_dim: int, hidden_dim: int, bottleneck_dim: int, num_prototypes: int, num_layers: int = 3) -> None:
+    def __init__(
+        self, in_dim: int, hidden_dim: int, bottleneck_dim: int, num_prototypes: int, num_layers: int = 3
+    ) -> None:
         super().__init__()
         self.mlp = mlp(in_dim, hidden_dim, bottleneck_dim, num_layers=num_layers, activation=nn.GELU)
         for m in self.mlp.modules():

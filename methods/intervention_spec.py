@@ -1,6 +1,7 @@
 """The intervention spec string (``none``, ``cut:3+gradscale:1``, ...) and its
 parsed value. Kept free of torch so configs validate instantly; the
 interventions themselves live in ``methods.interventions``."""
+
 from __future__ import annotations
 
 import math

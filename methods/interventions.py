@@ -11,6 +11,7 @@ is orthogonal to z and scales as 1/||z||, so large norms slow learning
 
 Specs compose with ``+``: ``cut:3+gradscale:1``; ``none`` is the baseline.
 """
+
 from __future__ import annotations
 
 import math
@@ -21,6 +22,7 @@ from torch import Tensor, nn
 
 from methods.errors import ConfigError
 from methods.intervention_spec import INTERVENTION_KINDS, Intervention, parse_intervention  # noqa: F401
+
 
 @torch.no_grad()
 def cut_init(module: nn.Module, c: float) -> nn.Module:

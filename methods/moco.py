@@ -24,6 +24,7 @@ Defaults (sources):
     MoCo v2+ uses too;
   * views: as SimCLR (crop (0.2, 1), jitter s=0.5 p 0.8, grayscale 0.2, blur above 64 px).
 """
+
 from __future__ import annotations
 
 import math
@@ -34,8 +35,8 @@ from torch import Tensor, nn
 
 from methods.base import HParams, SSLMethod, hparam, make_target
 from methods.distributed import concat_all_gather_no_grad
-from methods.views import default_view_specs
 from methods.heads import mlp
+from methods.views import default_view_specs
 
 
 def moco_loss(q: Tensor, k: Tensor, queue: Tensor, temperature: float) -> Tensor:
@@ -45,8 +46,8 @@ def moco_loss(q: Tensor, k: Tensor, queue: Tensor, temperature: float) -> Tensor
     q = F.normalize(q, dim=1)
     k = F.normalize(k.detach(), dim=1)
     queue = F.normalize(queue.detach(), dim=1)
-    positive = (q * k).sum(dim=1, keepdim=True)        # [N, 1]
-    negative = q @ queue.T                             # [N, K]
+    positive = (q * k).sum(dim=1, keepdim=True)  # [N, 1]
+    negative = q @ queue.T  # [N, K]
     logits = torch.cat([positive, negative], dim=1) / temperature
     labels = torch.zeros(q.shape[0], dtype=torch.long, device=q.device)
     return F.cross_entropy(logits, labels)
@@ -100,8 +101,10 @@ class MoCo(SSLMethod):
         clamped = 2 ** max(int(math.log2(max(num_train // 2, 1))), 0)
         self.queue = F.normalize(torch.randn(clamped, self.hparams.proj_output_dim, device=self.queue.device), dim=1)
         self.queue_ptr.zero_()
-        return [f"moco queue clamped from {size} to {clamped} keys: method_args.queue_size must be < the "
-                f"training-set size ({num_train} images), or each image's earlier keys are its own negatives"]
+        return [
+            f"moco queue clamped from {size} to {clamped} keys: method_args.queue_size must be < the "
+            f"training-set size ({num_train} images), or each image's earlier keys are its own negatives"
+        ]
 
     def view_specs(self, image_size: int) -> list:
         return default_view_specs(image_size)
@@ -115,7 +118,7 @@ class MoCo(SSLMethod):
         """Ring-buffer write of the keys gathered from all workers, view by view,
         so the queue holds them in the order one process with the global batch
         would write them."""
-        keys = torch.cat([concat_all_gather_no_grad(k) for k in keys_per_view])[-self.queue.shape[0]:]
+        keys = torch.cat([concat_all_gather_no_grad(k) for k in keys_per_view])[-self.queue.shape[0] :]
         idx = (self.queue_ptr + torch.arange(keys.shape[0], device=keys.device)) % self.queue.shape[0]
         self.queue[idx] = keys.to(self.queue.dtype)
         self.queue_ptr.copy_((self.queue_ptr + keys.shape[0]) % self.queue.shape[0])

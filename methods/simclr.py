@@ -14,6 +14,7 @@ Defaults (sources):
   * views: 2 x crop scale (0.2, 1), flip 0.5, colour jitter s=0.5 (p 0.8), grayscale 0.2,
     blur only above 64 px.
 """
+
 from __future__ import annotations
 
 import torch
@@ -22,8 +23,8 @@ from torch import Tensor
 
 from methods.base import HParams, SSLMethod, hparam
 from methods.distributed import gather_with_grad, rank
-from methods.views import default_view_specs
 from methods.heads import mlp
+from methods.views import default_view_specs
 
 
 def nt_xent_loss(z1: Tensor, z2: Tensor, temperature: float) -> Tensor:
@@ -39,9 +40,9 @@ def nt_xent_loss(z1: Tensor, z2: Tensor, temperature: float) -> Tensor:
     n = z1.shape[0]
     all1, all2 = gather_with_grad(z1), gather_with_grad(z2)
     n_total = all1.shape[0]
-    anchors = torch.cat([z1, z2])                       # [2n, D]
-    candidates = torch.cat([all1, all2])                # [2N, D]
-    logits = anchors @ candidates.T / temperature       # [2n, 2N]
+    anchors = torch.cat([z1, z2])  # [2n, D]
+    candidates = torch.cat([all1, all2])  # [2N, D]
+    logits = anchors @ candidates.T / temperature  # [2n, 2N]
     own = torch.arange(n, device=z1.device) + rank() * n
     self_index = torch.cat([own, own + n_total])
     positive_index = torch.cat([own + n_total, own])

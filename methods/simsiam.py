@@ -11,14 +11,15 @@ Defaults (sources):
     (SimSiam paper; the norm paper's code);
   * views: as SimCLR (crop (0.2, 1), jitter s=0.5 p 0.8, grayscale 0.2, blur above 64 px).
 """
+
 from __future__ import annotations
 
 import torch.nn.functional as F
 from torch import Tensor
 
 from methods.base import HParams, SSLMethod, hparam
-from methods.views import default_view_specs
 from methods.heads import mlp
+from methods.views import default_view_specs
 
 
 def simsiam_loss(p: Tensor, z: Tensor) -> Tensor:
@@ -43,8 +44,15 @@ class SimSiam(SSLMethod):
 
     def build_online(self) -> None:
         h = self.hparams
-        self.projector = mlp(self.feature_dim, h.proj_hidden_dim, h.proj_output_dim, num_layers=3,
-                             batch_norm=True, last_batch_norm=True, last_batch_norm_affine=False)
+        self.projector = mlp(
+            self.feature_dim,
+            h.proj_hidden_dim,
+            h.proj_output_dim,
+            num_layers=3,
+            batch_norm=True,
+            last_batch_norm=True,
+            last_batch_norm_affine=False,
+        )
         self.predictor = mlp(h.proj_output_dim, h.pred_hidden_dim, h.proj_output_dim, batch_norm=True)
 
     def embedding(self, features: Tensor) -> Tensor:

@@ -5,6 +5,7 @@ symmetric pair, BYOL's asymmetric pair, DINO's global and local crops); the
 trainer turns each into a batched augmentation on the training device. The
 recipe is plain data, validated once, so the method layer needs no image code.
 """
+
 from __future__ import annotations
 
 import math
@@ -24,6 +25,7 @@ def _ordered_pair(upper: float):
             bound = "1" if upper == 1.0 else "inf"
             raise ValueError(f"(lo, hi) with 0 < lo <= hi{' <= ' + bound if upper == 1.0 else ''}")
         return value
+
     return AfterValidator(check)
 
 
@@ -69,8 +71,16 @@ def default_view_specs(image_size: int, num_views: int = 2, **overrides: Any) ->
     only above 64 px, as SimCLR omits it on CIFAR-sized images."""
     if not isinstance(image_size, int) or isinstance(image_size, bool) or image_size < 1:
         raise ConfigError("image_size", image_size, "a positive integer")
-    kwargs: dict[str, Any] = dict(size=image_size, crop_scale=(0.2, 1.0), flip_p=0.5, jitter_strength=0.5,
-                                  jitter_p=0.8, grayscale_p=0.2, blur_p=0.5 if image_size > 64 else 0.0, solarize_p=0.0)
+    kwargs: dict[str, Any] = dict(
+        size=image_size,
+        crop_scale=(0.2, 1.0),
+        flip_p=0.5,
+        jitter_strength=0.5,
+        jitter_p=0.8,
+        grayscale_p=0.2,
+        blur_p=0.5 if image_size > 64 else 0.0,
+        solarize_p=0.0,
+    )
     kwargs.update(overrides)
     return [AugmentSpec(**kwargs) for _ in range(num_views)]
 
@@ -87,8 +97,9 @@ def with_overrides(specs: list[AugmentSpec], overrides: dict[str, Any]) -> list[
         return specs
     unknown = sorted(set(overrides) - set(OVERRIDABLE_FIELDS))
     if unknown:
-        raise ConfigError(f"augment.{unknown[0]}", overrides[unknown[0]], OVERRIDABLE_FIELDS,
-                          hint="unknown augmentation field")
+        raise ConfigError(
+            f"augment.{unknown[0]}", overrides[unknown[0]], OVERRIDABLE_FIELDS, hint="unknown augmentation field"
+        )
     out = []
     for spec in specs:
         try:
@@ -96,4 +107,3 @@ def with_overrides(specs: list[AugmentSpec], overrides: dict[str, Any]) -> list[
         except ConfigError as err:
             raise ConfigError(f"augment.{err.field}", err.value, err.allowed) from None
     return out
-

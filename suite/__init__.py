@@ -3,6 +3,7 @@
 `load_backbone` (from `suite.trial.export`) is resolved on first use, so importing
 `suite` (the CLI does) stays instant and torch-free.
 """
+
 from __future__ import annotations
 
 from typing import Any

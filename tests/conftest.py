@@ -1,10 +1,12 @@
 """Shared test settings: tiny real models on the real digits images."""
+
 from __future__ import annotations
 
 import os
 
 import pytest
 import torch
+from support import TINY_TRIAL
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -13,10 +15,6 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 # Set before any Ray runtime starts, so the raylets and their actors inherit it.
 os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.5")
 torch.set_num_threads(2)
-
-# A real timm model and the real digits images, sized so a 2-epoch trial takes seconds on 2 CPU cores.
-TINY_TRIAL = dict(backbone="test_resnet", image_size=16, batch_size=64, train_limit=192, epochs=2,
-                  linear_epochs=10, eval_batch_size=512)
 
 
 @pytest.fixture
@@ -41,21 +39,3 @@ def _inductor_cache_in_basetemp(tmp_path_factory):
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Dataset cache per test session, never the user's home."""
     monkeypatch.setenv("NORMBENCH_CACHE", str(tmp_path_factory.getbasetemp() / "normbench-cache"))
-
-
-def local_ray(tmp_path_factory, num_cpus: int):
-    """A local Ray runtime for one test module, with a dataset cache its workers
-    inherit; yields the GCS address and restores the environment afterwards."""
-    import ray
-
-    saved = os.environ.get("NORMBENCH_CACHE")
-    os.environ["NORMBENCH_CACHE"] = str(tmp_path_factory.mktemp("ray-cache"))  # workers inherit it
-    ray.init(num_cpus=num_cpus, include_dashboard=False)
-    try:
-        yield ray.get_runtime_context().gcs_address
-    finally:
-        ray.shutdown()
-        if saved is None:
-            os.environ.pop("NORMBENCH_CACHE", None)
-        else:
-            os.environ["NORMBENCH_CACHE"] = saved

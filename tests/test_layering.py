@@ -1,5 +1,6 @@
 """The layers of docs/ARCHITECTURE.md, enforced: imports only go down, and no module
 imports itself back through others. Lazy imports (inside functions) count too."""
+
 from __future__ import annotations
 
 import ast
@@ -117,8 +118,11 @@ def test_imports_only_go_down_and_never_circle():
 
 def test_methods_never_import_suite():
     modules = module_files(ROOT)
-    offending = {name: sorted(t for t in imports_of(path, modules) if t.startswith("suite"))
-                 for name, path in modules.items() if name.startswith("methods")}
+    offending = {
+        name: sorted(t for t in imports_of(path, modules) if t.startswith("suite"))
+        for name, path in modules.items()
+        if name.startswith("methods")
+    }
     assert {k: v for k, v in offending.items() if v} == {}
 
 

@@ -11,12 +11,13 @@ so the same ``trial_id`` in two directories never mixes their curves.
 Duplicate ``trial_id``s across directories are kept (both rows count) with a
 warning; duplicates inside one directory's trials table are an error.
 """
+
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import pandas as pd
 
@@ -56,12 +57,14 @@ def read_table(path: Path, required: Sequence[str]) -> pd.DataFrame:
     try:
         frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
     except Exception as exc:  # any reader failure means a corrupt file for the user
-        raise ConfigError("results table", str(path), "a readable Parquet or CSV table",
-                          hint=f"{type(exc).__name__}: {exc}") from exc
+        raise ConfigError(
+            "results table", str(path), "a readable Parquet or CSV table", hint=f"{type(exc).__name__}: {exc}"
+        ) from exc
     missing = [c for c in required if c not in frame.columns]
     if missing:
-        raise ConfigError("results table columns", str(path), f"a table with columns {list(required)}",
-                          hint=f"missing {missing}")
+        raise ConfigError(
+            "results table columns", str(path), f"a table with columns {list(required)}", hint=f"missing {missing}"
+        )
     if "trial_id" in frame.columns:
         frame["trial_id"] = frame["trial_id"].astype(str)
     return frame
@@ -87,8 +90,7 @@ def _read_dir(directory: Path) -> tuple[pd.DataFrame, pd.DataFrame | None, pd.Da
         raise ConfigError("results table", str(path), "a trials table with at least one row")
     duplicated = trials["trial_id"][trials["trial_id"].duplicated()].unique().tolist()
     if duplicated:
-        raise ConfigError("trial_id", duplicated[:5], "unique trial ids within one trials table",
-                          hint=f"in {path}")
+        raise ConfigError("trial_id", duplicated[:5], "unique trial ids within one trials table", hint=f"in {path}")
     trials = trials.copy()  # consolidated: per-column conversions fragment it
     trials["status"] = trials["status"].astype(str)
     trials.insert(0, "results_dir", str(directory))
@@ -117,10 +119,14 @@ def load_results(dirs: Sequence[str | Path]) -> Results:
     trials = pd.concat([p[0] for p in parts], ignore_index=True)
     dup = trials["trial_id"][trials["trial_id"].duplicated()].unique().tolist()
     if dup:
-        warnings.warn(f"trial_id(s) {dup[:5]} appear in more than one results directory; "
-                      "all copies are kept and counted", LeaderboardWarning, stacklevel=2)
-    return Results(trials=trials, curves=_concat([p[1] for p in parts]),
-                   norm_bins=_concat([p[2] for p in parts]), dirs=resolved)
+        warnings.warn(
+            f"trial_id(s) {dup[:5]} appear in more than one results directory; all copies are kept and counted",
+            LeaderboardWarning,
+            stacklevel=2,
+        )
+    return Results(
+        trials=trials, curves=_concat([p[1] for p in parts]), norm_bins=_concat([p[2] for p in parts]), dirs=resolved
+    )
 
 
 def load_eval_norms(trials: pd.DataFrame) -> pd.DataFrame | None:

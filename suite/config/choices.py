@@ -4,6 +4,7 @@ Kept apart from the model so validation stays cheap (timm's model list is read
 once) and so building a backbone (`suite.trial.backbones`) and checking its
 name share one list.
 """
+
 from __future__ import annotations
 
 import difflib

@@ -4,6 +4,7 @@ A config is validated as a whole *before* any data is loaded or any file is
 written, so a typo in a sweep of hundreds of trials fails in a second with a
 message that names the field, the value and what is allowed.
 """
+
 from __future__ import annotations
 
 import json
@@ -119,7 +120,9 @@ def resolve(cfg: TrialConfig) -> TrialConfig:
 
     min_batch = method_cls.min_batch_size * cfg.workers
     if cfg.batch_size < min_batch:
-        raise ConfigError("batch_size", cfg.batch_size, f">= {min_batch} for method {cfg.method} with {cfg.workers} worker(s)")
+        raise ConfigError(
+            "batch_size", cfg.batch_size, f">= {min_batch} for method {cfg.method} with {cfg.workers} worker(s)"
+        )
     if cfg.batch_size % cfg.workers:
         raise ConfigError("batch_size", cfg.batch_size, f"a multiple of workers={cfg.workers}")
     bad_k = [k for k in cfg.knn_k if k < 1]
@@ -129,8 +132,11 @@ def resolve(cfg: TrialConfig) -> TrialConfig:
     weight_decay = cfg.weight_decay
     if intervention.weight_decay is not None:
         if weight_decay is not None and not math.isclose(weight_decay, intervention.weight_decay):
-            raise ConfigError("weight_decay", weight_decay,
-                              f"unset or equal to {intervention.weight_decay} (intervention {intervention.to_spec()} sets it)")
+            raise ConfigError(
+                "weight_decay",
+                weight_decay,
+                f"unset or equal to {intervention.weight_decay} (intervention {intervention.to_spec()} sets it)",
+            )
         weight_decay = intervention.weight_decay
 
     update = {
@@ -139,7 +145,9 @@ def resolve(cfg: TrialConfig) -> TrialConfig:
         "optimizer": cfg.optimizer or method_cls.default_optimizer,
         "lr": cfg.lr if cfg.lr is not None else method_cls.default_lr,
         "weight_decay": weight_decay if weight_decay is not None else method_cls.default_weight_decay,
-        "warmup_epochs": cfg.warmup_epochs if cfg.warmup_epochs is not None else min(method_cls.default_warmup_epochs, max(cfg.epochs - 1, 0)),
+        "warmup_epochs": cfg.warmup_epochs
+        if cfg.warmup_epochs is not None
+        else min(method_cls.default_warmup_epochs, max(cfg.epochs - 1, 0)),
     }
     if update["warmup_epochs"] >= cfg.epochs and cfg.epochs > 1:
         raise ConfigError("warmup_epochs", update["warmup_epochs"], f"< epochs ({cfg.epochs})")

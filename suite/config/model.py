@@ -16,6 +16,7 @@ The rule for a field added later: it is science when changing it is meant to
 change the result. Every field declares its kind and an example value
 (``examples``), which the documentation and the identity tests read.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -39,8 +40,9 @@ def _parse_intervention(value: Any) -> Intervention:
 
 # Parsed once, when the config is validated; written back as its canonical
 # string (``cut:3+gradscale:1``) in YAML, trial ids and tables.
-InterventionSpec = Annotated[Intervention, BeforeValidator(_parse_intervention),
-                             PlainSerializer(lambda i: i.to_spec(), return_type=str)]
+InterventionSpec = Annotated[
+    Intervention, BeforeValidator(_parse_intervention), PlainSerializer(lambda i: i.to_spec(), return_type=str)
+]
 
 
 def science(default: Any = None, description: str = "", *, example: Any, **constraints: Any) -> Any:
@@ -57,8 +59,9 @@ def _field(kind: str, default: Any, description: str, example: Any, constraints:
     factory = constraints.pop("default_factory", None)
     extra = {"kind": kind}
     if factory is not None:
-        return Field(default_factory=factory, description=description, examples=[example],
-                     json_schema_extra=extra, **constraints)
+        return Field(
+            default_factory=factory, description=description, examples=[example], json_schema_extra=extra, **constraints
+        )
     return Field(default, description=description, examples=[example], json_schema_extra=extra, **constraints)
 
 
@@ -71,77 +74,126 @@ class TrialConfig(BaseModel):
     name: str | None = science(None, "optional label, the first part of the trial id", example="pilot")
     method: str = science("simclr", "SSL method (`normbench list` shows each with its defaults)", example="byol")
     method_args: dict[str, Any] = science(
-        default_factory=dict, description="the method's hyper-parameters (`normbench list`); "
-                                          "set one with method_args.KEY=VALUE", example={"temperature": 0.2})
-    backbone: str = science("resnet10t", "any timm model name (the small default keeps CPU runs quick)",
-                            example="resnet18")
-    cifar_stem: bool | None = science(None, "3x3 stride-1 first convolution and no max-pool; "
-                                            "unset: on for timm ResNets at <= 64 px", example=False)
+        default_factory=dict,
+        description="the method's hyper-parameters (`normbench list`); set one with method_args.KEY=VALUE",
+        example={"temperature": 0.2},
+    )
+    backbone: str = science(
+        "resnet10t", "any timm model name (the small default keeps CPU runs quick)", example="resnet18"
+    )
+    cifar_stem: bool | None = science(
+        None, "3x3 stride-1 first convolution and no max-pool; unset: on for timm ResNets at <= 64 px", example=False
+    )
     # -- data --------------------------------------------------------------------------------------
-    dataset: str = science("digits", "dataset name (`normbench list`) or hf:ID[:CONFIG], parquet:PATH, "
-                                     "imagefolder:PATH", example="cifar10")
-    image_size: int | None = science(None, "square side of every image in pixels; unset: the dataset's own",
-                                     example=32, ge=8, le=1024)
-    imbalance: float | None = science(None, "long-tailed training split: ratio of the largest to the smallest "
-                                            "class (unset: balanced)", example=10.0, ge=1.0)
+    dataset: str = science(
+        "digits", "dataset name (`normbench list`) or hf:ID[:CONFIG], parquet:PATH, imagefolder:PATH", example="cifar10"
+    )
+    image_size: int | None = science(
+        None, "square side of every image in pixels; unset: the dataset's own", example=32, ge=8, le=1024
+    )
+    imbalance: float | None = science(
+        None,
+        "long-tailed training split: ratio of the largest to the smallest class (unset: balanced)",
+        example=10.0,
+        ge=1.0,
+    )
     holdout_classes: list[int | str] | None = science(
-        None, "classes (index or name) removed from training and test; their test images are the "
-              "out-of-distribution set", example=[0, 1])
-    ood_dataset: str | None = science(None, "a dataset whose test split is the out-of-distribution set",
-                                      example="cifar100")
-    train_limit: int | None = science(None, "train on a fixed random subset of this many images "
-                                            "(the same subset for every seed)", example=512, ge=2)
-    val_fraction: float = science(0.0, "stratified fixed part of the training set held out for validation "
-                                       "kNN (val_knn_top1_k*); 0: none", example=0.1, ge=0, lt=0.5)
+        None,
+        "classes (index or name) removed from training and test; their test images are the out-of-distribution set",
+        example=[0, 1],
+    )
+    ood_dataset: str | None = science(
+        None, "a dataset whose test split is the out-of-distribution set", example="cifar100"
+    )
+    train_limit: int | None = science(
+        None, "train on a fixed random subset of this many images (the same subset for every seed)", example=512, ge=2
+    )
+    val_fraction: float = science(
+        0.0,
+        "stratified fixed part of the training set held out for validation kNN (val_knn_top1_k*); 0: none",
+        example=0.1,
+        ge=0,
+        lt=0.5,
+    )
     augment: dict[str, Any] = science(
-        default_factory=dict, description="view-recipe fields set on every view of the method; set one with "
-                                          "augment.KEY=VALUE (e.g. augment.flip_p=0)", example={"flip_p": 0.0})
+        default_factory=dict,
+        description="view-recipe fields set on every view of the method; set one with "
+        "augment.KEY=VALUE (e.g. augment.flip_p=0)",
+        example={"flip_p": 0.0},
+    )
     # -- the intervention and the optimisation -----------------------------------------------------
     intervention: InterventionSpec = science(
-        Intervention(), "norm intervention: none, cut:C, gradscale:P or wd:X, joined by + (e.g. cut:3+gradscale:1)",
-        example="cut:3", validate_default=True)
+        Intervention(),
+        "norm intervention: none, cut:C, gradscale:P or wd:X, joined by + (e.g. cut:3+gradscale:1)",
+        example="cut:3",
+        validate_default=True,
+    )
     epochs: int = science(20, "training epochs", example=5, ge=1, le=100_000)
     batch_size: int = science(256, "global batch size (split across workers)", example=128, ge=1)
-    optimizer: Literal["sgd", "lars", "adamw"] | None = science(None, "optimizer; unset: the method's default",
-                                                                 example="adamw")
-    lr: float | None = science(None, "base learning rate for a batch of 256 (scaled by lr_scaling); unset: the "
-                                     "method's default", example=0.05, gt=0)
+    optimizer: Literal["sgd", "lars", "adamw"] | None = science(
+        None, "optimizer; unset: the method's default", example="adamw"
+    )
+    lr: float | None = science(
+        None,
+        "base learning rate for a batch of 256 (scaled by lr_scaling); unset: the method's default",
+        example=0.05,
+        gt=0,
+    )
     lr_scaling: Literal["linear", "none"] = science(
-        "linear", "linear: lr x batch_size / 256; none: lr as given", example="none")
-    weight_decay: float | None = science(None, "weight decay; unset: the method's default (wd:X in the "
-                                               "intervention sets it too)", example=0.0, ge=0)
+        "linear", "linear: lr x batch_size / 256; none: lr as given", example="none"
+    )
+    weight_decay: float | None = science(
+        None, "weight decay; unset: the method's default (wd:X in the intervention sets it too)", example=0.0, ge=0
+    )
     momentum: float = science(0.9, "SGD / LARS momentum", example=0.8, ge=0, lt=1)
-    warmup_epochs: int | None = science(None, "linear learning-rate warm-up before the cosine decay; unset: the "
-                                              "method's default, shortened to epochs - 1 if longer", example=2, ge=0)
+    warmup_epochs: int | None = science(
+        None,
+        "linear learning-rate warm-up before the cosine decay; unset: the "
+        "method's default, shortened to epochs - 1 if longer",
+        example=2,
+        ge=0,
+    )
     seed: int = science(0, "seed of the initialization, the data order and the augmentations", example=1, ge=0)
     # -- the evaluation protocol -------------------------------------------------------------------
-    eval_every: int = science(0, "kNN and norms every N epochs, plus an epoch-0 row of the untrained network "
-                                 "(0: only at the end)", example=1, ge=0)
+    eval_every: int = science(
+        0,
+        "kNN and norms every N epochs, plus an epoch-0 row of the untrained network (0: only at the end)",
+        example=1,
+        ge=0,
+    )
     eval_bn: Literal["recompute", "running"] = science(
-        "recompute", "BatchNorm statistics for evaluation: recompute (re-estimated on clean training images) "
-                     "or running (the running averages of training)", example="running")
-    eval_bn_images: int = science(10_000, "clean training images that re-estimate BatchNorm statistics",
-                                  example=512, ge=1)
-    knn_k: list[int] = science(default_factory=lambda: [200, 20], description="neighbour counts of the kNN "
-                                                                             "evaluation (positive integers)",
-                               example=[20])
-    knn_temperature: float = science(0.1, "temperature T of the kNN vote weights exp(cos / T)", example=0.07,
-                                     gt=0)
+        "recompute",
+        "BatchNorm statistics for evaluation: recompute (re-estimated on clean training images) "
+        "or running (the running averages of training)",
+        example="running",
+    )
+    eval_bn_images: int = science(
+        10_000, "clean training images that re-estimate BatchNorm statistics", example=512, ge=1
+    )
+    knn_k: list[int] = science(
+        default_factory=lambda: [200, 20],
+        description="neighbour counts of the kNN evaluation (positive integers)",
+        example=[20],
+    )
+    knn_temperature: float = science(0.1, "temperature T of the kNN vote weights exp(cos / T)", example=0.07, gt=0)
     linear_epochs: int = science(100, "epochs of the linear probe on frozen features", example=20, ge=1)
     # -- how the trial runs ------------------------------------------------------------------------
-    checkpoint_every: int = run_setting(1, "write a resumable checkpoint every N epochs (and after the last)",
-                                        example=5, ge=1)
+    checkpoint_every: int = run_setting(
+        1, "write a resumable checkpoint every N epochs (and after the last)", example=5, ge=1
+    )
     eval_batch_size: int = run_setting(512, "batch size of evaluation passes", example=1024, ge=1)
     device: str = run_setting("auto", "auto (CUDA when visible), cpu, cuda, cuda:N or mps", example="cpu")
     precision: Literal["auto", "fp32", "bf16"] = run_setting(
-        "auto", "auto (bf16 autocast on CUDA, fp32 elsewhere), fp32 or bf16", example="fp32")
-    channels_last: bool | None = run_setting(None, "channels-last memory format; unset: on for CUDA",
-                                             example=True)
+        "auto", "auto (bf16 autocast on CUDA, fp32 elsewhere), fp32 or bf16", example="fp32"
+    )
+    channels_last: bool | None = run_setting(None, "channels-last memory format; unset: on for CUDA", example=True)
     workers: int = run_setting(1, "data-parallel worker processes per trial (in sweeps)", example=2, ge=1)
-    num_threads: int | None = run_setting(None, "torch CPU threads of each worker process; unset: the CPUs "
-                                                "the trial holds", example=1, ge=1)
-    decode_workers: int | None = run_setting(None, "threads that decode images on the dataset's first load; "
-                                                   "unset: one per core", example=2, ge=1)
+    num_threads: int | None = run_setting(
+        None, "torch CPU threads of each worker process; unset: the CPUs the trial holds", example=1, ge=1
+    )
+    decode_workers: int | None = run_setting(
+        None, "threads that decode images on the dataset's first load; unset: one per core", example=2, ge=1
+    )
     compile: bool = run_setting(False, "torch.compile the backbone and heads", example=True)
 
     @property
@@ -187,21 +239,43 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.+:=-]+", "_", text).replace(":", "_").replace("/", "_")
 
 
-def default_text(name: str) -> str:
-    """A field's default as a user writes it in YAML or ``key=value`` (``none``, ``[200, 20]``)."""
-    field = TrialConfig.model_fields[name]
-    value = _default_dump()[name]
+def value_text(value: Any) -> str:
+    """A config value as a user writes it in YAML or ``key=value`` (``unset``, ``false``, ``[200, 20]``)."""
     if value is None:
         return "unset"
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, (list, dict)):
-        return json.dumps(value) if value else ("[]" if isinstance(value, list) else "{}")
-    del field
+        return json.dumps(value)
     return str(value)
+
+
+def default_text(name: str) -> str:
+    return value_text(_default_dump()[name])
 
 
 def describe_fields() -> list[tuple[str, str, str, str]]:
     """(name, kind, default, description) of every config key, for help texts and the docs."""
-    return [(name, field_kind(name), default_text(name), TrialConfig.model_fields[name].description or "")
-            for name in CONFIG_FIELDS]
+    return [
+        (name, field_kind(name), default_text(name), TrialConfig.model_fields[name].description or "")
+        for name in CONFIG_FIELDS
+    ]
+
+
+def resolved_text(cfg: TrialConfig) -> str:
+    """The resolved config a user can read: science (what the id hashes) and run settings apart."""
+    dump = cfg.model_dump(mode="json")
+    width = max(len(n) for n in CONFIG_FIELDS)
+
+    def block(title: str, names: tuple[str, ...]) -> list[str]:
+        return [title] + [f"  {n:<{width}}  {value_text(dump[n])}" for n in names]
+
+    return "\n".join(
+        [
+            f"trial id  {cfg.trial_id}",
+            "",
+            *block("science (hashed into the trial id):", SCIENCE_FIELDS),
+            "",
+            *block("run settings (recorded in every row, never part of the id):", RUN_FIELDS),
+        ]
+    )

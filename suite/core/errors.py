@@ -1,4 +1,5 @@
 """User-facing errors (defined in the method layer, which depends on nothing else)."""
+
 from methods.errors import ConfigError
 
 __all__ = ["ConfigError"]

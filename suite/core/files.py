@@ -3,13 +3,14 @@
 A crash, a full disk or a concurrent reader never sees half a file; what was
 there before stays intact until the new version is complete.
 """
+
 from __future__ import annotations
 
 import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 
 @contextlib.contextmanager

@@ -1,4 +1,5 @@
 """The project's one JSON encoding: strict JSON, NaN as null, numpy/torch scalars unwrapped."""
+
 from __future__ import annotations
 
 import json

@@ -5,6 +5,7 @@ Why: two seeds and a few thousand test samples are what most runs have, so a
 bare AUROC or a bare Δ-vs-baseline invites reading noise as an effect. Both
 helpers are vectorised (no per-sample Python) and deterministic given a seed.
 """
+
 from __future__ import annotations
 
 import math
@@ -21,8 +22,9 @@ _CHUNK_ELEMENTS = 1 << 22
 _NO_SPREAD = 1e-9  # a standard error below this fraction of the values' magnitude is rounding, not spread
 
 
-def resampled_aurocs(pos_scores: np.ndarray, neg_scores: np.ndarray, pos_index: np.ndarray,
-                     neg_index: np.ndarray) -> np.ndarray:
+def resampled_aurocs(
+    pos_scores: np.ndarray, neg_scores: np.ndarray, pos_index: np.ndarray, neg_index: np.ndarray
+) -> np.ndarray:
     """AUROC of each resample ``(pos_scores[pos_index[b]], neg_scores[neg_index[b]])``.
 
     ``pos_index``/``neg_index`` are integer arrays ``[B, n_pos]`` / ``[B, n_neg]``.
@@ -35,8 +37,8 @@ def resampled_aurocs(pos_scores: np.ndarray, neg_scores: np.ndarray, pos_index: 
     neg_sorted = neg_scores[order]
     rank_of = np.empty(n_neg, dtype=np.int64)
     rank_of[order] = np.arange(n_neg)
-    below = np.searchsorted(neg_sorted, pos_scores, side="left")   # negatives strictly below each positive
-    upto = np.searchsorted(neg_sorted, pos_scores, side="right")   # ... at or below
+    below = np.searchsorted(neg_sorted, pos_scores, side="left")  # negatives strictly below each positive
+    upto = np.searchsorted(neg_sorted, pos_scores, side="right")  # ... at or below
     b = pos_index.shape[0]
     rows = np.arange(b)[:, None]
     w_pos = np.bincount((rows * n_pos + pos_index).ravel(), minlength=b * n_pos).reshape(b, n_pos)
@@ -48,8 +50,9 @@ def resampled_aurocs(pos_scores: np.ndarray, neg_scores: np.ndarray, pos_index: 
     return u / (pos_index.shape[1] * neg_index.shape[1])
 
 
-def bootstrap_auroc_interval(pos_scores: Any, neg_scores: Any, *, n_resamples: int = 1000,
-                             confidence: float = 0.95, seed: int = 0) -> tuple[float, float]:
+def bootstrap_auroc_interval(
+    pos_scores: Any, neg_scores: Any, *, n_resamples: int = 1000, confidence: float = 0.95, seed: int = 0
+) -> tuple[float, float]:
     """Percentile bootstrap interval of the AUROC (positives scored above negatives).
 
     Stratified: positives and negatives are resampled separately, so every
@@ -83,7 +86,7 @@ class Interval:
     estimate: float
     lo: float
     hi: float
-    n: int            # seeds (or pairs of seeds) behind the interval; unpaired: the smaller group
+    n: int  # seeds (or pairs of seeds) behind the interval; unpaired: the smaller group
     paired: bool = False
 
     @property
@@ -127,8 +130,9 @@ def _shared_seeds(a_seeds: np.ndarray | None, b_seeds: np.ndarray | None) -> lis
     return sorted(a_set & b_set)
 
 
-def difference_interval(values: Any, baseline: Any, seeds: Any = None, baseline_seeds: Any = None,
-                        confidence: float = 0.95) -> Interval:
+def difference_interval(
+    values: Any, baseline: Any, seeds: Any = None, baseline_seeds: Any = None, confidence: float = 0.95
+) -> Interval:
     """``mean(values) - mean(baseline)`` with a t-interval over seeds (NaN values skipped).
 
     Paired (t-interval of the per-seed differences) when each side's seeds are

@@ -5,14 +5,25 @@ claims, benchmarks, simulations, the sweep plan), so escaping and alignment
 are decided once. Cells arrive already formatted: formatting numbers is the
 caller's business, because only it knows the unit.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 DASH = "—"
 
-_TEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
-                "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+_TEX_ESCAPES = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
 
 
 def _rows(header: Sequence[str], rows: Sequence[Sequence[object]]) -> tuple[list[str], list[list[str]]]:
@@ -24,15 +35,18 @@ def _rows(header: Sequence[str], rows: Sequence[Sequence[object]]) -> tuple[list
     return head, body
 
 
-def text_table(header: Sequence[str], rows: Sequence[Sequence[object]], right: Sequence[int] = (),
-               rule: bool = True) -> str:
+def text_table(
+    header: Sequence[str], rows: Sequence[Sequence[object]], right: Sequence[int] = (), rule: bool = True
+) -> str:
     """Columns padded to their widest cell, two spaces apart; ``right``: indices aligned right."""
     head, body = _rows(header, rows)
     widths = [max([len(h)] + [len(r[i]) for r in body]) for i, h in enumerate(head)]
     align = set(right)
 
     def line(cells: list[str]) -> str:
-        return "  ".join(c.rjust(w) if i in align else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+        return "  ".join(
+            c.rjust(w) if i in align else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))
+        ).rstrip()
 
     lines = [line(head)]
     if rule:
@@ -45,8 +59,9 @@ def _md_cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]],
-                   bold: Sequence[Sequence[bool]] | None = None) -> str:
+def markdown_table(
+    header: Sequence[str], rows: Sequence[Sequence[object]], bold: Sequence[Sequence[bool]] | None = None
+) -> str:
     """A GitHub-flavoured Markdown table (pipes escaped); ``bold`` marks cells to set in bold."""
     head, body = _rows(header, rows)
     lines = ["| " + " | ".join(_md_cell(h) for h in head) + " |", "|" + "|".join("---" for _ in head) + "|"]
@@ -60,16 +75,21 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]],
 
 def tex_escape(text: str) -> str:
     escaped = "".join(_TEX_ESCAPES.get(ch, ch) for ch in str(text))
-    return (escaped.replace("±", r"$\pm$").replace(DASH, "---").replace("Δ", r"$\Delta$")
-            .replace("×", r"$\times$"))
+    return escaped.replace("±", r"$\pm$").replace(DASH, "---").replace("Δ", r"$\Delta$").replace("×", r"$\times$")
 
 
-def latex_table(header: Sequence[str], rows: Sequence[Sequence[object]], align: str,
-                bold: Sequence[Sequence[bool]] | None = None) -> str:
+def latex_table(
+    header: Sequence[str], rows: Sequence[Sequence[object]], align: str, bold: Sequence[Sequence[bool]] | None = None
+) -> str:
     """A booktabs ``tabular`` to ``\\input`` (needs ``\\usepackage{booktabs}``)."""
     head, body = _rows(header, rows)
-    lines = ["% requires \\usepackage{booktabs}", f"\\begin{{tabular}}{{{align}}}", "\\toprule",
-             " & ".join(tex_escape(c) for c in head) + r" \\", "\\midrule"]
+    lines = [
+        "% requires \\usepackage{booktabs}",
+        f"\\begin{{tabular}}{{{align}}}",
+        "\\toprule",
+        " & ".join(tex_escape(c) for c in head) + r" \\",
+        "\\midrule",
+    ]
     for i, row in enumerate(body):
         cells = [tex_escape(c) for c in row]
         if bold is not None:

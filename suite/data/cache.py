@@ -6,6 +6,7 @@ of every source file for local paths, so editing a folder re-decodes it. Every
 file is written to a temp name and `os.replace`d, and `meta.json` is written
 last, so a crash never leaves a half-written entry that looks complete.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -40,11 +41,15 @@ def source_fingerprint(path: str) -> list[tuple[str, int, int]]:
     return out
 
 
-def entry_dir(cache_dir: Path, spec: str, split: str, image_size: int,
-              fingerprint: list | None, source: object = None) -> Path:
+def entry_dir(
+    cache_dir: Path, spec: str, split: str, image_size: int, fingerprint: list | None, source: object = None
+) -> Path:
     """The cache folder for one (spec, split, resolution, source identity and state)."""
-    blob = json.dumps({"v": CACHE_VERSION, "spec": spec, "split": split, "size": image_size,
-                       "source": source, "files": fingerprint}, sort_keys=True, default=str)
+    blob = json.dumps(
+        {"v": CACHE_VERSION, "spec": spec, "split": split, "size": image_size, "source": source, "files": fingerprint},
+        sort_keys=True,
+        default=str,
+    )
     key = hashlib.sha256(blob.encode()).hexdigest()[:16]
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", spec)[-80:].strip("_") or "dataset"
     return cache_dir / slug / f"{split}-{image_size}px-{key}"
@@ -59,8 +64,9 @@ def new_image_file(entry: Path, n: int, image_size: int) -> tuple[np.memmap, Pat
     return arr, Path(tmp)
 
 
-def commit(entry: Path, images_tmp: Path, images: np.memmap, labels: np.ndarray,
-           class_names: list[str], mean=None, std=None) -> None:
+def commit(
+    entry: Path, images_tmp: Path, images: np.memmap, labels: np.ndarray, class_names: list[str], mean=None, std=None
+) -> None:
     """Publish a decoded split: images, labels, then meta.json (the completeness marker)."""
     images.flush()
     del images

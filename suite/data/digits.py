@@ -5,6 +5,7 @@ default dataset and what the tests train on. The split is fixed (stratified
 80/20, `random_state=0`) and independent of the trial seed, so every trial of a
 sweep is evaluated on the same test images.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -28,8 +29,9 @@ def digits_uint8() -> tuple[np.ndarray, np.ndarray]:
 
 def digits_split_indices(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The fixed stratified train/test indices."""
-    return train_test_split(np.arange(len(labels)), test_size=DIGITS_TEST_FRACTION,
-                            stratify=labels, random_state=DIGITS_SPLIT_SEED)
+    return train_test_split(
+        np.arange(len(labels)), test_size=DIGITS_TEST_FRACTION, stratify=labels, random_state=DIGITS_SPLIT_SEED
+    )
 
 
 def load_digits_split(split: str, image_size: int) -> RawSplit:
@@ -38,5 +40,8 @@ def load_digits_split(split: str, image_size: int) -> RawSplit:
     train_idx, test_idx = digits_split_indices(labels)
     idx = train_idx if split == "train" else test_idx
     x = torch.from_numpy(images[idx]).unsqueeze(1).expand(-1, 3, -1, -1)
-    return RawSplit(images=resize_square(x, image_size), labels=torch.from_numpy(labels[idx]),
-                    class_names=[str(c) for c in range(10)])
+    return RawSplit(
+        images=resize_square(x, image_size),
+        labels=torch.from_numpy(labels[idx]),
+        class_names=[str(c) for c in range(10)],
+    )

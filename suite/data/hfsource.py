@@ -3,6 +3,7 @@
 `datasets` does the I/O and Arrow caching; we only pick the image and label
 columns, decode each image once, resize it and write it into the npy cache.
 """
+
 from __future__ import annotations
 
 import os
@@ -11,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
+from suite.core.errors import ConfigError
 from suite.data.images import decode_resize
 from suite.data.specs import DatasetSpec
-from suite.core.errors import ConfigError
 
 DECODE_BATCH = 256
 
@@ -37,20 +38,27 @@ def _parquet_files(spec: DatasetSpec, split: str) -> list[str]:
         chosen = [f for f in files if Path(f).name.lower().startswith(prefix)]
         if chosen:
             return chosen
-    raise ConfigError("dataset", spec.spec, "a directory with train*.parquet and test*.parquet files "
-                      "(or a single file with a split column)",
-                      hint=f"no {'/'.join(p + '*' for p in prefixes)}.parquet file under {root}")
+    raise ConfigError(
+        "dataset",
+        spec.spec,
+        "a directory with train*.parquet and test*.parquet files (or a single file with a split column)",
+        hint=f"no {'/'.join(p + '*' for p in prefixes)}.parquet file under {root}",
+    )
 
 
 def _unavailable(spec: DatasetSpec, split: str, hf_cache: Path, err: Exception) -> DatasetUnavailable:
     where = f"hub id {spec.hub_id!r}" + (f", config {spec.config!r}" if spec.config else "")
     cfg = f", {spec.config!r}" if spec.config else ""
-    fetch = (f"run once with network access (HF_HUB_OFFLINE unset), e.g. python -c \"import datasets; "
-             f"datasets.load_dataset({spec.hub_id!r}{cfg}, cache_dir={str(hf_cache)!r})\"")
+    fetch = (
+        f'run once with network access (HF_HUB_OFFLINE unset), e.g. python -c "import datasets; '
+        f'datasets.load_dataset({spec.hub_id!r}{cfg}, cache_dir={str(hf_cache)!r})"'
+    )
     return DatasetUnavailable(
-        "dataset", spec.spec,
+        "dataset",
+        spec.spec,
         f"could not load {where}, split {split!r} ({type(err).__name__}: {err}). It would be "
-        f"cached under {hf_cache}; to download it, {fetch}")
+        f"cached under {hf_cache}; to download it, {fetch}",
+    )
 
 
 def open_split(spec: DatasetSpec, split: str, hf_cache: Path):
@@ -66,33 +74,47 @@ def open_split(spec: DatasetSpec, split: str, hf_cache: Path):
             names = [split_name] + (["validation"] if split == "test" else [])
             found = [n for n in names if n in ds]
             if not found:
-                raise ConfigError("dataset", spec.spec, "a folder with train/ and test/ sub-folders",
-                                  hint=f"no {split_name!r} split in {spec.path} (found {sorted(ds)})")
+                raise ConfigError(
+                    "dataset",
+                    spec.spec,
+                    "a folder with train/ and test/ sub-folders",
+                    hint=f"no {split_name!r} split in {spec.path} (found {sorted(ds)})",
+                )
             ds = ds[found[0]]
         else:
             files = _parquet_files(spec, split)
-            ds = datasets.load_dataset("parquet", data_files={split_name: files}, split=split_name,
-                                       cache_dir=str(hf_cache))
+            ds = datasets.load_dataset(
+                "parquet", data_files={split_name: files}, split=split_name, cache_dir=str(hf_cache)
+            )
             if Path(spec.path).is_file():
                 ds = _rows_of_split(ds, spec, split_name)
     except (ConnectionError, FileNotFoundError) as err:
         raise _unavailable(spec, split_name, hf_cache, err) from err
     except ValueError as err:
         if "split" in str(err).lower() and not isinstance(err, ConfigError):
-            raise ConfigError("dataset", spec.spec, "existing split names",
-                              hint=f"split {split_name!r}: {err}") from err
+            raise ConfigError(
+                "dataset", spec.spec, "existing split names", hint=f"split {split_name!r}: {err}"
+            ) from err
         raise
     if spec.label_column not in ds.column_names:
-        raise ConfigError("dataset label column", spec.label_column, ds.column_names,
-                          hint=f"no such column in {spec.spec}; set ?label=COLUMN")
+        raise ConfigError(
+            "dataset label column",
+            spec.label_column,
+            ds.column_names,
+            hint=f"no such column in {spec.spec}; set ?label=COLUMN",
+        )
     return ds
 
 
 def _rows_of_split(ds, spec: DatasetSpec, split_name: str):
     if spec.split_column not in ds.column_names:
-        raise ConfigError("dataset split column", spec.split_column, ds.column_names,
-                          hint="a single parquet file needs a column of 'train'/'test' values; "
-                               "set ?split=COLUMN, or pass a directory with train*/test* files")
+        raise ConfigError(
+            "dataset split column",
+            spec.split_column,
+            ds.column_names,
+            hint="a single parquet file needs a column of 'train'/'test' values; "
+            "set ?split=COLUMN, or pass a directory with train*/test* files",
+        )
     values = column_numpy(ds, spec.split_column).astype(str)
     return ds.select(np.flatnonzero(values == split_name))
 
@@ -108,14 +130,19 @@ def image_column(ds, spec: DatasetSpec) -> str:
 
     if spec.image_column is not None:
         if spec.image_column not in ds.column_names:
-            raise ConfigError("dataset image column", spec.image_column, ds.column_names,
-                              hint=f"no such column in {spec.spec}; set ?image=COLUMN")
+            raise ConfigError(
+                "dataset image column",
+                spec.image_column,
+                ds.column_names,
+                hint=f"no such column in {spec.spec}; set ?image=COLUMN",
+            )
         return spec.image_column
     for name, feature in ds.features.items():
         if isinstance(feature, datasets.Image):
             return name
-    raise ConfigError("dataset image column", None, ds.column_names,
-                      hint=f"{spec.spec} has no Image column; set ?image=COLUMN")
+    raise ConfigError(
+        "dataset image column", None, ds.column_names, hint=f"{spec.spec} has no Image column; set ?image=COLUMN"
+    )
 
 
 def labels_and_names(ds, spec: DatasetSpec) -> tuple[np.ndarray, list[str] | None]:
@@ -128,12 +155,17 @@ def labels_and_names(ds, spec: DatasetSpec) -> tuple[np.ndarray, list[str] | Non
         return values.astype(np.int64), list(feature.names)
     if values.dtype.kind in "iu":
         return values.astype(np.int64), None
-    raise ConfigError("dataset label column", spec.label_column, "an integer or ClassLabel column",
-                      hint=f"column {spec.label_column!r} of {spec.spec} has type {feature}")
+    raise ConfigError(
+        "dataset label column",
+        spec.label_column,
+        "an integer or ClassLabel column",
+        hint=f"column {spec.label_column!r} of {spec.spec} has type {feature}",
+    )
 
 
-def decode_into(ds, column: str, out: np.ndarray, image_size: int, desc: str,
-                decode_workers: int | None = None) -> None:
+def decode_into(
+    ds, column: str, out: np.ndarray, image_size: int, desc: str, decode_workers: int | None = None
+) -> None:
     """Decode + resize every image of `ds[column]` into `out`, in parallel batches, with progress."""
     import datasets
     from tqdm.auto import tqdm

@@ -5,12 +5,13 @@ Every image becomes `[3, S, S]` uint8: the shorter side is resized to S
 aspect ratios are kept and nothing is padded. Images of equal size are resized
 together as one tensor op.
 """
+
 from __future__ import annotations
 
 import logging
 import threading
 from collections import defaultdict
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -32,7 +33,7 @@ def resize_square(images: torch.Tensor, size: int) -> torch.Tensor:
         out_hw = (size, int(size * w / h)) if h <= w else (int(size * h / w), size)
         images = F.interpolate(images, size=out_hw, mode="bilinear", align_corners=False, antialias=True)
         top, left = (out_hw[0] - size) // 2, (out_hw[1] - size) // 2
-        images = images[..., top:top + size, left:left + size]
+        images = images[..., top : top + size, left : left + size]
     return images.contiguous()
 
 

@@ -1,4 +1,5 @@
 """One split of one dataset at one resolution: from the npy cache, or decoded once into it."""
+
 from __future__ import annotations
 
 import logging
@@ -16,8 +17,13 @@ from suite.data.subsets import channel_stats
 log = logging.getLogger(__name__)
 
 
-def load_raw_split(spec: DatasetSpec, split: str, image_size: int, cache_dir: str | Path | None = None,
-                   decode_workers: int | None = None) -> RawSplit:
+def load_raw_split(
+    spec: DatasetSpec,
+    split: str,
+    image_size: int,
+    cache_dir: str | Path | None = None,
+    decode_workers: int | None = None,
+) -> RawSplit:
     """`split` ('train' or 'test') as uint8 [N,3,S,S]; the train split carries its channel stats."""
     if spec.kind == "builtin":
         raw = load_digits_split(split, image_size)
@@ -26,8 +32,17 @@ def load_raw_split(spec: DatasetSpec, split: str, image_size: int, cache_dir: st
         return raw
     root = Path(cache_dir) if cache_dir is not None else cache.default_cache_dir()
     fingerprint = cache.source_fingerprint(spec.path) if spec.path else None
-    source = [spec.kind, spec.hub_id, spec.config, spec.path, spec.train_split, spec.test_split,
-              spec.image_column, spec.label_column, spec.split_column]
+    source = [
+        spec.kind,
+        spec.hub_id,
+        spec.config,
+        spec.path,
+        spec.train_split,
+        spec.test_split,
+        spec.image_column,
+        spec.label_column,
+        spec.split_column,
+    ]
     entry = cache.entry_dir(root, spec.spec, split, image_size, fingerprint, source)
     hit = cache.read(entry)
     if hit is not None:
@@ -38,8 +53,14 @@ def load_raw_split(spec: DatasetSpec, split: str, image_size: int, cache_dir: st
     column = image_column(ds, spec)
     images, tmp = cache.new_image_file(entry, len(ds), image_size)
     try:
-        decode_into(ds, column, images, image_size, desc=f"decoding {spec.spec} {split} @{image_size}px",
-                    decode_workers=decode_workers)
+        decode_into(
+            ds,
+            column,
+            images,
+            image_size,
+            desc=f"decoding {spec.spec} {split} @{image_size}px",
+            decode_workers=decode_workers,
+        )
         mean = std = None
         if split == "train":
             mean, std = channel_stats(torch.from_numpy(images))

@@ -1,4 +1,5 @@
 """The decoded form of one split, before any subsetting."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,8 +9,8 @@ import torch
 
 @dataclass
 class RawSplit:
-    images: torch.Tensor          # uint8 [N,3,S,S]
-    labels: torch.Tensor          # int64 [N]
+    images: torch.Tensor  # uint8 [N,3,S,S]
+    labels: torch.Tensor  # int64 [N]
     class_names: list[str]
-    mean: tuple[float, float, float] | None = None   # cached channel stats (train split)
+    mean: tuple[float, float, float] | None = None  # cached channel stats (train split)
     std: tuple[float, float, float] | None = None

@@ -13,6 +13,7 @@ Options (`?key=value&key=value`): `image=COL`, `label=COL`; for `hf:` also
 `train=SPLIT`, `test=SPLIT`; for a single parquet file `split=COL` (the column
 holding "train"/"test", default `split`).
 """
+
 from __future__ import annotations
 
 import os
@@ -26,8 +27,8 @@ from suite.core.errors import ConfigError
 class DatasetSpec:
     """Where a dataset comes from and how to read it."""
 
-    spec: str                       # canonical spec string (cache key, results tables)
-    kind: str                       # builtin | hub | parquet | imagefolder
+    spec: str  # canonical spec string (cache key, results tables)
+    kind: str  # builtin | hub | parquet | imagefolder
     hub_id: str | None = None
     config: str | None = None
     path: str | None = None
@@ -36,37 +37,91 @@ class DatasetSpec:
     image_column: str | None = None  # None: the first Image-typed column
     label_column: str = "label"
     split_column: str = "split"
-    num_classes: int | None = None   # known without loading (named datasets)
-    image_size: int = 64             # the resolution it is usually benchmarked at (config default)
+    num_classes: int | None = None  # known without loading (named datasets)
+    image_size: int = 64  # the resolution it is usually benchmarked at (config default)
     options: dict = field(default_factory=dict, compare=False)
 
 
 # name -> (hub id, config, train split, test split, image column, label column, classes)
 NAMED: dict[str, DatasetSpec] = {
-    "cifar10": DatasetSpec("cifar10", "hub", "uoft-cs/cifar10", None, image_column="img",
-                           label_column="label", num_classes=10, image_size=32),
-    "cifar100": DatasetSpec("cifar100", "hub", "uoft-cs/cifar100", None, image_column="img",
-                            label_column="fine_label", num_classes=100, image_size=32),
-    "stl10": DatasetSpec("stl10", "hub", "tanganke/stl10", None, image_column="image",
-                         label_column="label", num_classes=10, image_size=96),
-    "svhn": DatasetSpec("svhn", "hub", "ufldl-stanford/svhn", "cropped_digits",
-                        image_column="image", label_column="label", num_classes=10, image_size=32),
-    "tiny-imagenet": DatasetSpec("tiny-imagenet", "hub", "zh-plus/tiny-imagenet", None,
-                                 test_split="valid", image_column="image",
-                                 label_column="label", num_classes=200, image_size=64),
-    "imagenette": DatasetSpec("imagenette", "hub", "frgfm/imagenette", "320px",
-                              test_split="validation", image_column="image",
-                              label_column="label", num_classes=10, image_size=128),
-    "imagenet100": DatasetSpec("imagenet100", "hub", "clane9/imagenet-100", None,
-                               test_split="validation", image_column="image",
-                               label_column="label", num_classes=100, image_size=128),
+    "cifar10": DatasetSpec(
+        "cifar10",
+        "hub",
+        "uoft-cs/cifar10",
+        None,
+        image_column="img",
+        label_column="label",
+        num_classes=10,
+        image_size=32,
+    ),
+    "cifar100": DatasetSpec(
+        "cifar100",
+        "hub",
+        "uoft-cs/cifar100",
+        None,
+        image_column="img",
+        label_column="fine_label",
+        num_classes=100,
+        image_size=32,
+    ),
+    "stl10": DatasetSpec(
+        "stl10",
+        "hub",
+        "tanganke/stl10",
+        None,
+        image_column="image",
+        label_column="label",
+        num_classes=10,
+        image_size=96,
+    ),
+    "svhn": DatasetSpec(
+        "svhn",
+        "hub",
+        "ufldl-stanford/svhn",
+        "cropped_digits",
+        image_column="image",
+        label_column="label",
+        num_classes=10,
+        image_size=32,
+    ),
+    "tiny-imagenet": DatasetSpec(
+        "tiny-imagenet",
+        "hub",
+        "zh-plus/tiny-imagenet",
+        None,
+        test_split="valid",
+        image_column="image",
+        label_column="label",
+        num_classes=200,
+        image_size=64,
+    ),
+    "imagenette": DatasetSpec(
+        "imagenette",
+        "hub",
+        "frgfm/imagenette",
+        "320px",
+        test_split="validation",
+        image_column="image",
+        label_column="label",
+        num_classes=10,
+        image_size=128,
+    ),
+    "imagenet100": DatasetSpec(
+        "imagenet100",
+        "hub",
+        "clane9/imagenet-100",
+        None,
+        test_split="validation",
+        image_column="image",
+        label_column="label",
+        num_classes=100,
+        image_size=128,
+    ),
 }
 BUILTIN = {"digits": DatasetSpec("digits", "builtin", num_classes=10, image_size=16)}  # 8x8 originals, upsampled 2x
 DATASET_NAMES: list[str] = ["digits", *NAMED]
 PREFIXES = ("hf:", "parquet:", "imagefolder:")
-_OPTIONS = {"hub": {"image", "label", "train", "test"},
-            "parquet": {"image", "label", "split"},
-            "imagefolder": set()}
+_OPTIONS = {"hub": {"image", "label", "train", "test"}, "parquet": {"image", "label", "split"}, "imagefolder": set()}
 
 
 def allowed_names() -> str:
@@ -90,28 +145,38 @@ def parse_spec(name: object, field_name: str = "dataset") -> DatasetSpec:
     kind = "hub" if prefix == "hf" else prefix
     unknown = set(options) - _OPTIONS[kind]
     if unknown:
-        raise ConfigError(field_name, name, f"options {sorted(_OPTIONS[kind]) or 'none'} for {prefix}:",
-                          hint=f"unknown option(s) {sorted(unknown)}")
+        raise ConfigError(
+            field_name,
+            name,
+            f"options {sorted(_OPTIONS[kind]) or 'none'} for {prefix}:",
+            hint=f"unknown option(s) {sorted(unknown)}",
+        )
     if not body:
         raise ConfigError(field_name, name, f"{prefix}:" + ("ID[:CONFIG]" if kind == "hub" else "PATH"))
     if kind == "hub":
         hub_id, _, config = body.partition(":")
         spec = DatasetSpec(name, "hub", hub_id, config or None)
-        spec = replace(spec, train_split=options.get("train", "train"),
-                       test_split=options.get("test", "test"))
+        spec = replace(spec, train_split=options.get("train", "train"), test_split=options.get("test", "test"))
     else:
         path = os.path.abspath(os.path.expanduser(body))
         if kind == "parquet" and not (os.path.isdir(path) or os.path.isfile(path)):
-            raise ConfigError(field_name, name, "an existing parquet file or directory",
-                              hint=f"{path} does not exist")
+            raise ConfigError(field_name, name, "an existing parquet file or directory", hint=f"{path} does not exist")
         if kind == "imagefolder" and not os.path.isdir(path):
-            raise ConfigError(field_name, name, "an existing directory with train/ and test/ sub-folders",
-                              hint=f"{path} does not exist")
+            raise ConfigError(
+                field_name,
+                name,
+                "an existing directory with train/ and test/ sub-folders",
+                hint=f"{path} does not exist",
+            )
         spec = DatasetSpec(name, kind, path=path)
         if kind == "parquet":
             spec = replace(spec, split_column=options.get("split", "split"))
-    return replace(spec, image_column=options.get("image", spec.image_column),
-                   label_column=options.get("label", spec.label_column), options=options)
+    return replace(
+        spec,
+        image_column=options.get("image", spec.image_column),
+        label_column=options.get("label", spec.label_column),
+        options=options,
+    )
 
 
 def validate_dataset_name(name: str, field: str = "dataset") -> None:
@@ -122,5 +187,9 @@ def validate_dataset_name(name: str, field: str = "dataset") -> None:
 def check_one_ood_source(holdout_classes, ood_dataset) -> None:
     """A trial has one OOD set: held-out classes or another dataset, not both."""
     if ood_dataset is not None and holdout_classes:
-        raise ConfigError("ood_dataset", ood_dataset, "unset when holdout_classes is given (one OOD set per trial)",
-                          hint="held-out classes already define the OOD set")
+        raise ConfigError(
+            "ood_dataset",
+            ood_dataset,
+            "unset when holdout_classes is given (one OOD set per trial)",
+            hint="held-out classes already define the OOD set",
+        )

@@ -1,25 +1,35 @@
 """Datasets for normbench: one call gives uint8 train/test tensors plus derived sets.
 
-`load_splits` composes the pieces in `suite.data.splits`: a source (built-in
-digits, a named hub dataset, `hf:`, `parquet:` or `imagefolder:`) decoded once
-into a memory-mapped cache, then optional held-out classes (an OOD set), a
-long-tailed training set, and an OOD set from another dataset. Normalization
-statistics always describe the training split actually returned.
+`load_splits` composes the pieces of `suite.data`: a source (built-in digits, a
+named hub dataset, `hf:`, `parquet:` or `imagefolder:`) decoded once into a
+memory-mapped cache, then optional held-out classes (an OOD set), a long-tailed
+training set, a fixed subset (`train_limit`), a validation hold-out and an OOD
+set from another dataset. This is the one place a trial's data is prepared, so
+the normalization statistics always describe the training split returned.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import torch
 from torch import Tensor
 
+from suite.core.errors import ConfigError
 from suite.data.loader import load_raw_split
 from suite.data.specs import DATASET_NAMES, DatasetSpec, check_one_ood_source, parse_spec, validate_dataset_name
-from suite.data.subsets import (channel_stats, holdout_split, long_tail_indices, resolve_holdout,
-                                    validate_imbalance)
-from suite.core.errors import ConfigError
+from suite.data.subsets import (
+    channel_stats,
+    holdout_split,
+    limited_indices,
+    long_tail_indices,
+    long_tail_order,
+    resolve_holdout,
+    validate_imbalance,
+    validation_split,
+)
 
 __all__ = ["DatasetSplits", "DATASET_NAMES", "validate_dataset_name", "load_splits"]
 
@@ -27,18 +37,19 @@ __all__ = ["DatasetSplits", "DATASET_NAMES", "validate_dataset_name", "load_spli
 @dataclass
 class DatasetSplits:
     name: str
-    train_images: Tensor        # uint8 [N,3,H,W]
-    train_labels: Tensor        # int64 [N]
+    train_images: Tensor  # uint8 [N,3,H,W]
+    train_labels: Tensor  # int64 [N]
     test_images: Tensor
     test_labels: Tensor
     num_classes: int
     class_names: list[str]
-    mean: tuple[float, float, float]   # per-channel, in [0,1], of the train split
+    mean: tuple[float, float, float]  # per-channel, in [0,1], of the train split
     std: tuple[float, float, float]
-    ood_images: Tensor | None = None   # uint8, for OOD diagnostics
+    ood_images: Tensor | None = None  # uint8, for OOD diagnostics
     ood_name: str | None = None
-    val_images: Tensor | None = None   # uint8, held out of the training set (val_fraction)
+    val_images: Tensor | None = None  # uint8, held out of the training set (val_fraction)
     val_labels: Tensor | None = None
+    frequency_order: list[int] | None = None  # long-tailed training set: classes from most to least frequent
 
 
 def _validate_image_size(image_size) -> int:
@@ -53,22 +64,40 @@ def _class_names(spec: DatasetSpec, train_names, train_labels: Tensor, test_labe
     top = int(labels.max()) if len(labels) else -1
     names = list(train_names) if train_names else [str(i) for i in range(top + 1)]
     if len(labels) and (int(labels.min()) < 0 or top >= len(names)):
-        raise ConfigError("dataset label column", spec.label_column, f"labels in 0..{len(names) - 1}",
-                          hint=f"{spec.spec} has labels from {int(labels.min())} to {top}")
+        raise ConfigError(
+            "dataset label column",
+            spec.label_column,
+            f"labels in 0..{len(names) - 1}",
+            hint=f"{spec.spec} has labels from {int(labels.min())} to {top}",
+        )
     return names
 
 
-def load_splits(name: str, image_size: int, *, imbalance: float | None = None,
-                holdout_classes: Sequence[int | str] | None = None, ood_dataset: str | None = None,
-                cache_dir: str | Path | None = None, seed: int = 0,
-                decode_workers: int | None = None) -> DatasetSplits:
-    """Load `name` at `image_size` (square), with optional held-out classes, long tail and OOD set.
+def load_splits(
+    name: str,
+    image_size: int,
+    *,
+    imbalance: float | None = None,
+    holdout_classes: Sequence[int | str] | None = None,
+    ood_dataset: str | None = None,
+    train_limit: int | None = None,
+    val_fraction: float = 0.0,
+    cache_dir: str | Path | None = None,
+    seed: int = 0,
+    decode_workers: int | None = None,
+) -> DatasetSplits:
+    """Load `name` at `image_size` (square) and derive the trial's splits, in this order:
 
     holdout_classes: class indices (or names) removed from train AND test; their test
       images become `ood_images`. Remaining classes are re-indexed 0..C'-1 in order.
-    imbalance: R >= 1; class i of the (re-indexed) train split keeps
-      min(n_i, floor(n_max * R^(-i/(C-1)))) images, chosen with `seed`; test stays as is.
+    imbalance: R >= 1; the classes are ranked in an order drawn with `seed`
+      (`long_tail_order`), and the class at rank r keeps min(n, floor(n_max * R^(-r/(C-1))))
+      images, chosen with `seed`; test stays as is.
+    train_limit: a fixed random subset of N training images (the same for every seed).
+    val_fraction: a stratified fixed part of what is left moves to `val_images`.
     ood_dataset: another dataset spec whose test split becomes `ood_images`.
+
+    `mean` and `std` are always those of the training split returned.
     """
     spec = parse_spec(name, "dataset")
     image_size = _validate_image_size(image_size)
@@ -90,8 +119,8 @@ def load_splits(name: str, image_size: int, *, imbalance: float | None = None,
     class_names = _class_names(spec, train.class_names, train.labels, test.labels)
     num_classes = len(class_names)
     train_x, train_y, test_x, test_y = train.images, train.labels, test.images, test.labels
-    mean, std = train.mean, train.std
-    ood_images, ood_name = None, None
+    derived = False
+    ood_images, ood_name, frequency_order, val_x, val_y = None, None, None, None, None
 
     if holdout:
         held = resolve_holdout(holdout, class_names)
@@ -100,17 +129,35 @@ def load_splits(name: str, image_size: int, *, imbalance: float | None = None,
         ood_name = f"{spec.spec} held-out classes {[class_names[c] for c in held]}"
         class_names = [n for i, n in enumerate(class_names) if i not in set(held)]
         num_classes = len(class_names)
-        mean = std = None
+        derived = True
     if ratio is not None and ratio > 1:
-        keep = long_tail_indices(train_y, num_classes, ratio, seed)
-        train_x, train_y = train_x[keep], train_y[keep]
-        mean = std = None
+        frequency_order = long_tail_order(num_classes, seed)
+        keep = long_tail_indices(train_y, num_classes, ratio, seed, frequency_order)
+        train_x, train_y, derived = train_x[keep], train_y[keep], True
+    if train_limit is not None and train_limit < len(train_y):
+        keep = limited_indices(len(train_y), train_limit)
+        train_x, train_y, derived = train_x[keep], train_y[keep], True
+    if val_fraction > 0:
+        keep, val = validation_split(train_y, val_fraction)
+        val_x, val_y = train_x[val], train_y[val]
+        train_x, train_y, derived = train_x[keep], train_y[keep], True
     if ood_spec is not None:
         ood_images = load_raw_split(ood_spec, "test", image_size, cache_dir, decode_workers).images
         ood_name = ood_spec.spec
-    if mean is None:
-        mean, std = channel_stats(train_x)
-    return DatasetSplits(name=spec.spec, train_images=train_x, train_labels=train_y,
-                         test_images=test_x, test_labels=test_y, num_classes=num_classes,
-                         class_names=class_names, mean=tuple(mean), std=tuple(std),
-                         ood_images=ood_images, ood_name=ood_name)
+    mean, std = channel_stats(train_x) if derived else (train.mean, train.std)
+    return DatasetSplits(
+        name=spec.spec,
+        train_images=train_x,
+        train_labels=train_y,
+        test_images=test_x,
+        test_labels=test_y,
+        num_classes=num_classes,
+        class_names=class_names,
+        mean=tuple(mean),
+        std=tuple(std),
+        ood_images=ood_images,
+        ood_name=ood_name,
+        val_images=val_x,
+        val_labels=val_y,
+        frequency_order=frequency_order,
+    )

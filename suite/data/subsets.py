@@ -2,10 +2,11 @@
 
 All selection is vectorized over the label tensor; no per-sample Python.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -23,24 +24,29 @@ def resolve_holdout(holdout: Sequence, class_names: list[str], field: str = "hol
             raise ConfigError(field, c, f"class indices 0..{n - 1} or class names")
         if isinstance(c, int):
             if not 0 <= c < n:
-                raise ConfigError(field, c, f"class indices 0..{n - 1} or class names",
-                                  hint=f"the dataset has {n} classes")
+                raise ConfigError(
+                    field, c, f"class indices 0..{n - 1} or class names", hint=f"the dataset has {n} classes"
+                )
             out.add(c)
         elif isinstance(c, str) and c in class_names:
             out.add(class_names.index(c))
         elif isinstance(c, str) and c.strip().lstrip("-").isdigit():
             out.update(resolve_holdout([int(c)], class_names, field))
         else:
-            raise ConfigError(field, c, f"class indices 0..{n - 1} or class names",
-                              hint=f"the dataset has {n} classes")
+            raise ConfigError(field, c, f"class indices 0..{n - 1} or class names", hint=f"the dataset has {n} classes")
     if len(out) >= n:
-        raise ConfigError(field, sorted(out), f"at most {n - 1} of the {n} classes",
-                          hint="holding out every class leaves nothing to train on")
+        raise ConfigError(
+            field,
+            sorted(out),
+            f"at most {n - 1} of the {n} classes",
+            hint="holding out every class leaves nothing to train on",
+        )
     return sorted(out)
 
 
-def holdout_split(images: torch.Tensor, labels: torch.Tensor, held: list[int], num_classes: int
-                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def holdout_split(
+    images: torch.Tensor, labels: torch.Tensor, held: list[int], num_classes: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(kept images, re-indexed kept labels 0..C'-1, held-out images)."""
     held_mask = torch.zeros(num_classes, dtype=torch.bool)
     held_mask[held] = True
@@ -50,25 +56,50 @@ def holdout_split(images: torch.Tensor, labels: torch.Tensor, held: list[int], n
     return images[keep], new_index[labels[keep]], images[is_held]
 
 
-def long_tail_counts(class_counts: torch.Tensor, ratio: float) -> torch.Tensor:
-    """n_i = min(count_i, floor(n_max * ratio^(-i/(C-1)))): the CIFAR-10-LT profile, class 0 largest."""
+def long_tail_order(num_classes: int, seed: int) -> list[int]:
+    """The classes from most to least frequent in a long-tailed training set: a permutation
+    drawn with the trial's seed, so that across seeds a class's identity (some digits simply
+    get larger norms) is not confounded with its frequency."""
+    g = torch.Generator().manual_seed(int(seed) + LONG_TAIL_ORDER_SEED_OFFSET)
+    return torch.randperm(num_classes, generator=g).tolist()
+
+
+LONG_TAIL_ORDER_SEED_OFFSET = 7_777  # the order's stream apart from the one that picks the kept images
+
+
+def long_tail_counts(class_counts: torch.Tensor, ratio: float, order: Sequence[int] | None = None) -> torch.Tensor:
+    """Images kept per class: the class at rank r of ``order`` (default: class index order) keeps
+    min(count, floor(n_max * ratio^(-r/(C-1)))), the CIFAR-10-LT profile."""
     c = len(class_counts)
     n_max = int(class_counts.max())
-    exponents = torch.arange(c, dtype=torch.float64) / max(c - 1, 1)
-    target = torch.floor(n_max * torch.tensor(float(ratio), dtype=torch.float64) ** (-exponents))
+    ranks = torch.empty(c, dtype=torch.float64)
+    ranks[torch.as_tensor(list(order) if order is not None else range(c))] = torch.arange(c, dtype=torch.float64)
+    target = torch.floor(n_max * torch.tensor(float(ratio), dtype=torch.float64) ** (-ranks / max(c - 1, 1)))
     return torch.minimum(class_counts, target.long())
 
 
-def long_tail_indices(labels: torch.Tensor, num_classes: int, ratio: float, seed: int) -> torch.Tensor:
-    """Sorted indices of a long-tailed subset; which images of a class are kept depends on `seed`."""
+def long_tail_indices(
+    labels: torch.Tensor, num_classes: int, ratio: float, seed: int, order: Sequence[int] | None = None
+) -> torch.Tensor:
+    """Sorted indices of a long-tailed subset (``order``: classes from most to least frequent);
+    which images of a class are kept depends on `seed`."""
     counts = torch.bincount(labels, minlength=num_classes)
-    keep_n = long_tail_counts(counts, ratio)
+    keep_n = long_tail_counts(counts, ratio, order)
     g = torch.Generator().manual_seed(int(seed))
     perm = torch.randperm(len(labels), generator=g)
-    order = perm[torch.argsort(labels[perm], stable=True)]       # grouped by class, random within
+    order_idx = perm[torch.argsort(labels[perm], stable=True)]  # grouped by class, random within
     starts = torch.cumsum(counts, 0) - counts
-    rank = torch.arange(len(labels)) - starts[labels[order]]      # position within its class
-    return torch.sort(order[rank < keep_n[labels[order]]]).values
+    rank = torch.arange(len(labels)) - starts[labels[order_idx]]  # position within its class
+    return torch.sort(order_idx[rank < keep_n[labels[order_idx]]]).values
+
+
+TRAIN_LIMIT_SEED = 0  # fixed, independent of the trial seed: every seed trains on the same subset
+
+
+def limited_indices(num_images: int, limit: int) -> torch.Tensor:
+    """Sorted indices of a fixed random subset of ``limit`` training images (``train_limit``)."""
+    keep = torch.randperm(num_images, generator=torch.Generator().manual_seed(TRAIN_LIMIT_SEED))[:limit]
+    return keep.sort().values
 
 
 def validate_imbalance(ratio, field: str = "imbalance") -> float | None:
@@ -89,7 +120,7 @@ def channel_stats(images: torch.Tensor) -> tuple[tuple, tuple]:
     total = torch.zeros(3, dtype=torch.float64)
     total_sq = torch.zeros(3, dtype=torch.float64)
     for start in range(0, len(images), chunk):
-        x = images[start:start + chunk].to(torch.float64)
+        x = images[start : start + chunk].to(torch.float64)
         total += x.sum(dim=(0, 2, 3))
         total_sq += (x * x).sum(dim=(0, 2, 3))
     n = len(images) * images.shape[2] * images.shape[3]
@@ -101,8 +132,9 @@ def channel_stats(images: torch.Tensor) -> tuple[tuple, tuple]:
 VALIDATION_SPLIT_SEED = 0  # fixed, independent of the trial seed: every seed validates on the same images
 
 
-def validation_split(labels: torch.Tensor, fraction: float, seed: int = VALIDATION_SPLIT_SEED
-                     ) -> tuple[torch.Tensor, torch.Tensor]:
+def validation_split(
+    labels: torch.Tensor, fraction: float, seed: int = VALIDATION_SPLIT_SEED
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(kept, held-out) indices, sorted: a stratified part of a training set held out for validation.
 
     Class c (in label order) of n_c images gives ``min(n_c - 1, floor(n_c * fraction + 0.5))``

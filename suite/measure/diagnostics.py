@@ -18,6 +18,7 @@ nothing, and a bare 0.5 or a noise-driven value would read as a finding.
 Inputs may be torch tensors or numpy arrays; outputs are Python floats (NaN
 where a statistic is undefined), note strings and a pandas DataFrame.
 """
+
 from __future__ import annotations
 
 import math
@@ -176,8 +177,9 @@ class AurocEstimate:
         return {name: self.value, f"{name}_ci_lo": self.ci_lo, f"{name}_ci_hi": self.ci_hi, f"{name}_note": self.note}
 
 
-def degenerate_reason(scores: np.ndarray, labels_binary: np.ndarray,
-                      min_relative_spread: float = MIN_RELATIVE_SPREAD) -> str:
+def degenerate_reason(
+    scores: np.ndarray, labels_binary: np.ndarray, min_relative_spread: float = MIN_RELATIVE_SPREAD
+) -> str:
     """Why an AUROC of these scores would not measure anything ("" when it would).
 
     Scores whose relative spread std/|mean| is below ``min_relative_spread``
@@ -196,14 +198,22 @@ def degenerate_reason(scores: np.ndarray, labels_binary: np.ndarray,
     if std == 0:
         return f"all {scores.size} norms equal ({abs(float(scores[0])):.6g})"
     if mean > 0 and std < min_relative_spread * mean:
-        return (f"norms nearly constant: std/mean = {std / mean:.2g} < {min_relative_spread:g}, "
-                "below bf16/fp16 evaluation resolution")
+        return (
+            f"norms nearly constant: std/mean = {std / mean:.2g} < {min_relative_spread:g}, "
+            "below bf16/fp16 evaluation resolution"
+        )
     return ""
 
 
-def auroc_with_interval(scores: Any, labels_binary: Any, *, n_resamples: int = N_BOOTSTRAP,
-                        confidence: float = 0.95, seed: int = 0,
-                        min_relative_spread: float = MIN_RELATIVE_SPREAD) -> AurocEstimate:
+def auroc_with_interval(
+    scores: Any,
+    labels_binary: Any,
+    *,
+    n_resamples: int = N_BOOTSTRAP,
+    confidence: float = 0.95,
+    seed: int = 0,
+    min_relative_spread: float = MIN_RELATIVE_SPREAD,
+) -> AurocEstimate:
     """``auroc`` with a stratified percentile-bootstrap interval (``suite.core.stats``), or NaN and a reason.
 
     Degenerate inputs (one class, non-finite or (nearly) constant scores, see
@@ -281,6 +291,7 @@ def norm_diagnostics(
         if test_labels is None or class_counts is None
         else frequency_norm_spearman(norms, test_labels, class_counts)
     )
-    bins = pd.concat([accuracy_per_norm_bin(norms, correct), accuracy_per_equal_width_bin(norms, correct)],
-                     ignore_index=True)
+    bins = pd.concat(
+        [accuracy_per_norm_bin(norms, correct), accuracy_per_equal_width_bin(norms, correct)], ignore_index=True
+    )
     return scalars, bins

@@ -10,6 +10,7 @@
 * ``angle_change`` -- how far a fixed probe set's embeddings turned on the
   sphere between two evaluations (the effective step of claim 1).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -41,8 +42,15 @@ class EmbeddingGradStats:
             g, zf = grad.detach().double(), z.double()
             g_norm, z_norm = g.norm(dim=-1), zf.norm(dim=-1)
             cos = (g * zf).sum(-1) / (g_norm * z_norm).clamp_min(1e-300)
-            self._sums += torch.stack([g_norm.sum(), cos.abs().sum(), (g_norm * z_norm).sum(),
-                                       torch.tensor(float(g.shape[0]), device=g.device, dtype=g.dtype)])
+            self._sums += torch.stack(
+                [
+                    g_norm.sum(),
+                    cos.abs().sum(),
+                    (g_norm * z_norm).sum(),
+                    torch.tensor(float(g.shape[0]), device=g.device, dtype=g.dtype),
+                ]
+            )
+
         return record
 
     def summary(self) -> dict[str, float]:
@@ -59,8 +67,9 @@ def _batchnorms(module: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
 
 
 @contextlib.contextmanager
-def recomputed_batchnorm(modules: list[nn.Module], batches: Iterator[Tensor],
-                         forward: Callable[[Tensor], None]) -> Iterator[None]:
+def recomputed_batchnorm(
+    modules: list[nn.Module], batches: Iterator[Tensor], forward: Callable[[Tensor], None]
+) -> Iterator[None]:
     """Inside the block, every BatchNorm of ``modules`` holds statistics
     re-estimated from ``batches`` (reset, then a cumulative average over
     train-mode forwards without gradient, as precise-BN does); on exit the
@@ -69,8 +78,9 @@ def recomputed_batchnorm(modules: list[nn.Module], batches: Iterator[Tensor],
     With synchronized BatchNorm (several workers) each batch's statistics are
     all-reduced, so every worker must pass the same number of batches."""
     bns = [bn for m in modules for bn in _batchnorms(m)]
-    saved = [(bn.momentum, bn.running_mean.clone(), bn.running_var.clone(), bn.num_batches_tracked.clone())
-             for bn in bns]
+    saved = [
+        (bn.momentum, bn.running_mean.clone(), bn.running_var.clone(), bn.num_batches_tracked.clone()) for bn in bns
+    ]
     modes = [(m, m.training) for root in modules for m in root.modules()]
     try:
         for root in modules:

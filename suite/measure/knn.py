@@ -18,6 +18,7 @@ Edge cases (documented behaviour):
 * Neighbours with exactly equal similarity at the k-th boundary are chosen by
   ``torch.topk``, i.e. arbitrarily among the tied ones.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
@@ -58,7 +59,9 @@ def _validate(
             "test_features", tuple(test_features.shape), f"a 2-D tensor [N_test, {train_features.shape[1]}]"
         )
     if train_labels.ndim != 1 or train_labels.shape[0] != train_features.shape[0]:
-        raise ConfigError("train_labels", tuple(train_labels.shape), f"a 1-D tensor of length {train_features.shape[0]}")
+        raise ConfigError(
+            "train_labels", tuple(train_labels.shape), f"a 1-D tensor of length {train_features.shape[0]}"
+        )
     if train_labels.dtype.is_floating_point or train_labels.dtype == torch.bool:
         raise ConfigError("train_labels", str(train_labels.dtype), "an integer dtype")
     lo, hi = int(train_labels.min()), int(train_labels.max())
@@ -141,8 +144,15 @@ def knn_predict(
 ) -> Tensor:
     """Predicted class (int64 ``[N_test]``, on the bank's device) by weighted kNN vote;
     equal votes go to the smallest class index (argmax takes the first maximum)."""
-    scores = knn_scores(train_features, train_labels, test_features, k=k, temperature=temperature,
-                        num_classes=num_classes, chunk_size=chunk_size)
+    scores = knn_scores(
+        train_features,
+        train_labels,
+        test_features,
+        k=k,
+        temperature=temperature,
+        num_classes=num_classes,
+        chunk_size=chunk_size,
+    )
     return scores.argmax(dim=1)
 
 

@@ -8,6 +8,7 @@ rescaling features), the layer starts at zero
 order comes from a private ``torch.Generator(seed)``: the result is a
 deterministic function of the inputs and the seed, and the global RNG is untouched.
 """
+
 from __future__ import annotations
 
 import torch
@@ -32,8 +33,17 @@ def _check_labels(labels: Tensor, n: int, num_classes: int, field: str) -> None:
         raise ConfigError(field, f"range [{lo}, {hi}]", f"class indices in [0, {num_classes - 1}]")
 
 
-def _validate(train_f: Tensor, train_y: Tensor, test_f: Tensor, test_y: Tensor, num_classes: int,
-              epochs: int, batch_size: int, lr: float, weight_decay: float) -> None:
+def _validate(
+    train_f: Tensor,
+    train_y: Tensor,
+    test_f: Tensor,
+    test_y: Tensor,
+    num_classes: int,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    weight_decay: float,
+) -> None:
     def positive_int(name: str, v: object) -> None:
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             raise ConfigError(name, v, "an integer >= 1")
@@ -73,8 +83,9 @@ def linear_probe(
     "train_top1": accuracy on the train features, "final_loss": mean loss of the last epoch}``.
     ``device`` defaults to the device of ``train_features``.
     """
-    _validate(train_features, train_labels, test_features, test_labels, num_classes,
-              epochs, batch_size, lr, weight_decay)
+    _validate(
+        train_features, train_labels, test_features, test_labels, num_classes, epochs, batch_size, lr, weight_decay
+    )
     device = torch.device(device) if device is not None else train_features.device
     with torch.no_grad():
         x_train = train_features.detach().to(device=device, dtype=torch.float32)

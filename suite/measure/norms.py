@@ -4,6 +4,7 @@ Norms are the object of study (they set the effective step size on the sphere
 and encode confidence), so every trial records their distribution, not only the
 mean: mean, population std and the 5/25/50/75/95 % quantiles.
 """
+
 from __future__ import annotations
 
 import numpy as np

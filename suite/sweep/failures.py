@@ -6,6 +6,7 @@ worker rank, a controller error); the text Tune stores ends with Ray's own
 framing, not with the user's error. This module unwraps to the root cause
 and names its type, message and the innermost frames of its traceback.
 """
+
 from __future__ import annotations
 
 import re

@@ -3,6 +3,7 @@
 Everything here is pure (no Ray calls), so `--dry-run` and the early checks of
 a real run share one code path and fail before any trial starts.
 """
+
 from __future__ import annotations
 
 import copy
@@ -54,7 +55,9 @@ def _validate_key(key: str, where: str) -> None:
     """A grid axis or case key: a config field, or ``method_args.<name>``; ``where`` prefixes the field."""
     head = key.split(".", 1)[0]
     if head not in CONFIG_FIELDS:
-        raise ConfigError(f"{where}.{key}", key, CONFIG_FIELDS, hint="unknown config field; dotted keys only under method_args")
+        raise ConfigError(
+            f"{where}.{key}", key, CONFIG_FIELDS, hint="unknown config field; dotted keys only under method_args"
+        )
     if "." in key and head != "method_args":
         raise ConfigError(f"{where}.{key}", key, "plain config fields, or method_args.<name>")
 
@@ -76,21 +79,28 @@ def _validate_cases(spec: SweepSpec, grid: dict[str, list[Any]]) -> tuple[list[d
         for key, value in case.items():
             _validate_key(key, f"cases[{i}]")
             if key in grid:
-                raise ConfigError(f"cases[{i}].{key}", value, "a field that is not a grid axis",
-                                  hint=f"`{key}` is a grid axis; set it in the grid or in the cases, not both")
+                raise ConfigError(
+                    f"cases[{i}].{key}",
+                    value,
+                    "a field that is not a grid axis",
+                    hint=f"`{key}` is a grid axis; set it in the grid or in the cases, not both",
+                )
             if key == "seed" and spec.seeds is not None:
                 raise ConfigError(f"cases[{i}].seed", value, "unset when `seeds` is given (one seed axis)")
             if key == "workers" and spec.resources.workers is not None:
-                raise ConfigError(f"cases[{i}].workers", value, f"unset when resources.workers is given "
-                                                                f"({spec.resources.workers})")
+                raise ConfigError(
+                    f"cases[{i}].workers", value, f"unset when resources.workers is given ({spec.resources.workers})"
+                )
     return cases, case_seeds
 
 
-def _validate_case_seeds(spec: SweepSpec, grid: dict[str, list[Any]], case: dict[str, Any], i: int,
-                         seeds: Any) -> None:
+def _validate_case_seeds(spec: SweepSpec, grid: dict[str, list[Any]], case: dict[str, Any], i: int, seeds: Any) -> None:
     where = f"cases[{i}].seeds"
-    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool)
-                                                           and s >= 0 for s in seeds):
+    if (
+        not isinstance(seeds, list)
+        or not seeds
+        or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)
+    ):
         raise ConfigError(where, seeds, "a non-empty list of integer seeds >= 0")
     if len(set(seeds)) != len(seeds):
         raise ConfigError(where, seeds, "distinct seeds")
@@ -145,12 +155,18 @@ def expand_grid(spec: SweepSpec) -> list[PlannedTrial]:
     axes = list(grid)
     spec_seeds: list[int | None] = list(spec.seeds) if spec.seeds is not None else [None]
     case_choices: list[tuple[int | None, list[int | None]]] = (
-        [(i, list(s) if s is not None else spec_seeds) for i, s in enumerate(case_seeds)] if cases
-        else [(None, spec_seeds)])
+        [(i, list(s) if s is not None else spec_seeds) for i, s in enumerate(case_seeds)]
+        if cases
+        else [(None, spec_seeds)]
+    )
     trials: list[PlannedTrial] = []
     seen: dict[str, int] = {}
-    combos = ((values, case_index, seed) for values in itertools.product(*(grid[a] for a in axes))
-              for case_index, seeds in case_choices for seed in seeds)
+    combos = (
+        (values, case_index, seed)
+        for values in itertools.product(*(grid[a] for a in axes))
+        for case_index, seeds in case_choices
+        for seed in seeds
+    )
     for index, (values, case_index, seed) in enumerate(combos):
         point = dict(zip(axes, values))
         if seed is not None:
@@ -165,15 +181,23 @@ def expand_grid(spec: SweepSpec) -> list[PlannedTrial]:
             where = ", ".join(f"{k}={v}" for k, v in point.items()) or "base"
             key = _case_field(case, err.field)
             if key is not None:
-                raise ConfigError(f"cases[{case_index}].{key}", err.value, err.allowed,
-                                  hint=f"case #{case_index} ({describe_case(case)}), in trial #{index} ({where})") from None
+                raise ConfigError(
+                    f"cases[{case_index}].{key}",
+                    err.value,
+                    err.allowed,
+                    hint=f"case #{case_index} ({describe_case(case)}), in trial #{index} ({where})",
+                ) from None
             if case_index is not None:
                 where += f", case #{case_index}"
             raise ConfigError(err.field, err.value, err.allowed, hint=f"in trial #{index} ({where})") from None
         if cfg.trial_id in seen:
             what = dict(point, case=case_index) if case_index is not None else point
-            raise ConfigError("cases" if case_index is not None else "grid", what, "distinct trials",
-                              hint=f"same config as trial #{seen[cfg.trial_id]}")
+            raise ConfigError(
+                "cases" if case_index is not None else "grid",
+                what,
+                "distinct trials",
+                hint=f"same config as trial #{seen[cfg.trial_id]}",
+            )
         seen[cfg.trial_id] = index
         trials.append(PlannedTrial(index, point, cfg, case_index))
     return trials
@@ -189,8 +213,9 @@ def trial_request(spec: SweepSpec, cfg: TrialConfig) -> TrialRequest:
     return TrialRequest(cfg.workers, dict(r.driver_resources), worker)
 
 
-def check_fits_cluster(spec: SweepSpec, trials: list[PlannedTrial], cluster: dict[str, float],
-                       nodes: list[dict[str, float]]) -> None:
+def check_fits_cluster(
+    spec: SweepSpec, trials: list[PlannedTrial], cluster: dict[str, float], nodes: list[dict[str, float]]
+) -> None:
     """Fail before scheduling when one trial could never run: Ray would wait
     for it forever (Ray Train even retries worker-group startup without end).
 
@@ -201,18 +226,27 @@ def check_fits_cluster(spec: SweepSpec, trials: list[PlannedTrial], cluster: dic
         for key, need in req.total().items():
             have = float(cluster.get(key, 0.0))
             if need > have + 1e-9:
-                field_name = {"CPU": "resources.cpus_per_worker", "GPU": "resources.gpus_per_worker"}.get(key, "resources.driver_resources")
-                value = {"CPU": spec.resources.cpus_per_worker, "GPU": spec.resources.gpus_per_worker}.get(key, spec.resources.driver_resources)
+                field_name = {"CPU": "resources.cpus_per_worker", "GPU": "resources.gpus_per_worker"}.get(
+                    key, "resources.driver_resources"
+                )
+                value = {"CPU": spec.resources.cpus_per_worker, "GPU": spec.resources.gpus_per_worker}.get(
+                    key, spec.resources.driver_resources
+                )
                 raise ConfigError(
-                    field_name, value,
+                    field_name,
+                    value,
                     f"a request that fits the cluster ({have:g} {key} in total)",
                     hint=f"trial {trial.trial_id} needs {need:g} {key} for {req.workers} worker(s); "
-                         "set resources.check_cluster: false on an autoscaling cluster",
+                    "set resources.check_cluster: false on an autoscaling cluster",
                 )
         for bundle in req.bundles():
             if nodes and not any(all(node.get(k, 0.0) + 1e-9 >= v for k, v in bundle.items()) for node in nodes):
-                raise ConfigError("resources", bundle, "a per-worker bundle that fits on one node",
-                                  hint=f"largest node: {max(nodes, key=lambda n: n.get('CPU', 0))}")
+                raise ConfigError(
+                    "resources",
+                    bundle,
+                    "a per-worker bundle that fits on one node",
+                    hint=f"largest node: {max(nodes, key=lambda n: n.get('CPU', 0))}",
+                )
 
 
 def format_plan(spec: SweepSpec, trials: list[PlannedTrial]) -> str:
@@ -220,16 +254,25 @@ def format_plan(spec: SweepSpec, trials: list[PlannedTrial]) -> str:
     axes = list(trials[0].axes) if trials else []
     with_cases = bool(spec.cases)
     headers = ["#", "trial_id", *axes, *(["case"] if with_cases else []), "workers"]
-    rows = [[str(t.index), t.trial_id, *(str(t.axes[a]) for a in axes),
-             *([str(t.case)] if with_cases else []), str(t.config.workers)] for t in trials]
+    rows = [
+        [
+            str(t.index),
+            t.trial_id,
+            *(str(t.axes[a]) for a in axes),
+            *([str(t.case)] if with_cases else []),
+            str(t.config.workers),
+        ]
+        for t in trials
+    ]
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     title = f"sweep {spec.name}: {len(trials)} trial(s)"
     if spec.search is not None:
-        title = (f"sweep {spec.name}: {len(trials)} search cell(s) (grid point x case x seed) x "
-                 f"{spec.search.num_samples} sample(s) = {len(trials) * spec.search.num_samples} trial(s)")
-    lines = [title, fmt.format(*headers).rstrip(),
-             fmt.format(*("-" * w for w in widths))]
+        title = (
+            f"sweep {spec.name}: {len(trials)} search cell(s) (grid point x case x seed) x "
+            f"{spec.search.num_samples} sample(s) = {len(trials) * spec.search.num_samples} trial(s)"
+        )
+    lines = [title, fmt.format(*headers).rstrip(), fmt.format(*("-" * w for w in widths))]
     lines += [fmt.format(*r).rstrip() for r in rows]
     if with_cases:
         lines.append("")
@@ -243,10 +286,14 @@ def format_plan(spec: SweepSpec, trials: list[PlannedTrial]) -> str:
         if w == 1:
             lines.append(f"  workers=1: one Tune trial holding {_fmt(req.tune_bundle)} (trains in-process)")
         else:
-            lines.append(f"  workers={w}: Tune driver {_fmt(req.tune_bundle)} + Ray Train {w} x {_fmt(req.worker_bundle)}"
-                         f" (total {_fmt(req.total())}; {'NCCL' if spec.resources.gpus_per_worker > 0 else 'gloo'})")
-    lines.append(f"max concurrent trials: {spec.max_concurrent_trials or 'as resources allow'}; "
-                 f"retries per trial: {spec.retries}")
+            lines.append(
+                f"  workers={w}: Tune driver {_fmt(req.tune_bundle)} + Ray Train {w} x {_fmt(req.worker_bundle)}"
+                f" (total {_fmt(req.total())}; {'NCCL' if spec.resources.gpus_per_worker > 0 else 'gloo'})"
+            )
+    lines.append(
+        f"max concurrent trials: {spec.max_concurrent_trials or 'as resources allow'}; "
+        f"retries per trial: {spec.retries}"
+    )
     lines.append(f"storage (checkpoints, Tune state): {spec.storage_path()}/{spec.name}")
     lines.append(f"results tables: {spec.results_path()}")
     from suite.sweep.search import describe_space

@@ -3,20 +3,22 @@
 Order matters for the user: every check that can fail (spec, every trial
 config, storage state, cluster capacity) runs before the first trial starts.
 """
+
 from __future__ import annotations
 
 import os
 import shutil
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 
-from suite.results import store as results
 from suite.core.errors import ConfigError
+from suite.results import store as results
 from suite.sweep.grid import PlannedTrial, check_fits_cluster, expand_grid, format_plan, trial_request
 from suite.sweep.spec import SweepSpec
 
@@ -42,16 +44,29 @@ def trial_items(spec: SweepSpec, trials: list[PlannedTrial]) -> list[dict[str, A
     items = []
     for t in trials:
         req = trial_request(spec, t.config)
-        items.append({"index": t.index, "trial_id": t.trial_id, "config": t.config.model_dump(),
-                      "workers": req.workers, "tune_bundle": req.tune_bundle, "worker_bundle": req.worker_bundle})
+        items.append(
+            {
+                "index": t.index,
+                "trial_id": t.trial_id,
+                "config": t.config.model_dump(),
+                "workers": req.workers,
+                "tune_bundle": req.tune_bundle,
+                "worker_bundle": req.worker_bundle,
+            }
+        )
     return items
 
 
 def sweep_settings(spec: SweepSpec) -> dict[str, Any]:
     """What every trial needs to know about the sweep."""
     fault = spec.fault_injection.model_dump() if spec.fault_injection else None
-    return {"name": spec.name, "results_dir": str(spec.results_path()), "retries": spec.retries,
-            "train_storage": f"{experiment_path(spec)}/_train", "fault": fault}
+    return {
+        "name": spec.name,
+        "results_dir": str(spec.results_path()),
+        "retries": spec.retries,
+        "train_storage": f"{experiment_path(spec)}/_train",
+        "fault": fault,
+    }
 
 
 def param_space(spec: SweepSpec, trials: list[PlannedTrial]) -> dict[str, Any]:
@@ -70,8 +85,11 @@ def tune_config(spec: SweepSpec, trials: list[PlannedTrial]):
 
     from suite.sweep.trainable import trial_dirname
 
-    common = dict(max_concurrent_trials=spec.max_concurrent_trials, trial_name_creator=trial_dirname,
-                  trial_dirname_creator=trial_dirname)
+    common = dict(
+        max_concurrent_trials=spec.max_concurrent_trials,
+        trial_name_creator=trial_dirname,
+        trial_dirname_creator=trial_dirname,
+    )
     if spec.search is None:
         return tune.TuneConfig(**common)
     from suite.sweep.searchers import build_search
@@ -92,8 +110,12 @@ def _gcs_endpoint(address: str) -> tuple[str, int] | None:
     try:
         resolved = canonicalize_bootstrap_address(target)
     except Exception as exc:  # "auto" with no cluster recorded, malformed address
-        raise ConfigError("--address", address, "host:port of a running Ray head, ray://host:port or auto",
-                          hint=str(exc).splitlines()[0] if str(exc) else "") from None
+        raise ConfigError(
+            "--address",
+            address,
+            "host:port of a running Ray head, ray://host:port or auto",
+            hint=str(exc).splitlines()[0] if str(exc) else "",
+        ) from None
     if resolved is None:
         return None
     host, _, port = resolved.rpartition(":")
@@ -115,11 +137,14 @@ def wait_for_cluster(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None
             if time.monotonic() >= deadline:
                 host, port = endpoint
                 raise ConfigError(
-                    "--address", address, "the address of a running Ray cluster's head node",
+                    "--address",
+                    address,
+                    "the address of a running Ray cluster's head node",
                     hint=f"nothing answered at {host}:{port} for {timeout_s:g} s ({exc.strerror or exc}); check that "
-                         f"the head is up (`ray status --address {host}:{port}` on it), that the port is open from "
-                         "here, and that RAY_ADDRESS is not stale; without --address the sweep starts its own "
-                         "local Ray") from None
+                    f"the head is up (`ray status --address {host}:{port}` on it), that the port is open from "
+                    "here, and that RAY_ADDRESS is not stale; without --address the sweep starts its own "
+                    "local Ray",
+                ) from None
             time.sleep(1.0)
 
 
@@ -152,11 +177,19 @@ def _cluster_nodes() -> tuple[dict[str, float], list[dict[str, float]]]:
 
 def _check_update(spec: SweepSpec, resume: bool) -> None:
     if resume:
-        raise ConfigError("--update", True, "not together with --resume",
-                          hint="--resume continues the run as it was started; --update runs the spec as it is now")
+        raise ConfigError(
+            "--update",
+            True,
+            "not together with --resume",
+            hint="--resume continues the run as it was started; --update runs the spec as it is now",
+        )
     if spec.search is not None:
-        raise ConfigError("--update", True, "a sweep without `search:`",
-                          hint="a searched sweep draws new trials every run; give it a new --name instead")
+        raise ConfigError(
+            "--update",
+            True,
+            "a sweep without `search:`",
+            hint="a searched sweep draws new trials every run; give it a new --name instead",
+        )
 
 
 def _drop_experiment_state(exp_path: str) -> None:
@@ -171,15 +204,37 @@ def _drop_experiment_state(exp_path: str) -> None:
         shutil.rmtree(exp_path)
 
 
-def run_sweep(spec: SweepSpec, *, address: str | None = None, resume: bool = False, update: bool = False,
-              dry_run: bool = False, echo: Callable[[str], None] = print,
-              connect_timeout_s: float = CONNECT_TIMEOUT_S) -> SweepOutcome | None:
+def require_train_v2() -> None:
+    """The trainable drives a Ray Train `TorchTrainer` from inside a Tune function trainable and
+    restores a retried Train run by its (storage_path, name): Ray Train V2 behaviour, the
+    default since the Ray release pyproject.toml requires. Turned off, Train V1 would run
+    each data-parallel trial as a nested Tune experiment and lose that restore."""
+    if os.environ.get("RAY_TRAIN_V2_ENABLED", "1").strip().lower() in ("0", "false", "no", "off"):
+        raise ConfigError(
+            "RAY_TRAIN_V2_ENABLED",
+            os.environ["RAY_TRAIN_V2_ENABLED"],
+            "unset or 1",
+            hint="normbench sweeps need Ray Train V2 (the data-parallel trials restore by run name)",
+        )
+
+
+def run_sweep(
+    spec: SweepSpec,
+    *,
+    address: str | None = None,
+    resume: bool = False,
+    update: bool = False,
+    dry_run: bool = False,
+    echo: Callable[[str], None] = print,
+    connect_timeout_s: float = CONNECT_TIMEOUT_S,
+) -> SweepOutcome | None:
     """Run (or, with ``resume``, continue) the sweep; None for a dry run.
 
     ``update`` runs the spec as it is now over a sweep that ran before under this
     name: a trial whose config did not change and that finished is kept as it is
     (its folder holds its final result), changed and new trials train, trials no
     longer in the spec leave the tables (their folders stay)."""
+    require_train_v2()
     if update:
         _check_update(spec, resume)
     trials = expand_grid(spec)
@@ -194,8 +249,8 @@ def run_sweep(spec: SweepSpec, *, address: str | None = None, resume: bool = Fal
 
     from ray import tune
 
-    from suite.sweep.trainable import sweep_trial, tune_resources
     from suite.sweep.tables import SweepTables
+    from suite.sweep.trainable import sweep_trial, tune_resources
     from suite.tracking.tune import tracking_callbacks
 
     exp_path = experiment_path(spec)
@@ -203,9 +258,13 @@ def run_sweep(spec: SweepSpec, *, address: str | None = None, resume: bool = Fal
     if resume and not exists:
         raise ConfigError("--resume", exp_path, "the storage path of a sweep started before under this name")
     if not resume and not update and exists:
-        raise ConfigError("name", spec.name, "a sweep name not used yet in this storage",
-                          hint=f"{exp_path} exists: pass --resume to continue it, --update to run the changed spec "
-                               "over it (unchanged finished trials are kept), or --name NEW")
+        raise ConfigError(
+            "name",
+            spec.name,
+            "a sweep name not used yet in this storage",
+            hint=f"{exp_path} exists: pass --resume to continue it, --update to run the changed spec "
+            "over it (unchanged finished trials are kept), or --name NEW",
+        )
 
     # Trials keep the driver's working directory, so relative dataset paths work.
     os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
@@ -220,8 +279,10 @@ def run_sweep(spec: SweepSpec, *, address: str | None = None, resume: bool = Fal
         results_dir.mkdir(parents=True, exist_ok=True)
         if update and exists:
             _drop_experiment_state(exp_path)
-            echo(f"updating sweep {spec.name}: the previous run's Tune state in {exp_path} is replaced; "
-                 f"finished trials whose config is unchanged are kept from {results_dir}")
+            echo(
+                f"updating sweep {spec.name}: the previous run's Tune state in {exp_path} is replaced; "
+                f"finished trials whose config is unchanged are kept from {results_dir}"
+            )
         trainable = tune.with_resources(sweep_trial, tune_resources)
         if resume:
             echo(f"resuming sweep {spec.name} from {exp_path}")
@@ -229,7 +290,9 @@ def run_sweep(spec: SweepSpec, *, address: str | None = None, resume: bool = Fal
         else:
             planned = {t.trial_id: (t.index, results.flatten_config(t.config.model_dump())) for t in trials}
             fault = spec.fault_injection
-            exit_after = (fault.driver_exit_after_trials, fault.marker_dir) if fault and fault.driver_exit_after_trials else None
+            exit_after = (
+                (fault.driver_exit_after_trials, fault.marker_dir) if fault and fault.driver_exit_after_trials else None
+            )
             tuner = tune.Tuner(
                 trainable,
                 param_space=param_space(spec, trials),
@@ -242,9 +305,16 @@ def run_sweep(spec: SweepSpec, *, address: str | None = None, resume: bool = Fal
                     # state after every checkpoint, so `--resume` after a dead driver
                     # never restarts a trial from an older checkpoint than it reported.
                     checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-                    callbacks=[SweepTables(str(results_dir), spec.name, {} if spec.search else planned, exit_after,
-                                           searched=spec.search is not None),
-                               *tracking_callbacks(spec.tracking, spec.name, results_dir)],
+                    callbacks=[
+                        SweepTables(
+                            str(results_dir),
+                            spec.name,
+                            {} if spec.search else planned,
+                            exit_after,
+                            searched=spec.search is not None,
+                        ),
+                        *tracking_callbacks(spec.tracking, spec.name, results_dir),
+                    ],
                     verbose=1,
                 ),
             )
@@ -253,7 +323,11 @@ def run_sweep(spec: SweepSpec, *, address: str | None = None, resume: bool = Fal
             from suite.tracking.tune import log_sweep_plots
 
             log_sweep_plots(spec.tracking, spec.name, results_dir)
-        table = pd.read_parquet(results_dir / "trials.parquet") if (results_dir / "trials.parquet").is_file() else pd.DataFrame()
+        table = (
+            pd.read_parquet(results_dir / "trials.parquet")
+            if (results_dir / "trials.parquet").is_file()
+            else pd.DataFrame()
+        )
         return SweepOutcome(results_dir, exp_path, table)
     finally:
         if started:

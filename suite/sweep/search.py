@@ -20,6 +20,7 @@ cell (the leaderboard's default view) is the one with the best validation
 metric among that cell's completed trials. Test metrics are reported, never
 read by the searcher or the scheduler.
 """
+
 from __future__ import annotations
 
 import copy
@@ -43,8 +44,11 @@ def validation_metrics(cfg: TrialConfig) -> list[str]:
 
 def _check_range(key: str, kind: str, bounds: Any) -> None:
     where = f"search.space.{key}.{kind}"
-    if not (isinstance(bounds, list) and len(bounds) == 2
-            and all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in bounds)):
+    if not (
+        isinstance(bounds, list)
+        and len(bounds) == 2
+        and all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in bounds)
+    ):
         raise ConfigError(where, bounds, "[low, high] (two numbers)")
     lo, hi = bounds
     if not lo < hi:
@@ -57,8 +61,12 @@ def _check_range(key: str, kind: str, bounds: Any) -> None:
 
 def _space_entry(key: str, entry: dict[str, Any]) -> tuple[str, Any]:
     if not isinstance(entry, dict) or len(entry) != 1 or next(iter(entry)) not in SPACE_KINDS:
-        raise ConfigError(f"search.space.{key}", entry, "one of {loguniform: [lo, hi]}, {uniform: [lo, hi]}, "
-                                                        "{randint: [lo, hi]} (high excluded), {choice: [v1, v2, ...]}")
+        raise ConfigError(
+            f"search.space.{key}",
+            entry,
+            "one of {loguniform: [lo, hi]}, {uniform: [lo, hi]}, "
+            "{randint: [lo, hi]} (high excluded), {choice: [v1, v2, ...]}",
+        )
     kind, arg = next(iter(entry.items()))
     if kind == "choice":
         if not isinstance(arg, list) or not arg:
@@ -82,8 +90,11 @@ def validate_search(spec: SweepSpec, cells: list) -> None:
     (`suite.sweep.grid.PlannedTrial`), before anything runs."""
     search, scheduler = spec.search, spec.scheduler
     if scheduler is not None and search is None:
-        raise ConfigError("scheduler", scheduler.model_dump(), "a scheduler together with `search:` "
-                                                               "(ASHA stops trials on search.metric)")
+        raise ConfigError(
+            "scheduler",
+            scheduler.model_dump(),
+            "a scheduler together with `search:` (ASHA stops trials on search.metric)",
+        )
     if search is None:
         return
     if not search.space:
@@ -92,39 +103,68 @@ def validate_search(spec: SweepSpec, cells: list) -> None:
         try:
             import optuna  # noqa: F401
         except ImportError:
-            raise ConfigError("search.algorithm", "optuna", "random, or optuna once installed",
-                              hint="pip install 'normbench[search]' (optuna)") from None
+            raise ConfigError(
+                "search.algorithm",
+                "optuna",
+                "random, or optuna once installed",
+                hint="pip install 'normbench[search]' (optuna)",
+            ) from None
     fixed = set(spec.grid or {}) | {k for case in spec.cases or [] for k in case}
     for key, entry in search.space.items():
         head = key.split(".", 1)[0]
         if head not in CONFIG_FIELDS or ("." in key and head != "method_args"):
-            raise ConfigError(f"search.space.{key}", key, CONFIG_FIELDS,
-                              hint="unknown config field; dotted keys only under method_args")
+            raise ConfigError(
+                f"search.space.{key}",
+                key,
+                CONFIG_FIELDS,
+                hint="unknown config field; dotted keys only under method_args",
+            )
         if key in ("seed", "workers", "epochs", "val_fraction", "eval_every", "device") or key in fixed:
-            raise ConfigError(f"search.space.{key}", key, "a hyper-parameter that is not a grid axis, case key, "
-                                                          "seed, epochs, workers, device, val_fraction or eval_every")
+            raise ConfigError(
+                f"search.space.{key}",
+                key,
+                "a hyper-parameter that is not a grid axis, case key, "
+                "seed, epochs, workers, device, val_fraction or eval_every",
+            )
         _space_entry(key, entry)
 
     metric = search.metric
     if metric.startswith(TEST_METRIC_PREFIXES):
-        raise ConfigError("search.metric", metric, "a validation metric (val_knn_top1_k<k>, with val_fraction > 0)",
-                          hint="test-set metrics are reported but never select hyper-parameters")
+        raise ConfigError(
+            "search.metric",
+            metric,
+            "a validation metric (val_knn_top1_k<k>, with val_fraction > 0)",
+            hint="test-set metrics are reported but never select hyper-parameters",
+        )
     for cell in cells:
         cfg = cell.config
         where = f"cell #{cell.index} ({', '.join(f'{k}={v}' for k, v in cell.axes.items()) or 'base'})"
         if cfg.val_fraction <= 0:
-            raise ConfigError("base.val_fraction", cfg.val_fraction, "a fraction in (0, 0.5) when `search:` is given",
-                              hint=f"{where}: hyper-parameters are chosen on a validation split, never on the test set")
+            raise ConfigError(
+                "base.val_fraction",
+                cfg.val_fraction,
+                "a fraction in (0, 0.5) when `search:` is given",
+                hint=f"{where}: hyper-parameters are chosen on a validation split, never on the test set",
+            )
         if metric not in validation_metrics(cfg):
-            raise ConfigError("search.metric", metric, validation_metrics(cfg),
-                              hint=f"a metric every epoch report carries ({where}, knn_k={cfg.knn_k})")
+            raise ConfigError(
+                "search.metric",
+                metric,
+                validation_metrics(cfg),
+                hint=f"a metric every epoch report carries ({where}, knn_k={cfg.knn_k})",
+            )
         if scheduler is not None:
             if cfg.eval_every <= 0:
-                raise ConfigError("base.eval_every", cfg.eval_every, "an integer >= 1 with scheduler asha",
-                                  hint=f"{where}: ASHA compares trials on the validation metric of evaluated epochs")
+                raise ConfigError(
+                    "base.eval_every",
+                    cfg.eval_every,
+                    "an integer >= 1 with scheduler asha",
+                    hint=f"{where}: ASHA compares trials on the validation metric of evaluated epochs",
+                )
             if scheduler.grace_period > cfg.epochs:
-                raise ConfigError("scheduler.grace_period", scheduler.grace_period, f"<= epochs ({cfg.epochs})",
-                                  hint=where)
+                raise ConfigError(
+                    "scheduler.grace_period", scheduler.grace_period, f"<= epochs ({cfg.epochs})", hint=where
+                )
         for key, entry in search.space.items():
             kind, arg = _space_entry(key, entry)
             for value in corner_values(kind, arg):
@@ -139,15 +179,20 @@ def cell_config(base: TrialConfig, values: dict[str, Any], field: str = "search.
     try:
         return make_config(data)
     except ConfigError as err:
-        raise ConfigError(field if err.field.split(".")[0] in field else f"{field} -> {err.field}", err.value,
-                          err.allowed, hint=hint) from None
+        raise ConfigError(
+            field if err.field.split(".")[0] in field else f"{field} -> {err.field}", err.value, err.allowed, hint=hint
+        ) from None
 
 
 def tune_domains(space: dict[str, dict[str, Any]]) -> dict[str, Any]:
     from ray import tune
 
-    make = {"loguniform": lambda a: tune.loguniform(*a), "uniform": lambda a: tune.uniform(*a),
-            "randint": lambda a: tune.randint(*a), "choice": lambda a: tune.choice(a)}
+    make = {
+        "loguniform": lambda a: tune.loguniform(*a),
+        "uniform": lambda a: tune.uniform(*a),
+        "randint": lambda a: tune.randint(*a),
+        "choice": lambda a: tune.choice(a),
+    }
     return {key: make[next(iter(entry))](next(iter(entry.values()))) for key, entry in space.items()}
 
 
@@ -158,13 +203,21 @@ def describe_space(spec: SweepSpec, num_cells: int) -> list[str]:
         return []
     seeds = len(spec.seeds) if spec.seeds else 1
     cells = num_cells // seeds
-    lines = ["", f"search: {search.algorithm}, {search.mode} {search.metric} (validation), per cell "
-                 f"(grid point x case x seed, listed above as trials):"]
+    lines = [
+        "",
+        f"search: {search.algorithm}, {search.mode} {search.metric} (validation), per cell "
+        f"(grid point x case x seed, listed above as trials):",
+    ]
     lines += [f"  {key}: {next(iter(entry))} {next(iter(entry.values()))}" for key, entry in search.space.items()]
-    lines.append(f"budget: {cells} cell(s) x {search.num_samples} sample(s) x {seeds} seed(s) = "
-                 f"{num_cells * search.num_samples} trials")
+    lines.append(
+        f"budget: {cells} cell(s) x {search.num_samples} sample(s) x {seeds} seed(s) = "
+        f"{num_cells * search.num_samples} trials"
+    )
     sch = spec.scheduler
-    lines.append(f"scheduler: ASHA per cell on {search.metric}, grace_period {sch.grace_period} epoch(s), "
-                 f"reduction_factor {sch.reduction_factor:g}, max_t = epochs" if sch else "scheduler: none (every trial "
-                 "runs all its epochs)")
+    lines.append(
+        f"scheduler: ASHA per cell on {search.metric}, grace_period {sch.grace_period} epoch(s), "
+        f"reduction_factor {sch.reduction_factor:g}, max_t = epochs"
+        if sch
+        else "scheduler: none (every trial runs all its epochs)"
+    )
     return lines

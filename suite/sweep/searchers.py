@@ -4,6 +4,7 @@
 `tune.TuneConfig` takes, through Tune's public `Searcher` and `FIFOScheduler`
 base classes. How cells compose with the grid is explained there.
 """
+
 from __future__ import annotations
 
 import copy
@@ -46,8 +47,16 @@ class CellSearch(Searcher):
     each has had ``num_samples`` trials. Suggestions are complete trial items
     (``{"trial": {...}}``), the shape the grid's items have."""
 
-    def __init__(self, cells: list[dict[str, Any]], space: dict[str, dict[str, Any]], algorithm: str,
-                 num_samples: int, metric: str, mode: str, seed: int = 0) -> None:
+    def __init__(
+        self,
+        cells: list[dict[str, Any]],
+        space: dict[str, dict[str, Any]],
+        algorithm: str,
+        num_samples: int,
+        metric: str,
+        mode: str,
+        seed: int = 0,
+    ) -> None:
         # Metric and mode stay off the base class: Tune would then demand the metric in
         # every report, and a trial reports validation kNN only in evaluated epochs.
         super().__init__()
@@ -58,8 +67,10 @@ class CellSearch(Searcher):
             from ray.tune.search.optuna import OptunaSearch
 
             distributions = OptunaSearch.convert_search_space(domains)
-            self.inner = [OptunaSearch(space=copy.deepcopy(distributions), metric=metric, mode=mode,
-                                       seed=seed + i) for i in range(len(cells))]
+            self.inner = [
+                OptunaSearch(space=copy.deepcopy(distributions), metric=metric, mode=mode, seed=seed + i)
+                for i in range(len(cells))
+            ]
         else:
             self.inner = [_RandomSampler(domains, seed + i) for i in range(len(cells))]
         self.issued = [0] * len(cells)
@@ -82,10 +93,18 @@ class CellSearch(Searcher):
         sample = self.issued[cell]
         self.issued[cell] += 1
         self.owner[trial_id] = cell
-        item = {**base, "config": cfg.model_dump(), "trial_id": cfg.trial_id,
-                "index": base["index"] * self.num_samples + sample,
-                "search": {CELL_COLUMN: base["index"], METRIC_COLUMN: self.search_metric, MODE_COLUMN: self.search_mode,
-                           **{f"search_sample_{k}": v for k, v in values.items()}}}
+        item = {
+            **base,
+            "config": cfg.model_dump(),
+            "trial_id": cfg.trial_id,
+            "index": base["index"] * self.num_samples + sample,
+            "search": {
+                CELL_COLUMN: base["index"],
+                METRIC_COLUMN: self.search_metric,
+                MODE_COLUMN: self.search_mode,
+                **{f"search_sample_{k}": v for k, v in values.items()},
+            },
+        }
         return {"trial": item}
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
@@ -119,12 +138,21 @@ class CellSearch(Searcher):
 class CellASHA(FIFOScheduler):
     """One `ASHAScheduler` per search cell (trials compete only within their cell)."""
 
-    def __init__(self, max_epochs: dict[int, int], metric: str, mode: str, grace_period: int,
-                 reduction_factor: float) -> None:
+    def __init__(
+        self, max_epochs: dict[int, int], metric: str, mode: str, grace_period: int, reduction_factor: float
+    ) -> None:
         super().__init__()  # no metric of its own: see CellSearch
-        self.cells = {cell: ASHAScheduler(time_attr="epoch", metric=metric, mode=mode, max_t=epochs,
-                                          grace_period=grace_period, reduction_factor=reduction_factor)
-                      for cell, epochs in max_epochs.items()}
+        self.cells = {
+            cell: ASHAScheduler(
+                time_attr="epoch",
+                metric=metric,
+                mode=mode,
+                max_t=epochs,
+                grace_period=grace_period,
+                reduction_factor=reduction_factor,
+            )
+            for cell, epochs in max_epochs.items()
+        }
 
     def _of(self, trial):
         return self.cells[trial.config["trial"]["search"][CELL_COLUMN]]
@@ -155,11 +183,13 @@ class CellASHA(FIFOScheduler):
 def build_search(spec: SweepSpec, cells: list[dict[str, Any]]):
     """(search_alg, scheduler, total trials) for `tune.TuneConfig`."""
     search = spec.search
-    searcher = CellSearch(cells, search.space, search.algorithm, search.num_samples, search.metric,
-                                 search.mode, search.seed)
+    searcher = CellSearch(
+        cells, search.space, search.algorithm, search.num_samples, search.metric, search.mode, search.seed
+    )
     scheduler = None
     if spec.scheduler is not None:
         max_epochs = {c["index"]: int(c["config"]["epochs"]) for c in cells}
-        scheduler = CellASHA(max_epochs, search.metric, search.mode, spec.scheduler.grace_period,
-                                       spec.scheduler.reduction_factor)
+        scheduler = CellASHA(
+            max_epochs, search.metric, search.mode, spec.scheduler.grace_period, spec.scheduler.reduction_factor
+        )
     return searcher, scheduler, len(cells) * search.num_samples

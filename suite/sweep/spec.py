@@ -31,6 +31,7 @@ retries: 2                              # per trial, from the last checkpoint
 Validation happens here and in `suite.sweep.grid` before Ray is touched, so a
 typo in a 300-trial sweep fails in a second with a `ConfigError`.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -41,8 +42,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from suite.core.errors import ConfigError
 from suite.tracking.spec import Tracking
 
-SPEC_KEYS_HELP = ("name, base, grid, cases, seeds, search, scheduler, tracking, resources, storage, results_dir, "
-                  "max_concurrent_trials, retries")
+SPEC_KEYS_HELP = (
+    "name, base, grid, cases, seeds, search, scheduler, tracking, resources, storage, results_dir, "
+    "max_concurrent_trials, retries"
+)
 
 
 class Resources(BaseModel):
@@ -50,7 +53,8 @@ class Resources(BaseModel):
 
     A trial with ``workers`` W > 1 is a Ray Train run of W workers, each holding
     ``cpus_per_worker`` CPUs and ``gpus_per_worker`` GPUs; its Tune trial is only
-    a light driver holding ``driver_resources`` (Ray needs a non-empty request; 0.1 CPU by default). With W == 1 the Tune trial
+    a light driver holding ``driver_resources`` (Ray needs a non-empty request; 0.1 CPU by default).
+    With W == 1 the Tune trial
     trains itself and holds the per-worker resources.
     """
 
@@ -62,10 +66,13 @@ class Resources(BaseModel):
     driver_resources: dict[str, float] = Field(
         default_factory=lambda: {"CPU": 0.1},
         description="Ray resources of the Tune driver of a multi-worker trial "
-                    "(e.g. {sweep_driver: 1} to pin drivers to on-demand nodes)",
+        "(e.g. {sweep_driver: 1} to pin drivers to on-demand nodes)",
     )
-    check_cluster: bool = Field(True, description="fail early if one trial cannot fit the cluster "
-                                                  "(turn off on autoscaling clusters that start with no GPU nodes)")
+    check_cluster: bool = Field(
+        True,
+        description="fail early if one trial cannot fit the cluster "
+        "(turn off on autoscaling clusters that start with no GPU nodes)",
+    )
 
 
 class FaultInjection(BaseModel):
@@ -86,8 +93,9 @@ class FaultInjection(BaseModel):
     times: int = Field(1, ge=0)
     trials: list[int] | None = Field(None, description="grid indices of trials to fault (default: all)")
     driver_exit_after_trials: int | None = Field(None, ge=1)
-    mode: Literal["exit", "raise"] = Field("exit", description="exit: the process vanishes (preemption); "
-                                                                "raise: the training code raises (a bug)")
+    mode: Literal["exit", "raise"] = Field(
+        "exit", description="exit: the process vanishes (preemption); raise: the training code raises (a bug)"
+    )
 
 
 SPACE_KINDS = ("loguniform", "uniform", "choice", "randint")
@@ -103,8 +111,9 @@ class Search(BaseModel):
     algorithm: Literal["optuna", "random"] = "random"
     metric: str = Field(description="a per-epoch validation metric, e.g. val_knn_top1_k20")
     mode: Literal["max", "min"] = "max"
-    space: dict[str, dict[str, Any]] = Field(description="config field (method_args.x allowed) -> "
-                                                         "{loguniform|uniform|randint: [lo, hi]} or {choice: [...]}")
+    space: dict[str, dict[str, Any]] = Field(
+        description="config field (method_args.x allowed) -> {loguniform|uniform|randint: [lo, hi]} or {choice: [...]}"
+    )
     seed: int = Field(0, ge=0, description="seed of the searchers (cell i uses seed + i)")
 
 
@@ -125,7 +134,9 @@ class SweepSpec(BaseModel):
     base: dict[str, Any] = Field(default_factory=dict)
     grid: dict[str, list[Any]] | None = None
     cases: list[dict[str, Any]] | None = Field(
-        None, description="override mappings, each crossed with the grid (a protocol: an intervention with its own settings)")
+        None,
+        description="override mappings, each crossed with the grid (a protocol: an intervention with its own settings)",
+    )
     seeds: list[int] | None = None
     search: Search | None = None
     scheduler: Scheduler | None = None
@@ -159,7 +170,9 @@ def spec_from_dict(data: dict[str, Any], *, name: str | None = None) -> SweepSpe
     if "name" not in data:
         raise ConfigError("name", None, "a sweep name (spec key `name` or --name)")
     if "grid" in data and not data["grid"]:
-        raise ConfigError("grid", data["grid"], "a mapping of config field -> non-empty list of values (or no `grid` key)")
+        raise ConfigError(
+            "grid", data["grid"], "a mapping of config field -> non-empty list of values (or no `grid` key)"
+        )
     for axis, values in (data.get("grid") or {}).items():
         if not isinstance(values, list) or not values:
             raise ConfigError(f"grid.{axis}", values, "a non-empty list of values")
@@ -168,8 +181,11 @@ def spec_from_dict(data: dict[str, Any], *, name: str | None = None) -> SweepSpe
         raise ConfigError("cases", cases, "a non-empty list of override mappings (or no `cases` key)")
     for i, case in enumerate(cases or []):
         if not isinstance(case, dict) or not case:
-            raise ConfigError(f"cases[{i}]", case, "a non-empty mapping of config field -> value, "
-                                                   "e.g. {intervention: 'gradscale:1', lr: 0.1}")
+            raise ConfigError(
+                f"cases[{i}]",
+                case,
+                "a non-empty mapping of config field -> value, e.g. {intervention: 'gradscale:1', lr: 0.1}",
+            )
     if data.get("seeds") is not None and (not isinstance(data["seeds"], list) or not data["seeds"]):
         raise ConfigError("seeds", data["seeds"], "a non-empty list of integer seeds")
     try:

@@ -7,6 +7,7 @@ gets a row with status "failed" and its error while the sweep goes on.
 Everything comes through Tune's reports, so this works on a multi-node cluster
 without a shared file system.
 """
+
 from __future__ import annotations
 
 import json
@@ -54,9 +55,15 @@ class SweepTables(Callback):
     (that is how `--resume` keeps the finished ones).
     """
 
-    def __init__(self, results_dir: str, sweep: str, planned: dict[str, tuple[int, dict[str, Any]]],
-                 exit_after: tuple[int, str] | None = None, epoch_write_interval_s: float = 30.0,
-                 searched: bool = False) -> None:
+    def __init__(
+        self,
+        results_dir: str,
+        sweep: str,
+        planned: dict[str, tuple[int, dict[str, Any]]],
+        exit_after: tuple[int, str] | None = None,
+        epoch_write_interval_s: float = 30.0,
+        searched: bool = False,
+    ) -> None:
         self.results_dir = str(results_dir)
         self.sweep = sweep
         self.planned = planned
@@ -80,8 +87,10 @@ class SweepTables(Callback):
         root = Path(self.results_dir)
         if self.searched:
             for r in _read_table(root, "trials"):
-                self.planned.setdefault(r["trial_id"], (int(r.get("search_index", 0)), {
-                    k: v for k, v in r.items() if k in self._config_columns(r)}))
+                self.planned.setdefault(
+                    r["trial_id"],
+                    (int(r.get("search_index", 0)), {k: v for k, v in r.items() if k in self._config_columns(r)}),
+                )
         self._trials = {r["trial_id"]: r for r in _read_table(root, "trials") if r.get("trial_id") in self.planned}
         self._curves, self._epochs_done = {}, {}
         for r in _read_table(root, "curves"):
@@ -94,8 +103,14 @@ class SweepTables(Callback):
 
     def _base_row(self, tid: str, status: str, error: str = "") -> dict[str, Any]:
         epochs = self._epochs_done.get(tid, 0)
-        return {"trial_id": tid, "sweep": self.sweep, "status": status, "error": error,
-                **self.planned[tid][1], "epochs_completed": epochs}
+        return {
+            "trial_id": tid,
+            "sweep": self.sweep,
+            "status": status,
+            "error": error,
+            **self.planned[tid][1],
+            "epochs_completed": epochs,
+        }
 
     def _add_curve(self, tid: str, row: dict[str, Any]) -> None:
         epoch = int(row["epoch"])
@@ -121,8 +136,10 @@ class SweepTables(Callback):
         item = trial.config["trial"]
         tid = item["trial_id"]
         if tid not in self.planned and "search" in item:
-            self.planned[tid] = (item["index"], {**results.flatten_config(item["config"]), **item["search"],
-                                                 "search_index": item["index"]})
+            self.planned[tid] = (
+                item["index"],
+                {**results.flatten_config(item["config"]), **item["search"], "search_index": item["index"]},
+            )
         return tid
 
     def _search_columns(self, tid: str) -> dict[str, Any]:
@@ -166,7 +183,9 @@ class SweepTables(Callback):
 
     def on_trial_recover(self, iteration, trials, trial, **info) -> None:
         tid = self._tid(trial)
-        self._trials[tid] = self._base_row(tid, "running", f"retrying ({trial.num_failures} failure(s)): {error_text(trial)}")
+        self._trials[tid] = self._base_row(
+            tid, "running", f"retrying ({trial.num_failures} failure(s)): {error_text(trial)}"
+        )
         self.write()
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
@@ -197,8 +216,13 @@ class SweepTables(Callback):
         row.update(epochs_completed=epoch, notes=f"stopped early by the scheduler (ASHA) after epoch {epoch}")
         curves = [self._curves[k] for k in sorted(k for k in self._curves if k[0] == tid)]
         for curve in curves:
-            row.update({k: v for k, v in curve.items() if k.startswith(("knn_top1_", "val_knn_top1_"))
-                        and isinstance(v, (int, float)) and math.isfinite(v)})
+            row.update(
+                {
+                    k: v
+                    for k, v in curve.items()
+                    if k.startswith(("knn_top1_", "val_knn_top1_")) and isinstance(v, (int, float)) and math.isfinite(v)
+                }
+            )
         if curves:
             row["final_loss"] = curves[-1].get("loss", math.nan)
         return row
@@ -213,4 +237,3 @@ class SweepTables(Callback):
                 marker.parent.mkdir(parents=True, exist_ok=True)
                 marker.write_text(str(self._ended_now))
                 os._exit(3)
-

@@ -26,6 +26,7 @@ one JSON encoder (`suite.core.jsonio.to_json`) and read by
 `suite.sweep.tables.SweepTables` on the Tune driver. Nothing is read back
 from the trial's files.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -50,10 +51,18 @@ def final_payload(result, sweep: str) -> dict[str, Any]:
     row = {**result.row, "sweep": sweep}
     last = result.curves[-1] if result.curves else {}
     headline = {k: last[k] for k in ("epoch", "loss") if k in last}
-    headline.update({k: v for k, v in row.items() if k.startswith(("knn_top1_", "val_knn_top1_")) and not k.endswith("_init")})
-    return {"kind": "final", **headline, "status": str(row.get("status")), "row_json": to_json(row),
-            "curves_json": to_json(result.curves), "bins_json": to_json(result.norm_bins),
-            "final": numeric_metrics(row)}
+    headline.update(
+        {k: v for k, v in row.items() if k.startswith(("knn_top1_", "val_knn_top1_")) and not k.endswith("_init")}
+    )
+    return {
+        "kind": "final",
+        **headline,
+        "status": str(row.get("status")),
+        "row_json": to_json(row),
+        "curves_json": to_json(result.curves),
+        "bins_json": to_json(result.norm_bins),
+        "final": numeric_metrics(row),
+    }
 
 
 def numeric_metrics(row: dict[str, Any]) -> dict[str, float]:
@@ -61,8 +70,11 @@ def numeric_metrics(row: dict[str, Any]) -> dict[str, float]:
     (a metric absent from an epoch's report was not evaluated in that epoch)."""
     import math
 
-    return {k: float(v) for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
-            and math.isfinite(v) and k != "trial_id"}
+    return {
+        k: float(v)
+        for k, v in row.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and k != "trial_id"
+    }
 
 
 def _maybe_inject_fault(fault: dict[str, Any] | None, index: int, trial_id: str, epoch: int) -> None:
@@ -98,8 +110,16 @@ def _run(cfg_dump: dict[str, Any], sweep: dict[str, Any], index: int, checkpoint
     def report_epoch(metrics: dict[str, Any], checkpoint_dir: Path | None) -> None:
         if rank() == 0:
             _maybe_inject_fault(sweep.get("fault"), index, cfg.trial_id, int(metrics["epoch"]))
-        report({**numeric_metrics(metrics), "kind": "epoch", "epoch": metrics["epoch"], "loss": metrics["loss"],
-                "curve_json": to_json(metrics)}, checkpoint_dir)
+        report(
+            {
+                **numeric_metrics(metrics),
+                "kind": "epoch",
+                "epoch": metrics["epoch"],
+                "loss": metrics["loss"],
+                "curve_json": to_json(metrics),
+            },
+            checkpoint_dir,
+        )
 
     with contextlib.ExitStack() as stack:
         resume_from = Path(stack.enter_context(checkpoint.as_directory())) if checkpoint is not None else None
@@ -130,8 +150,14 @@ def train_worker_loop(loop_config: dict[str, Any]) -> None:
         ckpt = ray.train.Checkpoint.from_directory(str(checkpoint_dir)) if checkpoint_dir else None
         ray.train.report(metrics, checkpoint=ckpt)
 
-    _run(loop_config["config"], loop_config["sweep"], loop_config["index"], ray.train.get_checkpoint(), report,
-         device=_ray_train_device(loop_config["config"]))
+    _run(
+        loop_config["config"],
+        loop_config["sweep"],
+        loop_config["index"],
+        ray.train.get_checkpoint(),
+        report,
+        device=_ray_train_device(loop_config["config"]),
+    )
 
 
 def _fit_data_parallel(trial: dict[str, Any], sweep: dict[str, Any]) -> None:
@@ -145,8 +171,9 @@ def _fit_data_parallel(trial: dict[str, Any], sweep: dict[str, Any]) -> None:
         train_worker_loop,
         train_loop_config={"config": trial["config"], "sweep": sweep, "index": trial["index"]},
         torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
-        scaling_config=ray.train.ScalingConfig(num_workers=trial["workers"], use_gpu=use_gpu,
-                                               resources_per_worker=trial["worker_bundle"]),
+        scaling_config=ray.train.ScalingConfig(
+            num_workers=trial["workers"], use_gpu=use_gpu, resources_per_worker=trial["worker_bundle"]
+        ),
         run_config=ray.train.RunConfig(
             # Stable across Tune retries and `--resume`: Train V2 restores the run
             # (and its latest checkpoint) from (storage_path, name).

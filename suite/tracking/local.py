@@ -1,4 +1,5 @@
 """`normbench trial --track`: a local trial logged like a sweep trial."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,8 +18,13 @@ class LocalTracker:
 
     def __init__(self, tracking: Tracking, cfg: TrialConfig, trial_dir: Path) -> None:
         self.trial_dir = Path(trial_dir)
-        self.runs = open_runs(tracking, cfg.trial_id, trial_params(cfg.model_dump()), experiment=LOCAL_EXPERIMENT,
-                              default_dir=self.trial_dir.parent)
+        self.runs = open_runs(
+            tracking,
+            cfg.trial_id,
+            trial_params(cfg.model_dump()),
+            experiment=LOCAL_EXPERIMENT,
+            default_dir=self.trial_dir.parent,
+        )
 
     def log_epoch(self, row: dict[str, Any], checkpoint_dir=None) -> None:
         """A `suite.trial.train.run_trial` report: one curves row at step = its epoch."""

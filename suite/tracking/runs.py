@@ -5,6 +5,7 @@ sweeps (`suite.tracking.tune`), so a trial logs the same names wherever it runs:
 the resolved config as parameters (``method_args.KEY`` flattened), each curves
 row as metrics at its epoch, the final `trials` row as ``final/*`` metrics.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,11 @@ from suite.tracking.spec import Tracking, mlflow_uri
 
 def numbers(row: dict[str, Any], prefix: str = "") -> dict[str, float]:
     """The finite numbers of a row (what a tracker can plot)."""
-    return {f"{prefix}{k}": float(v) for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
-            and math.isfinite(v)}
+    return {
+        f"{prefix}{k}": float(v)
+        for k, v in row.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    }
 
 
 def trial_params(config: dict[str, Any], extra: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -43,7 +47,7 @@ def mlflow_experiment(uri: str, name: str) -> str:
         return found.experiment_id
     location = None
     if uri.startswith("sqlite:///"):
-        location = (Path(uri[len("sqlite:///"):]).parent / "mlartifacts").as_uri()
+        location = (Path(uri[len("sqlite:///") :]).parent / "mlartifacts").as_uri()
     return client.create_experiment(name, artifact_location=location)
 
 
@@ -54,11 +58,12 @@ class MLflowRun:
 
         uri = mlflow_uri(uri)
         self.client = MlflowClient(tracking_uri=uri)
-        self.run_id = self.client.create_run(mlflow_experiment(uri, experiment), run_name=run_name,
-                                             tags=tags).info.run_id
+        self.run_id = self.client.create_run(
+            mlflow_experiment(uri, experiment), run_name=run_name, tags=tags
+        ).info.run_id
         items = [Param(k, str(v)) for k, v in params.items()]
         for start in range(0, len(items), 100):  # MLflow's batch limit for parameters
-            self.client.log_batch(self.run_id, params=items[start:start + 100])
+            self.client.log_batch(self.run_id, params=items[start : start + 100])
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
         from mlflow.entities import Metric
@@ -109,16 +114,38 @@ class WandbRun:
         self.run.finish(exit_code=0 if status == "completed" else 1)
 
 
-def open_runs(tracking: Tracking, run_name: str, params: dict[str, Any], *, experiment: str, default_dir: Path,
-              tags: dict[str, str] | None = None, wandb: bool = True) -> list:
+def open_runs(
+    tracking: Tracking,
+    run_name: str,
+    params: dict[str, Any],
+    *,
+    experiment: str,
+    default_dir: Path,
+    tags: dict[str, str] | None = None,
+    wandb: bool = True,
+) -> list:
     """One run per requested tracker (W&B left out with ``wandb=False``: sweeps use Ray's own callback)."""
     runs: list = []
     if tracking.mlflow is not None:
-        runs.append(MLflowRun(tracking.mlflow.uri, tracking.mlflow.experiment or experiment, run_name, params,
-                              {"trial_id": run_name, **(tags or {})}))
+        runs.append(
+            MLflowRun(
+                tracking.mlflow.uri,
+                tracking.mlflow.experiment or experiment,
+                run_name,
+                params,
+                {"trial_id": run_name, **(tags or {})},
+            )
+        )
     if tracking.tensorboard is not None:
         runs.append(TensorBoardRun(Path(tracking.tensorboard.dir).expanduser().resolve() / run_name, params))
     if wandb and tracking.wandb is not None:
-        runs.append(WandbRun(tracking.wandb.project or "normbench", tracking.wandb.mode, run_name, params,
-                             tracking.wandb.dir or str(default_dir)))
+        runs.append(
+            WandbRun(
+                tracking.wandb.project or "normbench",
+                tracking.wandb.mode,
+                run_name,
+                params,
+                tracking.wandb.dir or str(default_dir),
+            )
+        )
     return runs

@@ -4,6 +4,7 @@ Every tracker works offline: MLflow to a SQLite file (``sqlite:///x.db``, or a
 plain path: a ``.db`` file or a directory that gets ``mlflow.db``),
 TensorBoard to a directory, W&B with ``mode: offline``.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -66,8 +67,12 @@ def mlflow_uri_text(uri: str) -> str:
 
 def _require(module: str, tracker: str, extra: str) -> None:
     if importlib.util.find_spec(module) is None:
-        raise ConfigError(f"tracking.{tracker}", tracker, f"an installed {module}",
-                          hint=f"pip install 'normbench[{extra}]'" if extra else f"pip install {module}")
+        raise ConfigError(
+            f"tracking.{tracker}",
+            tracker,
+            f"an installed {module}",
+            hint=f"pip install 'normbench[{extra}]'" if extra else f"pip install {module}",
+        )
 
 
 def validate_tracking(tracking: Tracking | None) -> None:

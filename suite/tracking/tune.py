@@ -5,6 +5,7 @@ MLflow and TensorBoard runs are written by `suite.tracking.runs` (the writers
 `WandbLoggerCallback`, which runs W&B in a process per trial. After a sweep the
 leaderboard goes to an MLflow run of its own (``<sweep>-leaderboard``).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,8 +17,22 @@ from suite.tracking.runs import mlflow_experiment, numbers, open_runs, trial_par
 from suite.tracking.spec import Tracking, mlflow_uri
 
 # Tune's own bookkeeping, not a metric of the trial.
-_TUNE_KEYS = ("time_", "timestamp", "training_iteration", "iterations_", "pid", "timesteps_", "episodes_", "done",
-              "node_ip", "hostname", "date", "experiment_", "trial_id", "config")
+_TUNE_KEYS = (
+    "time_",
+    "timestamp",
+    "training_iteration",
+    "iterations_",
+    "pid",
+    "timesteps_",
+    "episodes_",
+    "done",
+    "node_ip",
+    "hostname",
+    "date",
+    "experiment_",
+    "trial_id",
+    "config",
+)
 # The report fields that carry whole rows as JSON (suite.sweep.trainable).
 ROW_FIELDS = ["curve_json", "row_json", "curves_json", "bins_json"]
 
@@ -27,8 +42,9 @@ def report_metrics(result: dict[str, Any]) -> tuple[int, dict[str, float]]:
     epoch = int(result.get("epoch", 0) or 0)
     if result.get("kind") == "final":
         return epoch, numbers(result.get("final", {}), "final/")
-    return epoch, {k: v for k, v in numbers(result).items()
-                   if k != "epoch" and "/" not in k and not k.startswith(_TUNE_KEYS)}
+    return epoch, {
+        k: v for k, v in numbers(result).items() if k != "epoch" and "/" not in k and not k.startswith(_TUNE_KEYS)
+    }
 
 
 class TrackingCallback(Callback):
@@ -43,9 +59,15 @@ class TrackingCallback(Callback):
         item = trial.config["trial"]
         tid = item["trial_id"]
         if tid not in self._runs:
-            self._runs[tid] = open_runs(self.tracking, tid, trial_params(item["config"], item.get("search")),
-                                        experiment=self.sweep, default_dir=self.results_dir,
-                                        tags={"sweep": self.sweep}, wandb=False)
+            self._runs[tid] = open_runs(
+                self.tracking,
+                tid,
+                trial_params(item["config"], item.get("search")),
+                experiment=self.sweep,
+                default_dir=self.results_dir,
+                tags={"sweep": self.sweep},
+                wandb=False,
+            )
         return self._runs[tid]
 
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
@@ -81,9 +103,15 @@ def tracking_callbacks(tracking: Tracking | None, sweep: str, results_dir: Path)
     if tracking.wandb is not None:
         from ray.air.integrations.wandb import WandbLoggerCallback
 
-        callbacks.append(WandbLoggerCallback(project=tracking.wandb.project or "normbench", group=sweep,
-                                             mode=tracking.wandb.mode, dir=tracking.wandb.dir or str(results_dir),
-                                             excludes=ROW_FIELDS))
+        callbacks.append(
+            WandbLoggerCallback(
+                project=tracking.wandb.project or "normbench",
+                group=sweep,
+                mode=tracking.wandb.mode,
+                dir=tracking.wandb.dir or str(results_dir),
+                excludes=ROW_FIELDS,
+            )
+        )
     return callbacks
 
 
@@ -100,8 +128,11 @@ def log_sweep_plots(tracking: Tracking | None, sweep: str, results_dir: Path) ->
     write_leaderboard([results_dir], out, formats=("md", "csv"))
     uri = mlflow_uri(tracking.mlflow.uri)
     client = MlflowClient(tracking_uri=uri)
-    run = client.create_run(mlflow_experiment(uri, tracking.mlflow.experiment or sweep),
-                            run_name=f"{sweep}-leaderboard", tags={"sweep": sweep, "kind": "leaderboard"})
+    run = client.create_run(
+        mlflow_experiment(uri, tracking.mlflow.experiment or sweep),
+        run_name=f"{sweep}-leaderboard",
+        tags={"sweep": sweep, "kind": "leaderboard"},
+    )
     client.log_artifacts(run.info.run_id, str(out), artifact_path="leaderboard")
     client.set_terminated(run.info.run_id)
     return out

@@ -12,9 +12,10 @@ pixels onto the view's corner pixels (``align_corners=True`` resizing). kornia's
 was only ~1.5x faster on the crop alone (a small share of the whole pipeline); see
 the "views" section of ``normbench bench`` for the numbers.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import kornia.augmentation as K
 import torch

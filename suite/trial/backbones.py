@@ -6,6 +6,7 @@ built for 224 px lose most of a 32 px image to the stride-4 stem, so for small
 images they get the CIFAR stem (3x3 stride-1 first conv, no max-pool) that
 every published CIFAR SSL baseline uses.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -35,7 +36,9 @@ def build_backbone(name: str, image_size: int, cifar_stem: bool | None = None) -
         model = timm.create_model(name, **kwargs)
     if uses_cifar_stem(model, image_size, cifar_stem):
         if not is_resnet_family(model):
-            raise ConfigError("cifar_stem", True, "false or unset for non-ResNet backbones", hint=f"{name} is not a timm ResNet")
+            raise ConfigError(
+                "cifar_stem", True, "false or unset for non-ResNet backbones", hint=f"{name} is not a timm ResNet"
+            )
         apply_cifar_stem(model)
     return model, int(model.num_features)
 

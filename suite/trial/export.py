@@ -11,14 +11,13 @@ backbones without the CIFAR stem load with plain timm
 Everything normbench knows about the trial (id, method, intervention, final
 metrics) sits under the ``normbench`` key.
 """
+
 from __future__ import annotations
 
 import json
 import math
 from pathlib import Path
-from typing import Any
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from suite.core.errors import ConfigError
 
@@ -42,18 +41,28 @@ def check_export_args(trial_dir: Path, out: Path | None, overwrite: bool) -> Pat
     """Validate the user's arguments before any work; returns the output directory."""
     trial_dir = Path(trial_dir)
     if not trial_dir.is_dir():
-        raise ConfigError("TRIAL_DIR", str(trial_dir), "an existing trial directory (results/<sweep or local>/<trial_id>)")
+        raise ConfigError(
+            "TRIAL_DIR", str(trial_dir), "an existing trial directory (results/<sweep or local>/<trial_id>)"
+        )
     from suite.trial import checkpoint as ckpt
 
     if not ckpt.has_checkpoint(trial_dir / CHECKPOINT_SUBDIR):
-        raise ConfigError("TRIAL_DIR", str(trial_dir), f"a trial directory with a checkpoint ({CHECKPOINT_SUBDIR}/{ckpt.STATE_FILE})",
-                          hint="the trial has not finished an epoch yet, or this is not a trial directory")
+        raise ConfigError(
+            "TRIAL_DIR",
+            str(trial_dir),
+            f"a trial directory with a checkpoint ({CHECKPOINT_SUBDIR}/{ckpt.STATE_FILE})",
+            hint="the trial has not finished an epoch yet, or this is not a trial directory",
+        )
     out = Path(out) if out is not None else default_out(trial_dir)
     if out.exists() and not out.is_dir():
         raise ConfigError("--out", str(out), "a directory (new, or existing with --overwrite)", hint="it is a file")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise ConfigError("--out", str(out), "a new or empty directory, or pass --overwrite",
-                          hint=f"it already holds {', '.join(sorted(p.name for p in out.iterdir())[:3])}")
+        raise ConfigError(
+            "--out",
+            str(out),
+            "a new or empty directory, or pass --overwrite",
+            hint=f"it already holds {', '.join(sorted(p.name for p in out.iterdir())[:3])}",
+        )
     return out
 
 
@@ -61,11 +70,11 @@ def export_trial(trial_dir: Path, out: Path | None = None, *, overwrite: bool = 
     """Write the trial's backbone and its config to ``out`` (default TRIAL_DIR/export)."""
     from safetensors.torch import save_file
 
-    from suite.trial import checkpoint as ckpt
-    from suite.results import store as results
-    from suite.core.files import atomic_path
-    from suite.trial.backbones import build_backbone, model_args, uses_cifar_stem
     from suite.config import make_config
+    from suite.core.files import atomic_path
+    from suite.results import store as results
+    from suite.trial import checkpoint as ckpt
+    from suite.trial.backbones import build_backbone, model_args, uses_cifar_stem
     from suite.trial.train import load_data
 
     out = check_export_args(trial_dir, out, overwrite)
@@ -73,9 +82,9 @@ def export_trial(trial_dir: Path, out: Path | None = None, *, overwrite: bool = 
     payload = ckpt.read(trial_dir / CHECKPOINT_SUBDIR, field="TRIAL_DIR")
     cfg = make_config(payload["config"])
     backbone, num_features = build_backbone(cfg.backbone, cfg.image_size, cfg.cifar_stem)
-    weights = {k[len(BACKBONE_PREFIX):]: v for k, v in payload["model"].items() if k.startswith(BACKBONE_PREFIX)}
+    weights = {k[len(BACKBONE_PREFIX) :]: v for k, v in payload["model"].items() if k.startswith(BACKBONE_PREFIX)}
     backbone.load_state_dict(weights)  # strict: the checkpoint matches the architecture the config rebuilds
-    splits = load_data(cfg)            # normalization statistics of the training split, as in training
+    splits = load_data(cfg)  # normalization statistics of the training split, as in training
     row, _, _ = results.load_trial_dir(trial_dir)
 
     config = {
@@ -124,8 +133,12 @@ def read_export_config(directory: Path) -> dict[str, Any]:
     directory = Path(directory)
     for name in (CONFIG_FILE, MODEL_FILE):
         if not (directory / name).is_file():
-            raise ConfigError("directory", str(directory), f"an export directory holding {CONFIG_FILE} and {MODEL_FILE} "
-                                                           "(written by `normbench export`)", hint=f"{name} is missing")
+            raise ConfigError(
+                "directory",
+                str(directory),
+                f"an export directory holding {CONFIG_FILE} and {MODEL_FILE} (written by `normbench export`)",
+                hint=f"{name} is missing",
+            )
     return json.loads((directory / CONFIG_FILE).read_text())
 
 
@@ -144,4 +157,3 @@ def load_backbone(directory: Path | str) -> nn.Module:
     model.load_state_dict(load_file(str(Path(directory) / MODEL_FILE)))
     model.pretrained_cfg = {**getattr(model, "pretrained_cfg", {}), **config["pretrained_cfg"]}
     return model.eval()
-

@@ -4,6 +4,7 @@
 ``suite.trial.train.run_trial``, right after the model is moved to its device (and to
 channels_last), before data-parallel wrapping and before the optimizer is built.
 """
+
 from __future__ import annotations
 
 import importlib.util

@@ -6,6 +6,7 @@ LARS adaptation and weight decay (every other layer adapts, also at weight
 decay 0); SGD and AdamW decay every parameter, which is
 what the paper's weight-decay sweeps do.
 """
+
 from __future__ import annotations
 
 import math
@@ -43,12 +44,15 @@ def lars_param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     return groups
 
 
-def build_optimizer(model: nn.Module, name: str, lr: float, weight_decay: float, momentum: float) -> torch.optim.Optimizer:
+def build_optimizer(
+    model: nn.Module, name: str, lr: float, weight_decay: float, momentum: float
+) -> torch.optim.Optimizer:
     if name == "sgd":
         return torch.optim.SGD(param_groups(model, weight_decay, False), lr=lr, momentum=momentum)
     if name == "lars":
-        return timm.optim.Lars(lars_param_groups(model, weight_decay), lr=lr, momentum=momentum,
-                               trust_coeff=0.02, trust_clip=True)
+        return timm.optim.Lars(
+            lars_param_groups(model, weight_decay), lr=lr, momentum=momentum, trust_coeff=0.02, trust_clip=True
+        )
     if name == "adamw":
         return torch.optim.AdamW(param_groups(model, weight_decay, True), lr=lr)
     raise ValueError(f"optimizer: {name!r}")  # config validation makes this unreachable

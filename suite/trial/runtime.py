@@ -3,6 +3,7 @@
 The same training function runs in a laptop process and inside a Ray Train
 worker; everything that differs between the two is decided here.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -34,7 +35,7 @@ class DistContext:
         return self.world_size > 1
 
     @classmethod
-    def detect(cls) -> "DistContext":
+    def detect(cls) -> DistContext:
         """From torch.distributed, through the same helpers the losses use (one
         source of truth for rank and world size)."""
         return cls(rank(), world_size(), int(os.environ.get("LOCAL_RANK", 0)) if is_distributed() else 0)
@@ -105,7 +106,7 @@ class GlooSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
             raise ValueError(f"expected at least 2D input (got {input.dim()}D input)")
 
     @classmethod
-    def from_batchnorm(cls, bn: nn.modules.batchnorm._BatchNorm) -> "GlooSyncBatchNorm":
+    def from_batchnorm(cls, bn: nn.modules.batchnorm._BatchNorm) -> GlooSyncBatchNorm:
         """Wrap ``bn``'s own parameters and buffers (the same tensor objects), so a
         frozen BatchNorm of a momentum/teacher network stays frozen and EMA
         updates, optimizers and checkpoints keep pointing at the same tensors."""
@@ -169,8 +170,9 @@ def prepare_data_parallel(method: nn.Module, device: torch.device) -> nn.Module:
     from torch.nn.parallel import DistributedDataParallel
 
     convert_sync_batchnorm(method, device)
-    return DistributedDataParallel(method, device_ids=[device.index] if device.type == "cuda" else None,
-                                   broadcast_buffers=False)
+    return DistributedDataParallel(
+        method, device_ids=[device.index] if device.type == "cuda" else None, broadcast_buffers=False
+    )
 
 
 def _swap_bn(module: nn.Module) -> nn.Module:

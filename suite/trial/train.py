@@ -6,15 +6,16 @@ a `TrialResult`. When torch.distributed is initialized (Ray's TorchTrainer
 does that) it trains data-parallel: DDP, synchronized BatchNorm, the batch
 sharded by rank, and only rank 0 evaluates and writes.
 """
+
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 import torch
@@ -23,20 +24,26 @@ from tqdm.auto import tqdm
 from methods import get_method
 from methods.distributed import all_reduce_mean_, concat_all_gather_no_grad
 from methods.views import with_overrides
-from suite.trial import checkpoint as ckpt
-from suite.results import store as results
-from suite.trial.augment import BatchAugment
-from suite.trial.backbones import build_backbone
 from suite.config import TrialConfig, save_config
-from suite.data.splits import DatasetSplits, load_splits
 from suite.core.errors import ConfigError
-from suite.trial.fastpath import maybe_compile
-from suite.trial.evaluate import EvalSettings, encode, final_evaluation, progress_evaluation, settled_batchnorm
+from suite.data.splits import DatasetSplits, load_splits
 from suite.measure.instruments import EmbeddingGradStats, angle_change, probe_indices
 from suite.measure.norms import RunningNormStats
+from suite.results import store as results
+from suite.trial import checkpoint as ckpt
+from suite.trial.augment import BatchAugment
+from suite.trial.backbones import build_backbone
+from suite.trial.evaluate import EvalSettings, encode, final_evaluation, progress_evaluation, settled_batchnorm
+from suite.trial.fastpath import maybe_compile
 from suite.trial.optim import build_optimizer, lr_at, set_lr
-from suite.trial.runtime import (DistContext, autocast_context, epoch_seed, prepare_data_parallel, resolve_device,
-                           seed_everything)
+from suite.trial.runtime import (
+    DistContext,
+    autocast_context,
+    epoch_seed,
+    prepare_data_parallel,
+    resolve_device,
+    seed_everything,
+)
 
 Report = Callable[[dict[str, Any], "Path | None"], None]
 NORM_STATS = ("mean", "std", "q05", "q50", "q95")
@@ -46,10 +53,10 @@ NORM_STATS = ("mean", "std", "q05", "q50", "q95")
 class TrialResult:
     """What a trial produced, in memory (also written to its directory)."""
 
-    row: dict[str, Any]                         # the `trials` row
-    curves: list[dict[str, Any]]                # one row per evaluated / trained epoch (0 = untrained)
+    row: dict[str, Any]  # the `trials` row
+    curves: list[dict[str, Any]]  # one row per evaluated / trained epoch (0 = untrained)
     norm_bins: list[dict[str, Any]] = field(default_factory=list)
-    eval_norms: pd.DataFrame | None = None      # per-sample evaluation norms
+    eval_norms: pd.DataFrame | None = None  # per-sample evaluation norms
 
 
 def build_model(cfg: TrialConfig) -> torch.nn.Module:
@@ -64,26 +71,18 @@ def build_model(cfg: TrialConfig) -> torch.nn.Module:
 
 
 def load_data(cfg: TrialConfig) -> DatasetSplits:
-    splits = load_splits(cfg.dataset, cfg.image_size, imbalance=cfg.imbalance, holdout_classes=cfg.holdout_classes,
-                         ood_dataset=cfg.ood_dataset, seed=cfg.seed)
-    if cfg.train_limit is not None and cfg.train_limit < len(splits.train_labels):
-        # A fixed subset (independent of the trial seed) so seeds compare like with like.
-        keep = torch.randperm(len(splits.train_labels), generator=torch.Generator().manual_seed(0))[: cfg.train_limit]
-        keep = keep.sort().values
-        splits = dataclasses.replace(splits, train_images=splits.train_images[keep], train_labels=splits.train_labels[keep])
-    if cfg.val_fraction > 0:
-        splits = hold_out_validation(splits, cfg.val_fraction)
-    return splits
-
-
-def hold_out_validation(splits: DatasetSplits, fraction: float) -> DatasetSplits:
-    """Move a stratified, fixed part of the training set to ``val_images``: training,
-    the kNN memory bank and the linear probe use the rest."""
-    from suite.data.subsets import validation_split
-
-    keep, val = validation_split(splits.train_labels, fraction)
-    return dataclasses.replace(splits, train_images=splits.train_images[keep], train_labels=splits.train_labels[keep],
-                               val_images=splits.train_images[val], val_labels=splits.train_labels[val])
+    """The trial's splits, prepared by the dataset layer from the config."""
+    return load_splits(
+        cfg.dataset,
+        cfg.image_size,
+        imbalance=cfg.imbalance,
+        holdout_classes=cfg.holdout_classes,
+        ood_dataset=cfg.ood_dataset,
+        train_limit=cfg.train_limit,
+        val_fraction=cfg.val_fraction,
+        seed=cfg.seed,
+        decode_workers=cfg.decode_workers,
+    )
 
 
 def place_dataset(images: torch.Tensor, device: torch.device, max_fraction: float = 0.25) -> torch.Tensor:
@@ -108,13 +107,13 @@ class _Trial:
     channels_last: bool
     splits: DatasetSplits
     method: torch.nn.Module
-    model: torch.nn.Module                 # what the step calls (DDP-wrapped when distributed)
+    model: torch.nn.Module  # what the step calls (DDP-wrapped when distributed)
     optimizer: torch.optim.Optimizer
     augmenters: list[BatchAugment]
     train_images: torch.Tensor
     state: ckpt.TrainState
     config_row: dict[str, Any]
-    notes: str = ""                        # settings the method adapted to the data (see check_train_size)
+    notes: str = ""  # settings the method adapted to the data (see check_train_size)
 
     @property
     def steps_per_epoch(self) -> int:
@@ -157,11 +156,27 @@ def _setup(cfg: TrialConfig, trial_dir: Path, resume_from: Path | None, device: 
     maybe_compile(method, cfg.compile)  # backbone and heads, in place: parameters and state_dict keys unchanged
     model = prepare_data_parallel(method, device) if ctx.distributed else method
     optimizer = build_optimizer(method, cfg.optimizer, cfg.scaled_lr(), cfg.weight_decay, cfg.momentum)
-    augmenters = [BatchAugment(spec, splits.mean, splits.std).to(device) for spec in with_overrides(method.view_specs(cfg.image_size), cfg.augment)]
+    augmenters = [
+        BatchAugment(spec, splits.mean, splits.std).to(device)
+        for spec in with_overrides(method.view_specs(cfg.image_size), cfg.augment)
+    ]
     state = ckpt.load(resume_from, method, optimizer, cfg) if resume_from is not None else ckpt.TrainState()
-    trial = _Trial(cfg, Path(trial_dir), ctx, device, channels_last, splits, method, model, optimizer, augmenters,
-                   place_dataset(splits.train_images, device), state, results.flatten_config(cfg.model_dump()),
-                   "; ".join(notes))
+    trial = _Trial(
+        cfg,
+        Path(trial_dir),
+        ctx,
+        device,
+        channels_last,
+        splits,
+        method,
+        model,
+        optimizer,
+        augmenters,
+        place_dataset(splits.train_images, device),
+        state,
+        results.flatten_config(cfg.model_dump()),
+        "; ".join(notes),
+    )
     if ctx.is_main:
         trial.trial_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, trial.trial_dir / "config.yaml")
@@ -170,8 +185,14 @@ def _setup(cfg: TrialConfig, trial_dir: Path, resume_from: Path | None, device: 
 
 
 def _base_row(t: _Trial, status: str, error: str) -> dict[str, Any]:
-    return {"trial_id": t.cfg.trial_id, "status": status, "error": error, "notes": t.notes, **t.config_row,
-            "epochs_completed": t.state.epoch}
+    return {
+        "trial_id": t.cfg.trial_id,
+        "status": status,
+        "error": error,
+        "notes": t.notes,
+        **t.config_row,
+        "epochs_completed": t.state.epoch,
+    }
 
 
 def _summaries(prefix: str, stats: RunningNormStats, t: _Trial) -> dict[str, float]:
@@ -199,8 +220,8 @@ def _train_epoch(t: _Trial, epoch: int, bar) -> dict[str, Any]:
     for step in range(t.steps_per_epoch):
         global_step = (epoch - 1) * t.steps_per_epoch + step
         set_lr(t.optimizer, t.lr(global_step))
-        batch_idx = order[step * cfg.batch_size: (step + 1) * cfg.batch_size]
-        batch_idx = batch_idx[t.ctx.rank * per_worker: (t.ctx.rank + 1) * per_worker]
+        batch_idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
+        batch_idx = batch_idx[t.ctx.rank * per_worker : (t.ctx.rank + 1) * per_worker]
         images = t.train_images[batch_idx].to(t.device, non_blocking=True)
         views = [aug(images) for aug in t.augmenters]
         if t.channels_last:
@@ -221,9 +242,17 @@ def _train_epoch(t: _Trial, epoch: int, bar) -> dict[str, Any]:
         torch.cuda.synchronize(t.device)
     epoch_time = time.perf_counter() - start
     mean_loss = float(all_reduce_mean_(loss_sum)) / t.steps_per_epoch
-    return {"trial_id": cfg.trial_id, "epoch": epoch, "loss": mean_loss, "lr": t.lr(epoch * t.steps_per_epoch - 1),
-            **_summaries("emb_norm", emb_norms, t), **_summaries("feat_norm", feat_norms, t), **grads.summary(),
-            "images_per_s": t.steps_per_epoch * cfg.batch_size / epoch_time, "epoch_time_s": epoch_time}
+    return {
+        "trial_id": cfg.trial_id,
+        "epoch": epoch,
+        "loss": mean_loss,
+        "lr": t.lr(epoch * t.steps_per_epoch - 1),
+        **_summaries("emb_norm", emb_norms, t),
+        **_summaries("feat_norm", feat_norms, t),
+        **grads.summary(),
+        "images_per_s": t.steps_per_epoch * cfg.batch_size / epoch_time,
+        "epoch_time_s": epoch_time,
+    }
 
 
 def _progress_row(t: _Trial) -> dict[str, Any]:
@@ -247,8 +276,10 @@ def _probe_movement(t: _Trial) -> dict[str, float]:
     now = encode(t.method, probe_images, t.splits.mean, t.splits.std, t.eval_settings).embedding.cpu()
     previous = t.state.probe_embedding
     t.state.probe_embedding = now
-    return {"probe_emb_norm_mean": float(now.norm(dim=1).mean()),
-            "probe_angle_change_mean": float(angle_change(previous, now).mean()) if previous is not None else math.nan}
+    return {
+        "probe_emb_norm_mean": float(now.norm(dim=1).mean()),
+        "probe_angle_change_mean": float(angle_change(previous, now).mean()) if previous is not None else math.nan,
+    }
 
 
 def _evaluates_during_training(cfg: TrialConfig, epoch: int) -> bool:
@@ -273,8 +304,14 @@ def _train(t: _Trial, report: Report | None, progress: bool) -> str:
         row = {"trial_id": cfg.trial_id, "epoch": 0, **_progress_row(t)}  # the untrained network (after cut-init)
         if t.ctx.is_main:
             t.state.curves.append(row)
-    bar = tqdm(total=t.total_steps, initial=t.state.epoch * t.steps_per_epoch, desc=cfg.trial_id[:48], unit="step",
-               disable=not (progress and t.ctx.is_main), dynamic_ncols=True)
+    bar = tqdm(
+        total=t.total_steps,
+        initial=t.state.epoch * t.steps_per_epoch,
+        desc=cfg.trial_id[:48],
+        unit="step",
+        disable=not (progress and t.ctx.is_main),
+        dynamic_ncols=True,
+    )
     try:
         for epoch in range(t.state.epoch + 1, cfg.epochs + 1):
             wall_start = time.perf_counter()
@@ -304,9 +341,15 @@ def _finish(t: _Trial, failure: str) -> TrialResult:
     last = state.curves[-1] if state.curves else {}
     row = _base_row(t, "failed" if failure else "completed", failure)
     row.update({f"{p}_{s}": last.get(f"{p}_{s}", math.nan) for p in ("emb_norm", "feat_norm") for s in NORM_STATS})
-    row.update({"final_loss": last.get("loss", math.nan), "train_time_s": state.train_time_s,
-                "images_per_s": state.epoch * t.steps_per_epoch * cfg.batch_size / state.train_time_s
-                if state.train_time_s > 0 else math.nan})
+    row.update(
+        {
+            "final_loss": last.get("loss", math.nan),
+            "train_time_s": state.train_time_s,
+            "images_per_s": state.epoch * t.steps_per_epoch * cfg.batch_size / state.train_time_s
+            if state.train_time_s > 0
+            else math.nan,
+        }
+    )
     initial = next((c for c in state.curves if c["epoch"] == 0), {})
     row.update({f"knn_top1_k{k}_init": initial.get(f"knn_top1_k{k}", math.nan) for k in cfg.knn_k})
     result = TrialResult(row, state.curves)
@@ -315,12 +358,19 @@ def _finish(t: _Trial, failure: str) -> TrialResult:
         s = t.eval_settings
         with settled_batchnorm(t.method, t.splits, cfg, s, t.ctx.rank, t.ctx.world_size):
             if t.ctx.is_main:
-                metrics, result.norm_bins, result.eval_norms = final_evaluation(t.method, t.splits, cfg, s,
-                                                                                cfg.trial_id)
+                metrics, result.norm_bins, result.eval_norms = final_evaluation(
+                    t.method, t.splits, cfg, s, cfg.trial_id
+                )
                 row.update(metrics)
                 # The last epoch's progress numbers come from the final evaluation.
-                last.update({k: v for k, v in metrics.items() if k.startswith(("knn_top1_", "val_knn_top1_"))
-                             or (k.startswith("test_") and k.endswith(("_norm_mean", "_norm_std")))})
+                last.update(
+                    {
+                        k: v
+                        for k, v in metrics.items()
+                        if k.startswith(("knn_top1_", "val_knn_top1_"))
+                        or (k.startswith("test_") and k.endswith(("_norm_mean", "_norm_std")))
+                    }
+                )
                 if cfg.eval_every > 0:
                     last.update(_probe_movement(t))
         row["eval_time_s"] = time.perf_counter() - eval_start
@@ -338,13 +388,21 @@ def _write(trial_dir: Path, result: TrialResult) -> None:
     if result.norm_bins:
         results.atomic_write_frame(pd.DataFrame(result.norm_bins), trial_dir / "norm_bins", formats=("csv",))
     if result.eval_norms is not None:
-        results.atomic_write_frame(result.eval_norms, trial_dir / Path(results.EVAL_NORMS_FILE).stem,
-                                   formats=("parquet",))
+        results.atomic_write_frame(
+            result.eval_norms, trial_dir / Path(results.EVAL_NORMS_FILE).stem, formats=("parquet",)
+        )
     results.write_result(trial_dir, result.row)
 
 
-def run_trial(cfg: TrialConfig, trial_dir: Path, *, report: Report | None = None, resume_from: Path | None = None,
-              progress: bool = True, device: torch.device | None = None) -> TrialResult:
+def run_trial(
+    cfg: TrialConfig,
+    trial_dir: Path,
+    *,
+    report: Report | None = None,
+    resume_from: Path | None = None,
+    progress: bool = True,
+    device: torch.device | None = None,
+) -> TrialResult:
     """Train, evaluate and record one trial.
 
     ``report(metrics, checkpoint_dir)`` is called once per finished epoch with

@@ -3,6 +3,7 @@
 Import-light: the main CLI imports this module to register the command;
 pandas and scipy load only when it runs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,15 +47,27 @@ exit status: 0 written, 2 bad input (missing directory, no trials table, unreada
 
 def add_subparser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``claims`` on the main CLI; dispatch with ``args.func(args)``."""
-    parser = subparsers.add_parser("claims", help="one verdict per claim of the paper, from results tables",
-                                   description=DESCRIPTION, epilog=EPILOG,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("results_dirs", nargs="+", metavar="RESULTS_DIR",
-                        help="results directories holding trials.parquet/.csv (+ curves); merged")
+    parser = subparsers.add_parser(
+        "claims",
+        help="one verdict per claim of the paper, from results tables",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "results_dirs",
+        nargs="+",
+        metavar="RESULTS_DIR",
+        help="results directories holding trials.parquet/.csv (+ curves); merged",
+    )
     parser.add_argument("--out", default=None, help="output directory (default: the first RESULTS_DIR)")
-    parser.add_argument("--readme", default=None, metavar="FILE",
-                        help="also rewrite the generated block of FILE (between its 'normbench claims --readme' "
-                             "markers) from these verdicts and the trials table")
+    parser.add_argument(
+        "--readme",
+        default=None,
+        metavar="FILE",
+        help="also rewrite the generated block of FILE (between its 'normbench claims --readme' "
+        "markers) from these verdicts and the trials table",
+    )
     parser.set_defaults(func=run)
     return parser
 
@@ -71,11 +84,15 @@ def validate(args: argparse.Namespace) -> None:
         raise ConfigError("--out", args.out, "a directory (or a path that does not exist yet)")
     if args.readme is not None:
         from suite.analysis.claims.readme import BEGIN, END
+
         path = Path(args.readme)
         text = path.read_text() if path.is_file() else ""
         if not (0 <= text.find(BEGIN) < text.find(END)):
-            raise ConfigError("--readme", args.readme, "an existing file containing the 'normbench claims --readme' "
-                                                       "begin and end markers, in that order")
+            raise ConfigError(
+                "--readme",
+                args.readme,
+                "an existing file containing the 'normbench claims --readme' begin and end markers, in that order",
+            )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -94,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
     paths = report.write_claims(claims, out, [str(d) for d in results.dirs])
     if args.readme is not None:
         from suite.analysis.claims.readme import update_readme
+
         update_readme(Path(args.readme), claims, results.trials, args.results_dirs[0])
         paths["readme"] = Path(args.readme)
     print(report.format_table(claims))

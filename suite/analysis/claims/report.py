@@ -5,35 +5,45 @@
 The leaderboard shows the claims of a results directory when its ``claims.csv``
 exists (``load_claims``); it never recomputes them.
 """
+
 from __future__ import annotations
 
 import html
 import math
 import textwrap
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import pandas as pd
 
+from suite.analysis.claims.verdicts import (
+    CONFIDENCE,
+    CONV_FRACTION,
+    MIN_SEEDS,
+    ORTHOGONALITY_TOL,
+    ROW_COLUMNS,
+    SLOPE_MARGIN,
+    SLOPE_TARGET,
+)
 from suite.core.files import atomic_path, atomic_write_text
-from suite.analysis.claims.verdicts import (CONFIDENCE, CONV_FRACTION, MIN_SEEDS, ORTHOGONALITY_TOL, ROW_COLUMNS,
-                                   SLOPE_MARGIN, SLOPE_TARGET)
 
 CLAIMS_FILE = "claims.csv"
 CLAIMS_MD = "claims.md"
 DASH = "—"
 
-RULES = (f"Verdicts: **holds** when the {CONFIDENCE:.0%} interval of the statistic lies entirely on the claim's "
-         f"side of its threshold (C2b: inside {SLOPE_TARGET:g} ± {SLOPE_MARGIN:g}; C2a: largest per-trial mean "
-         f"|cos| < {ORTHOGONALITY_TOL:g}); **does not hold** when it lies entirely on the other side; "
-         f"**inconclusive** otherwise, and always when a needed column is absent (run predates it), the claim's "
-         f"conditions are absent from the runs, fewer than {MIN_SEEDS} units (trials or seed pairs) from fewer "
-         f"than {MIN_SEEDS} distinct seeds back it, or an accuracy-based test (C4/C5 on kNN, C7) would rest on a "
-         f"method not shown to beat its own untrained network: the {CONFIDENCE:.0%} t-interval of its kNN@20 gain "
-         f"over seeds must lie above 0 (such methods are left out). "
-         f"Intervals: two-sided {CONFIDENCE:.0%} Student-t over units; p: two-sided one-sample t-test against the "
-         f"threshold (when all units are equal: no interval, the exact sign test decides). Convergence targets "
-         f"(C4/C5): {CONV_FRACTION:g} of the baseline's loss decrease or kNN@20 gain.")
+RULES = (
+    f"Verdicts: **holds** when the {CONFIDENCE:.0%} interval of the statistic lies entirely on the claim's "
+    f"side of its threshold (C2b: inside {SLOPE_TARGET:g} ± {SLOPE_MARGIN:g}; C2a: largest per-trial mean "
+    f"|cos| < {ORTHOGONALITY_TOL:g}); **does not hold** when it lies entirely on the other side; "
+    f"**inconclusive** otherwise, and always when a needed column is absent (run predates it), the claim's "
+    f"conditions are absent from the runs, fewer than {MIN_SEEDS} units (trials or seed pairs) from fewer "
+    f"than {MIN_SEEDS} distinct seeds back it, or an accuracy-based test (C4/C5 on kNN, C7) would rest on a "
+    f"method not shown to beat its own untrained network: the {CONFIDENCE:.0%} t-interval of its kNN@20 gain "
+    f"over seeds must lie above 0 (such methods are left out). "
+    f"Intervals: two-sided {CONFIDENCE:.0%} Student-t over units; p: two-sided one-sample t-test against the "
+    f"threshold (when all units are equal: no interval, the exact sign test decides). Convergence targets "
+    f"(C4/C5): {CONV_FRACTION:g} of the baseline's loss decrease or kNN@20 gain."
+)
 
 
 def _fmt(value) -> str:
@@ -53,17 +63,21 @@ def interval_text(row: pd.Series) -> str:
 
 def summary_frame(claims: pd.DataFrame) -> pd.DataFrame:
     """The compact view: claim, measure, verdict, value, interval, p, n, and the reason or evidence."""
-    return pd.DataFrame({
-        "claim": claims["claim"].astype(str),
-        "measure": claims["measure"].astype(str),
-        "verdict": claims["verdict"].astype(str),
-        "value": [_fmt(float(v)) if pd.notna(v) else DASH for v in claims["value"]],
-        "95% interval": [interval_text(r) for _, r in claims.iterrows()],
-        "p": [_fmt(float(v)) if pd.notna(v) else DASH for v in claims["p_value"]],
-        "n (seeds)": [f"{int(n)} ({int(s)})" for n, s in zip(claims["n"], claims["n_seeds"])],
-        "why / evidence": [str(r) if isinstance(r, str) and r else (str(e) if isinstance(e, str) else "")
-                           for r, e in zip(claims["reason"], claims["evidence"])],
-    })
+    return pd.DataFrame(
+        {
+            "claim": claims["claim"].astype(str),
+            "measure": claims["measure"].astype(str),
+            "verdict": claims["verdict"].astype(str),
+            "value": [_fmt(float(v)) if pd.notna(v) else DASH for v in claims["value"]],
+            "95% interval": [interval_text(r) for _, r in claims.iterrows()],
+            "p": [_fmt(float(v)) if pd.notna(v) else DASH for v in claims["p_value"]],
+            "n (seeds)": [f"{int(n)} ({int(s)})" for n, s in zip(claims["n"], claims["n_seeds"])],
+            "why / evidence": [
+                str(r) if isinstance(r, str) and r else (str(e) if isinstance(e, str) else "")
+                for r, e in zip(claims["reason"], claims["evidence"])
+            ],
+        }
+    )
 
 
 def _md_cell(text) -> str:
@@ -71,24 +85,42 @@ def _md_cell(text) -> str:
 
 
 def md_table(frame: pd.DataFrame) -> str:
-    lines = ["| " + " | ".join(_md_cell(c) for c in frame.columns) + " |",
-             "|" + "|".join("---" for _ in frame.columns) + "|"]
+    lines = [
+        "| " + " | ".join(_md_cell(c) for c in frame.columns) + " |",
+        "|" + "|".join("---" for _ in frame.columns) + "|",
+    ]
     lines += ["| " + " | ".join(_md_cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
     return "\n".join(lines)
 
 
 def to_markdown(claims: pd.DataFrame, dirs: Sequence[str]) -> str:
     """claims.md: the verdicts, then each row in full (statement, test, statistic, evidence), then the rules."""
-    parts = ["# normbench claims", "", f"Results: {', '.join(f'`{d}`' for d in dirs)}", "",
-             "Claims of Draganov et al., \"On the Importance of Embedding Norms in Self-Supervised Learning\" "
-             "(ICML 2025), tested on these runs' tables by `normbench claims`.", "", RULES, "",
-             md_table(summary_frame(claims)), "", "## Each claim in full", ""]
+    parts = [
+        "# normbench claims",
+        "",
+        f"Results: {', '.join(f'`{d}`' for d in dirs)}",
+        "",
+        'Claims of Draganov et al., "On the Importance of Embedding Norms in Self-Supervised Learning" '
+        "(ICML 2025), tested on these runs' tables by `normbench claims`.",
+        "",
+        RULES,
+        "",
+        md_table(summary_frame(claims)),
+        "",
+        "## Each claim in full",
+        "",
+    ]
     for _, r in claims.iterrows():
-        parts += [f"### {r['claim']} ({r['measure']}): {r['verdict']}", "",
-                  f"- Statement: {r['statement']}", f"- Test: {r['test']}", f"- Statistic: {r['statistic'] or DASH}",
-                  f"- Value {_fmt(r['value'])}, 95% interval {interval_text(r)}, p {_fmt(r['p_value'])}, "
-                  f"n {int(r['n'])} from {int(r['n_seeds'])} seed(s)",
-                  f"- Evidence: {r['evidence'] or DASH}"]
+        parts += [
+            f"### {r['claim']} ({r['measure']}): {r['verdict']}",
+            "",
+            f"- Statement: {r['statement']}",
+            f"- Test: {r['test']}",
+            f"- Statistic: {r['statistic'] or DASH}",
+            f"- Value {_fmt(r['value'])}, 95% interval {interval_text(r)}, p {_fmt(r['p_value'])}, "
+            f"n {int(r['n'])} from {int(r['n_seeds'])} seed(s)",
+            f"- Evidence: {r['evidence'] or DASH}",
+        ]
         if r["reason"]:
             parts.append(f"- Why inconclusive: {r['reason']}")
         parts.append("")
@@ -116,8 +148,14 @@ def format_table(claims: pd.DataFrame, width: int = 110) -> str:
         lines.append("  ".join(str(r[c]).ljust(widths[c]) for c in cols).rstrip())
         note = r["why / evidence"]
         if note:
-            lines += textwrap.wrap(note, width, initial_indent="      ", subsequent_indent="      ",
-                                   max_lines=4, placeholder=" … (claims.md has it all)")
+            lines += textwrap.wrap(
+                note,
+                width,
+                initial_indent="      ",
+                subsequent_indent="      ",
+                max_lines=4,
+                placeholder=" … (claims.md has it all)",
+            )
     return "\n".join(lines)
 
 
@@ -135,8 +173,11 @@ def load_claims(dirs: Sequence[str | Path]) -> pd.DataFrame | None:
             try:
                 frame = pd.read_csv(path, keep_default_na=True)
             except Exception as exc:  # a corrupt claims file must not cost the leaderboard
-                warnings.warn(f"{path}: unreadable ({type(exc).__name__}: {exc}); claims not shown",
-                              LeaderboardWarning, stacklevel=2)
+                warnings.warn(
+                    f"{path}: unreadable ({type(exc).__name__}: {exc}); claims not shown",
+                    LeaderboardWarning,
+                    stacklevel=2,
+                )
                 continue
             if not {"claim", "verdict"}.issubset(frame.columns):
                 warnings.warn(f"{path}: no claim/verdict columns; claims not shown", LeaderboardWarning, stacklevel=2)
@@ -159,17 +200,29 @@ def _leaderboard_frame(claims: pd.DataFrame) -> pd.DataFrame:
 
 def leaderboard_markdown(claims: pd.DataFrame) -> str:
     """The "Paper claims" section of leaderboard.md."""
-    return "\n".join(["## Paper claims (`normbench claims`)", "", RULES, "",
-                      md_table(_leaderboard_frame(claims)), "",
-                      "Tests and evidence in full: `claims.md` next to the results tables."])
+    return "\n".join(
+        [
+            "## Paper claims (`normbench claims`)",
+            "",
+            RULES,
+            "",
+            md_table(_leaderboard_frame(claims)),
+            "",
+            "Tests and evidence in full: `claims.md` next to the results tables.",
+        ]
+    )
 
 
 def leaderboard_html(claims: pd.DataFrame) -> str:
     """The "Paper claims" section of leaderboard.html (escaped, no scripts)."""
     frame = _leaderboard_frame(claims)
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
-    body = "\n".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>"
-                     for row in frame.itertuples(index=False))
+    body = "\n".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>"
+        for row in frame.itertuples(index=False)
+    )
     rules = html.escape(RULES.replace("**", ""))
-    return (f"<h2>Paper claims (normbench claims)</h2>\n<p class=\"note\">{rules}</p>\n"
-            f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table>")
+    return (
+        f'<h2>Paper claims (normbench claims)</h2>\n<p class="note">{rules}</p>\n'
+        f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table>"
+    )

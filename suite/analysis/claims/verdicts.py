@@ -30,11 +30,12 @@ against the threshold (``scipy.stats.ttest_1samp``); when every unit gives the s
 value there is no interval and the exact sign test decides (p < 0.05, i.e. >= 6
 units). Only completed trials count.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -43,23 +44,38 @@ from scipy import stats as scipy_stats
 HOLDS, NOT_HOLD, INCONCLUSIVE = "holds", "does not hold", "inconclusive"
 VERDICTS = (HOLDS, NOT_HOLD, INCONCLUSIVE)
 
-MIN_SEEDS = 3                 # independent units AND distinct seeds a test needs
+MIN_SEEDS = 3  # independent units AND distinct seeds a test needs
 CONFIDENCE = 0.95
-ORTHOGONALITY_TOL = 1e-3      # C2a: largest per-trial mean |cos(dL/dz, z)| still called orthogonal
-SLOPE_TARGET = -1.0           # C2b: theory, d log||dL/dz|| / d log||z||
-SLOPE_MARGIN = 0.25           # C2b: equivalence band SLOPE_TARGET ± SLOPE_MARGIN
-MIN_SLOPE_EPOCHS = 3          # C2b/C3: evaluation epochs a per-trial slope needs (C3: + one per covariate)
-MIN_LOG_NORM_RANGE = 0.05     # C2b/C3: a trial whose log-norm varies less has no slope to measure
-CONV_FRACTION = 0.5           # C4/C5: target = this fraction of the baseline's total loss decrease / kNN gain
-KNN_COLUMN = "knn_top1_k20"   # C4/C5 kNN measure and the "beats its untrained network" rule
+ORTHOGONALITY_TOL = 1e-3  # C2a: largest per-trial mean |cos(dL/dz, z)| still called orthogonal
+SLOPE_TARGET = -1.0  # C2b: theory, d log||dL/dz|| / d log||z||
+SLOPE_MARGIN = 0.25  # C2b: equivalence band SLOPE_TARGET ± SLOPE_MARGIN
+MIN_SLOPE_EPOCHS = 3  # C2b/C3: evaluation epochs a per-trial slope needs (C3: + one per covariate)
+MIN_LOG_NORM_RANGE = 0.05  # C2b/C3: a trial whose log-norm varies less has no slope to measure
+CONV_FRACTION = 0.5  # C4/C5: target = this fraction of the baseline's total loss decrease / kNN gain
+KNN_COLUMN = "knn_top1_k20"  # C4/C5 kNN measure and the "beats its untrained network" rule
 KNN_INIT_COLUMN = "knn_top1_k20_init"
 AUROC_CHANCE = 0.5
 # Columns that must be equal for two trials to be a pair differing only in the intervention (C4/C5)
 # or only in weight decay (C6). LR and warm-up are not among them: they belong to an arm's
 # protocol (issue 11: GradScale is run with its own long warm-up), and are preferred equal when
 # several baselines qualify.
-PAIR_COLUMNS = ("dataset", "backbone", "method", "seed", "epochs", "weight_decay", "imbalance", "holdout_classes",
-                "ood_dataset", "image_size", "batch_size", "train_limit", "optimizer", "method_args", "cifar_stem")
+PAIR_COLUMNS = (
+    "dataset",
+    "backbone",
+    "method",
+    "seed",
+    "epochs",
+    "weight_decay",
+    "imbalance",
+    "holdout_classes",
+    "ood_dataset",
+    "image_size",
+    "batch_size",
+    "train_limit",
+    "optimizer",
+    "method_args",
+    "cifar_stem",
+)
 # A setting is judged on whether it learns (accuracy-based claims): a long-tailed training set is its
 # own setting, so its none trials neither vouch for nor count against the balanced ones.
 SETTING_COLUMNS = ("dataset", "backbone", "method", "imbalance")
@@ -76,56 +92,119 @@ class Claim:
 
 
 CLAIMS: tuple[Claim, ...] = (
-    Claim("C1", "emb_norm_mean", "Without weight decay, embedding norms grow during training.",
-          "Trials with weight_decay == 0 (any method/intervention). Per trial: log(last / first) of the curves' "
-          "emb_norm_mean over epochs >= 1 (training-batch means; epoch 0 is left out because its row, if any, "
-          "holds evaluation-set norms). 95% t-interval of the mean over trials; holds if it lies above 0."),
-    Claim("C2a", "emb_grad_cos_abs_mean", "The gradient of the loss w.r.t. the embedding z is orthogonal to z.",
-          f"Per trial: mean over evaluation epochs of the curves' emb_grad_cos_abs_mean (mean |cos(dL/dz, z)|). "
-          f"Holds if the largest per-trial mean is below {ORTHOGONALITY_TOL:g} (float rounding), else does not "
-          "hold. Deterministic identity: no interval."),
-    Claim("C2b", "emb_grad_norm_mean", "The gradient w.r.t. the embedding scales as 1/||z||.",
-          f"Per trial: OLS slope of log emb_grad_norm_mean on log emb_norm_mean over epochs >= 1 (>= "
-          f"{MIN_SLOPE_EPOCHS} epochs, log-norm range >= {MIN_LOG_NORM_RANGE:g}). 95% t-interval of the mean slope "
-          f"over trials; holds if inside {SLOPE_TARGET:g} ± {SLOPE_MARGIN:g}, does not hold if disjoint from it. "
-          "Caveat: across epochs the direction gradient also changes as the loss falls, which this slope absorbs."),
-    Claim("C3", "probe_angle_change_mean", "Larger norms move less on the sphere (angular step ~ 1/||z||^2).",
-          "Per trial: OLS of log probe_angle_change_mean on log(probe norm) and log(lr) over evaluation epochs "
-          ">= 1 (probe norm = mean of probe_emb_norm_mean at this and the previous evaluation; lr = the curves' lr "
-          "of the epoch, dropped as a covariate when constant), controlling for the learning rate. 95% t-interval "
-          "of the mean norm coefficient over trials; holds if below 0 (theory: -2)."),
-    Claim("C4", "loss", "Cut-initialization speeds up early convergence.",
-          f"Pairs: each cut:c arm (no GradScale) with the intervention-none trial of the same seed and settings "
-          f"({', '.join(PAIR_COLUMNS)}). Target: the baseline's first-epoch loss minus {CONV_FRACTION:g} x its "
-          "total decrease (first to last epoch). Per pair: epochs_to_target(none) - epochs_to_target(cut) (epochs "
-          ">= 1; never reached = last epoch + 1). 95% t-interval of the mean; holds if above 0."),
-    Claim("C4", "knn_top1_k20", "Cut-initialization speeds up early convergence.",
-          f"As C4 on the loss, on the curves' knn_top1_k20: target = untrained (epoch 0 / knn_top1_k20_init) + "
-          f"{CONV_FRACTION:g} x the baseline's gain to its final kNN@20. Methods that do not beat their untrained "
-          "network are left out."),
-    Claim("C5", "loss", "GradScale speeds up convergence.",
-          "As C4 on the loss, with gradscale:p arms (no cut) against intervention none."),
-    Claim("C5", "knn_top1_k20", "GradScale speeds up convergence.",
-          "As C4 on kNN@20, with gradscale:p arms (no cut) against intervention none."),
-    Claim("C6", "emb_norm_mean", "Weight decay limits the growth of embedding norms.",
-          "Groups of trials equal in everything but weight decay (and a wd:X part of the intervention), same "
-          "seed: log(final emb_norm_mean at the lowest wd / at the highest wd) per group. 95% t-interval of the "
-          "mean over groups; holds if above 0."),
-    Claim("C7", "emb_correct_auroc", "The embedding norm predicts whether the kNN prediction is correct.",
-          "Per trial: emb_correct_auroc (AUROC of the norm for 'kNN correct'; its 95% bootstrap interval is counted "
-          "in the evidence). 95% t-interval of the mean over trials of methods that beat their untrained "
-          "network; holds if above 0.5."),
-    Claim("C8", "emb_ood_auroc", "Out-of-distribution samples have smaller embedding norms.",
-          "Per trial with an OOD set (holdout_classes or ood_dataset): emb_ood_auroc, the AUROC of minus the norm "
-          "for 'sample is OOD' (suite.measure.diagnostics: > 0.5 means OOD norms are smaller). 95% t-interval of the mean "
-          "over trials; holds if above 0.5."),
-    Claim("C9", "emb_freq_spearman", "Rarer classes get smaller embedding norms.",
-          "Per long-tailed trial (imbalance set, > 1): emb_freq_spearman (Spearman correlation of class training "
-          "frequency and mean test norm). 95% t-interval of the mean over trials; holds if above 0."),
+    Claim(
+        "C1",
+        "emb_norm_mean",
+        "Without weight decay, embedding norms grow during training.",
+        "Trials with weight_decay == 0 (any method/intervention). Per trial: log(last / first) of the curves' "
+        "emb_norm_mean over epochs >= 1 (training-batch means; epoch 0 is left out because its row, if any, "
+        "holds evaluation-set norms). 95% t-interval of the mean over trials; holds if it lies above 0.",
+    ),
+    Claim(
+        "C2a",
+        "emb_grad_cos_abs_mean",
+        "The gradient of the loss w.r.t. the embedding z is orthogonal to z.",
+        f"Per trial: mean over evaluation epochs of the curves' emb_grad_cos_abs_mean (mean |cos(dL/dz, z)|). "
+        f"Holds if the largest per-trial mean is below {ORTHOGONALITY_TOL:g} (float rounding), else does not "
+        "hold. Deterministic identity: no interval.",
+    ),
+    Claim(
+        "C2b",
+        "emb_grad_norm_mean",
+        "The gradient w.r.t. the embedding scales as 1/||z||.",
+        f"Per trial: OLS slope of log emb_grad_norm_mean on log emb_norm_mean over epochs >= 1 (>= "
+        f"{MIN_SLOPE_EPOCHS} epochs, log-norm range >= {MIN_LOG_NORM_RANGE:g}). 95% t-interval of the mean slope "
+        f"over trials; holds if inside {SLOPE_TARGET:g} ± {SLOPE_MARGIN:g}, does not hold if disjoint from it. "
+        "Caveat: across epochs the direction gradient also changes as the loss falls, which this slope absorbs.",
+    ),
+    Claim(
+        "C3",
+        "probe_angle_change_mean",
+        "Larger norms move less on the sphere (angular step ~ 1/||z||^2).",
+        "Per trial: OLS of log probe_angle_change_mean on log(probe norm) and log(lr) over evaluation epochs "
+        ">= 1 (probe norm = mean of probe_emb_norm_mean at this and the previous evaluation; lr = the curves' lr "
+        "of the epoch, dropped as a covariate when constant), controlling for the learning rate. 95% t-interval "
+        "of the mean norm coefficient over trials; holds if below 0 (theory: -2).",
+    ),
+    Claim(
+        "C4",
+        "loss",
+        "Cut-initialization speeds up early convergence.",
+        f"Pairs: each cut:c arm (no GradScale) with the intervention-none trial of the same seed and settings "
+        f"({', '.join(PAIR_COLUMNS)}). Target: the baseline's first-epoch loss minus {CONV_FRACTION:g} x its "
+        "total decrease (first to last epoch). Per pair: epochs_to_target(none) - epochs_to_target(cut) (epochs "
+        ">= 1; never reached = last epoch + 1). 95% t-interval of the mean; holds if above 0.",
+    ),
+    Claim(
+        "C4",
+        "knn_top1_k20",
+        "Cut-initialization speeds up early convergence.",
+        f"As C4 on the loss, on the curves' knn_top1_k20: target = untrained (epoch 0 / knn_top1_k20_init) + "
+        f"{CONV_FRACTION:g} x the baseline's gain to its final kNN@20. Methods that do not beat their untrained "
+        "network are left out.",
+    ),
+    Claim(
+        "C5",
+        "loss",
+        "GradScale speeds up convergence.",
+        "As C4 on the loss, with gradscale:p arms (no cut) against intervention none.",
+    ),
+    Claim(
+        "C5",
+        "knn_top1_k20",
+        "GradScale speeds up convergence.",
+        "As C4 on kNN@20, with gradscale:p arms (no cut) against intervention none.",
+    ),
+    Claim(
+        "C6",
+        "emb_norm_mean",
+        "Weight decay limits the growth of embedding norms.",
+        "Groups of trials equal in everything but weight decay (and a wd:X part of the intervention), same "
+        "seed: log(final emb_norm_mean at the lowest wd / at the highest wd) per group. 95% t-interval of the "
+        "mean over groups; holds if above 0.",
+    ),
+    Claim(
+        "C7",
+        "emb_correct_auroc",
+        "The embedding norm predicts whether the kNN prediction is correct.",
+        "Per trial: emb_correct_auroc (AUROC of the norm for 'kNN correct'; its 95% bootstrap interval is counted "
+        "in the evidence). 95% t-interval of the mean over trials of methods that beat their untrained "
+        "network; holds if above 0.5.",
+    ),
+    Claim(
+        "C8",
+        "emb_ood_auroc",
+        "Out-of-distribution samples have smaller embedding norms.",
+        "Per trial with an OOD set (holdout_classes or ood_dataset): emb_ood_auroc, the AUROC of minus the norm "
+        "for 'sample is OOD' (suite.measure.diagnostics: > 0.5 means OOD norms are smaller). 95% t-interval of the "
+        "mean "
+        "over trials; holds if above 0.5.",
+    ),
+    Claim(
+        "C9",
+        "emb_freq_spearman",
+        "Rarer classes get smaller embedding norms.",
+        "Per long-tailed trial (imbalance set, > 1): emb_freq_spearman (Spearman correlation of class training "
+        "frequency and mean test norm). 95% t-interval of the mean over trials; holds if above 0.",
+    ),
 )
 
-ROW_COLUMNS = ["claim", "measure", "statement", "test", "verdict", "statistic", "value", "ci_lo", "ci_hi",
-               "p_value", "n", "n_seeds", "evidence", "reason"]
+ROW_COLUMNS = [
+    "claim",
+    "measure",
+    "statement",
+    "test",
+    "verdict",
+    "statistic",
+    "value",
+    "ci_lo",
+    "ci_hi",
+    "p_value",
+    "n",
+    "n_seeds",
+    "evidence",
+    "reason",
+]
 
 
 @dataclass
@@ -192,7 +271,7 @@ def mean_interval(values: Sequence[float], seeds: Sequence, threshold: float) ->
     if n < 2:
         return MeanTest(mean, math.nan, math.nan, math.nan, n, n_seeds)
     sd = float(x.std(ddof=1))
-    if sd <= 1e-12 * max(1.0, float(np.abs(x).max())):   # equal up to float round-off: no spread
+    if sd <= 1e-12 * max(1.0, float(np.abs(x).max())):  # equal up to float round-off: no spread
         sd = 0.0
     if sd == 0:
         above, below = int((x > threshold).sum()), int((x < threshold).sum())
@@ -203,18 +282,23 @@ def mean_interval(values: Sequence[float], seeds: Sequence, threshold: float) ->
     return MeanTest(mean, mean - half, mean + half, p, n, n_seeds)
 
 
-def decide(test: MeanTest, threshold: float, claim_above: bool = True,
-           band: tuple[float, float] | None = None) -> tuple[str, str]:
+def decide(
+    test: MeanTest, threshold: float, claim_above: bool = True, band: tuple[float, float] | None = None
+) -> tuple[str, str]:
     """(verdict, reason) from a mean test: the rules in the module docstring."""
     if test.n == 0:
         return INCONCLUSIVE, "no usable values"
     if test.n < MIN_SEEDS or test.n_seeds < MIN_SEEDS:
-        return INCONCLUSIVE, (f"too few seeds: {test.n} unit(s) from {test.n_seeds} distinct seed(s); "
-                              f"a verdict needs >= {MIN_SEEDS} of each")
+        return INCONCLUSIVE, (
+            f"too few seeds: {test.n} unit(s) from {test.n_seeds} distinct seed(s); "
+            f"a verdict needs >= {MIN_SEEDS} of each"
+        )
     if test.sign_test:
         if not test.p_value < 1 - CONFIDENCE:
-            return INCONCLUSIVE, (f"no spread: all {test.n} units equal {test.estimate:.4g}, so no t-interval; "
-                                  f"the sign test gives p = {test.p_value:.3g}")
+            return INCONCLUSIVE, (
+                f"no spread: all {test.n} units equal {test.estimate:.4g}, so no t-interval; "
+                f"the sign test gives p = {test.p_value:.3g}"
+            )
         lo = hi = test.estimate  # significant by the sign test: decide on the common value
     else:
         lo, hi = test.lo, test.hi
@@ -332,8 +416,7 @@ def learning_status(trials: pd.DataFrame, curves: pd.DataFrame | None = None) ->
         base = group[group["intervention"].map(intervention_parts) == {}] if "intervention" in group else group
         base = base if len(base) else group
         g = gain.loc[base.index].dropna()
-        name = "/".join(v if c != "imbalance" else f"imbalance {v}"
-                        for c, v in zip(cols, setting) if v != _text(None))
+        name = "/".join(v if c != "imbalance" else f"imbalance {v}" for c, v in zip(cols, setting) if v != _text(None))
         if g.empty:
             out[setting] = (None, f"{name}: untrained kNN@20 unknown ({KNN_INIT_COLUMN} absent, no epoch-0 row)")
             continue
@@ -342,14 +425,21 @@ def learning_status(trials: pd.DataFrame, curves: pd.DataFrame | None = None) ->
         if test.sign_test:
             learns = test.estimate > 0 and test.p_value < 0.05
         else:
-            learns = bool(test.lo > 0)   # NaN (one seed) compares False
-        verdict = ("beats" if learns else "does not beat" if test.estimate <= 0
-                   else "not shown to beat")
-        interval = (f"[{test.lo:+.4f}, {test.hi:+.4f}]" if math.isfinite(test.lo)
-                    else "no spread" if test.sign_test else "no interval")
+            learns = bool(test.lo > 0)  # NaN (one seed) compares False
+        verdict = "beats" if learns else "does not beat" if test.estimate <= 0 else "not shown to beat"
+        interval = (
+            f"[{test.lo:+.4f}, {test.hi:+.4f}]"
+            if math.isfinite(test.lo)
+            else "no spread"
+            if test.sign_test
+            else "no interval"
+        )
         final = _num(base, KNN_COLUMN).mean()
-        out[setting] = (learns, f"{name}: kNN@20 {final:.4f} vs untrained {final - test.estimate:.4f}, gain "
-                                f"{test.estimate:+.4f} {interval} over {test.n} trial(s) ({verdict} its untrained network)")
+        out[setting] = (
+            learns,
+            f"{name}: kNN@20 {final:.4f} vs untrained {final - test.estimate:.4f}, gain "
+            f"{test.estimate:+.4f} {interval} over {test.n} trial(s) ({verdict} its untrained network)",
+        )
     return out
 
 
@@ -357,10 +447,14 @@ def _not_learning_reason(left_out: dict, consequence: str) -> str:
     """Why an accuracy-based test has no setting left (``left_out``: setting -> learning_status text)."""
     unknown = [w for w in left_out.values() if "unknown" in w]
     if len(unknown) == len(left_out):
-        return (f"cannot tell whether any method beats its untrained network ({KNN_INIT_COLUMN} absent and no "
-                f"epoch-0 curve row: run predates them), so {consequence}")
-    return (f"no method is shown to beat its untrained network on {KNN_COLUMN} (95% interval of the gain above 0; "
-            f"see evidence), so {consequence}")
+        return (
+            f"cannot tell whether any method beats its untrained network ({KNN_INIT_COLUMN} absent and no "
+            f"epoch-0 curve row: run predates them), so {consequence}"
+        )
+    return (
+        f"no method is shown to beat its untrained network on {KNN_COLUMN} (95% interval of the gain above 0; "
+        f"see evidence), so {consequence}"
+    )
 
 
 def _setting(row: pd.Series) -> tuple:
@@ -374,15 +468,23 @@ def _row(claim_id: str, measure: str) -> ClaimRow:
     return ClaimRow(claim.claim, claim.measure, claim.statement, claim.test)
 
 
-def _fill(row: ClaimRow, units: Units, threshold: float, claim_above: bool = True,
-          band: tuple[float, float] | None = None, extra_evidence: str = "") -> ClaimRow:
+def _fill(
+    row: ClaimRow,
+    units: Units,
+    threshold: float,
+    claim_above: bool = True,
+    band: tuple[float, float] | None = None,
+    extra_evidence: str = "",
+) -> ClaimRow:
     test = mean_interval(units.values, units.seeds, threshold)
     row.value, row.ci_lo, row.ci_hi, row.p_value = test.estimate, test.lo, test.hi, test.p_value
     row.n, row.n_seeds = test.n, test.n_seeds
     row.verdict, row.reason = decide(test, threshold, claim_above, band)
     seeds = sorted({_text(s) for s in units.seeds})
-    parts = [f"{test.n} unit(s): " + ", ".join(units.labels[:12]) + (" …" if len(units.labels) > 12 else ""),
-             f"seeds {', '.join(seeds)}" if seeds else ""]
+    parts = [
+        f"{test.n} unit(s): " + ", ".join(units.labels[:12]) + (" …" if len(units.labels) > 12 else ""),
+        f"seeds {', '.join(seeds)}" if seeds else "",
+    ]
     if extra_evidence:
         parts.append(extra_evidence)
     row.evidence = "; ".join(p for p in parts if p)
@@ -437,8 +539,10 @@ def claim_c2(trials: pd.DataFrame, curves: pd.DataFrame | None) -> list[ClaimRow
             if "seed" in trials:
                 ortho.n_seeds = int(trials[trials["_key"].isin(per_trial.index)]["seed"].nunique())
             ortho.verdict = HOLDS if ortho.value < ORTHOGONALITY_TOL else NOT_HOLD
-            ortho.evidence = (f"{per_trial.size} trial(s); median of the per-trial means {per_trial.median():.3g}; "
-                              f"largest in {worst.rsplit('/', 1)[-1]}")
+            ortho.evidence = (
+                f"{per_trial.size} trial(s); median of the per-trial means {per_trial.median():.3g}; "
+                f"largest in {worst.rsplit('/', 1)[-1]}"
+            )
 
     scale = _row("C2b", "emb_grad_norm_mean")
     scale.statistic = "mean over trials of the slope d log||dL/dz|| / d log||z||"
@@ -468,16 +572,32 @@ def claim_c2(trials: pd.DataFrame, curves: pd.DataFrame | None) -> list[ClaimRow
     extra = f"{flat} trial(s) left out: log-norm range < {MIN_LOG_NORM_RANGE:g}" if flat else ""
     if dir_units.values:
         d_test = mean_interval(dir_units.values, dir_units.seeds, 0.0)
-        extra = "; ".join(filter(None, [extra, (
-            f"not used by the verdict: slope of log emb_dir_grad_norm_mean on log emb_norm_mean (theory 0) "
-            f"{d_test.estimate:.3g} [{d_test.lo:.3g}, {d_test.hi:.3g}] over {d_test.n} trial(s)")]))
+        extra = "; ".join(
+            filter(
+                None,
+                [
+                    extra,
+                    (
+                        f"not used by the verdict: slope of log emb_dir_grad_norm_mean on log emb_norm_mean (theory 0) "
+                        f"{d_test.estimate:.3g} [{d_test.lo:.3g}, {d_test.hi:.3g}] over {d_test.n} trial(s)"
+                    ),
+                ],
+            )
+        )
     if not units.values:
-        scale.reason = (f"no trial has >= {MIN_SLOPE_EPOCHS} epochs with gradient and norm values "
-                        f"and a log-norm range >= {MIN_LOG_NORM_RANGE:g}")
+        scale.reason = (
+            f"no trial has >= {MIN_SLOPE_EPOCHS} epochs with gradient and norm values "
+            f"and a log-norm range >= {MIN_LOG_NORM_RANGE:g}"
+        )
         scale.evidence = extra
         return [ortho, scale]
-    _fill(scale, units, SLOPE_TARGET, band=(SLOPE_TARGET - SLOPE_MARGIN, SLOPE_TARGET + SLOPE_MARGIN),
-          extra_evidence=extra)
+    _fill(
+        scale,
+        units,
+        SLOPE_TARGET,
+        band=(SLOPE_TARGET - SLOPE_MARGIN, SLOPE_TARGET + SLOPE_MARGIN),
+        extra_evidence=extra,
+    )
     return [ortho, scale]
 
 
@@ -507,8 +627,14 @@ def claim_c3(trials: pd.DataFrame, curves: pd.DataFrame | None) -> ClaimRow:
             skipped += 1
             continue
         units.add(float(coef[0]), t.get("seed"), _label(t))
-    extra = (f"{skipped} trial(s) left out: too few epochs, log-norm range < {MIN_LOG_NORM_RANGE:g} "
-             "or collinear norm and lr") if skipped else ""
+    extra = (
+        (
+            f"{skipped} trial(s) left out: too few epochs, log-norm range < {MIN_LOG_NORM_RANGE:g} "
+            "or collinear norm and lr"
+        )
+        if skipped
+        else ""
+    )
     if not units.values:
         row.reason = "no trial has enough evaluation epochs with probe angle, probe norm and lr values"
         row.evidence = extra
@@ -554,14 +680,19 @@ def _epochs_to(curve: pd.DataFrame, column: str, target: float, falling: bool) -
     return float(hit.min()), False
 
 
-def _convergence(claim_id: str, arm_name: str, is_arm: Callable[[str], bool], trials: pd.DataFrame,
-                 curves: pd.DataFrame | None) -> list[ClaimRow]:
+def _convergence(
+    claim_id: str, arm_name: str, is_arm: Callable[[str], bool], trials: pd.DataFrame, curves: pd.DataFrame | None
+) -> list[ClaimRow]:
     """C4/C5 — per (arm, none) pair of the same seed: epochs_to_target(none) - epochs_to_target(arm); mean > 0."""
     loss_row, knn_row = _row(claim_id, "loss"), _row(claim_id, KNN_COLUMN)
-    loss_row.statistic = (f"mean over seed pairs of epochs to target (none - {arm_name}); target: loss down by "
-                          f"{CONV_FRACTION:g} of the baseline's decrease")
-    knn_row.statistic = (f"mean over seed pairs of epochs to target (none - {arm_name}); target: untrained + "
-                         f"{CONV_FRACTION:g} of the baseline's kNN@20 gain")
+    loss_row.statistic = (
+        f"mean over seed pairs of epochs to target (none - {arm_name}); target: loss down by "
+        f"{CONV_FRACTION:g} of the baseline's decrease"
+    )
+    knn_row.statistic = (
+        f"mean over seed pairs of epochs to target (none - {arm_name}); target: untrained + "
+        f"{CONV_FRACTION:g} of the baseline's kNN@20 gain"
+    )
     rows = [loss_row, knn_row]
     if reason := _absent(trials, ["intervention"], "trials"):
         for r in rows:
@@ -599,8 +730,16 @@ def _convergence(claim_id: str, arm_name: str, is_arm: Callable[[str], bool], tr
             ea, cens = _epochs_to(_curve_of(curves, arm["_key"]), "loss", target, falling=True)
             censored += cens
             units.add(eb - ea, arm.get("seed"), f"{_label(arm)} {eb - ea:+g}")
-        extra = "; ".join(filter(None, [f"{censored} arm trial(s) never reached the target (counted as last epoch + 1)"
-                                        if censored else "", *dict.fromkeys(skipped), *notes]))
+        extra = "; ".join(
+            filter(
+                None,
+                [
+                    f"{censored} arm trial(s) never reached the target (counted as last epoch + 1)" if censored else "",
+                    *dict.fromkeys(skipped),
+                    *notes,
+                ],
+            )
+        )
         if units.values:
             _fill(loss_row, units, 0.0, extra_evidence=extra)
         else:
@@ -630,15 +769,26 @@ def _convergence(claim_id: str, arm_name: str, is_arm: Callable[[str], bool], tr
         ea, cens = _epochs_to(_curve_of(curves, arm["_key"]), KNN_COLUMN, target, falling=False)
         censored += cens
         units.add(eb - ea, arm.get("seed"), f"{_label(arm)} {eb - ea:+g}")
-    extra = "; ".join(filter(None, [*(f"left out {w}" for w in left_out.values()),
-                                    f"{censored} arm trial(s) never reached the target" if censored else "",
-                                    *dict.fromkeys(skipped), *notes]))
+    extra = "; ".join(
+        filter(
+            None,
+            [
+                *(f"left out {w}" for w in left_out.values()),
+                f"{censored} arm trial(s) never reached the target" if censored else "",
+                *dict.fromkeys(skipped),
+                *notes,
+            ],
+        )
+    )
     if units.values:
         _fill(knn_row, units, 0.0, extra_evidence=extra)
     else:
         knn_row.evidence = extra
-        knn_row.reason = (_not_learning_reason(left_out, "kNN cannot measure their convergence")
-                          if left_out else "no usable pair (see evidence)")
+        knn_row.reason = (
+            _not_learning_reason(left_out, "kNN cannot measure their convergence")
+            if left_out
+            else "no usable pair (see evidence)"
+        )
     return rows
 
 
@@ -653,28 +803,42 @@ def claim_c6(trials: pd.DataFrame) -> ClaimRow:
     if reason := _absent(trials, ["weight_decay", "emb_norm_mean", "intervention"], "trials"):
         row.reason = reason
         return row
-    cols = [c for c in PAIR_COLUMNS if c in trials.columns and c != "weight_decay"] + \
-           [c for c in ("lr", "warmup_epochs") if c in trials.columns]
-    frame = trials.assign(_arm=trials["intervention"].map(arm_signature), _wd=_num(trials, "weight_decay"),
-                          _norm=_num(trials, "emb_norm_mean"))
+    cols = [c for c in PAIR_COLUMNS if c in trials.columns and c != "weight_decay"] + [
+        c for c in ("lr", "warmup_epochs") if c in trials.columns
+    ]
+    frame = trials.assign(
+        _arm=trials["intervention"].map(arm_signature),
+        _wd=_num(trials, "weight_decay"),
+        _norm=_num(trials, "emb_norm_mean"),
+    )
     units = Units()
     for _, g in frame.groupby(cols + ["_arm"], dropna=False, sort=True):
         g = g[g["_wd"].notna() & (g["_norm"] > 0)]
         if g["_wd"].nunique() < 2:
             continue
         lo_wd, hi_wd = g.loc[g["_wd"].idxmin()], g.loc[g["_wd"].idxmax()]
-        units.add(math.log(lo_wd["_norm"] / hi_wd["_norm"]), lo_wd.get("seed"),
-                  f"{lo_wd.get('method')}/{lo_wd['_arm']}/s{_text(lo_wd.get('seed'))} "
-                  f"wd {lo_wd['_wd']:g} vs {hi_wd['_wd']:g}")
+        units.add(
+            math.log(lo_wd["_norm"] / hi_wd["_norm"]),
+            lo_wd.get("seed"),
+            f"{lo_wd.get('method')}/{lo_wd['_arm']}/s{_text(lo_wd.get('seed'))} "
+            f"wd {lo_wd['_wd']:g} vs {hi_wd['_wd']:g}",
+        )
     if not units.values:
         row.reason = "condition absent: no trials that differ only in weight decay (same method, seed, settings)"
         return row
     return _fill(row, units, 0.0)
 
 
-def _auroc_claim(row: ClaimRow, trials: pd.DataFrame, column: str, threshold: float,
-                 subset: pd.Series | None, condition: str, accuracy_based: bool,
-                 curves: pd.DataFrame | None) -> ClaimRow:
+def _auroc_claim(
+    row: ClaimRow,
+    trials: pd.DataFrame,
+    column: str,
+    threshold: float,
+    subset: pd.Series | None,
+    condition: str,
+    accuracy_based: bool,
+    curves: pd.DataFrame | None,
+) -> ClaimRow:
     """Mean over trials of a per-trial statistic, its t-interval, and the per-trial intervals counted."""
     if column not in trials.columns:
         row.reason = f"column {column} absent from the trials table (run predates it)"
@@ -698,15 +862,22 @@ def _auroc_claim(row: ClaimRow, trials: pd.DataFrame, column: str, threshold: fl
     note_col = f"{column}_note"
     nan_rows = sel[values.isna()]
     if len(nan_rows):
-        notes = (nan_rows[note_col].fillna("no note").astype(str) if note_col in sel
-                 else pd.Series("no note", index=nan_rows.index))
-        extra.append(f"{len(nan_rows)} trial(s) NaN, left out: " + "; ".join(
-            f"{_label(t)} ({notes.loc[i] or 'no note'})" for i, t in nan_rows.iterrows()))
+        notes = (
+            nan_rows[note_col].fillna("no note").astype(str)
+            if note_col in sel
+            else pd.Series("no note", index=nan_rows.index)
+        )
+        extra.append(
+            f"{len(nan_rows)} trial(s) NaN, left out: "
+            + "; ".join(f"{_label(t)} ({notes.loc[i] or 'no note'})" for i, t in nan_rows.iterrows())
+        )
     lo_c, hi_c = f"{column}_ci_lo", f"{column}_ci_hi"
     if lo_c in sel and hi_c in sel:
         lo, hi = _num(sel, lo_c), _num(sel, hi_c)
-        extra.append(f"per-trial 95% bootstrap intervals: {(lo > threshold).sum()} above {threshold:g}, "
-                     f"{(hi < threshold).sum()} below, {((lo <= threshold) & (hi >= threshold)).sum()} spanning it")
+        extra.append(
+            f"per-trial 95% bootstrap intervals: {(lo > threshold).sum()} above {threshold:g}, "
+            f"{(hi < threshold).sum()} below, {((lo <= threshold) & (hi >= threshold)).sum()} spanning it"
+        )
     units = Units()
     for idx, t in sel.iterrows():
         units.add(values.loc[idx], t.get("seed"), f"{_label(t)} {values.loc[idx]:.3f}")
@@ -737,8 +908,16 @@ def claim_c8(trials: pd.DataFrame) -> ClaimRow:
     for col in ("holdout_classes", "ood_dataset"):
         if col in trials.columns:
             has_ood |= _set(trials[col])
-    return _auroc_claim(row, trials, "emb_ood_auroc", AUROC_CHANCE, has_ood,
-                        "no trial has holdout_classes or ood_dataset set", False, None)
+    return _auroc_claim(
+        row,
+        trials,
+        "emb_ood_auroc",
+        AUROC_CHANCE,
+        has_ood,
+        "no trial has holdout_classes or ood_dataset set",
+        False,
+        None,
+    )
 
 
 def claim_c9(trials: pd.DataFrame) -> ClaimRow:
@@ -749,8 +928,16 @@ def claim_c9(trials: pd.DataFrame) -> ClaimRow:
         row.reason = "column imbalance absent from the trials table (run predates it)"
         return row
     long_tailed = _num(trials, "imbalance") > 1
-    return _auroc_claim(row, trials, "emb_freq_spearman", 0.0, long_tailed,
-                        "no long-tailed trial (imbalance unset in every trial)", False, None)
+    return _auroc_claim(
+        row,
+        trials,
+        "emb_freq_spearman",
+        0.0,
+        long_tailed,
+        "no long-tailed trial (imbalance unset in every trial)",
+        False,
+        None,
+    )
 
 
 def evaluate_claims(trials: pd.DataFrame, curves: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -765,10 +952,17 @@ def evaluate_claims(trials: pd.DataFrame, curves: pd.DataFrame | None = None) ->
         curves = curves.copy()
         curves["_key"] = _key(curves)
         curves = curves[curves["_key"].isin(trials["_key"])]
-    rows: list[ClaimRow] = [claim_c1(trials, curves), *claim_c2(trials, curves), claim_c3(trials, curves),
-                            *_convergence("C4", "cut", _only("cut"), trials, curves),
-                            *_convergence("C5", "gradscale", _only("gradscale"), trials, curves),
-                            claim_c6(trials), claim_c7(trials, curves), claim_c8(trials), claim_c9(trials)]
+    rows: list[ClaimRow] = [
+        claim_c1(trials, curves),
+        *claim_c2(trials, curves),
+        claim_c3(trials, curves),
+        *_convergence("C4", "cut", _only("cut"), trials, curves),
+        *_convergence("C5", "gradscale", _only("gradscale"), trials, curves),
+        claim_c6(trials),
+        claim_c7(trials, curves),
+        claim_c8(trials),
+        claim_c9(trials),
+    ]
     frame = pd.DataFrame([asdict(r) for r in rows], columns=ROW_COLUMNS)
     frame[["n", "n_seeds"]] = frame[["n", "n_seeds"]].astype(int)
     return frame

@@ -38,18 +38,20 @@ Definitions (also in the README):
   count; ``conv_init_reached`` counts the seeds whose epoch-0 row (the
   untrained network) already reaches the threshold.
 """
+
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from suite.core.errors import ConfigError
 from suite.analysis.load import TRIAL_KEY
+from suite.core.errors import ConfigError
 from suite.core.stats import difference_interval, t_interval
 
 CORE_KEYS = ["dataset", "backbone", "method", "intervention", "epochs"]
@@ -63,13 +65,37 @@ LOWER_IS_BETTER = {"final_loss", "wall_time_s", "epoch_time_s"}
 # Columns that are not experimental settings: identity, bookkeeping, outcomes, and
 # operational knobs that should not change results.
 NON_CONFIG = {
-    "results_dir", "trial_id", "sweep", "status", "error", "notes", "seed", "name", "epochs_completed",
-    "final_loss", "wall_time_s", "images_per_s", "epoch_time_s", "device", "workers",
-    "num_threads", "checkpoint_every", "eval_every", "eval_batch_size", "channels_last",
-    "trial_dir", "path", "hostname", "host", "started_at", "finished_at", "git_commit",
+    "results_dir",
+    "trial_id",
+    "sweep",
+    "status",
+    "error",
+    "notes",
+    "seed",
+    "name",
+    "epochs_completed",
+    "final_loss",
+    "wall_time_s",
+    "images_per_s",
+    "epoch_time_s",
+    "device",
+    "workers",
+    "num_threads",
+    "checkpoint_every",
+    "eval_every",
+    "eval_batch_size",
+    "channels_last",
+    "trial_dir",
+    "path",
+    "hostname",
+    "host",
+    "started_at",
+    "finished_at",
+    "git_commit",
 }
 _OUTCOME_PATTERN = re.compile(
-    r"^(val_)?(knn|linear)_top|(^|_)norm_|_auroc$|_spearman$|_time|_at$|_path$|_dir$|_ci_(lo|hi)$|_note$")
+    r"^(val_)?(knn|linear)_top|(^|_)norm_|_auroc$|_spearman$|_time|_at$|_path$|_dir$|_ci_(lo|hi)$|_note$"
+)
 _DIAGNOSTIC_PATTERN = re.compile(r"^(emb|feat|proj)_.*(_auroc|_spearman)$|^test_(emb|feat|proj)_norm_")
 INIT_SUFFIX = "_init"  # trials columns of the untrained network (epoch 0), e.g. knn_top1_k200_init
 
@@ -78,22 +104,25 @@ INIT_SUFFIX = "_init"  # trials columns of the untrained network (epoch 0), e.g.
 class Leaderboard:
     """The aggregated table plus what a renderer needs to explain it."""
 
-    table: pd.DataFrame          # one row per group; machine-readable (mean/std/n columns)
-    failures: pd.DataFrame       # trials whose status is not "completed", with their errors
-    trials: pd.DataFrame         # completed trials: keys, seed, per-trial conv_epoch
+    table: pd.DataFrame  # one row per group; machine-readable (mean/std/n columns)
+    failures: pd.DataFrame  # trials whose status is not "completed", with their errors
+    trials: pd.DataFrame  # completed trials: keys, seed, per-trial conv_epoch
     group_keys: list[str]
     metric: str
-    curve_column: str | None     # curves column used for convergence (None: no curves)
+    curve_column: str | None  # curves column used for convergence (None: no curves)
     target: float
     expected_n: int
-    metric_columns: list[str]    # columns aggregated as <c>_mean / <c>_std
+    metric_columns: list[str]  # columns aggregated as <c>_mean / <c>_std
     higher_is_better: bool
 
 
 def config_columns(trials: pd.DataFrame) -> list[str]:
     """Columns that describe a trial's settings (not identity, outcomes or timings)."""
-    return [c for c in trials.columns if c not in NON_CONFIG and not _OUTCOME_PATTERN.search(c)
-            and not c.startswith("search_")]  # search bookkeeping (suite.analysis.leaderboard.search)
+    return [
+        c
+        for c in trials.columns
+        if c not in NON_CONFIG and not _OUTCOME_PATTERN.search(c) and not c.startswith("search_")
+    ]  # search bookkeeping (suite.analysis.leaderboard.search)
 
 
 def _hashable(series: pd.Series) -> pd.Series:
@@ -111,6 +140,7 @@ def _hashable(series: pd.Series) -> pd.Series:
             except ValueError:
                 return v
         return json.dumps(v, sort_keys=True, default=str) if isinstance(v, (list, tuple, dict)) else v
+
     return series.map(convert)
 
 
@@ -130,14 +160,23 @@ def detect_group_keys(completed: pd.DataFrame, exclude: Sequence[str] = ()) -> l
 
 
 def _numeric_columns(trials: pd.DataFrame) -> list[str]:
-    return [c for c in trials.columns if pd.api.types.is_numeric_dtype(trials[c]) and not pd.api.types.is_bool_dtype(trials[c])]
+    return [
+        c
+        for c in trials.columns
+        if pd.api.types.is_numeric_dtype(trials[c]) and not pd.api.types.is_bool_dtype(trials[c])
+    ]
 
 
 def metric_choices(trials: pd.DataFrame) -> list[str]:
     """Numeric outcome columns a leaderboard can rank by."""
-    return [c for c in _numeric_columns(trials)
-            if c in ACCURACY_COLUMNS or c in LOWER_IS_BETTER or c == "images_per_s"
-            or (c not in NON_CONFIG and _OUTCOME_PATTERN.search(c))]
+    return [
+        c
+        for c in _numeric_columns(trials)
+        if c in ACCURACY_COLUMNS
+        or c in LOWER_IS_BETTER
+        or c == "images_per_s"
+        or (c not in NON_CONFIG and _OUTCOME_PATTERN.search(c))
+    ]
 
 
 def _validate(trials: pd.DataFrame, metric: str, target: float, group_by: Sequence[str] | None) -> None:
@@ -157,8 +196,10 @@ def _baseline_rows(table: pd.DataFrame, keys: list[str]) -> pd.Series:
     if "intervention" not in keys:
         return result
     base = table[table["intervention"] == BASELINE]
-    for match_on in ([k for k in keys if k != "intervention"],
-                     [k for k in keys if k != "intervention" and k not in INTERVENTION_DERIVED]):
+    for match_on in (
+        [k for k in keys if k != "intervention"],
+        [k for k in keys if k != "intervention" and k not in INTERVENTION_DERIVED],
+    ):
         todo = result.index[result.isna()]
         if len(todo) == 0:
             break
@@ -179,7 +220,9 @@ def first_epoch_reaching(curves: pd.DataFrame, thresholds: pd.DataFrame, column:
     merged = curves[TRIAL_KEY + ["epoch", column]].merge(thresholds, on=TRIAL_KEY, how="inner")
     reached = merged[(merged[column] >= merged["threshold"]) & (merged["epoch"] >= 1)]
     first = reached.groupby(TRIAL_KEY)["epoch"].min().rename("conv_epoch")
-    return thresholds.merge(first, left_on=TRIAL_KEY, right_index=True, how="left")["conv_epoch"].set_axis(thresholds.index)
+    return thresholds.merge(first, left_on=TRIAL_KEY, right_index=True, how="left")["conv_epoch"].set_axis(
+        thresholds.index
+    )
 
 
 def reached_at_init(curves: pd.DataFrame, thresholds: pd.DataFrame, column: str) -> pd.Series:
@@ -193,16 +236,20 @@ def reached_at_init(curves: pd.DataFrame, thresholds: pd.DataFrame, column: str)
 def _display_order(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """Sort by keys with the baseline first within each setting."""
     order = table.assign(_not_base=(table["intervention"] != BASELINE) if "intervention" in table else False)
-    sort_by = [k for k in keys if k != "intervention"] + ["_not_base"] + (["intervention"] if "intervention" in keys else [])
+    sort_by = (
+        [k for k in keys if k != "intervention"] + ["_not_base"] + (["intervention"] if "intervention" in keys else [])
+    )
     return order.sort_values(sort_by, kind="stable", na_position="last").drop(columns="_not_base")
 
 
 def _setting_text(values: pd.Series) -> str:
     """The distinct values of one setting in a group, as text (``0.1``, ``0.1/0.3``, ``—`` for unset)."""
+
     def one(v: Any) -> str:
         if v is None or (isinstance(v, float) and np.isnan(v)):
             return "—"
         return f"{v:g}" if isinstance(v, (float, np.floating)) else str(v)
+
     return "/".join(sorted({one(v) for v in values}))
 
 
@@ -210,8 +257,11 @@ def _baseline_differences(completed: pd.DataFrame, base: pd.Series, keys: list[s
     """Per group (``base``: group -> its baseline group), the settings outside the group keys whose
     values differ between the group's trials and its baseline's, as ``name own vs baseline``
     (NaN: no baseline, the baseline itself, or no difference; NaN survives a CSV round trip)."""
-    columns = [c for c in config_columns(completed)
-               if c not in keys and c != "intervention" and c not in INTERVENTION_DERIVED and not c.startswith("_")]
+    columns = [
+        c
+        for c in config_columns(completed)
+        if c not in keys and c != "intervention" and c not in INTERVENTION_DERIVED and not c.startswith("_")
+    ]
     values = {c: _hashable(completed[c]) for c in columns}
     out = []
     for group, base_group in base.items():
@@ -254,8 +304,9 @@ def _add_delta_intervals(table: pd.DataFrame, completed: pd.DataFrame, base: pd.
     for i, (group, base_group) in enumerate(base.items()):
         if pd.isna(base_group) or int(base_group) == group:  # no baseline, or the baseline itself
             continue
-        interval = difference_interval(values[group], values[int(base_group)],
-                                       seeds.get(group), seeds.get(int(base_group)))
+        interval = difference_interval(
+            values[group], values[int(base_group)], seeds.get(group), seeds.get(int(base_group))
+        )
         delta[i] = interval.estimate  # paired on shared seeds: the mean per-seed difference
         lo[i], hi[i], n[i] = interval.lo, interval.hi, interval.n
         paired[i], significant[i] = interval.paired, interval.significant
@@ -276,9 +327,15 @@ def _add_gain_over_init(table: pd.DataFrame, completed: pd.DataFrame, column: st
     table[f"gain_{column}_n"] = [intervals[g].n for g in table.index]
 
 
-def build_leaderboard(trials: pd.DataFrame, curves: pd.DataFrame | None = None, *,
-                      metric: str = "knn_top1_k200", target: float = 0.9,
-                      group_by: Sequence[str] | None = None, searched: Sequence[str] = ()) -> Leaderboard:
+def build_leaderboard(
+    trials: pd.DataFrame,
+    curves: pd.DataFrame | None = None,
+    *,
+    metric: str = "knn_top1_k200",
+    target: float = 0.9,
+    group_by: Sequence[str] | None = None,
+    searched: Sequence[str] = (),
+) -> Leaderboard:
     """Aggregate completed trials per group; failed/running trials go to ``failures``
     (trials a search's scheduler stopped early are neither). ``searched``: config
     columns a search chose per cell, left out of the detected group keys."""
@@ -289,25 +346,35 @@ def build_leaderboard(trials: pd.DataFrame, curves: pd.DataFrame | None = None, 
     for k in keys:
         completed[k] = _hashable(completed[k])
 
-    fail_cols = TRIAL_KEY + ["status"] + [k for k in keys if k in trials] + \
-        [c for c in ("seed", "error") if c in trials]
-    failures = trials.loc[~completed_mask & (trials["status"] != "stopped"),
-                          list(dict.fromkeys(fail_cols))].reset_index(drop=True)
+    fail_cols = (
+        TRIAL_KEY + ["status"] + [k for k in keys if k in trials] + [c for c in ("seed", "error") if c in trials]
+    )
+    failures = trials.loc[
+        ~completed_mask & (trials["status"] != "stopped"), list(dict.fromkeys(fail_cols))
+    ].reset_index(drop=True)
     if "error" in failures:
         failures["error"] = [("" if pd.isna(e) else str(e)) for e in failures["error"]]
 
     curve_column = None
     if curves is not None and not curves.empty:
-        curve_column = metric if metric in curves.columns else (
-            DEFAULT_CURVE_COLUMN if DEFAULT_CURVE_COLUMN in curves.columns else None)
+        curve_column = (
+            metric
+            if metric in curves.columns
+            else (DEFAULT_CURVE_COLUMN if DEFAULT_CURVE_COLUMN in curves.columns else None)
+        )
     numeric = set(_numeric_columns(completed))
     metric_columns = [c for c in ACCURACY_COLUMNS if c in numeric]
     for c in [metric, curve_column]:
         if c is not None and c in numeric and c not in metric_columns:
             metric_columns.append(c)
-    metric_columns += [c for c in completed.columns if c in numeric and c not in metric_columns
-                       and (c in NORM_COLUMNS or _DIAGNOSTIC_PATTERN.search(c))
-                       and completed[c].notna().any()]
+    metric_columns += [
+        c
+        for c in completed.columns
+        if c in numeric
+        and c not in metric_columns
+        and (c in NORM_COLUMNS or _DIAGNOSTIC_PATTERN.search(c))
+        and completed[c].notna().any()
+    ]
 
     higher = metric not in LOWER_IS_BETTER
     completed["_group"] = completed.groupby(keys, dropna=False, sort=True).ngroup()
@@ -318,7 +385,7 @@ def build_leaderboard(trials: pd.DataFrame, curves: pd.DataFrame | None = None, 
     for c in metric_columns:
         table[f"{c}_mean"] = stats[(c, "mean")].astype(float)
         table[f"{c}_std"] = stats[(c, "std")].astype(float)
-    table = table.copy()   # one block again after the per-column inserts (no PerformanceWarning)
+    table = table.copy()  # one block again after the per-column inserts (no PerformanceWarning)
     table["n_expected"] = _planned_counts(trials, table, keys)
     table["n_short"] = table["n"] < table["n_expected"]
     expected_n = int(table["n_expected"].max()) if len(table) else 0
@@ -342,7 +409,7 @@ def build_leaderboard(trials: pd.DataFrame, curves: pd.DataFrame | None = None, 
         if c in numeric and init in numeric and completed[init].notna().any():
             _add_gain_over_init(table, completed, c, init)
 
-    table, completed = table.copy(), completed.copy()   # consolidate after the delta / gain columns
+    table, completed = table.copy(), completed.copy()  # consolidate after the delta / gain columns
     table["conv_threshold"] = np.nan
     completed["conv_epoch"] = np.nan
     if curve_column is not None and len(table):
@@ -369,6 +436,15 @@ def build_leaderboard(trials: pd.DataFrame, curves: pd.DataFrame | None = None, 
     # Plots always split by method and intervention, even under a --group-by without them.
     plot_keys = [k for k in ("method", "intervention") if k not in keys]
     per_trial = completed[TRIAL_KEY + keys + plot_keys + (["seed"] if "seed" in completed else []) + ["conv_epoch"]]
-    return Leaderboard(table=table, failures=failures, trials=per_trial, group_keys=keys, metric=metric,
-                       curve_column=curve_column, target=float(target), expected_n=expected_n,
-                       metric_columns=metric_columns, higher_is_better=higher)
+    return Leaderboard(
+        table=table,
+        failures=failures,
+        trials=per_trial,
+        group_keys=keys,
+        metric=metric,
+        curve_column=curve_column,
+        target=float(target),
+        expected_n=expected_n,
+        metric_columns=metric_columns,
+        higher_is_better=higher,
+    )

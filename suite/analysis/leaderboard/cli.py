@@ -3,46 +3,65 @@
 Kept import-light: the main CLI imports this module to register the
 subcommand, so pandas/matplotlib load only when the command runs.
 """
+
 from __future__ import annotations
 
 import argparse
 import sys
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from suite.core.errors import ConfigError
 
 FORMATS = ("md", "csv", "tex", "html")
 DEFAULT_METRIC = "knn_top1_k200"
-DESCRIPTION = ("Aggregate one or more results directories (local trials and/or sweeps) into a "
-               "leaderboard: mean ± std over seeds per group, Δ against the 'none' intervention, "
-               "convergence speed, norm diagnostics, failed trials, plots.")
+DESCRIPTION = (
+    "Aggregate one or more results directories (local trials and/or sweeps) into a "
+    "leaderboard: mean ± std over seeds per group, Δ against the 'none' intervention, "
+    "convergence speed, norm diagnostics, failed trials, plots."
+)
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    parser.add_argument("results_dirs", nargs="+", metavar="RESULTS_DIR",
-                        help="results directories holding trials.parquet/.csv (merged)")
+    parser.add_argument(
+        "results_dirs",
+        nargs="+",
+        metavar="RESULTS_DIR",
+        help="results directories holding trials.parquet/.csv (merged)",
+    )
     parser.add_argument("--out", default=None, help="output directory (default: FIRST_RESULTS_DIR/leaderboard)")
     parser.add_argument("--formats", default=",".join(FORMATS), help=f"comma-separated subset of {','.join(FORMATS)}")
-    parser.add_argument("--metric", default=DEFAULT_METRIC,
-                        help="column to rank by, e.g. knn_top1_k200, knn_top1_k20, linear_top1 (default %(default)s)")
-    parser.add_argument("--group-by", default=None,
-                        help="comma-separated grouping columns (default: dataset,backbone,method,intervention,"
-                             "epochs + config columns that vary)")
-    parser.add_argument("--target", default=0.9, type=float,
-                        help="convergence target as a fraction of the baseline's final accuracy (default %(default)s)")
+    parser.add_argument(
+        "--metric",
+        default=DEFAULT_METRIC,
+        help="column to rank by, e.g. knn_top1_k200, knn_top1_k20, linear_top1 (default %(default)s)",
+    )
+    parser.add_argument(
+        "--group-by",
+        default=None,
+        help="comma-separated grouping columns (default: dataset,backbone,method,intervention,"
+        "epochs + config columns that vary)",
+    )
+    parser.add_argument(
+        "--target",
+        default=0.9,
+        type=float,
+        help="convergence target as a fraction of the baseline's final accuracy (default %(default)s)",
+    )
     parser.add_argument("--no-plots", action="store_true", help="skip the figures")
-    parser.add_argument("--all-trials", action="store_true",
-                        help="search sweeps: show every trial (default: per search cell only the trial chosen by "
-                             "the validation metric, reported with its test metrics)")
+    parser.add_argument(
+        "--all-trials",
+        action="store_true",
+        help="search sweeps: show every trial (default: per search cell only the trial chosen by "
+        "the validation metric, reported with its test metrics)",
+    )
     return parser
 
 
 def add_subparser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``leaderboard`` on the main CLI; dispatch with ``args.func(args)``."""
-    parser = subparsers.add_parser("leaderboard", help="aggregate results into a leaderboard",
-                                   description=DESCRIPTION)
+    parser = subparsers.add_parser("leaderboard", help="aggregate results into a leaderboard", description=DESCRIPTION)
     configure_parser(parser)
     parser.set_defaults(func=run)
     return parser
@@ -56,20 +75,26 @@ def parse_formats(text: str) -> list[str]:
     return list(dict.fromkeys(formats))
 
 
-def write_leaderboard(results_dirs: Sequence[str | Path], out: str | Path | None = None,
-                      formats: Sequence[str] = FORMATS, metric: str = DEFAULT_METRIC,
-                      group_by: Sequence[str] | None = None, target: float = 0.9,
-                      plots: bool = True, all_trials: bool = False) -> dict[str, Path]:
+def write_leaderboard(
+    results_dirs: Sequence[str | Path],
+    out: str | Path | None = None,
+    formats: Sequence[str] = FORMATS,
+    metric: str = DEFAULT_METRIC,
+    group_by: Sequence[str] | None = None,
+    target: float = 0.9,
+    plots: bool = True,
+    all_trials: bool = False,
+) -> dict[str, Path]:
     """Read, aggregate, and write every requested format; returns {format or plot name: path}.
 
     Search sweeps: per search cell only the trial chosen on validation (see
     `suite.analysis.leaderboard.search`) unless ``all_trials``."""
     import dataclasses
 
-    from suite.analysis.leaderboard.aggregate import build_leaderboard
-    from suite.analysis.load import load_results
     from suite.analysis.leaderboard import render
+    from suite.analysis.leaderboard.aggregate import build_leaderboard
     from suite.analysis.leaderboard.search import searched_columns, select_search_trials
+    from suite.analysis.load import load_results
 
     bad = [f for f in formats if f not in FORMATS]
     if bad or not formats:
@@ -81,12 +106,14 @@ def write_leaderboard(results_dirs: Sequence[str | Path], out: str | Path | None
         kept, selection = select_search_trials(results.trials)
         searched = searched_columns(results.trials) if len(selection) else []
         results = dataclasses.replace(results, trials=kept.reset_index(drop=True))
-    board = build_leaderboard(results.trials, results.curves, metric=metric, target=target, group_by=group_by,
-                              searched=searched)
+    board = build_leaderboard(
+        results.trials, results.curves, metric=metric, target=target, group_by=group_by, searched=searched
+    )
     out_dir = Path(out) if out is not None else results.dirs[0] / "leaderboard"
     out_dir.mkdir(parents=True, exist_ok=True)
     dirs = [str(d) for d in results.dirs]
     from suite.analysis.claims.report import load_claims
+
     claims = load_claims(results.dirs)  # written by `normbench claims`; shown, never recomputed here
     written: dict[str, Path] = {}
     if selection is not None and len(selection):
@@ -95,6 +122,7 @@ def write_leaderboard(results_dirs: Sequence[str | Path], out: str | Path | None
     plot_paths: dict[str, Path] = {}
     if plots:
         from suite.analysis.leaderboard.plots import build_figures, save_figures
+
         plot_paths = save_figures(build_figures(results, board), out_dir / "plots")
         written.update({f"plot:{k}": v for k, v in plot_paths.items()})
     if "md" in formats:
@@ -122,10 +150,19 @@ def run(args: argparse.Namespace) -> int:
         formats = parse_formats(args.formats)
         group_by = [c.strip() for c in args.group_by.split(",") if c.strip()] if args.group_by else None
         from suite.analysis.load import LeaderboardWarning
+
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", LeaderboardWarning)
-            written = write_leaderboard(args.results_dirs, args.out, formats, args.metric, group_by,
-                                        args.target, plots=not args.no_plots, all_trials=getattr(args, "all_trials", False))
+            written = write_leaderboard(
+                args.results_dirs,
+                args.out,
+                formats,
+                args.metric,
+                group_by,
+                args.target,
+                plots=not args.no_plots,
+                all_trials=getattr(args, "all_trials", False),
+            )
     except ConfigError as exc:
         print(f"normbench leaderboard: error: {exc}", file=sys.stderr)
         return 2

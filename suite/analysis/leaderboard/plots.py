@@ -9,6 +9,7 @@ Layout: one panel per method and setting (dataset, backbone, ...), one
 column per method; one line per intervention, mean over seeds with a ± std
 band (no band for a single seed).
 """
+
 from __future__ import annotations
 
 import textwrap
@@ -53,8 +54,7 @@ def _intervention_order(values) -> list:
     return sorted(set(values), key=lambda v: (v != BASELINE, str(v)))
 
 
-def _line_panels(frame: pd.DataFrame, x: str, y: str, row_keys: list[str],
-                 ylabel: str, xlabel: str) -> Figure | None:
+def _line_panels(frame: pd.DataFrame, x: str, y: str, row_keys: list[str], ylabel: str, xlabel: str) -> Figure | None:
     """Panels (row settings × methods), lines per intervention: mean over seeds, ± std band."""
     frame = frame.dropna(subset=[y])
     if frame.empty:
@@ -71,8 +71,14 @@ def _line_panels(frame: pd.DataFrame, x: str, y: str, row_keys: list[str],
         for iv in _intervention_order(sub["intervention"]):
             line = sub[sub["intervention"] == iv].sort_values(x)
             ax.plot(line[x], line["mean"], marker="o", ms=3, color=colors[iv], label=str(iv))
-            ax.fill_between(line[x], line["mean"] - line["std"], line["mean"] + line["std"],
-                            color=colors[iv], alpha=0.2, linewidth=0)
+            ax.fill_between(
+                line[x],
+                line["mean"] - line["std"],
+                line["mean"] + line["std"],
+                color=colors[iv],
+                alpha=0.2,
+                linewidth=0,
+            )
         ax.set_title(f"{method}\n{_label(row_keys, row)}" if row_keys else str(method), fontsize=9)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
@@ -99,12 +105,19 @@ def plot_norm_bins(norm_bins: pd.DataFrame | None, board: Leaderboard) -> Figure
     if "binning" not in frame.columns:
         frame = frame.assign(binning="decile")
     frame["binning"] = frame["binning"].fillna("decile")
-    return _line_panels(frame, "bin", "accuracy", _setting_keys(board) + ["vector", "binning"],
-                        "kNN accuracy in bin", "norm bin (small → large)")
+    return _line_panels(
+        frame,
+        "bin",
+        "accuracy",
+        _setting_keys(board) + ["vector", "binning"],
+        "kNN accuracy in bin",
+        "norm bin (small → large)",
+    )
 
 
-def plot_ood_histograms(eval_norms: pd.DataFrame | None, board: Leaderboard, vector: str = "embedding",
-                        max_cols: int = 4) -> Figure | None:
+def plot_ood_histograms(
+    eval_norms: pd.DataFrame | None, board: Leaderboard, vector: str = "embedding", max_cols: int = 4
+) -> Figure | None:
     """Norm histograms of test vs OOD samples, one panel per group with OOD data (seeds pooled)."""
     if eval_norms is None:
         return None
@@ -124,8 +137,10 @@ def plot_ood_histograms(eval_norms: pd.DataFrame | None, board: Leaderboard, vec
             ax.hist(norms, bins=edges, density=True, alpha=0.5, color=color, label=f"{split} (n={len(norms)})")
         named = dict(zip(keys, values))
         rest = [k for k in keys if k not in ("method", "intervention")]
-        ax.set_title(f"{named.get('method')} / {named.get('intervention')}\n"
-                     f"{_label(rest, tuple(named[k] for k in rest))}", fontsize=9)
+        ax.set_title(
+            f"{named.get('method')} / {named.get('intervention')}\n{_label(rest, tuple(named[k] for k in rest))}",
+            fontsize=9,
+        )
         ax.set_xlabel(f"{vector} norm")
         ax.set_ylabel("density")
         ax.legend(fontsize=7)

@@ -6,13 +6,14 @@ for missing), built once by ``display_table`` and only
 escaped/marked up differently per format. CSV is the machine-readable
 aggregated frame itself (separate mean/std/n columns).
 """
+
 from __future__ import annotations
 
 import base64
 import html
 import math
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import pandas as pd
 
@@ -86,19 +87,25 @@ def display_table(board: Leaderboard) -> tuple[pd.DataFrame, pd.DataFrame]:
     for c in leading:
         cols[label(c)] = [_mean_std(m, s, c) for m, s in zip(t[f"{c}_mean"], t[f"{c}_std"])]
     # Δ vs the baseline intervention, then the gain over the untrained network: same cell format.
-    for prefix, value_key, title in (("delta", "delta_{c}", f"Δ {{label}} vs {BASELINE}"),
-                                     ("gain", "gain_{c}_mean", "gain {label} vs untrained")):
+    for prefix, value_key, title in (
+        ("delta", "delta_{c}", f"Δ {{label}} vs {BASELINE}"),
+        ("gain", "gain_{c}_mean", "gain {label} vs untrained"),
+    ):
         for c in leading:
             key = value_key.format(c=c)
             if key in t:
                 unit = " (pp)" if _is_percent(c) else ""
                 cols[(title.format(label=label(c)) + unit).replace(" (%)", "")] = [
-                    _interval_cell(v, lo, hi, n, c) for v, lo, hi, n in
-                    zip(t[key], t[f"{prefix}_{c}_ci_lo"], t[f"{prefix}_{c}_ci_hi"], t[f"{prefix}_{c}_n"])]
+                    _interval_cell(v, lo, hi, n, c)
+                    for v, lo, hi, n in zip(
+                        t[key], t[f"{prefix}_{c}_ci_lo"], t[f"{prefix}_{c}_ci_hi"], t[f"{prefix}_{c}_n"]
+                    )
+                ]
     if board.curve_column is not None:
         conv = []
-        for m, s, k, n, at_init in zip(t["conv_epoch_mean"], t["conv_epoch_std"], t["conv_reached"], t["n"],
-                                       t["conv_init_reached"]):
+        for m, s, k, n, at_init in zip(
+            t["conv_epoch_mean"], t["conv_epoch_std"], t["conv_reached"], t["n"], t["conv_init_reached"]
+        ):
             cell = _mean_std(m, s, "epoch")
             cell += f" ({int(k)}/{n} seeds)" if cell != DASH and k < n else ""
             conv.append(cell + (f" (untrained reaches it: {int(at_init)}/{n})" if at_init > 0 else ""))
@@ -123,23 +130,31 @@ def _first_line(error: str, limit: int = 200) -> str:
 
 
 def _explanation(board: Leaderboard) -> str:
-    conv = (f"Convergence: first epoch at which a trial's `{board.curve_column}` curve reaches "
-            f"{board.target:g} × the mean final `{board.curve_column}` of its `{BASELINE}` baseline group "
-            "(mean over the seeds that reach it; — if none); ratio = that epoch / the baseline's. Epoch 0 (the "
-            "untrained network) does not count; \"untrained reaches it\" flags seeds whose untrained network "
-            "already meets the target."
-            if board.curve_column else "Convergence: no curves table, not computed.")
+    conv = (
+        f"Convergence: first epoch at which a trial's `{board.curve_column}` curve reaches "
+        f"{board.target:g} × the mean final `{board.curve_column}` of its `{BASELINE}` baseline group "
+        "(mean over the seeds that reach it; — if none); ratio = that epoch / the baseline's. Epoch 0 (the "
+        'untrained network) does not count; "untrained reaches it" flags seeds whose untrained network '
+        "already meets the target."
+        if board.curve_column
+        else "Convergence: no curves table, not computed."
+    )
     direction = "highest" if board.higher_is_better else "lowest"
-    return (f"Metric: `{board.metric}` at the final epoch; cells are mean ± std over seeds "
-            f"(std with ddof=1, omitted for n=1); accuracies in %. Bold: {direction} `{board.metric}` per "
-            f"(dataset, backbone). Δ: difference against `intervention={BASELINE}` with all other "
-            f"group keys equal (where other settings differ too, the column \"settings ≠ {BASELINE}\" lists them: "
-            f"Δ and the epoch ratio then mix their effect with the intervention's), with its 95% t-interval over seeds in brackets (paired on the shared seeds "
-            f"when one group's seeds include the other's, else the difference of means with Welch's interval); \"n.s.\": the interval contains 0; \"(1 seed)\": too few seeds "
-            f"for an interval; \"(no spread)\": every seed gives the same difference, so no interval. "
-            f"Gain vs untrained (where trials record it): final minus epoch-0 score of the same trial, "
-            f"mean [95% t-interval] over seeds. n: completed seeds; \"(of N)\" flags a group with fewer "
-            f"completed trials than it has in the tables (failed or unfinished ones). {conv} Group keys: {', '.join(f'`{k}`' for k in board.group_keys)}.")
+    return (
+        f"Metric: `{board.metric}` at the final epoch; cells are mean ± std over seeds "
+        f"(std with ddof=1, omitted for n=1); accuracies in %. Bold: {direction} `{board.metric}` per "
+        f"(dataset, backbone). Δ: difference against `intervention={BASELINE}` with all other "
+        f'group keys equal (where other settings differ too, the column "settings ≠ {BASELINE}" lists them: '
+        f"Δ and the epoch ratio then mix their effect with the intervention's), with its 95% t-interval over seeds "
+        f"in brackets (paired on the shared seeds "
+        f"when one group's seeds include the other's, else the difference of means with Welch's interval); "
+        f'"n.s.": the interval contains 0; "(1 seed)": too few seeds '
+        f'for an interval; "(no spread)": every seed gives the same difference, so no interval. '
+        f"Gain vs untrained (where trials record it): final minus epoch-0 score of the same trial, "
+        f'mean [95% t-interval] over seeds. n: completed seeds; "(of N)" flags a group with fewer '
+        f"completed trials than it has in the tables (failed or unfinished ones). {conv} "
+        f"Group keys: {', '.join(f'`{k}`' for k in board.group_keys)}."
+    )
 
 
 # ---------------------------------------------------------------- Markdown
@@ -166,17 +181,30 @@ def failures_display(board: Leaderboard) -> pd.DataFrame:
     return frame.astype(str)
 
 
-def to_markdown(board: Leaderboard, dirs: list[str], plots: Mapping[str, Path] | None = None,
-                out_dir: Path | None = None, claims: pd.DataFrame | None = None) -> str:
-    """``claims``: the results directories' claims.csv rows (``suite.analysis.claims.report.load_claims``), shown if given."""
+def to_markdown(
+    board: Leaderboard,
+    dirs: list[str],
+    plots: Mapping[str, Path] | None = None,
+    out_dir: Path | None = None,
+    claims: pd.DataFrame | None = None,
+) -> str:
+    """``claims``: the results directories' claims.csv rows (``suite.analysis.claims.report.load_claims``),
+    shown if given."""
     shown, best = display_table(board)
-    parts = ["# normbench leaderboard", "", f"Results: {', '.join(f'`{d}`' for d in dirs)}", "",
-             _explanation(board), ""]
+    parts = [
+        "# normbench leaderboard",
+        "",
+        f"Results: {', '.join(f'`{d}`' for d in dirs)}",
+        "",
+        _explanation(board),
+        "",
+    ]
     parts.append(_md_table(shown, best) if len(shown) else "_No completed trials._")
     parts += ["", f"## Failed or incomplete trials ({len(board.failures)})", ""]
     parts.append(_md_table(failures_display(board)) if len(board.failures) else "None.")
     if claims is not None and len(claims):
         from suite.analysis.claims.report import leaderboard_markdown
+
         parts += ["", leaderboard_markdown(claims)]
     if plots:
         parts += ["", "## Plots", ""]
@@ -193,23 +221,38 @@ def to_csv(board: Leaderboard, path: Path) -> None:
 
 
 # ---------------------------------------------------------------- LaTeX
-_TEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
-                "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+_TEX_ESCAPES = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
 
 
 def tex_escape(text: str) -> str:
     escaped = "".join(_TEX_ESCAPES.get(ch, ch) for ch in str(text))
-    return (escaped.replace(PM.strip(), r"$\pm$").replace(DASH, "---")
-            .replace("Δ", r"$\Delta$").replace("×", r"$\times$"))
+    return (
+        escaped.replace(PM.strip(), r"$\pm$").replace(DASH, "---").replace("Δ", r"$\Delta$").replace("×", r"$\times$")
+    )
 
 
 def to_latex(board: Leaderboard) -> str:
     """A booktabs ``tabular`` to ``\\input`` (needs ``\\usepackage{booktabs}``)."""
     shown, best = display_table(board)
     align = "l" * len(board.group_keys) + "r" * (shown.shape[1] - len(board.group_keys))
-    lines = ["% normbench leaderboard; requires \\usepackage{booktabs}",
-             f"\\begin{{tabular}}{{{align}}}", "\\toprule",
-             " & ".join(tex_escape(c) for c in shown.columns) + r" \\", "\\midrule"]
+    lines = [
+        "% normbench leaderboard; requires \\usepackage{booktabs}",
+        f"\\begin{{tabular}}{{{align}}}",
+        "\\toprule",
+        " & ".join(tex_escape(c) for c in shown.columns) + r" \\",
+        "\\midrule",
+    ]
     for i in range(len(shown)):
         cells = [tex_escape(v) for v in shown.iloc[i]]
         cells = [f"\\textbf{{{c}}}" if b else c for c, b in zip(cells, best.iloc[i])]
@@ -248,23 +291,33 @@ def png_data_uri(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
 
 
-def to_html(board: Leaderboard, dirs: list[str], plots: Mapping[str, Path] | None = None,
-            claims: pd.DataFrame | None = None) -> str:
+def to_html(
+    board: Leaderboard, dirs: list[str], plots: Mapping[str, Path] | None = None, claims: pd.DataFrame | None = None
+) -> str:
     """One file, readable offline: inline CSS, plots as base64 data URIs, no scripts; the claims section if given."""
     shown, best = display_table(board)
-    body = ["<h1>normbench leaderboard</h1>",
-            f"<p class=\"note\">Results: {html.escape(', '.join(dirs))}</p>",
-            f"<p class=\"note\">{html.escape(_explanation(board).replace('`', ''))}</p>",
-            _html_table(shown, best) if len(shown) else "<p>No completed trials.</p>",
-            f"<h2>Failed or incomplete trials ({len(board.failures)})</h2>",
-            _html_table(board.failures.astype(str), pre={"error"}) if len(board.failures) else "<p>None.</p>"]
+    body = [
+        "<h1>normbench leaderboard</h1>",
+        f'<p class="note">Results: {html.escape(", ".join(dirs))}</p>',
+        f'<p class="note">{html.escape(_explanation(board).replace("`", ""))}</p>',
+        _html_table(shown, best) if len(shown) else "<p>No completed trials.</p>",
+        f"<h2>Failed or incomplete trials ({len(board.failures)})</h2>",
+        _html_table(board.failures.astype(str), pre={"error"}) if len(board.failures) else "<p>None.</p>",
+    ]
     if claims is not None and len(claims):
         from suite.analysis.claims.report import leaderboard_html
+
         body.append(leaderboard_html(claims))
     if plots:
         body.append("<h2>Plots</h2>")
-        body += [f'<figure><img alt="{html.escape(name)}" src="{png_data_uri(path)}">'
-                 f"<figcaption>{html.escape(name)}</figcaption></figure>" for name, path in plots.items()]
-    return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-            f"<title>normbench leaderboard</title>\n<style>{_STYLE}</style>\n</head>\n<body>\n"
-            + "\n".join(body) + "\n</body>\n</html>\n")
+        body += [
+            f'<figure><img alt="{html.escape(name)}" src="{png_data_uri(path)}">'
+            f"<figcaption>{html.escape(name)}</figcaption></figure>"
+            for name, path in plots.items()
+        ]
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>normbench leaderboard</title>\n<style>{_STYLE}</style>\n</head>\n<body>\n"
+        + "\n".join(body)
+        + "\n</body>\n</html>\n"
+    )

@@ -8,6 +8,7 @@ with the best validation metric and reports its *test* metrics, so a method is
 scored as tuned on validation, never picked on the test set; ``--all-trials`` keeps
 every trial (each sampled setting then forms its own group).
 """
+
 from __future__ import annotations
 
 import pandas as pd
@@ -20,7 +21,7 @@ SAMPLE_PREFIX = "search_sample_"
 
 def searched_columns(trials: pd.DataFrame) -> list[str]:
     """Config columns a search varied (``method_args.x`` varies the ``method_args`` column)."""
-    keys = [c[len(SAMPLE_PREFIX):] for c in trials.columns if c.startswith(SAMPLE_PREFIX)]
+    keys = [c[len(SAMPLE_PREFIX) :] for c in trials.columns if c.startswith(SAMPLE_PREFIX)]
     return sorted({k.split(".", 1)[0] for k in keys})
 
 
@@ -44,9 +45,15 @@ def select_search_trials(trials: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFra
         keep_index += [best] + [i for i in cell.index if cell.at[i, "status"] not in ("completed", "stopped")]
         chosen.append(best)
     kept = trials.loc[sorted(set(keep_index))]
-    columns = TRIAL_KEY + [c for c in (CELL, "seed", "method", "intervention", "search_metric") if c in trials] + \
-        [c for c in trials.columns if c.startswith(SAMPLE_PREFIX)] + \
-        [c for c in trials.columns if c.startswith(("val_knn_top1_", "knn_top1_", "linear_top1"))
-         and not c.endswith("_init")]
+    columns = (
+        TRIAL_KEY
+        + [c for c in (CELL, "seed", "method", "intervention", "search_metric") if c in trials]
+        + [c for c in trials.columns if c.startswith(SAMPLE_PREFIX)]
+        + [
+            c
+            for c in trials.columns
+            if c.startswith(("val_knn_top1_", "knn_top1_", "linear_top1")) and not c.endswith("_init")
+        ]
+    )
     selection = trials.loc[chosen, list(dict.fromkeys(columns))].reset_index(drop=True)
     return kept, selection

@@ -1,4 +1,5 @@
 """`normbench bench`: every performance figure next to a reference measured in the same process."""
+
 from __future__ import annotations
 
 import argparse
@@ -25,16 +26,27 @@ the exit status is 1 if any figure came out missing or not finite."""
 
 def add_subparser(subparsers) -> argparse.ArgumentParser:
     """Register `bench` on the `normbench` command's subparsers."""
-    parser = subparsers.add_parser("bench", help="speed figures, each next to a same-process reference",
-                                   description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="small sizes, no Ray, no compile (the test suite runs this)")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to train and evaluate (default cpu)")
+    parser = subparsers.add_parser(
+        "bench",
+        help="speed figures, each next to a same-process reference",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="small sizes, no Ray, no compile (the test suite runs this)"
+    )
+    parser.add_argument(
+        "--device", choices=("cpu", "cuda"), default="cpu", help="where to train and evaluate (default cpu)"
+    )
     parser.add_argument("--json", metavar="FILE", help="also write every figure to FILE as JSON")
     parser.add_argument("--methods", nargs="+", metavar="METHOD", help="methods to train (default: all registered)")
     parser.add_argument("--backbone", help="timm backbone (default resnet10t; test_resnet with --quick)")
-    parser.add_argument("--image-size", type=int, metavar="S", help="view side in pixels (default 16, digits upsampled)")
-    parser.add_argument("--threads", type=int, metavar="N", help="torch CPU threads (default: torch's, one per core; "
-                                                                   "1 with --quick)")
+    parser.add_argument(
+        "--image-size", type=int, metavar="S", help="view side in pixels (default 16, digits upsampled)"
+    )
+    parser.add_argument(
+        "--threads", type=int, metavar="N", help="torch CPU threads (default: torch's, one per core; 1 with --quick)"
+    )
     parser.set_defaults(func=run)
     return parser
 
@@ -42,9 +54,14 @@ def add_subparser(subparsers) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from suite.tools.bench.settings import BenchSettings
 
-    settings = BenchSettings.create(quick=args.quick, device=args.device, methods=args.methods,
-                                    backbone=args.backbone, image_size=args.image_size,
-                                    threads=args.threads)
+    settings = BenchSettings.create(
+        quick=args.quick,
+        device=args.device,
+        methods=args.methods,
+        backbone=args.backbone,
+        image_size=args.image_size,
+        threads=args.threads,
+    )
     report = measure_all(settings)
     print(report.render())
     if args.json:

@@ -4,6 +4,7 @@ The kNN bank is synthetic but realistic in size (50,000 x 512 by default,
 ten Gaussian classes), so the figures are about cost, not accuracy; the
 accuracies are printed only to show both sides did the same job.
 """
+
 from __future__ import annotations
 
 import time
@@ -12,19 +13,28 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from suite.trial.augment import normalize
-from suite.tools.bench.report import Figure, Report, speedup
-from suite.tools.bench.timing import best_seconds, log, peak_memory, synchronize
 from suite.measure.knn import knn_evaluate
 from suite.measure.linear_probe import linear_probe
+from suite.tools.bench.report import Figure, Report, speedup
+from suite.tools.bench.timing import best_seconds, log, peak_memory, synchronize
+from suite.trial.augment import normalize
 from suite.trial.runtime import autocast_context
 
 NUM_CLASSES = 10
 
 
 @torch.no_grad()
-def encode_features(model: nn.Module, images: Tensor, mean, std, *, batch_size: int, device: torch.device,
-                    precision: str, channels_last: bool) -> Tensor:
+def encode_features(
+    model: nn.Module,
+    images: Tensor,
+    mean,
+    std,
+    *,
+    batch_size: int,
+    device: torch.device,
+    precision: str,
+    channels_last: bool,
+) -> Tensor:
     """Backbone features of clean images in eval mode: the evaluation protocol's forward
     (normalize, backbone), as float32."""
     was_training = model.training
@@ -42,8 +52,9 @@ def encode_features(model: nn.Module, images: Tensor, mean, std, *, batch_size: 
     return torch.cat(feats)
 
 
-def full_matrix_knn(train_f: Tensor, train_y: Tensor, test_f: Tensor, ks: tuple[int, ...], temperature: float,
-                    num_classes: int) -> dict[int, Tensor]:
+def full_matrix_knn(
+    train_f: Tensor, train_y: Tensor, test_f: Tensor, ks: tuple[int, ...], temperature: float, num_classes: int
+) -> dict[int, Tensor]:
     """Reference kNN: the whole N_test x N_train similarity matrix at once, one top-k, one scatter per k."""
     bank = F.normalize(train_f, dim=1)
     sim = F.normalize(test_f, dim=1) @ bank.T
@@ -97,13 +108,32 @@ def measure_encode(report: Report, settings, splits) -> None:
         model = model.to(memory_format=torch.channels_last)
     images = splits.train_images
     kw = dict(batch_size=cfg.eval_batch_size, device=device)
-    t_suite = best_seconds(lambda: encode_features(model, images, splits.mean, splits.std, precision=cfg.precision,
-                                                   channels_last=channels_last, **kw), settings.repeats, device)
-    t_fp32 = best_seconds(lambda: encode_features(model, images, splits.mean, splits.std, precision="fp32",
-                                                  channels_last=False, **kw), settings.repeats, device)
-    report.add("evaluation", "encode", speedup(
-        "images_per_s", f"encode, precision={cfg.precision} ({len(images)} images)", len(images) / t_suite,
-        "images/s", "fp32_images_per_s", "encode in fp32, contiguous", len(images) / t_fp32, "vs_fp32_ratio"))
+    t_suite = best_seconds(
+        lambda: encode_features(
+            model, images, splits.mean, splits.std, precision=cfg.precision, channels_last=channels_last, **kw
+        ),
+        settings.repeats,
+        device,
+    )
+    t_fp32 = best_seconds(
+        lambda: encode_features(model, images, splits.mean, splits.std, precision="fp32", channels_last=False, **kw),
+        settings.repeats,
+        device,
+    )
+    report.add(
+        "evaluation",
+        "encode",
+        speedup(
+            "images_per_s",
+            f"encode, precision={cfg.precision} ({len(images)} images)",
+            len(images) / t_suite,
+            "images/s",
+            "fp32_images_per_s",
+            "encode in fp32, contiguous",
+            len(images) / t_fp32,
+            "vs_fp32_ratio",
+        ),
+    )
 
 
 def measure_knn_and_probe(report: Report, settings) -> None:
@@ -114,44 +144,128 @@ def measure_knn_and_probe(report: Report, settings) -> None:
     ks, temperature = (200, 20), 0.1
 
     def chunked():
-        return knn_evaluate(train_f, train_y, test_f, test_y, ks=ks, temperature=temperature,
-                            num_classes=NUM_CLASSES, chunk_size=settings.knn_chunk)
+        return knn_evaluate(
+            train_f,
+            train_y,
+            test_f,
+            test_y,
+            ks=ks,
+            temperature=temperature,
+            num_classes=NUM_CLASSES,
+            chunk_size=settings.knn_chunk,
+        )
 
     chunked()  # warm-up (allocator, threads) on the cheaper variant
     t_chunk, mem_chunk, how, out_chunk = _timed_peak(chunked, device)  # chunked first: its RSS growth is its own
     t_full, mem_full, _, out_full = _timed_peak(
-        lambda: full_matrix_knn(train_f, train_y, test_f, ks, temperature, NUM_CLASSES), device)
+        lambda: full_matrix_knn(train_f, train_y, test_f, ks, temperature, NUM_CLASSES), device
+    )
     agree = min(float((out_chunk[f"predictions_k{k}"] == out_full[k]).double().mean()) for k in ks)
     group = "knn"
-    report.add("evaluation", group, speedup("chunked_queries_per_s", f"kNN chunked ({settings.knn_chunk} queries/block)",
-                                            n_test / t_chunk, "queries/s", "full_queries_per_s", "full similarity matrix",
-                                            n_test / t_full, "chunked_vs_full_ratio"))
+    report.add(
+        "evaluation",
+        group,
+        speedup(
+            "chunked_queries_per_s",
+            f"kNN chunked ({settings.knn_chunk} queries/block)",
+            n_test / t_chunk,
+            "queries/s",
+            "full_queries_per_s",
+            "full similarity matrix",
+            n_test / t_full,
+            "chunked_vs_full_ratio",
+        ),
+    )
     block, full = min(settings.knn_chunk, n_test) * n_train * 4, n_test * n_train * 4
-    report.add("evaluation", group, speedup("chunked_largest_tensor_mib", "kNN chunked: largest tensor (analytic)",
-                                            block / 2**20, "MiB", "full_largest_tensor_mib", "full: N_test x N_train",
-                                            full / 2**20, "memory_ratio", higher_is_better=False))
-    report.add("evaluation", group, Figure(
-        "chunked_peak_mib", f"kNN chunked: peak, {how}", mem_chunk / 2**20, "MiB", "full_peak_mib",
-        "full matrix, same measure", mem_full / 2**20,
-        # a zero RSS growth (an earlier part peaked higher) has no meaningful ratio
-        "peak_memory_ratio" if mem_chunk > 0 else None, mem_full / mem_chunk if mem_chunk > 0 else None))
-    report.add("evaluation", group, Figure("prediction_agreement", "kNN predictions chunked == full", agree, "fraction",
-                                           "chunked_top1_k200", "chunked kNN top-1 (k=200)",
-                                           float(out_chunk["knn_top1_k200"])))
+    report.add(
+        "evaluation",
+        group,
+        speedup(
+            "chunked_largest_tensor_mib",
+            "kNN chunked: largest tensor (analytic)",
+            block / 2**20,
+            "MiB",
+            "full_largest_tensor_mib",
+            "full: N_test x N_train",
+            full / 2**20,
+            "memory_ratio",
+            higher_is_better=False,
+        ),
+    )
+    report.add(
+        "evaluation",
+        group,
+        Figure(
+            "chunked_peak_mib",
+            f"kNN chunked: peak, {how}",
+            mem_chunk / 2**20,
+            "MiB",
+            "full_peak_mib",
+            "full matrix, same measure",
+            mem_full / 2**20,
+            # a zero RSS growth (an earlier part peaked higher) has no meaningful ratio
+            "peak_memory_ratio" if mem_chunk > 0 else None,
+            mem_full / mem_chunk if mem_chunk > 0 else None,
+        ),
+    )
+    report.add(
+        "evaluation",
+        group,
+        Figure(
+            "prediction_agreement",
+            "kNN predictions chunked == full",
+            agree,
+            "fraction",
+            "chunked_top1_k200",
+            "chunked kNN top-1 (k=200)",
+            float(out_chunk["knn_top1_k200"]),
+        ),
+    )
 
     log(f"evaluation: linear probe, {settings.probe_epochs} epochs")
     start = time.perf_counter()
-    probe = linear_probe(train_f, train_y, test_f, test_y, num_classes=NUM_CLASSES, epochs=settings.probe_epochs,
-                         seed=settings.seed, device=device)
+    probe = linear_probe(
+        train_f,
+        train_y,
+        test_f,
+        test_y,
+        num_classes=NUM_CLASSES,
+        epochs=settings.probe_epochs,
+        seed=settings.seed,
+        device=device,
+    )
     synchronize(device)
     t_probe = time.perf_counter() - start
     t_sk, acc_sk = sklearn_probe(train_f, train_y, test_f, test_y)
-    report.add("evaluation", "linear_probe", speedup(
-        "seconds", f"suite.measure.linear_probe, {settings.probe_epochs} epochs on {n_train} x {dim}", t_probe, "s",
-        "sklearn_seconds", "sklearn LogisticRegression (lbfgs, 100 it)", t_sk, "vs_sklearn_ratio",
-        higher_is_better=False))
-    report.add("evaluation", "linear_probe", speedup("top1", "suite probe test top-1", float(probe["top1"]), "fraction",
-                                                     "sklearn_top1", "sklearn test top-1", acc_sk, "top1_ratio"))
+    report.add(
+        "evaluation",
+        "linear_probe",
+        speedup(
+            "seconds",
+            f"suite.measure.linear_probe, {settings.probe_epochs} epochs on {n_train} x {dim}",
+            t_probe,
+            "s",
+            "sklearn_seconds",
+            "sklearn LogisticRegression (lbfgs, 100 it)",
+            t_sk,
+            "vs_sklearn_ratio",
+            higher_is_better=False,
+        ),
+    )
+    report.add(
+        "evaluation",
+        "linear_probe",
+        speedup(
+            "top1",
+            "suite probe test top-1",
+            float(probe["top1"]),
+            "fraction",
+            "sklearn_top1",
+            "sklearn test top-1",
+            acc_sk,
+            "top1_ratio",
+        ),
+    )
 
 
 def sklearn_probe(train_f: Tensor, train_y: Tensor, test_f: Tensor, test_y: Tensor) -> tuple[float, float]:

@@ -11,6 +11,7 @@ loss bookkeeping, progress bar, data-parallel plumbing.
 The step is written once, with a timer hook: the plain loop passes the no-op
 timer, the epoch breakdown a synchronizing one.
 """
+
 from __future__ import annotations
 
 import time
@@ -20,20 +21,20 @@ import torch
 from torch import Tensor, nn
 
 from methods.views import with_overrides
-from suite.trial.augment import BatchAugment
-from suite.tools.bench.timing import NULL_TIMER, PartTimer, NullTimer, synchronize
 from suite.measure.norms import RunningNormStats
+from suite.tools.bench.timing import NULL_TIMER, NullTimer, PartTimer, synchronize
+from suite.trial.augment import BatchAugment
 from suite.trial.optim import build_optimizer
 from suite.trial.runtime import DistContext, autocast_context, epoch_seed, resolve_device
 
 
 @dataclass
 class LoopSetup:
-    cfg: object                      # suite.config.TrialConfig
+    cfg: object  # suite.config.TrialConfig
     model: nn.Module
     optimizer: torch.optim.Optimizer
     augmenters: list[BatchAugment]
-    images: Tensor                   # uint8 training set on the device
+    images: Tensor  # uint8 training set on the device
     device: torch.device
     channels_last: bool
 
@@ -56,12 +57,20 @@ def build_setup(cfg, splits, *, compile_model: bool = False) -> LoopSetup:
         model = model.to(memory_format=torch.channels_last)
     maybe_compile(model, compile_model)
     optimizer = build_optimizer(model, cfg.optimizer, cfg.scaled_lr(), cfg.weight_decay, cfg.momentum)
-    augmenters = [BatchAugment(spec, splits.mean, splits.std).to(device) for spec in with_overrides(model.view_specs(cfg.image_size), cfg.augment)]
+    augmenters = [
+        BatchAugment(spec, splits.mean, splits.std).to(device)
+        for spec in with_overrides(model.view_specs(cfg.image_size), cfg.augment)
+    ]
     return LoopSetup(cfg, model, optimizer, augmenters, splits.train_images.to(device), device, channels_last)
 
 
-def train_step(s: LoopSetup, batch_idx: Tensor, progress: float, timer: PartTimer | NullTimer = NULL_TIMER,
-               norms: tuple[RunningNormStats, RunningNormStats] | None = None) -> Tensor:
+def train_step(
+    s: LoopSetup,
+    batch_idx: Tensor,
+    progress: float,
+    timer: PartTimer | NullTimer = NULL_TIMER,
+    norms: tuple[RunningNormStats, RunningNormStats] | None = None,
+) -> Tensor:
     """One optimizer step on the images ``batch_idx``; returns the detached loss."""
     with timer.part("views"):
         images = s.images[batch_idx]
@@ -95,8 +104,13 @@ class EpochResult:
         return self.images / self.seconds
 
 
-def run_epoch(s: LoopSetup, epoch: int, timer: PartTimer | NullTimer = NULL_TIMER, log_norms: bool = False,
-              max_steps: int | None = None) -> EpochResult:
+def run_epoch(
+    s: LoopSetup,
+    epoch: int,
+    timer: PartTimer | NullTimer = NULL_TIMER,
+    log_norms: bool = False,
+    max_steps: int | None = None,
+) -> EpochResult:
     """One epoch (1-based, like the trainer) with the trainer's per-epoch seeds."""
     cfg = s.cfg
     steps = s.steps_per_epoch if max_steps is None else min(max_steps, s.steps_per_epoch)

@@ -1,4 +1,5 @@
 """The machine a bench ran on, named in the table and the JSON (figures mean nothing without it)."""
+
 from __future__ import annotations
 
 import os
@@ -37,7 +38,14 @@ def usable_cores() -> int:
 
 def describe(device: torch.device) -> dict[str, Any]:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model()
-    return {"cpu_model": cpu_model(), "cpu_cores": usable_cores(), "torch_threads": torch.get_num_threads(),
-            "memory_gib": memory_gib(), "torch": torch.__version__, "python": platform.python_version(),
-            "device": str(device), "device_name": name,
-            "cuda": torch.version.cuda if device.type == "cuda" else None}
+    return {
+        "cpu_model": cpu_model(),
+        "cpu_cores": usable_cores(),
+        "torch_threads": torch.get_num_threads(),
+        "memory_gib": memory_gib(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "device": str(device),
+        "device_name": name,
+        "cuda": torch.version.cuda if device.type == "cuda" else None,
+    }

@@ -4,13 +4,15 @@ Every figure stands next to a reference measured in the same process, and the
 ratio between them is what to read: absolute numbers on a shared machine are
 noisy, ratios much less so.
 """
+
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 # Section order in the table and the JSON.
 SECTIONS = ("views", "training", "breakdown", "evaluation", "ray", "fastpath")
@@ -37,8 +39,17 @@ class Figure:
     ratio_format: str = "{:.2f}x"
 
 
-def speedup(key: str, label: str, value: float, unit: str, reference_key: str, reference_label: str,
-            reference: float, ratio_key: str, higher_is_better: bool = True) -> Figure:
+def speedup(
+    key: str,
+    label: str,
+    value: float,
+    unit: str,
+    reference_key: str,
+    reference_label: str,
+    reference: float,
+    ratio_key: str,
+    higher_is_better: bool = True,
+) -> Figure:
     """A figure whose ratio says how many times better it is than its reference."""
     ratio = value / reference if higher_is_better else reference / value
     return Figure(key, label, value, unit, reference_key, reference_label, reference, ratio_key, ratio)
@@ -91,25 +102,38 @@ class Report:
     def render(self) -> str:
         """The table: section, figure, value, reference, ratio; then the skipped sections."""
         m = self.machine
-        lines = [f"machine: {m['cpu_model']}, {m['cpu_cores']} cores ({m['torch_threads']} torch threads), "
-                 f"{m['memory_gib']:.0f} GiB RAM; torch {m['torch']}; device {m['device']} ({m['device_name']})",
-                 f"settings: {', '.join(f'{k}={v}' for k, v in self.settings.items())}",
-                 "ratio: x = times better than the reference (> 1: the figure wins); % = share of the reference", ""]
+        lines = [
+            f"machine: {m['cpu_model']}, {m['cpu_cores']} cores ({m['torch_threads']} torch threads), "
+            f"{m['memory_gib']:.0f} GiB RAM; torch {m['torch']}; device {m['device']} ({m['device_name']})",
+            f"settings: {', '.join(f'{k}={v}' for k, v in self.settings.items())}",
+            "ratio: x = times better than the reference (> 1: the figure wins); % = share of the reference",
+            "",
+        ]
         header = ("section", "figure", "value", "unit", "reference", "ref value", "ratio")
         rows = [header]
         for section in SECTIONS:
             for group, figures in self.groups.get(section, {}).items():
                 for f in figures:
-                    rows.append((section, f"{group}: {f.label}" if group else f.label, _num(f.value), f.unit,
-                                 f.reference_label, _num(f.reference) if f.reference is not None else "",
-                                 f.ratio_format.format(f.ratio) if f.ratio is not None else ""))
+                    rows.append(
+                        (
+                            section,
+                            f"{group}: {f.label}" if group else f.label,
+                            _num(f.value),
+                            f.unit,
+                            f.reference_label,
+                            _num(f.reference) if f.reference is not None else "",
+                            f.ratio_format.format(f.ratio) if f.ratio is not None else "",
+                        )
+                    )
             for key, reason in self.skipped.items():
                 if key.split(".", 1)[0] == section:
                     rows.append((section, key.split(".", 1)[1], "skipped", "", reason, "", ""))
         widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
         right = {2, 5, 6}
         for r in rows:
-            lines.append("  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip())
+            lines.append(
+                "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip()
+            )
         lines.append(f"\nwall time {self.wall_s:.1f} s")
         return "\n".join(lines)
 

@@ -8,17 +8,18 @@
 * Host synchronizations inside one training step (CUDA only), counted with
   ``torch.cuda.set_sync_debug_mode("warn")``.
 """
+
 from __future__ import annotations
 
 import warnings
 
 import torch
 
-from suite.trial.fastpath import compile_unavailable_reason
 from suite.tools.bench.loop import build_setup, run_epoch, train_step
 from suite.tools.bench.report import Figure, Report, speedup
 from suite.tools.bench.timing import best_seconds, log
 from suite.tools.bench.training import warm
+from suite.trial.fastpath import compile_unavailable_reason
 
 OPTIMIZER_STEPS = 20  # per timed call
 
@@ -44,6 +45,7 @@ def measure_optimizer_steps(report: Report, settings, splits) -> None:
         def steps() -> None:
             for _ in range(OPTIMIZER_STEPS):
                 opt.step()
+
         return 1e3 * best_seconds(steps, settings.repeats, setup.device) / OPTIMIZER_STEPS
 
     default_ms = step_ms(setup.optimizer)
@@ -54,9 +56,21 @@ def measure_optimizer_steps(report: Report, settings, splits) -> None:
         except (RuntimeError, ValueError) as err:  # e.g. fused unsupported on this device/dtype
             report.skip("fastpath", f"optimizer {flag}", str(err).splitlines()[0])
             continue
-        report.add("fastpath", group, speedup(f"{flag}_step_ms", f"optimizer.step, {flag}=True", step_ms(variant), "ms",
-                                              "default_step_ms", "default (foreach=None)", default_ms,
-                                              f"{flag}_speedup", higher_is_better=False))
+        report.add(
+            "fastpath",
+            group,
+            speedup(
+                f"{flag}_step_ms",
+                f"optimizer.step, {flag}=True",
+                step_ms(variant),
+                "ms",
+                "default_step_ms",
+                "default (foreach=None)",
+                default_ms,
+                f"{flag}_speedup",
+                higher_is_better=False,
+            ),
+        )
 
 
 def measure_compile(report: Report, settings, splits) -> None:
@@ -77,12 +91,35 @@ def measure_compile(report: Report, settings, splits) -> None:
         del setup
     eager, comp = results[False], results[True]
     group = f"torch.compile, {name}"
-    report.add("fastpath", group, speedup("compiled_images_per_s", "compiled backbone + heads (best warm epoch)",
-                                          max(e.images_per_s for e in warm(comp)), "images/s", "eager_images_per_s",
-                                          "eager", max(e.images_per_s for e in warm(eager)), "compile_speedup"))
-    report.add("fastpath", group, speedup("compiled_first_epoch_s", "first epoch, compilation included",
-                                          comp[0].seconds, "s", "eager_first_epoch_s", "eager first epoch",
-                                          eager[0].seconds, "first_epoch_ratio", higher_is_better=False))
+    report.add(
+        "fastpath",
+        group,
+        speedup(
+            "compiled_images_per_s",
+            "compiled backbone + heads (best warm epoch)",
+            max(e.images_per_s for e in warm(comp)),
+            "images/s",
+            "eager_images_per_s",
+            "eager",
+            max(e.images_per_s for e in warm(eager)),
+            "compile_speedup",
+        ),
+    )
+    report.add(
+        "fastpath",
+        group,
+        speedup(
+            "compiled_first_epoch_s",
+            "first epoch, compilation included",
+            comp[0].seconds,
+            "s",
+            "eager_first_epoch_s",
+            "eager first epoch",
+            eager[0].seconds,
+            "first_epoch_ratio",
+            higher_is_better=False,
+        ),
+    )
 
 
 def measure_host_syncs(report: Report, settings, splits) -> None:
@@ -104,5 +141,16 @@ def measure_host_syncs(report: Report, settings, splits) -> None:
     syncs = [str(w.message).splitlines()[0] for w in caught if "synchroniz" in str(w.message).lower()]
     for message in sorted(set(syncs)):
         log(f"fastpath: host sync in the step: {message}")
-    report.add("fastpath", "host syncs", Figure("host_syncs_per_step", "implicit host syncs in one training step",
-                                                float(len(syncs)), "syncs", "target_host_syncs", "target", 0.0))
+    report.add(
+        "fastpath",
+        "host syncs",
+        Figure(
+            "host_syncs_per_step",
+            "implicit host syncs in one training step",
+            float(len(syncs)),
+            "syncs",
+            "target_host_syncs",
+            "target",
+            0.0,
+        ),
+    )

@@ -5,6 +5,7 @@ CUDA kernels run asynchronously, so every timed region is bracketed by
 not the work. Shared machines make single timings noisy, so figures are the best
 of several calls after a warm-up.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -13,7 +14,8 @@ import resource
 import sys
 import time
 from collections import defaultdict
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import torch
 

@@ -8,6 +8,7 @@ figure moves when the trainer changes, which is the point of the comparison.
 The reference is ``suite.tools.bench.loop``: the same model, views and optimizer in a
 minimal loop. Both sides report their best epoch after the first (warm-up).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -63,11 +64,32 @@ def measure_training(report: Report, settings, splits, workdir: Path) -> dict[st
         row, curves = run_suite_trial(cfg, workdir / "trials" / name)
         trials[name] = (row, curves)
         suite_best = max(float(c["images_per_s"]) for c in warm(curves))
-        report.add("training", name, speedup("images_per_s", "trainer run_trial (best warm epoch)", suite_best,
-                                             "images/s", "plain_loop_images_per_s", "plain loop (best warm epoch)",
-                                             plain_best, "plain_loop_ratio"))
-        report.add("training", name, speedup("row_images_per_s", "trainer row images_per_s (all epochs)",
-                                             float(row["images_per_s"]), "images/s",
-                                             "plain_loop_all_epochs_images_per_s", "plain loop (all epochs)",
-                                             plain_all, "plain_loop_ratio_all_epochs"))
+        report.add(
+            "training",
+            name,
+            speedup(
+                "images_per_s",
+                "trainer run_trial (best warm epoch)",
+                suite_best,
+                "images/s",
+                "plain_loop_images_per_s",
+                "plain loop (best warm epoch)",
+                plain_best,
+                "plain_loop_ratio",
+            ),
+        )
+        report.add(
+            "training",
+            name,
+            speedup(
+                "row_images_per_s",
+                "trainer row images_per_s (all epochs)",
+                float(row["images_per_s"]),
+                "images/s",
+                "plain_loop_all_epochs_images_per_s",
+                "plain loop (all epochs)",
+                plain_all,
+                "plain_loop_ratio_all_epochs",
+            ),
+        )
     return trials

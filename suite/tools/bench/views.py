@@ -11,19 +11,20 @@ in "resample" mode (what BatchAugment uses), kornia's default "slice" mode, and
 two hand-written alternatives (``F.grid_sample`` with per-sample affine grids,
 ``torchvision.ops.roi_align``), which is why BatchAugment uses "resample".
 """
+
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from suite.trial.augment import AugmentSpec, BatchAugment
 from suite.tools.bench.report import Report, speedup
 from suite.tools.bench.timing import best_seconds, log
+from suite.trial.augment import AugmentSpec, BatchAugment
 
 
 def torchvision_pipeline(spec: AugmentSpec, mean: Sequence[float], std: Sequence[float]):
@@ -64,8 +65,14 @@ class PILViews(Dataset):
 
 def pil_dataloader_seconds(images: Tensor, pipelines: list, batch_size: int, workers: int, repeats: int) -> float:
     """Best time of one pass over ``images`` (workers started once, before timing)."""
-    loader = DataLoader(PILViews(images, pipelines), batch_size=batch_size, shuffle=True, num_workers=workers,
-                        persistent_workers=workers > 0, drop_last=False)
+    loader = DataLoader(
+        PILViews(images, pipelines),
+        batch_size=batch_size,
+        shuffle=True,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+        drop_last=False,
+    )
 
     def one_pass() -> None:
         for _ in loader:
@@ -88,17 +95,42 @@ def measure_views(report: Report, settings, splits, workers: int) -> None:
         specs = _view_specs(get_method(name), settings)
         batched = [BatchAugment(spec, splits.mean, splits.std).to(device) for spec in specs]
         pipelines = [torchvision_pipeline(spec, splits.mean, splits.std) for spec in specs]
-        t_batched = best_seconds(lambda: [aug(on_device) for aug in batched], settings.repeats, device)
-        t_loop = best_seconds(lambda: [torch.stack([p(img) for img in images]) for p in pipelines],
-                              max(1, settings.repeats - 1), cpu)
+        t_batched = best_seconds(lambda batched=batched: [aug(on_device) for aug in batched], settings.repeats, device)
+        t_loop = best_seconds(
+            lambda pipelines=pipelines: [torch.stack([p(img) for img in images]) for p in pipelines],
+            max(1, settings.repeats - 1),
+            cpu,
+        )
         t_pil = pil_dataloader_seconds(images, pipelines, settings.batch_size, workers, max(1, settings.repeats - 1))
         label = f"{len(specs)} views"
-        report.add("views", name, speedup("batched_images_per_s", f"BatchAugment ({label}, {device.type})", n / t_batched,
-                                          "images/s", "tv2_loop_images_per_s", "torchvision v2 per sample (cpu)",
-                                          n / t_loop, "batched_vs_tv2_ratio"))
-        report.add("views", name, speedup("batched_images_per_s", "BatchAugment (as above)", n / t_batched,
-                                          "images/s", "pil_dataloader_images_per_s",
-                                          f"PIL DataLoader, {workers} workers", n / t_pil, "batched_vs_pil_ratio"))
+        report.add(
+            "views",
+            name,
+            speedup(
+                "batched_images_per_s",
+                f"BatchAugment ({label}, {device.type})",
+                n / t_batched,
+                "images/s",
+                "tv2_loop_images_per_s",
+                "torchvision v2 per sample (cpu)",
+                n / t_loop,
+                "batched_vs_tv2_ratio",
+            ),
+        )
+        report.add(
+            "views",
+            name,
+            speedup(
+                "batched_images_per_s",
+                "BatchAugment (as above)",
+                n / t_batched,
+                "images/s",
+                "pil_dataloader_images_per_s",
+                f"PIL DataLoader, {workers} workers",
+                n / t_pil,
+                "batched_vs_pil_ratio",
+            ),
+        )
 
 
 def _view_specs(method_cls, settings) -> list[AugmentSpec]:
@@ -112,8 +144,9 @@ def _view_specs(method_cls, settings) -> list[AugmentSpec]:
 # --- the crop alone -------------------------------------------------------------------------
 
 
-def sample_crop_boxes(batch: int, height: int, width: int, scale: tuple[float, float],
-                      ratio: tuple[float, float], device: torch.device) -> Tensor:
+def sample_crop_boxes(
+    batch: int, height: int, width: int, scale: tuple[float, float], ratio: tuple[float, float], device: torch.device
+) -> Tensor:
     """torchvision's RandomResizedCrop box rule, batched: 10 tries per sample, else the whole image.
 
     Returns [B, 4] boxes (x0, y0, x1, y1) in pixel-edge coordinates.
@@ -171,10 +204,24 @@ def measure_crop(report: Report, settings, splits) -> None:
         return lambda: op(x)
 
     ours = n / best_seconds(kornia_crop("resample"), settings.repeats, device)
-    alternatives = {"slice": ("kornia RandomResizedCrop (slice)", kornia_crop("slice")),
-                    "grid_sample": ("hand-written grid_sample", lambda: grid_sample_crop(x, size, scale, ratio)),
-                    "roi_align": ("hand-written roi_align", lambda: roi_align_crop(x, size, scale, ratio))}
+    alternatives = {
+        "slice": ("kornia RandomResizedCrop (slice)", kornia_crop("slice")),
+        "grid_sample": ("hand-written grid_sample", lambda: grid_sample_crop(x, size, scale, ratio)),
+        "roi_align": ("hand-written roi_align", lambda: roi_align_crop(x, size, scale, ratio)),
+    }
     for key, (label, fn) in alternatives.items():
         alt = n / best_seconds(fn, settings.repeats, device)
-        report.add("views", "crop", speedup("resample_images_per_s", f"kornia resample (BatchAugment) vs {key}", ours,
-                                       "images/s", f"{key}_images_per_s", label, alt, f"resample_vs_{key}_ratio"))
+        report.add(
+            "views",
+            "crop",
+            speedup(
+                "resample_images_per_s",
+                f"kornia resample (BatchAugment) vs {key}",
+                ours,
+                "images/s",
+                f"{key}_images_per_s",
+                label,
+                alt,
+                f"resample_vs_{key}_ratio",
+            ),
+        )

@@ -3,6 +3,7 @@
 Import-light: the main CLI imports this module to register the command; torch,
 pandas and matplotlib load only when it runs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,14 +32,21 @@ exit status: 0 done, 2 bad input."""
 
 def add_subparser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``simulate`` on the main CLI; dispatch with ``args.func(args)``."""
-    parser = subparsers.add_parser("simulate", help="the paper's norm-dynamics simulations (free embeddings, CPU)",
-                                   description=DESCRIPTION, epilog=EPILOG,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = subparsers.add_parser(
+        "simulate",
+        help="the paper's norm-dynamics simulations (free embeddings, CPU)",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--out", default=str(DEFAULT_OUT), help=f"output directory (default: {DEFAULT_OUT})")
     parser.add_argument("--seeds", type=int, default=3, help="random seeds per setting, >= 1 (default: %(default)s)")
-    parser.add_argument("--max-steps", type=int, default=20_000,
-                        help="SGD step cap per run in (a); a run that hits it is marked 'did not converge' "
-                             "(default: %(default)s)")
+    parser.add_argument(
+        "--max-steps",
+        type=int,
+        default=20_000,
+        help="SGD step cap per run in (a); a run that hits it is marked 'did not converge' (default: %(default)s)",
+    )
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
     return parser

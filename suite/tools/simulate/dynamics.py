@@ -22,11 +22,12 @@ Two experiments:
   frequencies 1:2:4:8, trained with SimCLR's NT-Xent; frequent classes get more
   gradient steps and so, by the Pythagoras rule above, larger norms.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -65,12 +66,13 @@ def random_directions(shape: tuple[int, ...], radius: float, seed: int, dtype: t
     return radius * z / z.norm(dim=-1, keepdim=True)
 
 
-def make_pairs(n: int, dim: int, radius: float, seeds: Sequence[int],
-               dtype: torch.dtype = torch.float64) -> tuple[Tensor, Tensor]:
+def make_pairs(
+    n: int, dim: int, radius: float, seeds: Sequence[int], dtype: torch.dtype = torch.float64
+) -> tuple[Tensor, Tensor]:
     """``x, y`` of shape [S, n, dim], every row at norm ``radius``; seed s draws the same
     points whichever other seeds run alongside it."""
     pairs = [random_directions((2, n, dim), radius, seed, dtype) for seed in seeds]
-    stacked = torch.stack(pairs)                                   # [S, 2, n, dim]
+    stacked = torch.stack(pairs)  # [S, 2, n, dim]
     return stacked[:, 0].contiguous(), stacked[:, 1].contiguous()
 
 
@@ -92,15 +94,23 @@ class AlignmentRun:
     threshold was not reached within ``max_steps``. ``x``, ``y`` and ``mean_cos`` are
     each problem's state when it stopped (at convergence, or after ``max_steps``)."""
 
-    steps: Tensor       # [S] int64
-    mean_cos: Tensor    # [S]
+    steps: Tensor  # [S] int64
+    mean_cos: Tensor  # [S]
     x: Tensor
     y: Tensor
 
 
-def run_alignment(x: Tensor, y: Tensor, *, lr: float, max_steps: int, threshold: float = 0.999,
-                  weight_decay: float = 0.0, gradscale: float | None = None,
-                  on_done: Callable[[int], None] | None = None) -> AlignmentRun:
+def run_alignment(
+    x: Tensor,
+    y: Tensor,
+    *,
+    lr: float,
+    max_steps: int,
+    threshold: float = 0.999,
+    weight_decay: float = 0.0,
+    gradscale: float | None = None,
+    on_done: Callable[[int], None] | None = None,
+) -> AlignmentRun:
     """Plain SGD (no momentum) on :func:`alignment_loss` for S independent problems at once.
 
     The problems share one tensor (their losses are summed, so their gradients never
@@ -142,10 +152,19 @@ def run_alignment(x: Tensor, y: Tensor, *, lr: float, max_steps: int, threshold:
     return AlignmentRun(steps, out_cos, out_x, out_y)
 
 
-def steps_vs_norm(radii: Sequence[float] = PAPER_RADII, seeds: Sequence[int] = (0, 1, 2), *,
-                  variants: Sequence[Variant] = PAPER_VARIANTS, n: int = 500, dim: int = 20, lr: float = 10.0,
-                  threshold: float = 0.999, max_steps: int = 20_000, dtype: torch.dtype = torch.float32,
-                  on_done: Callable[[int], None] | None = None) -> pd.DataFrame:
+def steps_vs_norm(
+    radii: Sequence[float] = PAPER_RADII,
+    seeds: Sequence[int] = (0, 1, 2),
+    *,
+    variants: Sequence[Variant] = PAPER_VARIANTS,
+    n: int = 500,
+    dim: int = 20,
+    lr: float = 10.0,
+    threshold: float = 0.999,
+    max_steps: int = 20_000,
+    dtype: torch.dtype = torch.float32,
+    on_done: Callable[[int], None] | None = None,
+) -> pd.DataFrame:
     """Steps to mean cosine > ``threshold`` for every variant x radius x seed.
 
     One row per (variant, radius, seed): ``steps`` (``NOT_CONVERGED`` if the cap was
@@ -158,15 +177,36 @@ def steps_vs_norm(radii: Sequence[float] = PAPER_RADII, seeds: Sequence[int] = (
     for variant in variants:
         pairs = [make_pairs(n, dim, r, [s], dtype) for r, s in grid]
         x, y = torch.cat([p[0] for p in pairs]), torch.cat([p[1] for p in pairs])
-        run = run_alignment(x, y, lr=lr, max_steps=max_steps, threshold=threshold,
-                            weight_decay=variant.weight_decay, gradscale=variant.gradscale, on_done=on_done)
+        run = run_alignment(
+            x,
+            y,
+            lr=lr,
+            max_steps=max_steps,
+            threshold=threshold,
+            weight_decay=variant.weight_decay,
+            gradscale=variant.gradscale,
+            on_done=on_done,
+        )
         final_norm = torch.cat([run.x, run.y], dim=1).norm(dim=-1).mean(dim=-1)
         for i, (radius, seed) in enumerate(grid):
-            rows.append(dict(variant=variant.name, weight_decay=variant.weight_decay, gradscale=variant.gradscale,
-                             radius=radius, seed=seed, steps=int(run.steps[i]),
-                             converged=bool(run.steps[i] != NOT_CONVERGED), final_mean_cos=float(run.mean_cos[i]),
-                             final_mean_norm=float(final_norm[i]), n=n, dim=dim, lr=lr, threshold=threshold,
-                             max_steps=max_steps))
+            rows.append(
+                dict(
+                    variant=variant.name,
+                    weight_decay=variant.weight_decay,
+                    gradscale=variant.gradscale,
+                    radius=radius,
+                    seed=seed,
+                    steps=int(run.steps[i]),
+                    converged=bool(run.steps[i] != NOT_CONVERGED),
+                    final_mean_cos=float(run.mean_cos[i]),
+                    final_mean_norm=float(final_norm[i]),
+                    n=n,
+                    dim=dim,
+                    lr=lr,
+                    threshold=threshold,
+                    max_steps=max_steps,
+                )
+            )
     return pd.DataFrame(rows)
 
 
@@ -186,12 +226,18 @@ def exponents(frame: pd.DataFrame) -> pd.DataFrame:
         ok = group[group["converged"] & (group["steps"] > 0)]
         per_seed = [fit_exponent(g["radius"], g["steps"]) for _, g in ok.groupby("seed")]
         per_seed = [a for a in per_seed if not math.isnan(a)]
-        rows.append(dict(variant=name, exponent=fit_exponent(ok["radius"], ok["steps"]),
-                         exponent_seed_min=min(per_seed, default=math.nan),
-                         exponent_seed_max=max(per_seed, default=math.nan),
-                         runs=len(group), not_converged=int((~group["converged"]).sum()),
-                         radius_min=float(ok["radius"].min()) if len(ok) else math.nan,
-                         radius_max=float(ok["radius"].max()) if len(ok) else math.nan))
+        rows.append(
+            dict(
+                variant=name,
+                exponent=fit_exponent(ok["radius"], ok["steps"]),
+                exponent_seed_min=min(per_seed, default=math.nan),
+                exponent_seed_max=max(per_seed, default=math.nan),
+                runs=len(group),
+                not_converged=int((~group["converged"]).sum()),
+                radius_min=float(ok["radius"].min()) if len(ok) else math.nan,
+                radius_max=float(ok["radius"].max()) if len(ok) else math.nan,
+            )
+        )
     return pd.DataFrame(rows)
 
 
@@ -207,10 +253,19 @@ def noisy_view(z: Tensor, noise: float, generator: torch.Generator) -> Tensor:
     return z + noise * z.norm(dim=-1, keepdim=True) * eps / math.sqrt(z.shape[-1])
 
 
-def norms_by_class_frequency(frequencies: Sequence[float] = (1, 2, 4, 8), seeds: Sequence[int] = (0, 1, 2), *,
-                             points_per_class: int = 64, dim: int = 16, batch_size: int = 64, steps: int = 1500,
-                             lr: float = 10.0, temperature: float = 0.5, noise: float = 0.2,
-                             on_seed: Callable[[int], None] | None = None) -> pd.DataFrame:
+def norms_by_class_frequency(
+    frequencies: Sequence[float] = (1, 2, 4, 8),
+    seeds: Sequence[int] = (0, 1, 2),
+    *,
+    points_per_class: int = 64,
+    dim: int = 16,
+    batch_size: int = 64,
+    steps: int = 1500,
+    lr: float = 10.0,
+    temperature: float = 0.5,
+    noise: float = 0.2,
+    on_seed: Callable[[int], None] | None = None,
+) -> pd.DataFrame:
     """Final mean norm per class when classes are drawn with the given relative frequencies.
 
     Setup (why): each sample is its own free embedding, at norm 1 in a random
@@ -243,10 +298,23 @@ def norms_by_class_frequency(frequencies: Sequence[float] = (1, 2, 4, 8), seeds:
         norms = z.detach().norm(dim=-1)
         for c, f in enumerate(freq.tolist()):
             mask = labels == c
-            rows.append(dict(seed=int(seed), class_index=c, frequency=f, mean_norm=float(norms[mask].mean()),
-                             std_norm=float(norms[mask].std()), draws_per_sample=float(draws[mask].float().mean()),
-                             points=int(mask.sum()), steps=steps, batch_size=batch_size, lr=lr,
-                             temperature=temperature, noise=noise, dim=dim))
+            rows.append(
+                dict(
+                    seed=int(seed),
+                    class_index=c,
+                    frequency=f,
+                    mean_norm=float(norms[mask].mean()),
+                    std_norm=float(norms[mask].std()),
+                    draws_per_sample=float(draws[mask].float().mean()),
+                    points=int(mask.sum()),
+                    steps=steps,
+                    batch_size=batch_size,
+                    lr=lr,
+                    temperature=temperature,
+                    noise=noise,
+                    dim=dim,
+                )
+            )
         if on_seed is not None:
             on_seed(int(seed))
     return pd.DataFrame(rows)

@@ -3,6 +3,7 @@
 Kept apart from `dynamics` so the science stays a set of pure functions and the
 figures can change without touching it.
 """
+
 from __future__ import annotations
 
 import math
@@ -17,15 +18,23 @@ from suite.core.files import atomic_path
 from suite.results.store import atomic_write_frame
 from suite.tools.simulate.dynamics import NOT_CONVERGED
 
-STEPS_FILE, EXPONENTS_FILE, CLASSES_FILE, CLASS_SEEDS_FILE = "steps_vs_norm", "exponents", "norms_by_class", "norms_by_class_seeds"
+STEPS_FILE, EXPONENTS_FILE, CLASSES_FILE, CLASS_SEEDS_FILE = (
+    "steps_vs_norm",
+    "exponents",
+    "norms_by_class",
+    "norms_by_class_seeds",
+)
 
 
 def class_summary(frame: pd.DataFrame) -> pd.DataFrame:
     """Per class: mean over seeds of the class's mean norm, its std over seeds, draws per sample,
     and the norm relative to the most frequent class."""
-    out = (frame.groupby(["class_index", "frequency"], as_index=False)
-           .agg(mean_norm=("mean_norm", "mean"), seed_std=("mean_norm", "std"),
-                draws_per_sample=("draws_per_sample", "mean"), seeds=("seed", "nunique")))
+    out = frame.groupby(["class_index", "frequency"], as_index=False).agg(
+        mean_norm=("mean_norm", "mean"),
+        seed_std=("mean_norm", "std"),
+        draws_per_sample=("draws_per_sample", "mean"),
+        seeds=("seed", "nunique"),
+    )
     top = out.loc[out["frequency"].idxmax(), "mean_norm"]
     out["norm_vs_most_frequent"] = out["mean_norm"] / top
     return out
@@ -43,23 +52,47 @@ def format_tables(steps: pd.DataFrame, exps: pd.DataFrame, classes: pd.DataFrame
     variants = list(dict.fromkeys(steps["variant"]))
     seeds = steps["seed"].nunique()
     header = ["r"] + variants
-    body = [[f"{r:g}"] + [_steps_cell(steps[(steps["variant"] == v) & (steps["radius"] == r)]["steps"], max_steps)
-                          for v in variants] for r in sorted(steps["radius"].unique())]
+    body = [
+        [f"{r:g}"]
+        + [_steps_cell(steps[(steps["variant"] == v) & (steps["radius"] == r)]["steps"], max_steps) for v in variants]
+        for r in sorted(steps["radius"].unique())
+    ]
     first = steps.iloc[0]
-    lines = [f"(a) SGD steps until mean cos > {first['threshold']:g}: n={first['n']} pairs, d={first['dim']}, "
-             f"lr={first['lr']:g} on the mean loss, mean over {seeds} seed(s)"]
+    lines = [
+        f"(a) SGD steps until mean cos > {first['threshold']:g}: n={first['n']} pairs, d={first['dim']}, "
+        f"lr={first['lr']:g} on the mean loss, mean over {seeds} seed(s)"
+    ]
     lines += _table(header, body)
     lines.append("")
     lines.append("fitted exponent a (steps ∝ r^a, least squares in log-log; theory: 2 - p for GradScale p)")
-    lines += _table(["variant", "a (pooled)", "a per seed (min..max)", "not converged"],
-                    [[row.variant, f"{row.exponent:.3f}", f"{row.exponent_seed_min:.3f}..{row.exponent_seed_max:.3f}",
-                      f"{row.not_converged}/{row.runs}"] for row in exps.itertuples()])
+    lines += _table(
+        ["variant", "a (pooled)", "a per seed (min..max)", "not converged"],
+        [
+            [
+                row.variant,
+                f"{row.exponent:.3f}",
+                f"{row.exponent_seed_min:.3f}..{row.exponent_seed_max:.3f}",
+                f"{row.not_converged}/{row.runs}",
+            ]
+            for row in exps.itertuples()
+        ],
+    )
     lines.append("")
     lines.append("(b) final embedding norm per class (NT-Xent on free embeddings, start norm 1), mean over seeds")
-    lines += _table(["class", "frequency", "mean norm", "± std over seeds", "draws/sample", "vs most frequent"],
-                    [[str(row.class_index), f"{row.frequency:g}", f"{row.mean_norm:.4f}",
-                      "—" if math.isnan(row.seed_std) else f"{row.seed_std:.4f}", f"{row.draws_per_sample:.1f}",
-                      f"{row.norm_vs_most_frequent:.3f}"] for row in classes.itertuples()])
+    lines += _table(
+        ["class", "frequency", "mean norm", "± std over seeds", "draws/sample", "vs most frequent"],
+        [
+            [
+                str(row.class_index),
+                f"{row.frequency:g}",
+                f"{row.mean_norm:.4f}",
+                "—" if math.isnan(row.seed_std) else f"{row.seed_std:.4f}",
+                f"{row.draws_per_sample:.1f}",
+                f"{row.norm_vs_most_frequent:.3f}",
+            ]
+            for row in classes.itertuples()
+        ],
+    )
     return "\n".join(lines)
 
 
@@ -78,7 +111,9 @@ def steps_figure(steps: pd.DataFrame, exps: pd.DataFrame) -> Figure:
     for variant, group in steps.groupby("variant", sort=False):
         ok = group[group["converged"]]
         mean = ok.groupby("radius")["steps"].mean()
-        line, = ax.plot(mean.index, mean.values, marker="o", label=f"{variant} (a = {slopes.get(variant, math.nan):.2f})")
+        (line,) = ax.plot(
+            mean.index, mean.values, marker="o", label=f"{variant} (a = {slopes.get(variant, math.nan):.2f})"
+        )
         ax.scatter(ok["radius"], ok["steps"], s=8, color=line.get_color(), alpha=0.5)
         failed = group[~group["converged"]]
         if len(failed):
@@ -115,8 +150,12 @@ def write_outputs(steps: pd.DataFrame, exps: pd.DataFrame, class_seeds: pd.DataF
     """CSV tables and PNG figures under ``out``, each written atomically; returns the paths."""
     out = Path(out)
     paths = []
-    for frame, stem in ((steps, STEPS_FILE), (exps, EXPONENTS_FILE), (class_summary(class_seeds), CLASSES_FILE),
-                        (class_seeds, CLASS_SEEDS_FILE)):
+    for frame, stem in (
+        (steps, STEPS_FILE),
+        (exps, EXPONENTS_FILE),
+        (class_summary(class_seeds), CLASSES_FILE),
+        (class_seeds, CLASS_SEEDS_FILE),
+    ):
         atomic_write_frame(frame, out / stem, formats=("csv",))
         paths.append(out / f"{stem}.csv")
     for fig, stem in ((steps_figure(steps, exps), STEPS_FILE), (classes_figure(class_seeds), CLASSES_FILE)):

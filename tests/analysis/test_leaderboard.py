@@ -1,0 +1,765 @@
+"""Leaderboard: aggregation against hand arithmetic, every format, plots, bad inputs.
+
+The fixture is a small hand-written trials/curves/norm_bins table in the
+schema of docs/ARCHITECTURE.md ("Results"), split over a Parquet directory and
+a CSV directory, as a local run plus a sweep would be.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import html.parser
+import io
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib.image as mpimg
+import numpy as np
+import pandas as pd
+import pytest
+
+from suite.analysis.leaderboard import cli
+from suite.analysis.leaderboard.aggregate import build_leaderboard
+from suite.analysis.leaderboard.plots import build_figures
+from suite.analysis.leaderboard.render import to_latex
+from suite.analysis.load import LeaderboardWarning, load_results
+from suite.core.errors import ConfigError
+
+NAN = float("nan")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+REPO = Path(__file__).resolve().parents[2]
+
+# (dir, method, backbone, intervention, seed, status, knn200, knn20, linear, emb_norm, emb_auroc, knn200 curve)
+TRIALS = [
+    ("A", "simclr", "resnet18", "none", 0, "completed", 0.50, 0.48, 0.60, 10.0, 0.60, [NAN, 0.30, 0.45, 0.50]),
+    ("A", "simclr", "resnet18", "none", 1, "completed", 0.54, 0.50, 0.62, 12.0, 0.62, [0.20, 0.49, 0.52, 0.54]),
+    ("A", "simclr", "resnet18", "none", 2, "completed", 0.58, 0.55, 0.67, 11.0, 0.64, [0.30, 0.40, 0.50, 0.58]),
+    ("A", "simclr", "resnet18", "cut:3", 0, "completed", 0.60, 0.57, 0.70, 3.0, 0.70, [0.50, 0.55, 0.58, 0.60]),
+    ("A", "simclr", "resnet18", "cut:3", 1, "completed", 0.62, 0.60, 0.71, 3.5, 0.72, [0.45, 0.50, 0.60, 0.62]),
+    ("A", "simclr", "resnet18", "cut:3", 2, "completed", 0.67, 0.61, 0.75, 2.5, 0.69, [0.49, 0.60, 0.65, 0.67]),
+    ("A", "byol", "vit_tiny", "none", 0, "completed", 0.40, 0.38, 0.50, 20.0, 0.55, [0.10, 0.20, 0.39, 0.40]),
+    ("A", "byol", "vit_tiny", "none", 1, "completed", 0.44, 0.41, 0.52, 22.0, 0.57, [0.20, 0.30, 0.35, 0.44]),
+    ("A", "byol", "vit_tiny", "none", 2, "completed", 0.45, 0.43, 0.55, 21.0, 0.56, [NAN, 0.40, 0.42, 0.45]),
+    ("A", "byol", "vit_tiny", "cut:3", 0, "completed", 0.46, 0.44, 0.56, 5.0, 0.60, [0.20, 0.39, 0.45, 0.46]),
+    ("A", "byol", "vit_tiny", "cut:3", 1, "completed", 0.30, 0.28, 0.40, 6.0, 0.58, [0.10, 0.20, 0.25, 0.30]),
+    ("A", "byol", "vit_tiny", "cut:3", 2, "failed", NAN, NAN, NAN, NAN, NAN, None),
+    ("B", "byol", "vit_tiny", "gradscale:1", 0, "completed", 0.35, 0.33, 0.45, 15.0, 0.61, [0.10, 0.20, 0.30, 0.35]),
+    ("B", "byol", "vit_tiny", "gradscale:1", 1, "completed", 0.36, 0.34, 0.46, 16.0, 0.62, [0.10, 0.25, 0.33, 0.36]),
+    ("B", "byol", "vit_tiny", "gradscale:1", 2, "completed", 0.37, 0.35, 0.47, 17.0, 0.63, [0.15, 0.25, 0.34, 0.37]),
+    ("B", "simclr", "resnet18", "gradscale:1", 0, "completed", 0.70, 0.66, 0.78, 9.0, 0.75, [0.50, 0.60, 0.65, 0.70]),
+    ("B", "simclr", "resnet18", "gradscale:1", 1, "running", NAN, NAN, NAN, NAN, NAN, None),
+]
+ERROR = "Traceback (most recent call last):\n  ...\nsuite.errors.TrialFailed: non-finite loss at epoch 3"
+GROUP_KEYS = ["dataset", "backbone", "method", "intervention", "epochs"]
+
+
+def _trial_id(row) -> str:
+    return f"{row[1]}-{row[2]}-{row[3].replace(':', '_')}-s{row[4]}"
+
+
+def _write_results(root: Path) -> dict[str, Path]:
+    """Hand-written results directories: A in Parquet (with per-trial eval_norms), B in CSV."""
+    dirs = {"A": root / "local", "B": root / "sweep"}
+    rng = np.random.default_rng(0)
+    for key, directory in dirs.items():
+        directory.mkdir(parents=True)
+        rows, curves, bins = [], [], []
+        for row in (r for r in TRIALS if r[0] == key):
+            d, method, backbone, iv, seed, status, k200, k20, lin, norm, auroc, curve = row
+            tid = _trial_id(row)
+            rows.append(
+                dict(
+                    trial_id=tid,
+                    sweep=directory.name,
+                    status=status,
+                    error=ERROR if status == "failed" else None,
+                    method=method,
+                    backbone=backbone,
+                    dataset="digits",
+                    intervention=iv,
+                    epochs=4,
+                    batch_size=64,
+                    optimizer="lars" if method == "simclr" else "sgd",
+                    lr=0.3,
+                    weight_decay=1e-6,
+                    seed=seed,
+                    image_size=32,
+                    knn_k=[200, 20],
+                    linear_epochs=100,
+                    method_args=json.dumps({"temperature": 0.2} if method == "simclr" else {"tau": 0.99}),
+                    knn_top1_k200=k200,
+                    knn_top1_k20=k20,
+                    linear_top1=lin,
+                    emb_norm_mean=norm,
+                    emb_norm_std=1.0,
+                    feat_norm_mean=norm * 2,
+                    emb_correct_auroc=auroc,
+                    emb_ood_auroc=NAN,
+                    feat_freq_spearman=NAN,
+                    epochs_completed=4 if status == "completed" else 2,
+                    final_loss=1.0,
+                    wall_time_s=10.0 + seed,
+                    images_per_s=100.0,
+                )
+            )
+            if curve is not None:
+                for epoch, value in enumerate(curve, start=1):
+                    curves.append(
+                        dict(
+                            trial_id=tid,
+                            epoch=epoch,
+                            loss=2.0 / epoch,
+                            lr=0.3,
+                            emb_norm_mean=norm * epoch / 4,
+                            feat_norm_mean=norm * epoch / 2,
+                            knn_top1_k200=value,
+                            knn_top1_k20=value - 0.01,
+                        )
+                    )
+            if key == "A" and status == "completed":
+                for vector in ("embedding", "features"):
+                    for b in range(10):
+                        bins.append(
+                            dict(
+                                trial_id=tid,
+                                vector=vector,
+                                bin=b,
+                                norm_lo=b,
+                                norm_hi=b + 1,
+                                count=10,
+                                accuracy=k200 * (0.5 + b / 18),
+                            )
+                        )
+                if method == "simclr":
+                    n = 200
+                    eval_norms = pd.DataFrame(
+                        dict(
+                            split=["test"] * n + ["ood"] * n,
+                            vector="embedding",
+                            norm=np.concatenate([rng.normal(norm, 1.0, n), rng.normal(norm / 2, 1.0, n)]),
+                            label=0,
+                            correct=True,
+                        )
+                    )
+                    (directory / tid).mkdir()
+                    eval_norms.to_parquet(directory / tid / "eval_norms.parquet")
+        write = (
+            (lambda f, name: f.to_parquet(directory / f"{name}.parquet"))
+            if key == "A"
+            else (lambda f, name: f.to_csv(directory / f"{name}.csv", index=False))
+        )
+        write(pd.DataFrame(rows), "trials")
+        write(pd.DataFrame(curves), "curves")
+        if bins:
+            write(pd.DataFrame(bins), "norm_bins")
+    return dirs
+
+
+@pytest.fixture(scope="module")
+def results_dirs(tmp_path_factory) -> dict[str, Path]:
+    return _write_results(tmp_path_factory.mktemp("results"))
+
+
+@pytest.fixture(scope="module")
+def board(results_dirs):
+    results = load_results([results_dirs["A"], results_dirs["B"]])
+    return build_leaderboard(results.trials, results.curves, metric="knn_top1_k200", target=0.9)
+
+
+@pytest.fixture(scope="module")
+def written(results_dirs, tmp_path_factory):
+    out = tmp_path_factory.mktemp("out")
+    args = argparse.Namespace(
+        results_dirs=[str(results_dirs["A"]), str(results_dirs["B"])],
+        out=str(out),
+        formats="md,csv,tex,html",
+        metric="knn_top1_k200",
+        group_by=None,
+        target=0.9,
+        no_plots=False,
+    )
+    assert cli.run(args) == 0
+    return out
+
+
+# ------------------------------------------------------------ hand arithmetic
+def _mean(xs):
+    return sum(xs) / len(xs)
+
+
+def _std(xs):
+    if len(xs) < 2:
+        return NAN
+    m = _mean(xs)
+    return math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1))
+
+
+def _first_epoch(curve, threshold):
+    for epoch, value in enumerate(curve, start=1):
+        if not math.isnan(value) and value >= threshold:
+            return epoch
+    return None
+
+
+def _paired_or_plain_delta(rows, base) -> float:
+    """Δ by hand: over the shared seeds when one side's seeds include the other's, else means."""
+    own, theirs = {r[4]: r[6] for r in rows}, {r[4]: r[6] for r in base}
+    if set(own) <= set(theirs) or set(theirs) <= set(own):
+        return _mean([own[s] - theirs[s] for s in sorted(set(own) & set(theirs))])
+    return _mean(list(own.values())) - _mean(list(theirs.values()))
+
+
+def _expected_groups():
+    groups = {}
+    for row in TRIALS:
+        if row[5] == "completed":
+            groups.setdefault((row[2], row[1], row[3]), []).append(row)
+    expected = {}
+    for (backbone, method, iv), rows in groups.items():
+        base = groups[(backbone, method, "none")]
+        base_mean = _mean([r[6] for r in base])
+        threshold = 0.9 * base_mean
+        epochs = [e for e in (_first_epoch(r[11], threshold) for r in rows) if e is not None]
+        base_epochs = [e for e in (_first_epoch(r[11], threshold) for r in base) if e is not None]
+        conv = _mean(epochs) if epochs else NAN
+        expected[(backbone, method, iv)] = dict(
+            n=len(rows),
+            planned=sum(r[1:4] == (method, backbone, iv) for r in TRIALS),
+            knn200=(_mean([r[6] for r in rows]), _std([r[6] for r in rows])),
+            knn20=(_mean([r[7] for r in rows]), _std([r[7] for r in rows])),
+            linear=(_mean([r[8] for r in rows]), _std([r[8] for r in rows])),
+            norm=(_mean([r[9] for r in rows]), _std([r[9] for r in rows])),
+            auroc=(_mean([r[10] for r in rows]), _std([r[10] for r in rows])),
+            delta=_paired_or_plain_delta(rows, base),
+            conv=conv,
+            conv_std=_std(epochs),
+            reached=len(epochs),
+            ratio=conv / _mean(base_epochs) if epochs and base_epochs else NAN,
+        )
+    return expected
+
+
+def _close(a, b):
+    return (math.isnan(a) and math.isnan(b)) or math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+
+
+def test_aggregation_matches_hand_computation(board):
+    expected = _expected_groups()
+    # The hand-written fixture's literal numbers, so the arithmetic above is itself checked.
+    assert (
+        expected[("resnet18", "simclr", "none")]["conv"] == 3
+        and expected[("resnet18", "simclr", "cut:3")]["conv"] == 4 / 3
+    )
+    assert expected[("vit_tiny", "byol", "cut:3")]["reached"] == 1 and math.isnan(
+        expected[("vit_tiny", "byol", "gradscale:1")]["conv"]
+    )
+
+    t = board.table
+    assert board.group_keys == GROUP_KEYS  # optimizer/method_args vary only with the method; batch_size constant
+    assert len(t) == len(expected) == 6
+    assert board.expected_n == 3
+    assert "emb_ood_auroc_mean" not in t  # all-NaN diagnostics are dropped
+    best_rows = set()
+    for _, row in t.iterrows():
+        e = expected[(row["backbone"], row["method"], row["intervention"])]
+        assert row["n"] == e["n"] and row["n_expected"] == e["planned"] and row["n_short"] == (e["n"] < e["planned"])
+        for col, key in [
+            ("knn_top1_k200", "knn200"),
+            ("knn_top1_k20", "knn20"),
+            ("linear_top1", "linear"),
+            ("emb_norm_mean", "norm"),
+            ("emb_correct_auroc", "auroc"),
+        ]:
+            assert _close(row[f"{col}_mean"], e[key][0]), (col, row)
+            assert _close(row[f"{col}_std"], e[key][1]), (col, row)
+        assert _close(row["delta_knn_top1_k200"], e["delta"])
+        assert _close(row["conv_epoch_mean"], e["conv"])
+        assert _close(row["conv_epoch_std"], e["conv_std"])
+        assert row["conv_reached"] == e["reached"]
+        assert _close(row["conv_ratio"], e["ratio"])
+        if row["best"]:
+            best_rows.add((row["backbone"], row["method"], row["intervention"]))
+    # best per (dataset, backbone): the highest mean kNN top-1 among that backbone's groups
+    for backbone in ("resnet18", "vit_tiny"):
+        means = {k: v["knn200"][0] for k, v in expected.items() if k[0] == backbone}
+        assert {k for k in best_rows if k[0] == backbone} == {max(means, key=means.get)}
+    # baseline first within each setting
+    assert t.groupby(["backbone", "method"], sort=False)["intervention"].first().eq("none").all()
+
+
+def test_failures_are_listed_with_errors(board, written):
+    f = board.failures
+    assert set(zip(f["trial_id"], f["status"])) == {
+        ("byol-vit_tiny-cut_3-s2", "failed"),
+        ("simclr-resnet18-gradscale_1-s1", "running"),
+    }
+    assert f.loc[f["status"] == "failed", "error"].item() == ERROR
+    md = (written / "leaderboard.md").read_text()
+    assert "Failed or incomplete trials (2)" in md and "non-finite loss at epoch 3" in md
+    assert "byol-vit_tiny-cut_3-s2" in md and "2 (of 3)" in md
+    assert "TrialFailed: non-finite loss at epoch 3" in (written / "leaderboard.html").read_text()
+    failures_csv = pd.read_csv(written / "failures.csv")
+    assert set(failures_csv["trial_id"]) == set(f["trial_id"])
+
+
+def test_csv_round_trips_to_the_aggregated_frame(board, written):
+    read = pd.read_csv(written / "leaderboard.csv")
+    pd.testing.assert_frame_equal(read, board.table, check_dtype=False)
+
+
+class _ImgCollector(html.parser.HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.imgs, self.tags = [], set()
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.add(tag)
+        attrs = dict(attrs)
+        if tag == "img":
+            self.imgs.append(attrs["src"])
+        assert not (tag == "link" or tag == "script"), "report must not load external resources"
+
+
+def test_html_is_self_contained_with_png_images(written):
+    text = (written / "leaderboard.html").read_text()
+    parser = _ImgCollector()
+    parser.feed(text)
+    parser.close()
+    assert {"table", "img", "style"} <= parser.tags
+    assert len(parser.imgs) == 4
+    for src in parser.imgs:
+        assert src.startswith("data:image/png;base64,")
+        data = base64.b64decode(src.split(",", 1)[1], validate=True)
+        assert data.startswith(PNG_SIGNATURE)
+        assert mpimg.imread(io.BytesIO(data), format="png").ndim == 3
+    assert "http://" not in text and "https://" not in text
+
+
+def test_latex_has_booktabs_rules_and_one_row_per_group(board, written):
+    tex = (written / "leaderboard.tex").read_text()
+    assert tex == to_latex(board)
+    lines = tex.splitlines()
+    assert lines.count("\\toprule") == lines.count("\\midrule") == lines.count("\\bottomrule") == 1
+    body = lines[lines.index("\\midrule") + 1 : lines.index("\\bottomrule")]
+    assert len(body) == len(board.table) == 6 and all(line.endswith("\\\\") for line in body)
+    n_cols = lines[lines.index("\\toprule") + 1].count(" & ") + 1
+    assert all(line.count(" & ") + 1 == n_cols for line in body)
+    assert sum("\\textbf{" in line for line in body) == int(board.table["best"].sum()) == 2
+    assert "$\\pm$" in tex and "±" not in tex
+    for line in lines[1:]:  # every underscore is escaped (first line is a comment)
+        assert all(line[i - 1] == "\\" for i, ch in enumerate(line) if ch == "_"), line
+
+
+def test_plots_are_pngs_with_expected_panels(results_dirs, board, written):
+    results = load_results([results_dirs["A"], results_dirs["B"]])
+    figures = build_figures(results, board)
+    completed = [r for r in TRIALS if r[5] == "completed"]
+    method_panels = len({(r[2], r[1]) for r in completed})  # (backbone row, method column)
+    assert len(figures["knn_top1_k200_vs_epoch"].axes) == method_panels == 2
+    assert len(figures["emb_norm_vs_epoch"].axes) == method_panels
+    bins_panels = 2 * len({(r[2], r[1]) for r in completed if r[0] == "A"})  # x 2 vectors
+    assert len(figures["accuracy_per_norm_bin"].axes) == bins_panels == 4
+    ood_groups = {(r[1], r[3]) for r in completed if r[0] == "A" and r[1] == "simclr"}
+    assert len(figures["ood_norm_histograms"].axes) == len(ood_groups) == 2
+    # one line per intervention in each curve panel
+    for ax in figures["knn_top1_k200_vs_epoch"].axes:
+        method = ax.get_title().split("\n")[0]
+        assert len(ax.get_lines()) == len({r[3] for r in completed if r[1] == method})
+    for name in figures:
+        path = written / "plots" / f"{name}.png"
+        data = path.read_bytes()
+        assert data.startswith(PNG_SIGNATURE) and len(data) > 1000
+        image = mpimg.imread(path)
+        assert image.shape[0] > 100 and image.shape[1] > 100 and image.std() > 0  # not blank
+    md = (written / "leaderboard.md").read_text()
+    assert all(f"](plots/{name}.png)" in md for name in figures)
+
+
+def test_group_keys_include_config_varying_within_a_cell_and_delta_uses_wd_baseline():
+    base = dict(
+        status="completed",
+        dataset="digits",
+        backbone="resnet18",
+        method="simclr",
+        epochs=2,
+        batch_size=64,
+        seed=0,
+        knn_top1_k200=0.5,
+    )
+    rows = [
+        dict(base, trial_id="a", intervention="none", lr=0.1, weight_decay=1e-6, knn_top1_k200=0.40),
+        dict(base, trial_id="b", intervention="none", lr=0.3, weight_decay=1e-6, knn_top1_k200=0.50),
+        dict(base, trial_id="c", intervention="wd:0.0005", lr=0.1, weight_decay=5e-4, knn_top1_k200=0.47),
+        dict(base, trial_id="d", intervention="none", lr=0.1, weight_decay=1e-6, seed=1, knn_top1_k200=0.44),
+    ]
+    trials = pd.DataFrame(rows).assign(results_dir="x")
+    board = build_leaderboard(trials)
+    assert board.group_keys == GROUP_KEYS + ["lr"]  # weight_decay only changes with the intervention
+    t = board.table.set_index(["intervention", "lr"])
+    assert t.loc[("none", 0.1), "n"] == 2 and t.loc[("none", 0.3), "n"] == 1
+    # paired on the seed both ran (seed 0; the baseline's seed 1 has no partner)
+    assert math.isclose(t.loc[("wd:0.0005", 0.1), "delta_knn_top1_k200"], 0.47 - 0.40)
+    assert math.isclose(t.loc[("none", 0.3), "delta_knn_top1_k200"], 0.0)
+    # weight_decay swept explicitly as well: the wd row has no baseline with equal weight_decay and two
+    # candidates otherwise -> ambiguous, so no delta.
+    rows.append(dict(base, trial_id="e", intervention="none", lr=0.1, weight_decay=1e-5, knn_top1_k200=0.45))
+    board = build_leaderboard(pd.DataFrame(rows).assign(results_dir="x"))
+    assert "weight_decay" in board.group_keys
+    wd_row = board.table[board.table["intervention"] == "wd:0.0005"].iloc[0]
+    assert math.isnan(wd_row["delta_knn_top1_k200"])
+    # explicit group-by replaces the detection
+    board = build_leaderboard(pd.DataFrame(rows).assign(results_dir="x"), group_by=["method", "intervention"])
+    assert board.group_keys == ["method", "intervention"] and board.table["n"].tolist() == [4, 1]
+
+
+def test_duplicate_trial_ids_across_dirs_are_kept_with_a_warning(results_dirs, tmp_path):
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    trials = pd.read_parquet(results_dirs["A"] / "trials.parquet")
+    trials["knn_k"] = trials["knn_k"].map(lambda a: a.tolist())  # as a trainer writes it: "[200, 20]"
+    trials.to_csv(copy / "trials.csv", index=False)
+    with pytest.warns(LeaderboardWarning, match="more than one results directory"):
+        results = load_results([results_dirs["A"], copy])
+    assert len(results.trials) == 2 * len([r for r in TRIALS if r[0] == "A"])
+    board = build_leaderboard(results.trials, results.curves)
+    # curves are joined per (results_dir, trial_id): the copy has none, so its trials never converge
+    row = board.table[board.table["intervention"] == "none"].set_index("method").loc["simclr"]
+    assert row["n"] == 6 and row["conv_reached"] == 3
+
+
+def _run(dirs, tmp_path, **kw) -> int:
+    args = dict(
+        results_dirs=[str(d) for d in dirs],
+        out=str(tmp_path / "lb"),
+        formats="md",
+        metric="knn_top1_k200",
+        group_by=None,
+        target=0.9,
+        no_plots=True,
+    )
+    args.update(kw)
+    return cli.run(argparse.Namespace(**args))
+
+
+def test_bad_results_dirs_fail_with_the_path_and_nonzero_exit(results_dirs, tmp_path, capsys):
+    cases = {}
+    cases["missing"] = tmp_path / "does-not-exist"
+    cases["empty"] = tmp_path / "empty"
+    cases["empty"].mkdir()
+    cases["garbage"] = tmp_path / "garbage"
+    cases["garbage"].mkdir()
+    (cases["garbage"] / "trials.parquet").write_bytes(b"\x00\x01not a parquet file" * 10)
+    cases["columns"] = tmp_path / "columns"
+    cases["columns"].mkdir()
+    pd.DataFrame({"trial_id": ["a"], "method": ["simclr"]}).to_csv(cases["columns"] / "trials.csv", index=False)
+    cases["no_rows"] = tmp_path / "no_rows"
+    cases["no_rows"].mkdir()
+    pd.read_csv(results_dirs["B"] / "trials.csv").iloc[:0].to_csv(cases["no_rows"] / "trials.csv", index=False)
+    cases["bad_curves"] = tmp_path / "bad_curves"
+    cases["bad_curves"].mkdir()
+    pd.read_csv(results_dirs["B"] / "trials.csv").to_csv(cases["bad_curves"] / "trials.csv", index=False)
+    (cases["bad_curves"] / "curves.parquet").write_bytes(b"PAR1garbage")
+    for name, directory in cases.items():
+        assert _run([directory], tmp_path) == 2, name
+        err = capsys.readouterr().err
+        assert str(directory) in err and "error" in err, (name, err)
+        assert not (tmp_path / "lb").exists(), name  # nothing written before the error
+    with pytest.raises(ConfigError, match="status"):
+        load_results([cases["columns"]])
+
+
+def test_bad_options_fail_before_writing(results_dirs, tmp_path, capsys):
+    assert _run([results_dirs["B"]], tmp_path, metric="knn_top1_k999") == 2
+    assert "metric" in capsys.readouterr().err
+    assert _run([results_dirs["B"]], tmp_path, formats="md,pdf") == 2
+    assert "formats" in capsys.readouterr().err
+    assert _run([results_dirs["B"]], tmp_path, target=1.5) == 2
+    assert _run([results_dirs["B"]], tmp_path, group_by="nope") == 2
+    assert not (tmp_path / "lb").exists()
+
+
+def test_module_entry_point_and_subparser(results_dirs, tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "suite.cli", "leaderboard", "--help"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0 and "RESULTS_DIR" in proc.stdout and "--target" in proc.stdout
+    parser = argparse.ArgumentParser(prog="normbench")
+    cli.add_subparser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["leaderboard", str(results_dirs["B"]), "--formats", "csv", "--no-plots"])
+    assert args.func(args) == 0
+    assert (results_dirs["B"] / "leaderboard" / "leaderboard.csv").is_file()  # default --out
+
+
+def test_all_failed_results_give_an_empty_board_and_the_failures(results_dirs, tmp_path):
+    trials = pd.read_csv(results_dirs["B"] / "trials.csv").assign(status="failed", error="CUDA out of memory")
+    (tmp_path / "r").mkdir()
+    trials.to_csv(tmp_path / "r" / "trials.csv", index=False)
+    assert _run([tmp_path / "r"], tmp_path, formats="md,csv,tex,html", no_plots=False) == 0
+    assert pd.read_csv(tmp_path / "lb" / "leaderboard.csv").empty
+    md = (tmp_path / "lb" / "leaderboard.md").read_text()
+    assert "No completed trials" in md and f"Failed or incomplete trials ({len(trials)})" in md
+    assert md.count("CUDA out of memory") == len(trials)
+
+
+def _interval_trials(with_init: bool = True) -> pd.DataFrame:
+    """none / cut:3 share seeds 0-2 (paired); gradscale:1 has seeds 0, 1, 5 (Welch); cut:5 one seed (0)."""
+    cells = {
+        "none": ([0, 1, 2], [0.50, 0.54, 0.58]),
+        "cut:3": ([2, 0, 1], [0.65, 0.56, 0.59]),
+        "gradscale:1": ([0, 1, 5], [0.45, 0.60, 0.52]),
+        "cut:5": ([0], [0.70]),
+    }
+    rows = []
+    for iv, (seeds, values) in cells.items():
+        for seed, value in zip(seeds, values):
+            rows.append(
+                dict(
+                    trial_id=f"{iv}-{seed}",
+                    status="completed",
+                    dataset="digits",
+                    backbone="test_resnet",
+                    method="simclr",
+                    intervention=iv,
+                    epochs=4,
+                    seed=seed,
+                    knn_top1_k200=value,
+                    knn_top1_k20=value - 0.02,
+                    linear_top1=value + 0.1,
+                    # per-trial diagnostics columns must not become group keys
+                    emb_correct_auroc=0.6 + seed / 100,
+                    emb_correct_auroc_ci_lo=0.5 + seed / 100,
+                    emb_correct_auroc_ci_hi=0.7 + seed / 100,
+                    emb_correct_auroc_note=f"note {seed}",
+                )
+            )
+            if with_init:
+                rows[-1].update(knn_top1_k200_init=0.40 + seed / 50, knn_top1_k20_init=0.38 + seed / 40)
+    return pd.DataFrame(rows).assign(results_dir="x")
+
+
+def test_delta_intervals_over_seeds_paired_welch_and_one_seed_against_scipy(tmp_path):
+    from scipy import stats as scipy_stats
+
+    trials = _interval_trials()
+    board = build_leaderboard(trials)
+    assert board.group_keys == GROUP_KEYS
+    t = board.table.set_index("intervention")
+    value = {iv: sub.set_index("seed")["knn_top1_k200"] for iv, sub in trials.groupby("intervention")}
+    # cut:3 vs none: same seeds -> paired t-interval of the per-seed differences.
+    diffs = (value["cut:3"] - value["none"]).sort_index()
+    half = scipy_stats.t.ppf(0.975, 2) * diffs.std(ddof=1) / math.sqrt(3)
+    row = t.loc["cut:3"]
+    assert row["delta_knn_top1_k200_paired"] and row["delta_knn_top1_k200_n"] == 3
+    assert _close(row["delta_knn_top1_k200"], diffs.mean())
+    assert math.isclose(row["delta_knn_top1_k200_ci_lo"], diffs.mean() - half, rel_tol=1e-9)
+    assert math.isclose(row["delta_knn_top1_k200_ci_hi"], diffs.mean() + half, rel_tol=1e-9)
+    assert row["delta_knn_top1_k200_significant"]
+    # gradscale:1: seed 5 has no partner -> Welch, as scipy's unpaired t-test computes it.
+    ref = scipy_stats.ttest_ind(value["gradscale:1"], value["none"], equal_var=False).confidence_interval(0.95)
+    row = t.loc["gradscale:1"]
+    assert not row["delta_knn_top1_k200_paired"]
+    assert math.isclose(row["delta_knn_top1_k200_ci_lo"], ref.low, rel_tol=1e-9)
+    assert math.isclose(row["delta_knn_top1_k200_ci_hi"], ref.high, rel_tol=1e-9)
+    assert ref.low < 0 < ref.high and not row["delta_knn_top1_k200_significant"]
+    # cut:5: one seed -> no interval; the baseline row has none either.
+    for iv, n in (("cut:5", 1), ("none", 0)):
+        assert math.isnan(t.loc[iv, "delta_knn_top1_k200_ci_lo"]) and t.loc[iv, "delta_knn_top1_k200_n"] == n
+        assert not t.loc[iv, "delta_knn_top1_k200_significant"]
+    # every headline metric gets its interval
+    assert {f"delta_{c}_ci_lo" for c in ("knn_top1_k200", "knn_top1_k20", "linear_top1")} <= set(board.table)
+
+    # Gain over the untrained network: per-trial final - init, t-interval over seeds.
+    for iv in ("none", "cut:3"):
+        sub = trials[trials["intervention"] == iv]
+        gain = sub["knn_top1_k200"] - sub["knn_top1_k200_init"]
+        lo, hi = scipy_stats.t.interval(0.95, len(gain) - 1, loc=gain.mean(), scale=scipy_stats.sem(gain))
+        assert math.isclose(t.loc[iv, "gain_knn_top1_k200_mean"], gain.mean(), rel_tol=1e-9)
+        assert math.isclose(t.loc[iv, "gain_knn_top1_k200_std"], gain.std(ddof=1), rel_tol=1e-9)
+        assert math.isclose(t.loc[iv, "gain_knn_top1_k200_ci_lo"], lo, rel_tol=1e-9)
+        assert math.isclose(t.loc[iv, "gain_knn_top1_k200_ci_hi"], hi, rel_tol=1e-9)
+    assert "gain_knn_top1_k20_mean" in board.table and "gain_linear_top1_mean" not in board.table
+
+    # Rendering: brackets, "n.s." only where the interval holds 0, "(1 seed)" without one.
+    from suite.analysis.leaderboard.render import display_table
+
+    shown, _ = display_table(board)
+    shown.index = board.table["intervention"]
+    delta_col = "Δ kNN top-1 k=200 vs none (pp)"
+    assert shown.loc["cut:3", delta_col] == (
+        f"+{100 * diffs.mean():.2f} [{100 * (diffs.mean() - half):.2f}, {100 * (diffs.mean() + half):.2f}]"
+    )
+    assert shown.loc["gradscale:1", delta_col].endswith(" n.s.")
+    assert shown.loc["cut:5", delta_col] == "+20.00 (1 seed)"  # paired on its one seed: 0.70 - 0.50
+    assert shown.loc["none", delta_col] == "0.00"
+    assert "gain kNN top-1 k=200 vs untrained (pp)" in shown.columns
+    # CSV keeps the intervals and the boolean marker.
+    (tmp_path / "r").mkdir()
+    trials.drop(columns="results_dir").to_csv(tmp_path / "r" / "trials.csv", index=False)
+    assert _run([tmp_path / "r"], tmp_path, formats="md,csv") == 0
+    read = pd.read_csv(tmp_path / "lb" / "leaderboard.csv")
+    assert read["delta_knn_top1_k200_significant"].dtype == bool
+    assert read.set_index("intervention")["delta_knn_top1_k200_significant"].to_dict() == {
+        "none": False,
+        "cut:3": True,
+        "cut:5": False,
+        "gradscale:1": False,
+    }
+    assert "n.s." in (tmp_path / "lb" / "leaderboard.md").read_text()
+
+
+def test_no_init_columns_means_no_gain_columns(board):
+    assert build_leaderboard(_interval_trials(with_init=False)).table.filter(like="gain_").empty
+    assert board.table.filter(like="gain_").empty
+
+
+def test_norm_bin_plot_has_a_row_per_binning(results_dirs, board):
+    from suite.analysis.leaderboard.plots import plot_norm_bins
+
+    bins = load_results([results_dirs["A"]]).norm_bins
+    both = pd.concat([bins.assign(binning="decile"), bins.assign(binning="equal_width")], ignore_index=True)
+    assert len(plot_norm_bins(bins, board).axes) == 4  # old tables: deciles only
+    assert len(plot_norm_bins(both, board).axes) == 8
+
+
+def test_epoch_zero_rows_do_not_count_as_convergence_but_are_flagged():
+    trials = _interval_trials()
+    trials = trials[trials["intervention"].isin(["none", "cut:3"])]
+    # epoch 0 = untrained network. none/seed 0 already sits above 0.9 x mean final none (0.486) at epoch 0.
+    start = {
+        ("none", 0): 0.49,
+        ("none", 1): 0.30,
+        ("none", 2): 0.30,
+        ("cut:3", 0): 0.20,
+        ("cut:3", 1): 0.20,
+        ("cut:3", 2): 0.20,
+    }
+    rows = []
+    for r in trials.itertuples():
+        for epoch, value in enumerate([start[(r.intervention, r.seed)], 0.40, 0.50, r.knn_top1_k200]):
+            rows.append(dict(results_dir="x", trial_id=r.trial_id, epoch=epoch, knn_top1_k200=value))
+    board = build_leaderboard(trials, pd.DataFrame(rows))
+    t = board.table.set_index("intervention")
+    threshold = 0.9 * 0.54
+    assert math.isclose(t.loc["none", "conv_threshold"], threshold)
+    # every trial first reaches 0.486 at epoch 2 (0.50); none/seed 0's epoch-0 value (0.49) does not count
+    assert t.loc["none", "conv_epoch_mean"] == 2.0 and t.loc["cut:3", "conv_epoch_mean"] == 2.0
+    assert t.loc["none", "conv_init_reached"] == 1 and t.loc["cut:3", "conv_init_reached"] == 0
+    from suite.analysis.leaderboard.render import display_table
+
+    shown, _ = display_table(board)
+    shown.index = board.table["intervention"]
+    conv_col = [c for c in shown.columns if c.startswith("epochs to")][0]
+    assert shown.loc["none", conv_col].endswith("(untrained reaches it: 1/3)")
+    assert "untrained" not in shown.loc["cut:3", conv_col]
+
+
+def test_seeds_that_agree_exactly_claim_no_interval():
+    from suite.analysis.leaderboard.render import display_table
+
+    rows = [
+        dict(
+            trial_id=f"{iv}-{seed}",
+            status="completed",
+            dataset="digits",
+            backbone="b",
+            method="simclr",
+            intervention=iv,
+            epochs=1,
+            seed=seed,
+            knn_top1_k200=value,
+        )
+        for iv, values in (("none", (0.50, 0.60)), ("cut:3", (0.625, 0.725)))
+        for seed, value in enumerate(values)
+    ]
+    board = build_leaderboard(pd.DataFrame(rows).assign(results_dir="x"))
+    row = board.table.set_index("intervention").loc["cut:3"]
+    assert row["delta_knn_top1_k200_paired"] and row["delta_knn_top1_k200_n"] == 2
+    assert math.isnan(row["delta_knn_top1_k200_ci_lo"]) and not row["delta_knn_top1_k200_significant"]
+    shown, _ = display_table(board)
+    assert shown["Δ kNN top-1 k=200 vs none (pp)"].tolist() == ["0.00", "+12.50 (no spread)"]
+
+
+def test_rows_name_the_settings_that_differ_from_their_baseline():
+    """A case that carries its own lr and warm-up is still compared with `none` (lr and warm-up only
+    change with the intervention, so they are not group keys); the row must say so. The intervention's
+    own weight decay is not such a difference."""
+    from suite.analysis.leaderboard.render import display_table, to_markdown
+
+    base = dict(
+        status="completed",
+        dataset="digits",
+        backbone="b",
+        method="simclr",
+        epochs=2,
+        lr=0.3,
+        warmup_epochs=1,
+        weight_decay=1e-6,
+        notes="",
+    )
+    rows = [
+        dict(base, trial_id=f"{iv}-{seed}", intervention=iv, seed=seed, knn_top1_k200=0.5 + 0.01 * seed, **extra)
+        for iv, extra in (
+            ("none", {}),
+            ("cut:3", {}),
+            ("wd:0", {"weight_decay": 0.0}),
+            ("gradscale:1", {"lr": 0.1, "warmup_epochs": 4, "notes": "a free-text note"}),
+        )
+        for seed in (0, 1)
+    ]
+    board = build_leaderboard(pd.DataFrame(rows).assign(results_dir="x"))
+    assert board.group_keys == GROUP_KEYS
+    differs = board.table.set_index("intervention")["baseline_differs"]
+    assert differs.notna().to_dict() == {"none": False, "cut:3": False, "wd:0": False, "gradscale:1": True}
+    assert differs["gradscale:1"] == "lr 0.1 vs 0.3; warmup_epochs 4 vs 1"
+    shown, _ = display_table(board)
+    assert shown["settings ≠ none"].tolist() == ["—", "—", "lr 0.1 vs 0.3; warmup_epochs 4 vs 1", "—"]
+    assert "lr 0.1 vs 0.3; warmup_epochs 4 vs 1" in to_markdown(board, ["x"])
+    plain = build_leaderboard(
+        pd.DataFrame([r for r in rows if r["intervention"] != "gradscale:1"]).assign(results_dir="x")
+    )
+    assert "settings ≠ none" not in display_table(plain)[0].columns
+
+
+def test_a_baseline_with_extra_seeds_pairs_on_the_shared_ones_and_is_not_flagged_short():
+    """A sweep case may run its `none` arm on more seeds than the other arms: Δ is then the mean
+    per-seed difference over the shared seeds (inside its own interval), and neither group is
+    "short"; a group that lost a trial still is."""
+    from scipy import stats as scipy_stats
+
+    from suite.analysis.leaderboard.render import display_table
+
+    base = dict(dataset="digits", backbone="b", method="simclr", epochs=2)
+    none = {0: 0.90, 1: 0.86, 2: 0.93, 3: 0.70, 4: 0.99}  # seeds 3, 4 only in the baseline
+    cut = {0: 0.85, 1: 0.83, 2: 0.86}
+    rows = [
+        dict(base, trial_id=f"none-{s}", status="completed", intervention="none", seed=s, knn_top1_k200=v)
+        for s, v in none.items()
+    ]
+    rows += [
+        dict(base, trial_id=f"cut-{s}", status="completed", intervention="cut:3", seed=s, knn_top1_k200=v)
+        for s, v in cut.items()
+    ]
+    rows.append(
+        dict(base, trial_id="cut-5", status="failed", intervention="cut:3", seed=5, knn_top1_k200=np.nan, error="boom")
+    )
+    board = build_leaderboard(pd.DataFrame(rows).assign(results_dir="x"))
+    row = board.table.set_index("intervention").loc["cut:3"]
+    diffs = np.array([cut[s] - none[s] for s in (0, 1, 2)])
+    ref = scipy_stats.ttest_rel([cut[s] for s in (0, 1, 2)], [none[s] for s in (0, 1, 2)]).confidence_interval(0.95)
+    assert row["delta_knn_top1_k200"] == pytest.approx(diffs.mean())
+    assert row["delta_knn_top1_k200"] != pytest.approx(np.mean(list(cut.values())) - np.mean(list(none.values())))
+    assert (row["delta_knn_top1_k200_ci_lo"], row["delta_knn_top1_k200_ci_hi"]) == pytest.approx((ref.low, ref.high))
+    assert row["delta_knn_top1_k200_paired"] and row["delta_knn_top1_k200_n"] == 3
+    counts = board.table.set_index("intervention")[["n", "n_expected", "n_short"]]
+    assert counts.loc["none"].tolist() == [5, 5, False]
+    assert counts.loc["cut:3"].tolist() == [3, 4, True]  # the failed seed 5 is missing
+    shown, _ = display_table(board)
+    assert shown["n"].tolist() == ["5", "3 (of 4)"]

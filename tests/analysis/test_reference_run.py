@@ -1,0 +1,186 @@
+"""The committed CPU reference run and the README block generated from it.
+
+The README's "What the reference run shows" must state exactly what the committed
+tables give: the block is regenerated here from claims.csv / trials.csv and compared
+with the README text, and claims.csv is recomputed from the committed trials/curves.
+The generator's own numbers are checked against scipy on a hand-made table.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from suite.analysis.claims import readme
+from suite.analysis.claims.verdicts import ROW_COLUMNS, evaluate_claims
+from suite.analysis.load import load_results
+from suite.cli import main
+from suite.core.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+REFERENCE_REL = "results/reference/digits-reference"
+REFERENCE = REPO / REFERENCE_REL
+SPEC = REPO / "examples" / "sweeps" / "reference_digits.yaml"
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return load_results([str(REFERENCE)])
+
+
+def test_reference_tables_load_with_every_case_and_seed(reference):
+    import yaml
+
+    spec = yaml.safe_load(SPEC.read_text())
+    trials = reference.trials
+    case_seeds = [case.get("seeds", spec["seeds"]) for case in spec["cases"]]  # a case's own seeds win
+    assert len(trials) == sum(len(seeds) for seeds in case_seeds)
+    assert set(trials["status"]) <= {"completed", "failed"}  # a diverged trial is a result, listed with its error
+    failed = trials[trials["status"] == "failed"]
+    assert failed["error"].str.len().gt(0).all()
+    assert (trials["status"] == "completed").sum() >= 0.9 * len(trials)
+    assert sorted(trials["seed"].unique()) == sorted({s for seeds in case_seeds for s in seeds})
+    curves = reference.curves
+    done = set(trials.loc[trials["status"] == "completed", "trial_id"])
+    for tid, curve in curves[curves["trial_id"].isin(done)].groupby("trial_id"):  # epoch-0 row, kNN every epoch
+        evaluated = curve.dropna(subset=["knn_top1_k20"])
+        assert list(pd.to_numeric(evaluated["epoch"])) == list(range(spec["base"]["epochs"] + 1)), tid
+
+
+def test_committed_claims_equal_a_recomputation(reference):
+    committed = pd.read_csv(REFERENCE / "claims.csv")
+    fresh = evaluate_claims(reference.trials, reference.curves)[ROW_COLUMNS]
+    assert list(committed["verdict"]) == list(fresh["verdict"])
+    for col in ("value", "ci_lo", "ci_hi", "p_value", "n", "n_seeds"):
+        np.testing.assert_allclose(
+            committed[col].to_numpy(float), fresh[col].to_numpy(float), rtol=1e-9, equal_nan=True, err_msg=col
+        )
+
+
+def test_readme_block_equals_what_the_committed_tables_give(reference):
+    claims = pd.read_csv(REFERENCE / "claims.csv")
+    trials = pd.read_csv(REFERENCE / "trials.csv")
+    expected = readme.readme_block(claims, trials, REFERENCE_REL)
+    assert readme.extract_block((REPO / "README.md").read_text()) == expected
+
+
+def test_committed_leaderboard_shows_the_committed_claims():
+    """The leaderboard embeds claims.csv as it was when it was rendered: run after
+    `normbench claims`, not before, or it shows the previous verdicts."""
+    from suite.analysis.claims.report import leaderboard_markdown, load_claims
+
+    board = (REFERENCE / "leaderboard" / "leaderboard.md").read_text()
+    assert leaderboard_markdown(load_claims([REFERENCE])) in board
+
+
+def test_learning_frame_against_scipy():
+    rows = []
+    for seed, (init, final) in enumerate([(0.90, 0.95), (0.91, 0.97), (0.92, 0.96)]):
+        rows.append(
+            dict(
+                method="dino",
+                intervention="none",
+                seed=seed,
+                status="completed",
+                imbalance=np.nan,
+                knn_top1_k20_init=init,
+                knn_top1_k20=final,
+                final_loss=4.0 + seed,
+                method_args='{"num_prototypes": 256}',
+            )
+        )
+    # neither an intervention arm nor a long-tailed none trial may enter the baseline
+    rows.append({**rows[0], "intervention": "cut:3", "knn_top1_k20": 0.1})
+    rows.append({**rows[0], "imbalance": 10.0, "knn_top1_k20": 0.1})
+    frame = readme.learning_frame(pd.DataFrame(rows))
+    assert len(frame) == 1
+    gains = np.array([0.05, 0.06, 0.04])
+    lo, hi = stats.t.interval(0.95, 2, loc=gains.mean(), scale=stats.sem(gains))
+    got = frame.iloc[0]
+    assert got["gain (pp) [95% interval]"] == f"{100 * gains.mean():+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+    assert got["untrained kNN@20 (%)"] == "91.0" and got["final kNN@20 (%)"] == "96.0"
+    assert got["final loss"] == "5.000" and got["uniform-output loss"] == f"{math.log(256):.3f}"
+    assert got["seeds"] == "0, 1, 2"
+    assert lo > 0 and got["shown to learn"] == "yes"
+    shaky = pd.DataFrame(
+        [
+            {**r, "method": "byol", "knn_top1_k20": r["knn_top1_k20_init"] + g}
+            for r, g in zip(rows[:3], (0.05, -0.02, 0.01))
+        ]
+    )
+    ((_, row),) = readme.learning_frame(shaky).iterrows()
+    assert stats.t.interval(0.95, 2, loc=0.0133, scale=stats.sem([0.05, -0.02, 0.01]))[0] < 0
+    assert row["shown to learn"] == "no"
+
+
+def test_replace_block_keeps_the_rest_and_refuses_a_file_without_markers():
+    text = f"head\n{readme.BEGIN}\nold\n{readme.END}\ntail\n"
+    block = f"{readme.BEGIN}\nnew\n{readme.END}"
+    assert readme.replace_block(text, block) == f"head\n{block}\ntail\n"
+    with pytest.raises(ConfigError, match="markers"):
+        readme.replace_block("no markers here", block)
+
+
+def test_claims_readme_option_rewrites_only_the_block(tmp_path, capsys):
+    import shutil
+
+    results = tmp_path / "ref"
+    shutil.copytree(REFERENCE, results, ignore=shutil.ignore_patterns("*-s[0-9]*"))  # tables only
+    target = tmp_path / "README.md"
+    target.write_text(f"before\n{readme.BEGIN}\nstale\n{readme.END}\nafter\n")
+    assert main(["claims", str(results), "--readme", str(target)]) == 0
+    text = target.read_text()
+    assert text.startswith("before\n") and text.endswith("\nafter\n") and "stale" not in text
+    assert "Does each method learn?" in text
+    bad = tmp_path / "plain.md"
+    bad.write_text("no markers")
+    assert main(["claims", str(results), "--readme", str(bad)]) == 2
+    assert bad.read_text() == "no markers"
+    assert "--readme" in capsys.readouterr().err
+
+
+def _committed_trial_dirs() -> list[Path]:
+    return sorted(
+        p.parent
+        for p in (REPO / "results" / "reference").rglob("config.yaml")
+        if "checkpoints" not in p.parts and "export" not in p.parts
+    )
+
+
+def test_every_committed_trial_id_is_what_the_code_computes_from_its_config():
+    """Ids hash the science only; the committed folders, rows and tables carry the id their stored config gives."""
+    import json
+
+    import yaml
+
+    from suite.config import make_config
+
+    dirs = _committed_trial_dirs()
+    assert len(dirs) > 80
+    for trial_dir in dirs:
+        expected = make_config(yaml.safe_load((trial_dir / "config.yaml").read_text())).trial_id
+        assert trial_dir.name == expected
+        assert json.loads((trial_dir / "result.json").read_text())["trial_id"] == expected
+        for name in ("curves.csv", "norm_bins.csv"):
+            if (trial_dir / name).is_file():
+                assert set(pd.read_csv(trial_dir / name)["trial_id"]) == {expected}, (trial_dir, name)
+    for results_dir in {d.parent for d in dirs}:
+        for table in ("trials", "curves", "norm_bins"):
+            for suffix in (".parquet", ".csv"):
+                path = results_dir / f"{table}{suffix}"
+                if path.is_file():
+                    frame = pd.read_parquet(path) if suffix == ".parquet" else pd.read_csv(path)
+                    assert set(frame["trial_id"]) <= {d.name for d in dirs if d.parent == results_dir}, path
+
+
+def test_the_reference_spec_expands_to_the_committed_trials(reference):
+    from suite.sweep.grid import expand_grid
+    from suite.sweep.spec import load_spec
+
+    planned = {t.trial_id for t in expand_grid(load_spec(SPEC))}
+    assert planned == set(reference.trials["trial_id"])

@@ -1,0 +1,140 @@
+"""The command line: bad input fails before any work, names field/value/allowed, writes nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from suite.cli import main
+
+TINY_ARGS = ["backbone=test_resnet", "image_size=16", "batch_size=64", "train_limit=128", "epochs=1", "linear_epochs=5"]
+
+
+def _files(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*")] if root.exists() else []
+
+
+@pytest.mark.parametrize(
+    "override, field, value, allowed",
+    [
+        ("method=simclrr", "method", "simclrr", "simclr"),
+        ("dataset=cifar11", "dataset", "cifar11", "cifar10"),
+        ("backbone=resnet1800", "backbone", "resnet1800", "resnet18"),
+        ("intervention=cut", "intervention", "cut", "cut:C"),
+        ("intervention=cut:0", "intervention", "cut:0", "C > 1"),
+        ("intervention=cut:-3", "intervention", "cut:-3", "C > 1"),
+        ("intervention=gradscale:x", "intervention", "gradscale:x", "gradscale:P"),
+        ("batch_size=1", "batch_size", "1", ">= 2"),
+        ("learning_rate=0.1", "learning_rate", "0.1", "lr"),
+        ("method_args.temprature=0.1", "method_args.temprature", "temprature", "temperature"),
+        ("optimizer=adam", "optimizer", "adam", "sgd"),
+        ("epochs=0", "epochs", "0", "greater than or equal to 1"),
+        ("holdout_classes=[42]", "holdout_classes", "42", "0"),
+    ],
+)
+def test_bad_input_exits_2_names_field_value_allowed_and_writes_nothing(
+    tmp_path, capsys, override, field, value, allowed
+):
+    out = tmp_path / "out"
+    code = main(["trial", *TINY_ARGS, override, "--out", str(out), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert field in err and value in err and allowed in err, err
+    assert _files(out) == []
+
+
+def test_unknown_yaml_key_and_missing_config_file(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("method: simclr\nepoch: 3\n")
+    assert main(["trial", "--config", str(bad), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "epoch" in err and "epochs" in err
+    assert main(["trial", "--config", str(tmp_path / "nope.yaml")]) == 2
+    assert "nope.yaml" in capsys.readouterr().err
+
+
+def test_yaml_config_with_overrides_runs_then_refuses_to_clobber_then_resumes(tmp_path, capsys):
+    cfg_file = tmp_path / "t.yaml"
+    cfg_file.write_text(
+        "method: simsiam\nbackbone: test_resnet\nimage_size: 16\nbatch_size: 64\n"
+        "train_limit: 128\nepochs: 3\nlinear_epochs: 5\n"
+    )
+    out = tmp_path / "res"
+    assert main(["trial", "--config", str(cfg_file), "epochs=1", "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "kNN top-1" in printed and "linear" in printed and "images/s" in printed
+    trials = pd.read_csv(out / "trials.csv")
+    assert list(trials["method"]) == ["simsiam"] and list(trials["epochs"]) == [1]
+    before = sorted(p.stat().st_mtime_ns for p in _files(out) if p.is_file())
+
+    # Same config again without --resume/--overwrite: refused, nothing touched.
+    assert main(["trial", "--config", str(cfg_file), "epochs=1", "--out", str(out), "--quiet"]) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert sorted(p.stat().st_mtime_ns for p in _files(out) if p.is_file()) == before
+
+    # --resume of a completed trial shows the stored results and trains nothing.
+    assert main(["trial", "--config", str(cfg_file), "epochs=1", "--out", str(out), "--resume", "--quiet"]) == 0
+    assert "already completed" in capsys.readouterr().out
+    assert sorted(p.stat().st_mtime_ns for p in _files(out) if p.is_file()) == before
+
+
+def test_cli_resume_continues_an_interrupted_trial(tmp_path, capsys):
+    from suite.config import load_config
+    from suite.trial import checkpoint
+    from suite.trial.train import run_trial
+
+    args = [*TINY_ARGS, "epochs=2"]
+    cfg = load_config(None, args)
+    out = tmp_path / "res"
+
+    def stop(metrics, ckpt_dir):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_trial(cfg, out / cfg.trial_id, progress=False, report=stop)
+    assert checkpoint.has_checkpoint(out / cfg.trial_id / "checkpoints" / "last")
+    assert main(["trial", *args, "--out", str(out), "--resume", "--quiet"]) == 0
+    assert "resuming" in capsys.readouterr().out
+    row = json.loads((out / cfg.trial_id / "result.json").read_text())
+    assert row["status"] == "completed" and row["epochs_completed"] == 2
+    assert len(pd.read_csv(out / cfg.trial_id / "curves.csv")) == 2
+
+
+def test_console_script_help_and_list():
+    """The installed entry point (python -m suite.cli is the same code) answers --help and list."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    for argv in (["--help"], ["trial", "--help"], ["list"]):
+        proc = subprocess.run(
+            [sys.executable, "-m", "suite.cli", *argv], capture_output=True, text=True, env=env, timeout=120
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.strip()
+    listing = proc.stdout
+    for word in (
+        "simclr",
+        "moco",
+        "byol",
+        "simsiam",
+        "dino",
+        "cut",
+        "gradscale",
+        "wd",
+        "digits",
+        "cifar10",
+        "resnet18",
+    ):
+        assert word in listing, word
+    bad = subprocess.run(
+        [sys.executable, "-m", "suite.cli", "trial", "method=nope"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert bad.returncode == 2 and "method" in bad.stderr and "nope" in bad.stderr

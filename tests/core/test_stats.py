@@ -1,0 +1,103 @@
+"""Uncertainty helpers against sklearn and scipy."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as scipy_stats
+from sklearn.metrics import roc_auc_score
+
+from suite.core.stats import bootstrap_auroc_interval, difference_interval, resampled_aurocs, t_interval
+
+
+def test_each_resampled_auroc_equals_sklearn_on_the_explicit_resample():
+    rng = np.random.default_rng(0)
+    pos = np.round(rng.normal(0.8, 1.0, 120), 1)  # rounded: many ties, within and across classes
+    neg = np.round(rng.normal(0.0, 1.0, 200), 1)
+    pos_index = rng.integers(0, pos.size, (25, pos.size))
+    neg_index = rng.integers(0, neg.size, (25, neg.size))
+    got = resampled_aurocs(pos, neg, pos_index, neg_index)
+    labels = np.r_[np.ones(pos.size), np.zeros(neg.size)]
+    expected = [roc_auc_score(labels, np.r_[pos[pi], neg[ni]]) for pi, ni in zip(pos_index, neg_index)]
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+
+
+def test_bootstrap_interval_agrees_with_scipy_bootstrap_and_repeats_with_the_seed():
+    rng = np.random.default_rng(1)
+    pos, neg = rng.normal(0.7, 1.0, 400), rng.normal(0.0, 1.0, 600)
+    lo, hi = bootstrap_auroc_interval(pos, neg, seed=0)
+    point = roc_auc_score(np.r_[np.ones(400), np.zeros(600)], np.r_[pos, neg])
+    assert lo < point < hi
+    assert bootstrap_auroc_interval(pos, neg, seed=0) == (lo, hi)
+    assert bootstrap_auroc_interval(pos, neg, seed=1) != (lo, hi)
+
+    def statistic(x, y, axis):  # same stratified scheme: scipy resamples each sample on its own
+        return scipy_stats.mannwhitneyu(x, y, axis=axis).statistic / (x.shape[axis] * y.shape[axis])
+
+    ref = scipy_stats.bootstrap(
+        (pos, neg), statistic, n_resamples=1000, method="percentile", random_state=0, vectorized=True, batch=100
+    ).confidence_interval
+    # Two Monte-Carlo estimates of the same interval: equal up to resampling noise.
+    assert lo == pytest.approx(ref.low, abs=0.01) and hi == pytest.approx(ref.high, abs=0.01)
+    assert math.isnan(bootstrap_auroc_interval(pos, [], seed=0)[0])
+
+
+def test_t_interval_matches_scipy():
+    x = np.array([0.61, 0.64, 0.58, 0.66, np.nan])
+    got = t_interval(x)
+    ref = scipy_stats.t.interval(0.95, 3, loc=np.mean(x[:4]), scale=scipy_stats.sem(x[:4]))
+    assert got.estimate == pytest.approx(np.mean(x[:4])) and got.n == 4
+    assert (got.lo, got.hi) == pytest.approx(ref)
+    one = t_interval([0.5])
+    assert one.estimate == 0.5 and one.n == 1 and math.isnan(one.lo) and math.isnan(one.hi) and not one.significant
+
+
+def test_difference_interval_paired_by_seed_or_welch():
+    a = np.array([0.62, 0.60, 0.67])
+    base = np.array([0.54, 0.58, 0.50])  # listed in a different seed order below
+    paired = difference_interval(a, base, seeds=[1, 0, 2], baseline_seeds=[1, 2, 0])
+    a_by_seed, base_by_seed = a[[1, 0, 2]], base[[2, 0, 1]]
+    ref = scipy_stats.ttest_rel(a_by_seed, base_by_seed).confidence_interval(0.95)
+    assert paired.paired and paired.n == 3
+    assert paired.estimate == pytest.approx(a.mean() - base.mean())
+    assert (paired.lo, paired.hi) == pytest.approx((ref.low, ref.high))
+    # Seeds that do not match: Welch's unpaired interval.
+    welch = difference_interval(a, base, seeds=[0, 1, 2], baseline_seeds=[0, 1, 5])
+    ref = scipy_stats.ttest_ind(a, base, equal_var=False).confidence_interval(0.95)
+    assert not welch.paired and (welch.lo, welch.hi) == pytest.approx((ref.low, ref.high))
+    assert welch.estimate == pytest.approx(a.mean() - base.mean())
+    assert (welch.lo > 0) == welch.significant
+    # A baseline with extra seeds (nested seed sets): paired on the shared seeds only.
+    base5 = np.array([0.55, 0.57, 0.49, 0.70, 0.40])  # seeds 4, 0, 1, 3, 2
+    nested = difference_interval(a, base5, seeds=[0, 1, 2], baseline_seeds=[4, 0, 1, 3, 2])
+    shared_base = base5[[1, 2, 4]]  # seeds 0, 1, 2
+    ref = scipy_stats.ttest_rel(a, shared_base).confidence_interval(0.95)
+    assert nested.paired and nested.n == 3
+    assert nested.estimate == pytest.approx(a.mean() - shared_base.mean())
+    assert nested.estimate != pytest.approx(a.mean() - base5.mean())
+    assert (nested.lo, nested.hi) == pytest.approx((ref.low, ref.high))
+    swapped = difference_interval(base5, a, seeds=[4, 0, 1, 3, 2], baseline_seeds=[0, 1, 2])
+    assert swapped.paired and swapped.estimate == pytest.approx(-nested.estimate)
+    # A repeated seed cannot be paired: Welch.
+    repeated = difference_interval(a, base, seeds=[0, 0, 1], baseline_seeds=[0, 1, 2])
+    assert not repeated.paired
+    # Unequal sizes, no seeds at all: Welch as well.
+    ref = scipy_stats.ttest_ind(a[:2], base, equal_var=False).confidence_interval(0.95)
+    got = difference_interval(a[:2], base)
+    assert (got.lo, got.hi) == pytest.approx((ref.low, ref.high)) and got.n == 2
+    # One seed: no interval.
+    one = difference_interval([0.6], [0.5], seeds=[0], baseline_seeds=[0])
+    assert one.estimate == pytest.approx(0.1) and one.n == 1 and math.isnan(one.lo) and not one.significant
+    # Seeds that all differ by exactly the same amount: no zero-width "certain" interval.
+    flat = difference_interval([0.60, 0.70], [0.50, 0.60], seeds=[0, 1], baseline_seeds=[1, 0][::-1])
+    assert flat.paired and flat.n == 2 and flat.estimate == pytest.approx(0.1)
+    assert math.isnan(flat.lo) and math.isnan(flat.hi) and not flat.significant
+    ulps = difference_interval([0.1 + 0.2, 0.7], [0.2, 0.6], seeds=[0, 1], baseline_seeds=[0, 1])
+    assert (0.1 + 0.2) - 0.2 != 0.7 - 0.6  # equal differences up to float rounding only
+    assert math.isnan(ulps.lo) and not ulps.significant
+    assert math.isnan(t_interval([0.1 + 0.2, 0.3]).lo)
+    # An interval that straddles 0 is not significant.
+    noisy = difference_interval([0.5, 0.7], [0.55, 0.6], seeds=[0, 1], baseline_seeds=[0, 1])
+    assert noisy.lo < 0 < noisy.hi and not noisy.significant

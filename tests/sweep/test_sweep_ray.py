@@ -1,0 +1,353 @@
+"""Sweeps on a real local Ray runtime: tables, worker crashes, data-parallel
+trials, a dying sweep driver and `--resume`, and early resource errors.
+
+Each crash is injected through the spec's `_fault_injection` hook: the worker
+process exits (`os._exit`) like a preempted node, and the real Tune / Train
+retry path has to bring the trial back from its last reported checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from support import local_ray
+
+from suite.config import make_config
+from suite.core.errors import ConfigError
+from suite.sweep.runner import experiment_path, run_sweep
+from suite.sweep.spec import spec_from_dict
+
+pytestmark = pytest.mark.ray
+
+ROOT = Path(__file__).parents[2]
+TINY = dict(
+    dataset="digits",
+    backbone="test_resnet",
+    image_size=16,
+    epochs=2,
+    batch_size=64,
+    train_limit=128,
+    linear_epochs=5,
+    eval_batch_size=512,
+    device="cpu",
+    num_threads=1,
+)
+
+
+@pytest.fixture(scope="module")
+def ray_address(tmp_path_factory):
+    """One local Ray runtime for the module (4 logical CPUs)."""
+    yield from local_ray(tmp_path_factory, num_cpus=4)
+
+
+def _spec(tmp_path: Path, name: str, **over):
+    data = dict(name=name, base=dict(TINY), results_dir=str(tmp_path / "results" / name))
+    data.update(over)
+    return spec_from_dict(data)
+
+
+def _tune_reports(spec, trial_id: str) -> list[tuple[str, int]]:
+    """(kind, epoch) of every result Tune logged for the trial, across retries."""
+    path = Path(experiment_path(spec)) / trial_id / "result.json"
+    return [
+        ("skipped" if r.get("skipped") else r["kind"], r["epoch"])
+        for r in map(json.loads, path.read_text().splitlines())
+    ]
+
+
+def _expected_ids(grid: dict, base: dict) -> list[str]:
+    import itertools
+
+    keys = list(grid)
+    return [make_config({**base, **dict(zip(keys, values))}).trial_id for values in itertools.product(*grid.values())]
+
+
+def test_local_sweep_fills_tables_a_crashed_trial_resumes_and_update_reruns_only_changed_arms(ray_address, tmp_path):
+    grid = {"method": ["simclr", "byol"], "intervention": ["none", "cut:3"]}
+    spec = _spec(
+        tmp_path,
+        "grid",
+        grid=grid,
+        retries=1,
+        max_concurrent_trials=4,
+        _fault_injection={"marker_dir": str(tmp_path / "faults"), "after_epoch": 1, "times": 1, "trials": [0]},
+    )
+    outcome = run_sweep(spec)
+
+    ids = _expected_ids(grid, TINY)
+    trials = pd.read_parquet(outcome.results_dir / "trials.parquet")
+    curves = pd.read_parquet(outcome.results_dir / "curves.parquet")
+    assert list(trials["trial_id"]) == ids
+    assert (trials["status"] == "completed").all() and (trials["sweep"] == "grid").all()
+    assert (trials["epochs_completed"] == 2).all()
+    for col in ("knn_top1_k200", "knn_top1_k20", "linear_top1"):
+        assert trials[col].between(0, 1).all(), col
+    assert (trials["emb_norm_mean"] > 0).all() and (trials["feat_norm_q95"] >= trials["feat_norm_q05"]).all()
+    assert curves.groupby("trial_id")["epoch"].apply(list).to_dict() == {i: [1, 2] for i in ids}
+    assert curves["loss"].map(math.isfinite).all()
+    assert len(pd.read_parquet(outcome.results_dir / "norm_bins.parquet")["trial_id"].unique()) == 4
+
+    # The tables hold what each trial itself recorded (rank-0 files), through Tune's reports.
+    for _, row in trials.iterrows():
+        own = json.loads((outcome.results_dir / row["trial_id"] / "result.json").read_text())
+        for key in ("knn_top1_k200", "knn_top1_k20", "linear_top1", "emb_norm_mean", "feat_norm_std", "final_loss"):
+            assert row[key] == pytest.approx(own[key], rel=1e-9), key
+        own_curves = pd.read_csv(outcome.results_dir / row["trial_id"] / "curves.csv")
+        mine = curves[curves["trial_id"] == row["trial_id"]].reset_index(drop=True)
+        pd.testing.assert_series_equal(mine["loss"], own_curves["loss"], check_names=False)
+        assert row["emb_norm_mean"] == pytest.approx(mine["emb_norm_mean"].iloc[-1])
+
+    # Trial 0 died once (while finishing epoch 2) and was retried: it reported
+    # epoch 1 exactly once, i.e. it resumed from the epoch-1 checkpoint instead
+    # of starting over; the others never crashed.
+    assert [p.name for p in (tmp_path / "faults").iterdir()] == [f"{ids[0]}.crash0"]
+    assert all(_tune_reports(spec, i) == [("epoch", 1), ("epoch", 2), ("final", 2)] for i in ids)
+
+    # The resumed trial ends exactly where an uninterrupted run ends.
+    from suite.trial.train import run_trial
+
+    clean = run_trial(
+        make_config({**TINY, "method": "simclr", "intervention": "none"}), tmp_path / "clean", progress=False
+    ).row
+    assert trials.iloc[0]["final_loss"] == pytest.approx(clean["final_loss"], rel=1e-6)
+    assert trials.iloc[0]["knn_top1_k20"] == pytest.approx(clean["knn_top1_k20"])
+
+    # Same name again: refused before anything runs, pointing at --resume and --update.
+    with pytest.raises(ConfigError, match="--update") as info:
+        run_sweep(spec)
+    assert info.value.field == "name"
+    with pytest.raises(ConfigError, match="not together with --resume"):
+        run_sweep(spec, update=True, resume=True)
+
+    # --update with a changed spec (BYOL dropped, a GradScale arm added) trains the new arm only;
+    # the unchanged finished trials are handed back as they were.
+    changed = {"method": ["simclr"], "intervention": ["none", "cut:3", "gradscale:1"]}
+    kept, new_id = ids[:2], _expected_ids(changed, TINY)[2]
+    kept_files = {p: p.stat().st_mtime_ns for i in kept for p in (outcome.results_dir / i).rglob("*") if p.is_file()}
+    updated = _spec(tmp_path, "grid", grid=changed, retries=0, max_concurrent_trials=4)
+    after = run_sweep(updated, update=True).trials.set_index("trial_id")
+    assert list(after.index) == [*kept, new_id] and (after["status"] == "completed").all()
+    before = trials.set_index("trial_id")
+    for col in ("final_loss", "knn_top1_k200", "wall_time_s", "emb_norm_mean"):
+        assert (after.loc[kept, col] == before.loc[kept, col]).all(), col
+    assert {p: p.stat().st_mtime_ns for p in kept_files} == kept_files
+    assert all(_tune_reports(updated, i) == [("skipped", 2)] for i in kept)
+    assert _tune_reports(updated, new_id) == [("epoch", 1), ("epoch", 2), ("final", 2)]
+    # The removed arms leave the tables; their folders stay.
+    assert set(pd.read_parquet(outcome.results_dir / "curves.parquet")["trial_id"]) == {*kept, new_id}
+    assert all((outcome.results_dir / i / "result.json").is_file() for i in ids[2:])
+
+
+def test_killed_sweep_driver_resumes_without_rerunning_finished_trials(ray_address, tmp_path):
+    grid = {"intervention": ["none", "cut:3", "gradscale:1"]}
+    data = dict(
+        name="resume",
+        base=dict(TINY),
+        grid=grid,
+        results_dir=str(tmp_path / "results"),
+        retries=0,
+        max_concurrent_trials=1,
+        # trial 1 dies once after its epoch-1 checkpoint (no retries left: it fails
+        # for good); the sweep driver dies once two trials have ended.
+        _fault_injection={
+            "marker_dir": str(tmp_path / "faults"),
+            "after_epoch": 1,
+            "times": 1,
+            "trials": [1],
+            "driver_exit_after_trials": 2,
+        },
+    )
+    spec_path = tmp_path / "resume.yaml"
+    spec_path.write_text(yaml.safe_dump(data))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "suite.cli", "sweep", str(spec_path), "--address", ray_address],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 3, proc.stderr[-3000:]  # the injected driver death
+
+    ids = _expected_ids(grid, TINY)
+    results_dir = tmp_path / "results"
+    before = pd.read_parquet(results_dir / "trials.parquet").set_index("trial_id")
+    assert before.loc[ids[0], "status"] == "completed"
+    assert before.loc[ids[1], "status"] == "failed" and before.loc[ids[1], "error"]
+    assert ids[2] not in before.index or before.loc[ids[2], "status"] != "completed"
+    finished_files = {p: p.stat().st_mtime_ns for p in (results_dir / ids[0]).rglob("*") if p.is_file()}
+
+    spec = spec_from_dict(data)
+    outcome = run_sweep(spec, resume=True)
+    after = outcome.trials.set_index("trial_id")
+    assert list(after.index) == ids and (after["status"] == "completed").all()
+    # The finished trial was not trained again: same row, untouched files, one final report.
+    for col in ("final_loss", "knn_top1_k200", "wall_time_s", "emb_norm_mean"):
+        assert after.loc[ids[0], col] == before.loc[ids[0], col]
+    assert {p: p.stat().st_mtime_ns for p in finished_files} == finished_files
+    reports = _tune_reports(spec, ids[0])
+    assert reports[:3] == [("epoch", 1), ("epoch", 2), ("final", 2)]
+    # If Tune's saved state still had it running, it was handed back, not retrained.
+    assert all(r == ("skipped", 2) for r in reports[3:])
+    # The trial that failed for good continued from its epoch-1 checkpoint.
+    assert _tune_reports(spec, ids[1]) == [("epoch", 1), ("epoch", 2), ("final", 2)]
+    assert after.loc[ids[1], "epochs_completed"] == 2
+
+
+def test_trial_larger_than_the_cluster_fails_before_any_trial_starts(ray_address, tmp_path):
+    spec = _spec(tmp_path, "huge", grid={"method": ["simclr"]}, resources={"workers": 2, "cpus_per_worker": 64})
+    with pytest.raises(ConfigError) as info:
+        run_sweep(spec)
+    assert info.value.field == "resources.cpus_per_worker" and "4 CPU" in str(info.value)
+    assert not spec.results_path().exists() and not Path(experiment_path(spec)).exists()
+
+
+def test_every_method_trains_data_parallel_in_a_sweep_and_survives_a_dead_worker(ray_address, tmp_path):
+    """The two-worker sweep of the data-parallel bug report: every registered
+    method completes on gloo through Ray Train (it used to fail for all but
+    SimCLR). The first trial's rank 0 dies once while finishing epoch 2: Ray
+    Train restarts the worker group from the epoch-1 checkpoint."""
+    from methods import METHODS
+
+    names = sorted(METHODS)
+    base = dict(TINY, warmup_epochs=0, batch_size=128, train_limit=256)
+    spec = spec_from_dict(
+        dict(
+            name="ddp-all",
+            base=base,
+            grid={"method": names},
+            retries=1,
+            max_concurrent_trials=2,
+            resources={"workers": 2, "cpus_per_worker": 0.9},
+            results_dir=str(tmp_path / "results" / "ddp-all"),
+            _fault_injection={"marker_dir": str(tmp_path / "faults"), "after_epoch": 1, "times": 1, "trials": [0]},
+        )
+    )
+    outcome = run_sweep(spec)
+    trials = outcome.trials.set_index("method")
+    assert sorted(trials.index) == names
+    assert (trials["status"] == "completed").all(), trials["error"].to_dict()
+    assert (trials["workers"] == 2).all() and (trials["epochs_completed"] == 2).all()
+    assert trials["final_loss"].map(math.isfinite).all()
+    for col in ("knn_top1_k20", "linear_top1"):
+        assert trials[col].between(0, 1).all(), col
+    dead = trials.loc[names[0], "trial_id"]
+    assert (tmp_path / "faults" / f"{dead}.crash0").is_file()
+    assert _tune_reports(spec, dead) == [("epoch", 1), ("epoch", 2), ("final", 2)]  # epoch 1 not repeated
+    train_run = Path(experiment_path(spec)) / "_train" / f"train-{dead}"
+    assert any(p.name.startswith("checkpoint_") for p in train_run.iterdir())
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_failed_trial_row_names_the_root_cause(ray_address, tmp_path, workers):
+    """A trial whose training code raises (in the Tune actor, or in a Ray Train
+    worker) records the exception's type, message and where it was raised."""
+    spec = _spec(
+        tmp_path,
+        f"raise{workers}",
+        grid={"method": ["simclr"]},
+        retries=0,
+        resources={"workers": workers, "cpus_per_worker": 1},
+        _fault_injection={"marker_dir": str(tmp_path / "faults"), "after_epoch": 1, "times": 1, "mode": "raise"},
+    )
+    outcome = run_sweep(spec)
+    (row,) = outcome.trials.to_dict("records")
+    assert row["status"] == "failed"
+    assert row["error"].startswith(f"RuntimeError: injected fault in trial {row['trial_id']} at epoch 2")
+    assert "in _maybe_inject_fault" in row["error"]
+
+
+def _sweep_cli(args: list[str], env: dict, timeout: float) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "suite.cli", "sweep", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_local_sweep_ignores_a_stale_ray_cluster_file(tmp_path):
+    """Ray records the last `ray start` cluster under $TMPDIR/ray; after that
+    cluster died, a sweep without --address must start its own Ray, not hang."""
+    import shutil
+    import tempfile
+
+    short_tmp = Path(tempfile.mkdtemp(prefix="nb", dir="/tmp"))  # Ray's socket paths must stay short
+    try:
+        (short_tmp / "ray").mkdir()
+        (short_tmp / "ray" / "ray_current_cluster").write_text(f"127.0.0.1:{_free_port()}")
+        data = dict(name="stale", base=dict(TINY, epochs=1), results_dir=str(tmp_path / "results"), retries=0)
+        (tmp_path / "stale.yaml").write_text(yaml.safe_dump(data))
+        env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+        env.update(PYTHONPATH=str(ROOT), TMPDIR=str(short_tmp))
+        proc = _sweep_cli([str(tmp_path / "stale.yaml")], env, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        trials = pd.read_parquet(tmp_path / "results" / "trials.parquet")
+        assert list(trials["status"]) == ["completed"]
+    finally:
+        subprocess.run(["pkill", "-f", str(short_tmp)], check=False)  # nothing of this Ray may outlive the test
+        shutil.rmtree(short_tmp, ignore_errors=True)
+
+
+def test_unreachable_address_fails_fast_with_an_explanation(tmp_path):
+    address = f"127.0.0.1:{_free_port()}"
+    data = dict(name="nowhere", base=dict(TINY, epochs=1), results_dir=str(tmp_path / "results"))
+    (tmp_path / "nowhere.yaml").write_text(yaml.safe_dump(data))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = _sweep_cli(
+        [str(tmp_path / "nowhere.yaml"), "--address", address, "--connect-timeout", "2"], env, timeout=120
+    )  # a hang fails here instead of waiting forever
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "--address" in proc.stderr and address in proc.stderr
+    assert "nothing answered" in proc.stderr and "ray status" in proc.stderr
+    assert not (tmp_path / "results").exists()
+
+
+TIMING_COLUMNS = {"wall_time_s", "train_time_s", "eval_time_s", "images_per_s", "sweep"}
+
+
+def test_local_trial_row_equals_the_sweep_row(ray_address, tmp_path):
+    """The sweep's row is the TrialResult a local `run_trial` returns for the
+    same config, carried through Tune's reports -- equal except for timing."""
+    from suite.trial.train import run_trial
+
+    base = dict(TINY, eval_every=1)
+    spec = spec_from_dict(
+        dict(
+            name="same", base=base, grid={"method": ["byol"]}, retries=0, results_dir=str(tmp_path / "results" / "same")
+        )
+    )
+    outcome = run_sweep(spec)
+    (swept,) = outcome.trials.to_dict("records")
+    local = run_trial(make_config({**base, "method": "byol"}), tmp_path / "local", progress=False).row
+    assert swept["status"] == local["status"] == "completed"
+    assert set(local) - TIMING_COLUMNS == set(swept) - TIMING_COLUMNS
+    for key in sorted(set(local) - TIMING_COLUMNS):
+        mine, theirs = local[key], swept[key]
+        if isinstance(mine, float) and math.isnan(mine):
+            assert theirs is None or (isinstance(theirs, float) and math.isnan(theirs)), key
+        elif isinstance(mine, float):
+            assert theirs == pytest.approx(mine, rel=1e-9, abs=1e-12), key
+        else:
+            assert theirs == mine or (mine == "" and theirs is None), key
+    curves = pd.read_parquet(outcome.results_dir / "curves.parquet")
+    assert list(curves["epoch"]) == [0, 1, 2]  # epoch 0: the untrained network

@@ -1,0 +1,191 @@
+"""Data parallelism is exact, for every registered method: two real gloo workers
+taking two steps on halves of a fixed batch end in the state one process
+reaches on the whole batch -- same loss, same parameters, same BatchNorm
+statistics, and for momentum methods the same EMA target, MoCo queue and DINO
+centre (the whole state_dict is compared).
+
+The workers are wired exactly as `suite.trial.train.run_trial` wires them
+(`suite.trial.runtime.prepare_data_parallel`: synchronized BatchNorm, then DDP).
+Two steps, because DDP only notices a parameter that received no gradient at
+the start of the *next* iteration. The views are fixed tensors (no
+augmentation randomness). All methods share one pair of spawned processes.
+
+Everything runs in float64: the logic must match to 1e-9, and float32
+round-off (amplified by BatchNorm over 8-sample shards) cannot hide a real
+difference behind a loose tolerance.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from torch import nn
+
+from methods import METHODS
+from suite.config import make_config
+from suite.trial.runtime import GlooSyncBatchNorm, convert_sync_batchnorm
+
+pytestmark = pytest.mark.slow  # two gloo worker processes per test
+
+BATCH, STEPS, LR = 16, 2, 0.5
+# Extra hyper-parameters that make a method's test stronger (BN in SimCLR's
+# projector must be synced too); small heads keep the test fast.
+EXTRA_ARGS = {"simclr": {"proj_batch_norm": True}, "moco": {"queue_size": 64}}
+# Every method, plus the variants whose losses talk across workers differently:
+# DINO's Sinkhorn-Knopp centering all-reduces its marginals instead of a mean centre.
+VARIANTS = {
+    **{name: (name, EXTRA_ARGS.get(name, {})) for name in METHODS},
+    "dino-sinkhorn": ("dino", {"centering": "sinkhorn"}),
+}
+
+
+def _config(name: str):
+    method, method_args = VARIANTS[name]
+    return make_config(
+        dict(
+            method=method,
+            backbone="test_resnet",
+            image_size=16,
+            batch_size=BATCH,
+            device="cpu",
+            method_args=method_args,
+        )
+    )
+
+
+def _model(name: str) -> nn.Module:
+    from suite.trial.train import build_model
+
+    return build_model(_config(name))
+
+
+def _views(model: nn.Module, step: int) -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(100 + step)
+    return [torch.randn(BATCH, 3, spec.size, spec.size, generator=g) for spec in model.view_specs(16)]
+
+
+def _train(model: nn.Module, method: nn.Module, shard) -> list[float]:
+    """STEPS optimizer steps + EMA updates; returns the (local) losses."""
+    optimizer = torch.optim.SGD([p for p in method.parameters() if p.requires_grad], lr=LR)
+    losses = []
+    for step in range(STEPS):
+        loss = model([shard(v) for v in _views(method, step)])["loss"]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        method.update_target((step + 1) / 10)
+        losses.append(loss.detach())
+    return losses
+
+
+def _snapshot(method: nn.Module, losses) -> dict:
+    return {
+        "loss": torch.stack(losses),
+        "state": {k: v.detach().clone() for k, v in method.state_dict().items()},
+        "requires_grad": {k: p.requires_grad for k, p in method.named_parameters()},
+    }
+
+
+def _worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
+    from suite.trial.runtime import prepare_data_parallel
+
+    torch.set_num_threads(1)
+    torch.set_default_dtype(torch.float64)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        per = BATCH // world
+        results = {}
+        for name in VARIANTS:
+            method = _model(name)
+            model = prepare_data_parallel(method, torch.device("cpu"))
+            losses = _train(model, method, lambda v: v[rank * per : (rank + 1) * per])
+            losses = [dist.all_reduce(loss) or loss / world for loss in losses]
+            results[name] = _snapshot(method, losses)
+        if rank == 0:
+            torch.save(results, os.path.join(out_dir, "ddp.pt"))
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.fixture(scope="module")
+def ddp_results(tmp_path_factory) -> dict:
+    out = tmp_path_factory.mktemp("ddp")
+    mp.spawn(_worker, args=(2, str(out / "init"), str(out)), nprocs=2, join=True)
+    results = torch.load(out / "ddp.pt")
+    (out / "ddp.pt").unlink()  # 360 MB of float64 states; a module fixture's dir outlives the module
+    return results
+
+
+@pytest.fixture(scope="module")
+def single_results() -> dict:
+    results = {}
+    saved = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        for name in VARIANTS:
+            method = _model(name)
+            initial = {k: v.detach().clone() for k, v in method.state_dict().items()}
+            results[name] = {**_snapshot(method, _train(method, method, lambda v: v)), "initial": initial}
+    finally:
+        torch.set_default_dtype(saved)
+    return results
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_two_workers_equal_one_process(name, ddp_results, single_results):
+    ddp, single = ddp_results[name], single_results[name]
+    assert single["loss"].dtype == torch.float64
+    torch.testing.assert_close(ddp["loss"], single["loss"], rtol=1e-9, atol=1e-12)
+    assert ddp["requires_grad"] == single["requires_grad"]
+    assert ddp["state"].keys() == single["state"].keys()
+    for key, value in single["state"].items():
+        torch.testing.assert_close(ddp["state"][key], value, rtol=1e-7, atol=1e-10, msg=f"{name}: {key}")
+    moved = [
+        k for k, v in single["state"].items() if v.is_floating_point() and not torch.equal(v, single["initial"][k])
+    ]
+    assert len(moved) > len(single["state"]) // 3  # the steps really changed weights and statistics
+
+
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_momentum_state_really_moves(name, single_results):
+    """The comparison above covers EMA targets, queue and centre only if they change."""
+    single = single_results[name]
+    frozen = [k for k, grad in single["requires_grad"].items() if not grad]
+    for key in frozen + [k for k in ("queue", "center") if k in single["state"]]:
+        assert not torch.equal(single["state"][key], single["initial"][key]), key
+
+
+@pytest.mark.parametrize("path", ["cpu", "cuda"])
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_sync_batchnorm_conversion_keeps_frozen_modules_frozen(name, path):
+    """Both conversions (ours for gloo, torch's for NCCL) keep each BatchNorm's
+    parameter objects, so requires_grad and EMA targets survive. torch's
+    converter only builds modules, so its path is checked without a GPU."""
+    method = _model(name)
+    before = dict(method.named_parameters())
+    buffers = dict(method.named_buffers())
+    convert_sync_batchnorm(method, torch.device(path))
+    sync_type = GlooSyncBatchNorm if path == "cpu" else nn.SyncBatchNorm
+    bns = [m for m in method.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    assert bns and all(isinstance(m, sync_type) for m in bns)
+    after = dict(method.named_parameters())
+    assert after.keys() == before.keys()
+    for key, param in after.items():
+        assert param is before[key], key
+    for key, buf in method.named_buffers():
+        assert buf is buffers[key], key
+    if method.target_pairs():
+        assert any(not p.requires_grad for p in after.values())
+
+
+def test_gloo_sync_batchnorm_evaluates_projector_inputs():
+    """Projector BatchNorm1d becomes GlooSyncBatchNorm: eval mode on (N, C) must work."""
+    bn = nn.BatchNorm1d(4)
+    bn.running_mean.fill_(1.0)
+    sync = GlooSyncBatchNorm.from_batchnorm(bn).eval()
+    x = torch.randn(3, 4)
+    torch.testing.assert_close(sync(x), bn.eval()(x))
