@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import re
 import shutil
 import sys
 import textwrap
@@ -20,6 +19,7 @@ from typing import Any
 from suite.analysis.claims import cli as claims_cli
 from suite.analysis.leaderboard import cli as leaderboard_cli
 from suite.core.errors import ConfigError
+from suite.results import schema
 from suite.sweep import cli as sweep_cli
 from suite.tools.bench import cli as bench_cli
 from suite.tools.simulate import cli as simulate_cli
@@ -45,20 +45,20 @@ def print_summary(row: dict[str, Any], trial_dir: Path, out: Path) -> None:
     ]
     if row.get("error"):
         lines.append(f"error      {row['error']}")
-    ks = sorted((int(m.group(1)) for k in row if (m := re.fullmatch(r"knn_top1_k(\d+)", k))), reverse=True)
+    ks = list(schema.knn_columns(row))
     if ks:
-        lines.append("kNN top-1  " + "   ".join(f"k={k}: {_fmt(row[f'knn_top1_k{k}'], True)}" for k in ks))
-        initial = [row.get(f"knn_top1_k{k}_init") for k in ks]
+        lines.append("kNN top-1  " + "   ".join(f"k={k}: {_fmt(row[schema.knn(k)], True)}" for k in ks))
+        initial = [row.get(schema.knn_init(k)) for k in ks]
         if any(isinstance(v, float) and math.isfinite(v) for v in initial):
             lines.append(
                 "untrained  "
                 + "   ".join(f"k={k}: {_fmt(v, True)}" for k, v in zip(ks, initial))
                 + "   (epoch 0: what the gain is measured against)"
             )
-        if any(f"val_knn_top1_k{k}" in row for k in ks):
+        if any(schema.knn(k, "val") in row for k in ks):
             lines.append(
                 "val kNN    "
-                + "   ".join(f"k={k}: {_fmt(row.get(f'val_knn_top1_k{k}'), True)}" for k in ks)
+                + "   ".join(f"k={k}: {_fmt(row.get(schema.knn(k, 'val')), True)}" for k in ks)
                 + "   (held-out part of the training set)"
             )
     lines.append(f"linear     top-1: {_fmt(row.get('linear_top1'), True)}")
@@ -111,7 +111,7 @@ def cmd_trial(args: argparse.Namespace) -> int:
     existing = (trial_dir / results.RESULT_FILE).is_file() or ckpt.has_checkpoint(trial_dir / "checkpoints" / "last")
     resume_from = None
     if existing and args.resume:
-        row, _, _ = results.load_trial_dir(trial_dir)
+        row = results.read_result(trial_dir)
         if row and row.get("status") == "completed":
             print(f"trial {cfg.trial_id} already completed; showing its recorded results (use --overwrite to re-run)")
             print_summary(row, trial_dir, out)

@@ -22,11 +22,15 @@ from pathlib import Path
 import pandas as pd
 
 from suite.core.errors import ConfigError
+from suite.results import schema, store
 
 TRIAL_KEY = ["results_dir", "trial_id"]
 REQUIRED_TRIAL_COLUMNS = ["trial_id", "status", "dataset", "backbone", "method", "intervention"]
-REQUIRED_CURVE_COLUMNS = ["trial_id", "epoch"]
-REQUIRED_NORM_BIN_COLUMNS = ["trial_id", "vector", "bin", "accuracy"]
+REQUIRED = {
+    "curves": ["trial_id", "epoch"],
+    "norm_bins": ["trial_id", "vector", "bin", "accuracy"],
+    "class_norms": list(schema.CLASS_NORMS_COLUMNS),
+}
 REQUIRED_EVAL_NORM_COLUMNS = ["split", "vector", "norm"]
 
 
@@ -42,61 +46,43 @@ class Results:
     curves: pd.DataFrame | None
     norm_bins: pd.DataFrame | None
     dirs: list[Path]
+    class_norms: pd.DataFrame | None = None
 
 
-def _table_path(directory: Path, stem: str) -> Path | None:
-    for suffix in (".parquet", ".csv"):
-        path = directory / f"{stem}{suffix}"
-        if path.is_file():
-            return path
-    return None
-
-
-def read_table(path: Path, required: Sequence[str]) -> pd.DataFrame:
-    """Read a Parquet/CSV table; ConfigError naming the path if unreadable or incomplete."""
-    try:
-        frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
-    except Exception as exc:  # any reader failure means a corrupt file for the user
-        raise ConfigError(
-            "results table", str(path), "a readable Parquet or CSV table", hint=f"{type(exc).__name__}: {exc}"
-        ) from exc
+def _required(frame: pd.DataFrame, required: Sequence[str], where: str) -> None:
     missing = [c for c in required if c not in frame.columns]
     if missing:
         raise ConfigError(
-            "results table columns", str(path), f"a table with columns {list(required)}", hint=f"missing {missing}"
+            "results table columns", where, f"a table with columns {list(required)}", hint=f"missing {missing}"
         )
-    if "trial_id" in frame.columns:
-        frame["trial_id"] = frame["trial_id"].astype(str)
-    return frame
 
 
-def _read_optional(directory: Path, stem: str, required: Sequence[str]) -> pd.DataFrame | None:
-    path = _table_path(directory, stem)
-    if path is None:
-        return None
-    frame = read_table(path, required).copy()  # consolidated: per-column conversions fragment it
-    frame.insert(0, "results_dir", str(directory))
-    return frame
-
-
-def _read_dir(directory: Path) -> tuple[pd.DataFrame, pd.DataFrame | None, pd.DataFrame | None]:
+def _read_dir(directory: Path) -> dict[str, pd.DataFrame | None]:
     if not directory.is_dir():
         raise ConfigError("results_dir", str(directory), "an existing results directory")
-    path = _table_path(directory, "trials")
-    if path is None:
+    tables = store.read_tables(directory)
+    trials = tables["trials"]
+    if trials is None:
         raise ConfigError("results_dir", str(directory), "a directory containing trials.parquet or trials.csv")
-    trials = read_table(path, REQUIRED_TRIAL_COLUMNS)
     if trials.empty:
-        raise ConfigError("results table", str(path), "a trials table with at least one row")
+        raise ConfigError("results table", str(directory / "trials"), "a trials table with at least one row")
+    _required(trials, REQUIRED_TRIAL_COLUMNS, str(directory / "trials"))
     duplicated = trials["trial_id"][trials["trial_id"].duplicated()].unique().tolist()
     if duplicated:
-        raise ConfigError("trial_id", duplicated[:5], "unique trial ids within one trials table", hint=f"in {path}")
-    trials = trials.copy()  # consolidated: per-column conversions fragment it
-    trials["status"] = trials["status"].astype(str)
-    trials.insert(0, "results_dir", str(directory))
-    curves = _read_optional(directory, "curves", REQUIRED_CURVE_COLUMNS)
-    norm_bins = _read_optional(directory, "norm_bins", REQUIRED_NORM_BIN_COLUMNS)
-    return trials, curves, norm_bins
+        raise ConfigError(
+            "trial_id", duplicated[:5], "unique trial ids within one trials table", hint=f"in {directory}"
+        )
+    out = {}
+    for name, frame in tables.items():
+        if frame is None:
+            out[name] = None
+            continue
+        _required(frame, REQUIRED.get(name, ()), str(directory / name))
+        frame = frame.copy()  # consolidated: per-column conversions fragment it
+        frame.insert(0, "results_dir", str(directory))
+        out[name] = frame
+    out["trials"]["status"] = out["trials"]["status"].astype(str)
+    return out
 
 
 def _concat(frames: list[pd.DataFrame | None]) -> pd.DataFrame | None:
@@ -105,7 +91,7 @@ def _concat(frames: list[pd.DataFrame | None]) -> pd.DataFrame | None:
 
 
 def load_results(dirs: Sequence[str | Path]) -> Results:
-    """Read and merge results directories (trials, curves, norm_bins)."""
+    """Read and merge results directories (trials, curves, norm_bins, class_norms)."""
     if not dirs:
         raise ConfigError("results_dir", [], "one or more results directories")
     resolved: list[Path] = []
@@ -116,7 +102,7 @@ def load_results(dirs: Sequence[str | Path]) -> Results:
             continue
         resolved.append(path)
     parts = [_read_dir(d) for d in resolved]
-    trials = pd.concat([p[0] for p in parts], ignore_index=True)
+    trials = pd.concat([p["trials"] for p in parts], ignore_index=True)
     dup = trials["trial_id"][trials["trial_id"].duplicated()].unique().tolist()
     if dup:
         warnings.warn(
@@ -125,7 +111,11 @@ def load_results(dirs: Sequence[str | Path]) -> Results:
             stacklevel=2,
         )
     return Results(
-        trials=trials, curves=_concat([p[1] for p in parts]), norm_bins=_concat([p[2] for p in parts]), dirs=resolved
+        trials=trials,
+        curves=_concat([p["curves"] for p in parts]),
+        norm_bins=_concat([p["norm_bins"] for p in parts]),
+        class_norms=_concat([p["class_norms"] for p in parts]),
+        dirs=resolved,
     )
 
 
@@ -137,11 +127,12 @@ def load_eval_norms(trials: pd.DataFrame) -> pd.DataFrame | None:
     """
     frames = []
     for results_dir, trial_id in trials[TRIAL_KEY].itertuples(index=False):  # one file per trial
-        path = _table_path(Path(results_dir) / str(trial_id), "eval_norms")
+        path = store.table_path(Path(results_dir) / str(trial_id), "eval_norms")
         if path is None:
             continue
         try:
-            frame = read_table(path, REQUIRED_EVAL_NORM_COLUMNS)
+            frame = store.read_table_file(path)
+            _required(frame, REQUIRED_EVAL_NORM_COLUMNS, str(path))
         except ConfigError as exc:
             warnings.warn(str(exc), LeaderboardWarning, stacklevel=2)
             continue

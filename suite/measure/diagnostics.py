@@ -31,6 +31,7 @@ from scipy.stats import rankdata, spearmanr
 
 from suite.core.errors import ConfigError
 from suite.core.stats import bootstrap_auroc_interval
+from suite.results.schema import BIN_COLUMNS, CORRECT_AUROC, FREQ_SPEARMAN, OOD_AUROC, ci_hi, ci_lo, diagnostic, note
 
 __all__ = [
     "auroc",
@@ -42,12 +43,10 @@ __all__ = [
     "ood_auroc",
     "frequency_norm_spearman",
     "norm_diagnostics",
-    "BIN_COLUMNS",
 ]
 
 N_BOOTSTRAP = 1000
 MIN_RELATIVE_SPREAD = 1e-3
-BIN_COLUMNS = ["binning", "bin", "norm_lo", "norm_hi", "count", "accuracy"]
 
 
 def _as_1d(x: Any, field: str, dtype: type = np.float64) -> np.ndarray:
@@ -110,7 +109,7 @@ def _binned_accuracy(n: np.ndarray, c: np.ndarray, edges: np.ndarray, binning: s
             "count": count.astype(np.int64),
             "accuracy": acc,
         },
-        columns=BIN_COLUMNS,
+        columns=list(BIN_COLUMNS),
     )
 
 
@@ -174,7 +173,7 @@ class AurocEstimate:
     note: str
 
     def as_columns(self, name: str) -> dict[str, float | str]:
-        return {name: self.value, f"{name}_ci_lo": self.ci_lo, f"{name}_ci_hi": self.ci_hi, f"{name}_note": self.note}
+        return {name: self.value, ci_lo(name): self.ci_lo, ci_hi(name): self.ci_hi, note(name): self.note}
 
 
 def degenerate_reason(
@@ -280,13 +279,13 @@ def norm_diagnostics(
     correct = _as_1d(test_correct, "test_correct")
     boot = dict(n_resamples=n_resamples, seed=seed)
     scalars: dict[str, float | str] = {}
-    scalars.update(auroc_with_interval(norms, correct, **boot).as_columns(f"{p}_correct_auroc"))
+    scalars.update(auroc_with_interval(norms, correct, **boot).as_columns(diagnostic(p, CORRECT_AUROC)))
     if ood_norms is None:
         ood = AurocEstimate(math.nan, math.nan, math.nan, "no OOD set")
     else:
         ood = auroc_with_interval(*_ood_scores_and_labels(norms, ood_norms), **boot)
-    scalars.update(ood.as_columns(f"{p}_ood_auroc"))
-    scalars[f"{p}_freq_spearman"] = (
+    scalars.update(ood.as_columns(diagnostic(p, OOD_AUROC)))
+    scalars[diagnostic(p, FREQ_SPEARMAN)] = (
         math.nan
         if test_labels is None or class_counts is None
         else frequency_norm_spearman(norms, test_labels, class_counts)

@@ -20,8 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from methods.distributed import all_reduce_mean_
-
-GRAD_COLUMNS = ("emb_grad_norm_mean", "emb_grad_cos_abs_mean", "emb_dir_grad_norm_mean")
+from suite.results.schema import GRAD_COLUMNS
 
 
 class EmbeddingGradStats:

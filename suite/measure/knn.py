@@ -22,12 +22,22 @@ Edge cases (documented behaviour):
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from suite.core.errors import ConfigError
+
+
+@dataclass
+class KnnResult:
+    """Top-1 accuracy and predictions per k (the column names live in `suite.results.schema`)."""
+
+    accuracy: dict[int, float]
+    predictions: dict[int, Tensor]
+
 
 __all__ = ["knn_predict", "knn_scores", "knn_evaluate"]
 
@@ -166,12 +176,9 @@ def knn_evaluate(
     temperature: float = 0.1,
     num_classes: int,
     chunk_size: int = 1024,
-) -> dict[str, float | Tensor]:
-    """kNN top-1 for several k sharing one neighbour search.
-
-    Returns ``{"knn_top1_k{k}": accuracy in [0, 1], "predictions_k{k}": int64 CPU tensor}``
-    for every k in ``ks``.
-    """
+) -> KnnResult:
+    """kNN top-1 for several k sharing one neighbour search: the accuracy in [0, 1] and the
+    predicted labels (int64, CPU) for every k in ``ks``."""
     ks = tuple(ks)
     _validate(train_features, train_labels, test_features, ks, temperature, num_classes, chunk_size)
     if test_labels.ndim != 1 or test_labels.shape[0] != test_features.shape[0]:
@@ -183,9 +190,9 @@ def knn_evaluate(
         for k in ks:
             preds[k].append(votes[k].argmax(dim=1).cpu())
     labels = test_labels.detach().cpu().to(torch.int64)
-    result: dict[str, float | Tensor] = {}
+    result = KnnResult({}, {})
     for k in ks:
         p = torch.cat(preds[k])
-        result[f"knn_top1_k{k}"] = float((p == labels).double().mean())
-        result[f"predictions_k{k}"] = p
+        result.accuracy[k] = float((p == labels).double().mean())
+        result.predictions[k] = p
     return result

@@ -19,8 +19,8 @@ QUANTILES: tuple[tuple[str, float], ...] = (("q05", 0.05), ("q25", 0.25), ("q50"
 _TORCH_QUANTILE_MAX = 2**24  # torch.quantile refuses larger inputs
 
 
-def norm_summary(norms: Tensor, prefix: str) -> dict[str, float]:
-    """``{prefix}_mean, _std, _q05, _q25, _q50, _q75, _q95`` of a 1-D tensor of norms.
+def norm_summary(norms: Tensor) -> dict[str, float]:
+    """``mean, std, q05, q25, q50, q75, q95`` of a 1-D tensor of norms (``schema.EVAL_NORM_STATS``).
 
     The std is the population std (ddof=0, like numpy's default); quantiles use
     linear interpolation. Non-finite norms (a diverged trial) propagate as NaN/inf
@@ -29,16 +29,16 @@ def norm_summary(norms: Tensor, prefix: str) -> dict[str, float]:
     if not isinstance(norms, Tensor):
         raise ConfigError("norms", type(norms).__name__, "a torch.Tensor")
     if norms.numel() == 0:
-        raise ConfigError(f"{prefix} norms", "empty tensor", "at least one value")
+        raise ConfigError("norms", "empty tensor", "at least one value")
     x = norms.detach().reshape(-1).to(device="cpu", dtype=torch.float64)
-    out = {f"{prefix}_mean": float(x.mean()), f"{prefix}_std": float(x.std(correction=0))}
+    out = {"mean": float(x.mean()), "std": float(x.std(correction=0))}
     qs = [q for _, q in QUANTILES]
     if x.numel() <= _TORCH_QUANTILE_MAX:
         values = torch.quantile(x, torch.tensor(qs, dtype=torch.float64)).tolist()
     else:
         values = np.quantile(x.numpy(), qs).tolist()
     for (name, _), v in zip(QUANTILES, values):
-        out[f"{prefix}_{name}"] = float(v)
+        out[name] = float(v)
     return out
 
 
@@ -73,9 +73,9 @@ class RunningNormStats:
             return torch.zeros(0)
         return torch.cat([c.cpu() for c in self._chunks])
 
-    def summary(self, prefix: str) -> dict[str, float]:
+    def summary(self) -> dict[str, float]:
         """``norm_summary`` of everything collected since the last ``reset``."""
-        return norm_summary(self.norms(), prefix)
+        return norm_summary(self.norms())
 
     def reset(self) -> None:
         self._chunks.clear()

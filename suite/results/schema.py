@@ -17,6 +17,7 @@ Roles of a ``trials`` column (``role``):
                     run resolved on the machine (``torch_threads``);
 * ``outcome``    -- everything measured.
 """
+
 from __future__ import annotations
 
 import re
@@ -33,7 +34,7 @@ STATUS_COLUMNS = (STATUS, ERROR, NOTES, EPOCHS_COMPLETED)
 
 RUNNING, COMPLETED, FAILED, INTERRUPTED, STOPPED = "running", "completed", "failed", "interrupted", "stopped"
 STATUSES = (RUNNING, COMPLETED, FAILED, INTERRUPTED, STOPPED)
-FINISHED_STATUSES = (COMPLETED, STOPPED)          # ended as planned (STOPPED: by a scheduler, on purpose)
+FINISHED_STATUSES = (COMPLETED, STOPPED)  # ended as planned (STOPPED: by a scheduler, on purpose)
 INCOMPLETE_STATUSES = (RUNNING, FAILED, INTERRUPTED)
 
 # ---------------------------------------------------------------- vectors and norm statistics
@@ -43,7 +44,7 @@ INCOMPLETE_STATUSES = (RUNNING, FAILED, INTERRUPTED)
 VECTORS = {"emb": "embedding", "feat": "features", "proj": "projection"}
 EVAL_NORM_STATS = ("mean", "std", "q05", "q25", "q50", "q75", "q95")
 TRAIN_NORM_STATS = ("mean", "std", "q05", "q50", "q95")
-PROGRESS_NORM_STATS = ("mean", "std")              # evaluation-set norms in every evaluated curves row
+PROGRESS_NORM_STATS = ("mean", "std")  # evaluation-set norms in every evaluated curves row
 EVAL_SPLITS = ("test", "ood")
 
 
@@ -66,6 +67,21 @@ _KNN = re.compile(r"^(val_)?knn_top1_k(\d+)$")
 def knn(k: int, split: str = "test") -> str:
     """kNN top-1 with ``k`` neighbours: on the test set (``knn_top1_k20``) or the validation split."""
     return f"knn_top1_k{int(k)}" if split == "test" else f"val_knn_top1_k{int(k)}"
+
+
+def primary_k(knn_k) -> int:
+    """The k that decides "correct" for the norm diagnostics, "learns" for the claims and the
+    kNN convergence targets: the first of the trial's ``knn_k`` (200 by default, the paper's)."""
+    values = knn_k if isinstance(knn_k, (list, tuple)) else _as_list(knn_k)
+    return int(values[0])
+
+
+def _as_list(value) -> list[int]:
+    import json
+
+    if hasattr(value, "tolist"):
+        return [int(v) for v in value.tolist()]
+    return [int(v) for v in json.loads(value)] if isinstance(value, str) else [int(value)]
 
 
 def knn_init(k: int) -> str:
@@ -131,7 +147,7 @@ IMAGES_PER_S, EPOCH_TIME = "images_per_s", "epoch_time_s"
 
 # ---------------------------------------------------------------- trial totals
 FINAL_LOSS, TRAIN_TIME, EVAL_TIME, WALL_TIME = "final_loss", "train_time_s", "eval_time_s", "wall_time_s"
-TORCH_THREADS = "torch_threads"                    # the intra-op threads the trial ran with (a run fact)
+TORCH_THREADS = "torch_threads"  # the intra-op threads the trial ran with (a run fact)
 LOWER_IS_BETTER = (FINAL_LOSS, TRAIN_TIME, EVAL_TIME, WALL_TIME, EPOCH_TIME, LOSS)
 
 # ---------------------------------------------------------------- norm bins
@@ -139,12 +155,18 @@ BIN_VECTOR, BINNING, BIN = "vector", "binning", "bin"
 BIN_COLUMNS = ("binning", "bin", "norm_lo", "norm_hi", "count", "accuracy")
 NORM_BINS_COLUMNS = (TRIAL_ID, BIN_VECTOR, *BIN_COLUMNS)
 
+# ---------------------------------------------------------------- class norms (per trial, vector and class)
+CLASS, TRAIN_COUNT, TEST_COUNT, CLASS_NORM_MEAN = "class", "train_count", "test_count", "norm_mean"
+CLASS_NORMS_COLUMNS = (TRIAL_ID, BIN_VECTOR, CLASS, TRAIN_COUNT, TEST_COUNT, CLASS_NORM_MEAN)
+FREQUENCY_ORDER = "long_tail_order"  # trials: classes from most to least frequent (long-tailed training sets)
+
 # ---------------------------------------------------------------- per-sample evaluation norms (one file per trial)
 EVAL_NORMS_COLUMNS = ("split", "vector", "norm", "label", "correct")
 
 # ---------------------------------------------------------------- roles
 IDENTITY, STATUS_ROLE, SCIENCE, RUN, OUTCOME = "identity", "status", "science", "run", "outcome"
 RUN_FACTS = (TORCH_THREADS,)
+TABLES = ("trials", "curves", "norm_bins", "class_norms")
 
 
 def role(column: str) -> str:

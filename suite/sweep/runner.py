@@ -249,7 +249,7 @@ def run_sweep(
 
     from ray import tune
 
-    from suite.sweep.tables import SweepTables
+    from suite.sweep.tables import SweepTables, TablesCallback
     from suite.sweep.trainable import sweep_trial, tune_resources
     from suite.tracking.tune import tracking_callbacks
 
@@ -306,12 +306,11 @@ def run_sweep(
                     # never restarts a trial from an older checkpoint than it reported.
                     checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                     callbacks=[
-                        SweepTables(
-                            str(results_dir),
-                            spec.name,
-                            {} if spec.search else planned,
+                        TablesCallback(
+                            SweepTables(
+                                results_dir, spec.name, {} if spec.search else planned, searched=spec.search is not None
+                            ),
                             exit_after,
-                            searched=spec.search is not None,
                         ),
                         *tracking_callbacks(spec.tracking, spec.name, results_dir),
                     ],
@@ -323,12 +322,9 @@ def run_sweep(
             from suite.tracking.tune import log_sweep_plots
 
             log_sweep_plots(spec.tracking, spec.name, results_dir)
-        table = (
-            pd.read_parquet(results_dir / "trials.parquet")
-            if (results_dir / "trials.parquet").is_file()
-            else pd.DataFrame()
-        )
-        return SweepOutcome(results_dir, exp_path, table)
+        order = {t.trial_id: t.index for t in trials}
+        table = results.read_tables(results_dir, ["trials"], order=order or None)["trials"]
+        return SweepOutcome(results_dir, exp_path, table if table is not None else pd.DataFrame())
     finally:
         if started:
             import ray

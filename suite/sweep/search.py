@@ -28,18 +28,19 @@ from typing import Any
 
 from suite.config import CONFIG_FIELDS, TrialConfig, make_config, set_dotted
 from suite.core.errors import ConfigError
+from suite.results import schema
 from suite.sweep.spec import SPACE_KINDS, SweepSpec
 
 # Columns a search sweep adds to its trials rows (the leaderboard selects with them).
 CELL_COLUMN = "search_cell"
 METRIC_COLUMN = "search_metric"
 MODE_COLUMN = "search_mode"
-TEST_METRIC_PREFIXES = ("knn_top1_", "linear_top1", "test_")
+TEST_METRIC_PREFIXES = ("knn_top1_", schema.LINEAR_TOP1, "test_")
 
 
 def validation_metrics(cfg: TrialConfig) -> list[str]:
     """The per-epoch validation metrics a trial of this config reports."""
-    return [f"val_knn_top1_k{k}" for k in cfg.knn_k] if cfg.val_fraction > 0 else []
+    return [schema.knn(k, "val") for k in cfg.knn_k] if cfg.val_fraction > 0 else []
 
 
 def _check_range(key: str, kind: str, bounds: Any) -> None:

@@ -1,11 +1,17 @@
-"""Keep the sweep's `trials` / `curves` / `norm_bins` tables current.
+"""The sweep's tables, kept by the driver at a cost per report that does not grow with the sweep.
 
-A Tune callback on the sweep driver: every report, start, retry, error and
-completion rewrites the tables atomically (`suite.results.store.write_tables`), so a
-half-finished sweep already has a usable table, and a trial that fails for good
-gets a row with status "failed" and its error while the sweep goes on.
-Everything comes through Tune's reports, so this works on a multi-node cluster
-without a shared file system.
+Every report a trial sends through Tune (an epoch's curves row, then the final
+row with all curves, norm bins and class norms) rewrites only *that trial's*
+parts (`suite.results.store.write_part`), so a report costs the size of one
+trial, however many trials the sweep has. The consolidated ``trials`` /
+``curves`` / ``norm_bins`` / ``class_norms`` files are rebuilt from the parts
+when the driver starts (``--resume``, ``--update``), in a background thread at
+most every minute while it runs (off Tune's event loop), and at the end.
+Everything arrives through Tune's reports, so this works on a multi-node
+cluster without a shared file system.
+
+`SweepTables` is the bookkeeping (plain Python, tested on recorded event
+streams); `TablesCallback` feeds it from Tune's callback hooks.
 """
 
 from __future__ import annotations
@@ -13,23 +19,217 @@ from __future__ import annotations
 import json
 import math
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import cloudpickle
-import pandas as pd
 from ray.tune import Callback
 
-from suite.results import store as results
+from suite.results import schema, store
 from suite.sweep.failures import MAX_CHARS, describe_failure
 
-
-def _read_table(results_dir: Path, name: str) -> list[dict[str, Any]]:
-    path = results_dir / f"{name}.parquet"
-    return pd.read_parquet(path).to_dict("records") if path.is_file() else []
+CONSOLIDATE_EVERY_S = 60.0
 
 
+class SweepTables:
+    """What the driver records of each planned trial, written as that trial's parts.
+
+    ``planned`` maps trial id -> (position in the sweep, flat config columns). Rows of
+    trials no longer planned leave the tables when a driver opens them (``--update``
+    over a changed spec); a searched sweep registers its trials as the searcher draws
+    them, and keeps every trial already recorded."""
+
+    def __init__(
+        self,
+        results_dir: str | Path,
+        sweep: str,
+        planned: dict[str, tuple[int, dict[str, Any]]],
+        searched: bool = False,
+    ) -> None:
+        self.results_dir = Path(results_dir)
+        self.sweep = sweep
+        self.planned = dict(planned)
+        self.searched = searched
+        self._rows: dict[str, dict[str, Any]] = {}  # the trials row of every trial seen
+        self._curves: dict[str, dict[int, dict]] = {}  # curves of the trials still running
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Tune pickles its callbacks with the experiment (Tuner.restore brings them back);
+        # the records themselves are re-read from disk by `open`.
+        return {**self.__dict__, "_lock": None, "_rows": {}, "_curves": {}}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    # -- opening and closing ----------------------------------------------------------------
+    def open(self) -> None:
+        """Take over what earlier drivers recorded (``--resume``, ``--update``): finished trials
+        keep their rows, unfinished ones their curves so far; rows of trials not planned go."""
+        tables = store.read_tables(self.results_dir)
+        trials = tables["trials"]
+        if trials is not None and self.searched:
+            for row in trials.to_dict("records"):
+                self.planned.setdefault(row[schema.TRIAL_ID], (int(row.get("search_index") or 0), {}))
+        known = set(trials[schema.TRIAL_ID]) if trials is not None else set()
+        store.drop_parts(self.results_dir, (known | store.part_trial_ids(self.results_dir)) - set(self.planned))
+        for row in trials.to_dict("records") if trials is not None else []:
+            if row[schema.TRIAL_ID] in self.planned:
+                self._rows[row[schema.TRIAL_ID]] = _clean(row)
+        curves = tables["curves"]
+        if curves is not None:
+            unfinished = {t for t, r in self._rows.items() if r.get(schema.STATUS) not in schema.FINISHED_STATUSES}
+            for row in curves[curves[schema.TRIAL_ID].isin(unfinished)].to_dict("records"):
+                self._curves.setdefault(row[schema.TRIAL_ID], {})[int(row[schema.EPOCH])] = _clean(row)
+        self.consolidate()
+
+    def consolidate(self) -> None:
+        """Rebuild the consolidated tables (the planned trials only, in the sweep's order)."""
+        with self._lock:
+            tables = store.read_tables(self.results_dir, order=self.order())
+            store.write_tables(
+                self.results_dir,
+                {
+                    name: frame[frame[schema.TRIAL_ID].isin(set(self.planned))]
+                    for name, frame in tables.items()
+                    if frame is not None
+                },
+            )
+
+    def close(self) -> None:
+        """The last consolidation; the parts of finished trials then go (the tables hold them),
+        those of unfinished trials stay for the next driver."""
+        self.consolidate()
+        done = [
+            tid
+            for tid, row in self._rows.items()
+            if row.get(schema.STATUS) in (*schema.FINISHED_STATUSES, schema.FAILED)
+        ]
+        store.drop_parts(self.results_dir, done)
+
+    def order(self) -> dict[str, int]:
+        return {tid: index for tid, (index, _) in self.planned.items()}
+
+    # -- events -------------------------------------------------------------------------------
+    def register(self, tid: str, index: int, columns: dict[str, Any]) -> None:
+        """A trial a searcher drew (grid sweeps plan every trial up front)."""
+        self.planned.setdefault(tid, (index, columns))
+
+    def start(self, tid: str) -> None:
+        if self._status(tid) != schema.COMPLETED:
+            self._set_row(tid, self._base_row(tid, schema.RUNNING))
+
+    def epoch(self, tid: str, curve: dict[str, Any]) -> None:
+        """One finished epoch (a retried trial re-reports the epochs after its checkpoint: the latest wins)."""
+        self._curves.setdefault(tid, {})[int(curve[schema.EPOCH])] = {**curve, schema.TRIAL_ID: tid}
+        self._write(tid, "curves", list(self._sorted_curves(tid)))
+        if self._status(tid) != schema.COMPLETED:
+            self._set_row(tid, self._base_row(tid, schema.RUNNING, self._rows.get(tid, {}).get(schema.ERROR, "")))
+
+    def final(
+        self, tid: str, row: dict[str, Any], curves: list[dict], bins: list[dict], class_norms: list[dict]
+    ) -> None:
+        """The trial's final report: its row, every curve row, its norm bins and class norms."""
+        self._curves[tid] = {int(c[schema.EPOCH]): {**c, schema.TRIAL_ID: tid} for c in curves}
+        self._write(tid, "curves", list(self._sorted_curves(tid)))
+        self._write(tid, "norm_bins", [{**b, schema.TRIAL_ID: tid} for b in bins])
+        self._write(tid, "class_norms", [{**c, schema.TRIAL_ID: tid} for c in class_norms])
+        search = {k: v for k, v in self.planned.get(tid, (0, {}))[1].items() if k.startswith(schema.SEARCH_PREFIX)}
+        self._set_row(tid, {**row, schema.TRIAL_ID: tid, schema.SWEEP: self.sweep, **search})
+        self._curves.pop(tid, None)  # finished: its curves live in its part
+
+    def retry(self, tid: str, failures: int, error: str) -> None:
+        self._set_row(tid, self._base_row(tid, schema.RUNNING, f"retrying ({failures} failure(s)): {error}"))
+
+    def error(self, tid: str, error: str) -> None:
+        """Failed for good: the row keeps what the trial reported and names the root cause."""
+        if self._status(tid) != schema.COMPLETED:
+            self._set_row(tid, {**self._rows.get(tid, {}), **self._base_row(tid, schema.FAILED, error)})
+        self._curves.pop(tid, None)
+
+    def ended(self, tid: str, last_kind: str | None, last_epoch: int) -> None:
+        """Tune says the trial is done: completed (it sent its final report), stopped early by
+        a scheduler after an epoch report, or gone without a final report (failed)."""
+        status = self._status(tid)
+        if status == schema.RUNNING and self.searched and last_kind == "epoch":
+            self._set_row(tid, self._stopped_row(tid, last_epoch))
+        elif status in (None, schema.RUNNING):
+            self._set_row(tid, self._base_row(tid, schema.FAILED, "trial ended without a final report"))
+        self._curves.pop(tid, None)
+
+    def interrupt(self, reason: str) -> list[str]:
+        """The sweep was stopped (SIGINT, SIGTERM): every unfinished trial is ``interrupted``."""
+        stopped = [tid for tid, row in self._rows.items() if row.get(schema.STATUS) == schema.RUNNING]
+        for tid in stopped:
+            self._set_row(tid, self._base_row(tid, schema.INTERRUPTED, reason))
+        return stopped
+
+    # -- rows -----------------------------------------------------------------------------------
+    def rows(self) -> dict[str, dict[str, Any]]:
+        return dict(self._rows)
+
+    def _status(self, tid: str) -> str | None:
+        return self._rows.get(tid, {}).get(schema.STATUS)
+
+    def _epochs_done(self, tid: str) -> int:
+        epochs = [e for e in self._curves.get(tid, {}) if e > 0]
+        return max(epochs) if epochs else int(self._rows.get(tid, {}).get(schema.EPOCHS_COMPLETED) or 0)
+
+    def _base_row(self, tid: str, status: str, error: str = "") -> dict[str, Any]:
+        return {
+            schema.TRIAL_ID: tid,
+            schema.SWEEP: self.sweep,
+            schema.STATUS: status,
+            schema.ERROR: error,
+            **self.planned.get(tid, (0, {}))[1],
+            schema.EPOCHS_COMPLETED: self._epochs_done(tid),
+        }
+
+    def _stopped_row(self, tid: str, epoch: int) -> dict[str, Any]:
+        """Status ``stopped``, the epoch reached and the metrics of its last evaluated epoch."""
+        row = self._base_row(tid, schema.STOPPED)
+        row.update(
+            {schema.EPOCHS_COMPLETED: epoch, schema.NOTES: f"stopped early by the scheduler (ASHA) after epoch {epoch}"}
+        )
+        curves = list(self._sorted_curves(tid))
+        for curve in curves:
+            row.update(
+                {
+                    k: v
+                    for k, v in curve.items()
+                    if schema.parse_knn(k) is not None and isinstance(v, (int, float)) and math.isfinite(v)
+                }
+            )
+        if curves:
+            row[schema.FINAL_LOSS] = curves[-1].get(schema.LOSS, math.nan)
+        return row
+
+    def _sorted_curves(self, tid: str):
+        curves = self._curves.get(tid, {})
+        return (curves[e] for e in sorted(curves))
+
+    def _set_row(self, tid: str, row: dict[str, Any]) -> None:
+        self._rows[tid] = row
+        self._write(tid, "trials", [row])
+
+    def _write(self, tid: str, table: str, rows: list[dict]) -> None:
+        store.write_part(self.results_dir, table, tid, rows)
+
+
+def _clean(row: dict[str, Any]) -> dict[str, Any]:
+    """A row read back from a table: numpy scalars and NaN-for-missing as plain Python values."""
+    out = {}
+    for key, value in row.items():
+        if hasattr(value, "item") and not hasattr(value, "__len__"):
+            value = value.item()
+        out[key] = value
+    return out
+
+
+# ---------------------------------------------------------------- the Tune side
 def error_text(trial) -> str:
     """The root cause of the trial's failure: exception type, message and where
     it was raised (the full trace stays in Tune's error.txt).
@@ -47,185 +247,97 @@ def error_text(trial) -> str:
     return lines[-1][:MAX_CHARS] if lines else "trial errored (Ray recorded no error)"
 
 
-class SweepTables(Callback):
-    """Tune callback that owns the sweep's tables under ``results_dir``.
+class _Consolidator(threading.Thread):
+    """Rebuilds the consolidated tables off Tune's event loop, at most every ``every_s`` seconds
+    and never more than a tenth of the time (a 10,000-trial sweep takes a while to consolidate)."""
 
-    ``planned`` maps trial id -> (grid index, flat config columns); rows of
-    other trials found on disk are dropped, rows of planned trials are kept
-    (that is how `--resume` keeps the finished ones).
-    """
+    def __init__(self, tables: SweepTables, every_s: float) -> None:
+        super().__init__(name="normbench-tables", daemon=True)
+        self.tables, self.every_s = tables, every_s
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        wait = self.every_s
+        while not self.stop.wait(wait):
+            start = time.monotonic()
+            try:
+                self.tables.consolidate()
+            except Exception:  # a failed interim consolidation costs nothing: the parts are the record
+                pass
+            wait = max(self.every_s, 10 * (time.monotonic() - start))
+
+
+class TablesCallback(Callback):
+    """Tune callback that feeds `SweepTables` from the trials' reports and fates."""
 
     def __init__(
         self,
-        results_dir: str,
-        sweep: str,
-        planned: dict[str, tuple[int, dict[str, Any]]],
+        tables: SweepTables,
         exit_after: tuple[int, str] | None = None,
-        epoch_write_interval_s: float = 30.0,
-        searched: bool = False,
+        consolidate_every_s: float = CONSOLIDATE_EVERY_S,
     ) -> None:
-        self.results_dir = str(results_dir)
-        self.sweep = sweep
-        self.planned = planned
-        # A search sweep's trials are drawn as it runs: each registers from its Tune
-        # config, and every row already in the results directory is the sweep's own.
-        self.searched = searched
+        self.tables = tables
         self.exit_after = exit_after  # test hook: (ended trials, marker dir)
-        self._trials: dict[str, dict[str, Any]] = {}
-        self._curves: dict[tuple[str, int], dict[str, Any]] = {}
-        self._epochs_done: dict[str, int] = {}
-        self._bins: dict[str, list[dict[str, Any]]] = {}
+        self.consolidate_every_s = consolidate_every_s
         self._ended_now = 0
-        # Per-epoch reports rewrite the tables at most this often (a 300-trial x
-        # 200-epoch sweep would otherwise rewrite a growing table 60,000 times);
-        # starts, final reports, errors and the end of the sweep always write.
-        self.epoch_write_interval_s = epoch_write_interval_s
-        self._last_write = -math.inf
+        self._consolidator: _Consolidator | None = None
 
-    # -- state ---------------------------------------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_consolidator": None}
+
     def setup(self, **info) -> None:
-        root = Path(self.results_dir)
-        if self.searched:
-            for r in _read_table(root, "trials"):
-                self.planned.setdefault(
-                    r["trial_id"],
-                    (int(r.get("search_index", 0)), {k: v for k, v in r.items() if k in self._config_columns(r)}),
-                )
-        self._trials = {r["trial_id"]: r for r in _read_table(root, "trials") if r.get("trial_id") in self.planned}
-        self._curves, self._epochs_done = {}, {}
-        for r in _read_table(root, "curves"):
-            if r.get("trial_id") in self.planned:
-                self._add_curve(r["trial_id"], r)
-        self._bins = {}
-        for r in _read_table(root, "norm_bins"):
-            if r.get("trial_id") in self.planned:
-                self._bins.setdefault(r["trial_id"], []).append(r)
+        self.tables.open()
+        self._consolidator = _Consolidator(self.tables, self.consolidate_every_s)
+        self._consolidator.start()
 
-    def _base_row(self, tid: str, status: str, error: str = "") -> dict[str, Any]:
-        epochs = self._epochs_done.get(tid, 0)
-        return {
-            "trial_id": tid,
-            "sweep": self.sweep,
-            "status": status,
-            "error": error,
-            **self.planned[tid][1],
-            "epochs_completed": epochs,
-        }
-
-    def _add_curve(self, tid: str, row: dict[str, Any]) -> None:
-        epoch = int(row["epoch"])
-        self._curves[(tid, epoch)] = row
-        self._epochs_done[tid] = max(self._epochs_done.get(tid, 0), epoch)
-
-    def write(self) -> None:
-        order = {tid: idx for tid, (idx, _) in self.planned.items()}
-        trials = sorted(self._trials.values(), key=lambda r: order[r["trial_id"]])
-        curves = sorted(self._curves.values(), key=lambda r: (order[r["trial_id"]], r["epoch"]))
-        bins = [r for tid in sorted(self._bins, key=order.get) for r in self._bins[tid]]
-        results.write_tables(Path(self.results_dir), trials, curves, bins)
-        self._last_write = time.monotonic()
-
-    @staticmethod
-    def _config_columns(row: dict[str, Any]) -> list[str]:
-        from suite.config import CONFIG_FIELDS
-
-        return [k for k in row if k in CONFIG_FIELDS or k.startswith("search_")]
-
-    # -- Tune hooks ------------------------------------------------------------
     def _tid(self, trial) -> str:
         item = trial.config["trial"]
-        tid = item["trial_id"]
-        if tid not in self.planned and "search" in item:
-            self.planned[tid] = (
+        if "search" in item:
+            self.tables.register(
+                item["trial_id"],
                 item["index"],
-                {**results.flatten_config(item["config"]), **item["search"], "search_index": item["index"]},
+                {**store.flatten_config(item["config"]), **item["search"], "search_index": item["index"]},
             )
-        return tid
-
-    def _search_columns(self, tid: str) -> dict[str, Any]:
-        return {k: v for k, v in self.planned[tid][1].items() if k.startswith("search_")}
+        return item["trial_id"]
 
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
-        tid = self._tid(trial)
-        if self._trials.get(tid, {}).get("status") != "completed":
-            self._trials[tid] = self._base_row(tid, "running")
-            self.write()
+        self.tables.start(self._tid(trial))
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         tid = self._tid(trial)
-        kind = result.get("kind")
-        if kind == "epoch":
-            row = json.loads(result["curve_json"])
-            row["trial_id"] = tid
-            # A retried trial re-reports the epochs after its checkpoint: keep the latest.
-            self._add_curve(tid, row)
-            if self._trials.get(tid, {}).get("status") != "completed":
-                self._trials[tid] = self._base_row(tid, "running")
-            if time.monotonic() - self._last_write < self.epoch_write_interval_s:
-                return
-        elif kind == "final":
-            row = json.loads(result["row_json"])
-            row.update(trial_id=tid, sweep=self.sweep, **self._search_columns(tid))
-            self._trials[tid] = row
-            for key in [k for k in self._curves if k[0] == tid]:  # once per trial
-                del self._curves[key]
-            self._epochs_done.pop(tid, None)
-            for c in json.loads(result["curves_json"]):
-                c["trial_id"] = tid
-                self._add_curve(tid, c)
-            self._bins[tid] = [{**b, "trial_id": tid} for b in json.loads(result["bins_json"])]
-        else:
-            return
-        self.write()
-
-    def on_experiment_end(self, trials, **info) -> None:
-        self.write()
+        if result.get("kind") == "epoch":
+            self.tables.epoch(tid, json.loads(result["curve_json"]))
+        elif result.get("kind") == "final":
+            self.tables.final(
+                tid,
+                json.loads(result["row_json"]),
+                json.loads(result["curves_json"]),
+                json.loads(result["bins_json"]),
+                json.loads(result.get("class_norms_json", "[]")),
+            )
 
     def on_trial_recover(self, iteration, trials, trial, **info) -> None:
-        tid = self._tid(trial)
-        self._trials[tid] = self._base_row(
-            tid, "running", f"retrying ({trial.num_failures} failure(s)): {error_text(trial)}"
-        )
-        self.write()
+        self.tables.retry(self._tid(trial), trial.num_failures, error_text(trial))
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        tid = self._tid(trial)
-        row = self._trials.get(tid) or self._base_row(tid, "failed")
-        if row.get("status") != "completed":
-            row = {**self._base_row(tid, "failed"), **{k: v for k, v in row.items() if k not in ("status", "error")}}
-            row.update(status="failed", error=error_text(trial))
-            self._trials[tid] = row
-        self.write()
+        self.tables.error(self._tid(trial), error_text(trial))
         self._trial_ended()
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
-        tid = self._tid(trial)
-        row = self._trials.get(tid)
         last = trial.last_result or {}
-        if row is not None and row.get("status") == "running" and self.searched and last.get("kind") == "epoch":
-            # Ended by the scheduler (ASHA) after an epoch report: stopped early, not failed.
-            self._trials[tid] = self._stopped_row(tid, int(last.get("epoch", 0)))
-        elif row is None or row.get("status") == "running":
-            self._trials[tid] = self._base_row(tid, "failed", "trial ended without a final report")
-        self.write()
+        self.tables.ended(self._tid(trial), last.get("kind"), int(last.get("epoch", 0) or 0))
         self._trial_ended()
 
-    def _stopped_row(self, tid: str, epoch: int) -> dict[str, Any]:
-        """Status ``stopped``, the epoch reached and the metrics of its last evaluated epoch."""
-        row = self._base_row(tid, "stopped")
-        row.update(epochs_completed=epoch, notes=f"stopped early by the scheduler (ASHA) after epoch {epoch}")
-        curves = [self._curves[k] for k in sorted(k for k in self._curves if k[0] == tid)]
-        for curve in curves:
-            row.update(
-                {
-                    k: v
-                    for k, v in curve.items()
-                    if k.startswith(("knn_top1_", "val_knn_top1_")) and isinstance(v, (int, float)) and math.isfinite(v)
-                }
-            )
-        if curves:
-            row["final_loss"] = curves[-1].get("loss", math.nan)
-        return row
+    def on_experiment_end(self, trials, **info) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the background consolidation and write the tables one last time."""
+        if self._consolidator is not None:
+            self._consolidator.stop.set()
+            self._consolidator.join()
+            self._consolidator = None
+        self.tables.close()
 
     def _trial_ended(self) -> None:
         self._ended_now += 1

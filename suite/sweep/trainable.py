@@ -47,20 +47,20 @@ def final_payload(result, sweep: str) -> dict[str, Any]:
     """The final report: flat headline numbers for Tune's progress table, the
     full rows as JSON (Tune flattens nested dicts in its own logs)."""
     from suite.core.jsonio import to_json
+    from suite.results import schema
 
-    row = {**result.row, "sweep": sweep}
+    row = {**result.row, schema.SWEEP: sweep}
     last = result.curves[-1] if result.curves else {}
-    headline = {k: last[k] for k in ("epoch", "loss") if k in last}
-    headline.update(
-        {k: v for k, v in row.items() if k.startswith(("knn_top1_", "val_knn_top1_")) and not k.endswith("_init")}
-    )
+    headline = {k: last[k] for k in (schema.EPOCH, schema.LOSS) if k in last}
+    headline.update({k: v for k, v in row.items() if schema.parse_knn(k) is not None})
     return {
         "kind": "final",
         **headline,
-        "status": str(row.get("status")),
+        "status": str(row.get(schema.STATUS)),
         "row_json": to_json(row),
         "curves_json": to_json(result.curves),
         "bins_json": to_json(result.norm_bins),
+        "class_norms_json": to_json(result.class_norms),
         "final": numeric_metrics(row),
     }
 

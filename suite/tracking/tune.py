@@ -34,7 +34,7 @@ _TUNE_KEYS = (
     "config",
 )
 # The report fields that carry whole rows as JSON (suite.sweep.trainable).
-ROW_FIELDS = ["curve_json", "row_json", "curves_json", "bins_json"]
+ROW_FIELDS = ["curve_json", "row_json", "curves_json", "bins_json", "class_norms_json"]
 
 
 def report_metrics(result: dict[str, Any]) -> tuple[int, dict[str, float]]:

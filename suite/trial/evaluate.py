@@ -24,14 +24,15 @@ from torch import nn
 from suite.data.splits import DatasetSplits
 from suite.measure.diagnostics import norm_diagnostics
 from suite.measure.instruments import recomputed_batchnorm
-from suite.measure.knn import knn_evaluate
+from suite.measure.knn import KnnResult, knn_evaluate
 from suite.measure.linear_probe import linear_probe
 from suite.measure.norms import norm_summary
+from suite.results import schema
 from suite.trial.augment import normalize
 from suite.trial.runtime import autocast_context
 
 # (column prefix, Encoded attribute) of every vector whose norms are diagnosed
-VECTORS = (("emb", "embedding"), ("feat", "features"), ("proj", "projection"))
+VECTORS = tuple(schema.VECTORS.items())
 
 
 @dataclass
@@ -100,17 +101,21 @@ def settled_batchnorm(
     )
 
 
-def knn_metrics(train: Encoded, test: Encoded, splits: DatasetSplits, ks: list[int], temperature: float) -> dict:
+def _knn(train: Encoded, train_labels, query: Encoded, query_labels, splits: DatasetSplits, cfg) -> KnnResult:
     device = train.features.device
     return knn_evaluate(
         train.features,
-        splits.train_labels.to(device),
-        test.features,
-        splits.test_labels.to(device),
-        ks=tuple(ks),
-        temperature=temperature,
+        train_labels.to(device),
+        query.features,
+        query_labels.to(device),
+        ks=tuple(cfg.knn_k),
+        temperature=cfg.knn_temperature,
         num_classes=splits.num_classes,
     )
+
+
+def knn_columns(result: KnnResult, split: str = "test") -> dict[str, float]:
+    return {schema.knn(k, split): acc for k, acc in result.accuracy.items()}
 
 
 def validation_knn(method: nn.Module, splits: DatasetSplits, cfg, s: EvalSettings, train: Encoded) -> dict:
@@ -119,17 +124,7 @@ def validation_knn(method: nn.Module, splits: DatasetSplits, cfg, s: EvalSetting
     if splits.val_images is None or len(splits.val_images) == 0:
         return {}
     val = encode(method, splits.val_images, splits.mean, splits.std, s)
-    device = train.features.device
-    knn = knn_evaluate(
-        train.features,
-        splits.train_labels.to(device),
-        val.features,
-        splits.val_labels.to(device),
-        ks=tuple(cfg.knn_k),
-        temperature=cfg.knn_temperature,
-        num_classes=splits.num_classes,
-    )
-    return {f"val_{k}": float(v) for k, v in knn.items() if k.startswith("knn_top1_")}
+    return knn_columns(_knn(train, splits.train_labels, val, splits.val_labels, splits, cfg), "val")
 
 
 def progress_evaluation(method: nn.Module, splits: DatasetSplits, cfg, s: EvalSettings) -> tuple[dict, Encoded]:
@@ -137,28 +132,33 @@ def progress_evaluation(method: nn.Module, splits: DatasetSplits, cfg, s: EvalSe
     intermediate epochs); returns the test encoding too."""
     train = encode(method, splits.train_images, splits.mean, splits.std, s)
     test = encode(method, splits.test_images, splits.mean, splits.std, s)
-    knn = knn_metrics(train, test, splits, cfg.knn_k, cfg.knn_temperature)
-    row = {k: float(v) for k, v in knn.items() if k.startswith("knn_top1_")}
+    row = knn_columns(_knn(train, splits.train_labels, test, splits.test_labels, splits, cfg))
     row.update(validation_knn(method, splits, cfg, s, train))
     for prefix, attr in VECTORS:
         vectors = getattr(test, attr)
         if vectors is not None:
-            summary = norm_summary(vectors.norm(dim=1).cpu(), f"test_{prefix}_norm")
-            row.update({k: summary[k] for k in (f"test_{prefix}_norm_mean", f"test_{prefix}_norm_std")})
+            summary = norm_summary(vectors.norm(dim=1).cpu())
+            row.update({schema.eval_norm("test", prefix, stat): summary[stat] for stat in schema.PROGRESS_NORM_STATS})
     return row, test
 
 
-def final_evaluation(
-    method: nn.Module, splits: DatasetSplits, cfg, s: EvalSettings, trial_id: str
-) -> tuple[dict, list[dict], pd.DataFrame]:
-    """Everything the `trials` row needs at the end of a trial.
+@dataclass
+class FinalEvaluation:
+    """What the end of a trial measures: the row's metrics and the per-trial tables."""
 
-    Returns (scalar metrics, norm-bin rows, per-sample eval norms frame).
-    """
+    metrics: dict
+    norm_bins: list[dict]
+    class_norms: list[dict]
+    eval_norms: pd.DataFrame
+
+
+def final_evaluation(method: nn.Module, splits: DatasetSplits, cfg, s: EvalSettings, trial_id: str) -> FinalEvaluation:
+    """Everything the `trials` row needs at the end of a trial, plus the norm bins, the
+    per-class mean norms and the per-sample evaluation norms."""
     train = encode(method, splits.train_images, splits.mean, splits.std, s)
     test = encode(method, splits.test_images, splits.mean, splits.std, s)
-    knn = knn_metrics(train, test, splits, cfg.knn_k, cfg.knn_temperature)
-    metrics = {k: v for k, v in knn.items() if k.startswith("knn_top1_")}
+    knn = _knn(train, splits.train_labels, test, splits.test_labels, splits, cfg)
+    metrics = knn_columns(knn)
     metrics.update(validation_knn(method, splits, cfg, s, train))
     probe = linear_probe(
         train.features,
@@ -170,20 +170,22 @@ def final_evaluation(
         seed=cfg.seed,
         device=s.device,
     )
-    metrics["linear_top1"] = float(probe["top1"])
+    metrics[schema.LINEAR_TOP1] = float(probe["top1"])
 
-    correct = (knn[f"predictions_k{cfg.knn_k[0]}"].cpu() == splits.test_labels).float()
+    # "Correct" is the kNN prediction with the primary k (knn_k[0]): the k the claims judge on.
+    correct = (knn.predictions[schema.primary_k(cfg.knn_k)].cpu() == splits.test_labels).float()
     ood = encode(method, splits.ood_images, splits.mean, splits.std, s) if splits.ood_images is not None else None
     class_counts = torch.bincount(splits.train_labels, minlength=splits.num_classes)
-    bins, norm_frames = [], []
+    test_counts = torch.bincount(splits.test_labels, minlength=splits.num_classes)
+    bins, class_norms, norm_frames = [], [], []
     for prefix, attr in VECTORS:
         if getattr(test, attr) is None:
             continue
         test_norms = getattr(test, attr).norm(dim=1).cpu()
         ood_norms = getattr(ood, attr).norm(dim=1).cpu() if ood is not None else None
-        metrics.update(norm_summary(test_norms, f"test_{prefix}_norm"))
+        metrics.update({schema.eval_norm("test", prefix, k): v for k, v in norm_summary(test_norms).items()})
         if ood_norms is not None:
-            metrics.update(norm_summary(ood_norms, f"ood_{prefix}_norm"))
+            metrics.update({schema.eval_norm("ood", prefix, k): v for k, v in norm_summary(ood_norms).items()})
         scalars, bin_frame = norm_diagnostics(
             prefix,
             test_norms,
@@ -194,8 +196,22 @@ def final_evaluation(
             seed=cfg.seed,
         )
         metrics.update(scalars)
-        bin_frame = bin_frame.assign(trial_id=trial_id, vector=attr)
-        bins += bin_frame.to_dict("records")
+        bins += bin_frame.assign(trial_id=trial_id, vector=attr).to_dict("records")
+        sums = torch.bincount(splits.test_labels, weights=test_norms.double(), minlength=splits.num_classes)
+        mean_norms = (sums / test_counts.clamp_min(1)).where(
+            test_counts > 0, torch.tensor(float("nan"), dtype=torch.float64)
+        )
+        class_norms += [
+            {
+                schema.TRIAL_ID: trial_id,
+                schema.BIN_VECTOR: attr,
+                schema.CLASS: c,
+                schema.TRAIN_COUNT: int(class_counts[c]),
+                schema.TEST_COUNT: int(test_counts[c]),
+                schema.CLASS_NORM_MEAN: float(mean_norms[c]),
+            }
+            for c in range(splits.num_classes)
+        ]
         norm_frames.append(
             pd.DataFrame(
                 {
@@ -211,4 +227,4 @@ def final_evaluation(
             norm_frames.append(
                 pd.DataFrame({"split": "ood", "vector": attr, "norm": ood_norms.numpy(), "label": -1, "correct": False})
             )
-    return metrics, bins, pd.concat(norm_frames, ignore_index=True)
+    return FinalEvaluation(metrics, bins, class_norms, pd.concat(norm_frames, ignore_index=True))

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from suite.core.errors import ConfigError
+from suite.results import schema
 
 if TYPE_CHECKING:
     from torch import nn
@@ -28,9 +29,8 @@ MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 BACKBONE_PREFIX = "backbone."
 CHECKPOINT_SUBDIR = Path("checkpoints") / "last"
-# Final-row columns worth carrying with the weights (the rest is in the trial directory).
-METRIC_PREFIXES = ("knn_top1_", "linear_top1", "emb_", "feat_", "test_", "ood_")
-METRIC_KEYS = ("epochs_completed", "final_loss", "status")
+# The status and the measured outcomes of the final row travel with the weights (the rest is in the trial directory).
+METRIC_KEYS = (schema.STATUS, schema.EPOCHS_COMPLETED)
 
 
 def default_out(trial_dir: Path) -> Path:
@@ -85,7 +85,7 @@ def export_trial(trial_dir: Path, out: Path | None = None, *, overwrite: bool = 
     weights = {k[len(BACKBONE_PREFIX) :]: v for k, v in payload["model"].items() if k.startswith(BACKBONE_PREFIX)}
     backbone.load_state_dict(weights)  # strict: the checkpoint matches the architecture the config rebuilds
     splits = load_data(cfg)  # normalization statistics of the training split, as in training
-    row, _, _ = results.load_trial_dir(trial_dir)
+    row = results.read_result(trial_dir)
 
     config = {
         "architecture": cfg.backbone.split(".", 1)[0],
@@ -125,7 +125,7 @@ def export_trial(trial_dir: Path, out: Path | None = None, *, overwrite: bool = 
 def _final_metrics(row: dict[str, Any] | None) -> dict[str, Any]:
     if not row:
         return {}
-    keep = {k: v for k, v in row.items() if k.startswith(METRIC_PREFIXES) or k in METRIC_KEYS}
+    keep = {k: v for k, v in row.items() if k in METRIC_KEYS or schema.role(k) == schema.OUTCOME}
     return {k: v for k, v in keep.items() if v is not None and not (isinstance(v, float) and math.isnan(v))}
 
 

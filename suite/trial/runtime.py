@@ -54,6 +54,26 @@ def resolve_device(spec: str, ctx: DistContext) -> torch.device:
     return device
 
 
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity: what a container or taskset grants), not the machine's."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def fit_threads(requested: int | None, cpus: int | None = None) -> int:
+    """Set torch's intra-op threads to ``requested`` (``num_threads``), else to the CPUs the
+    trial holds (``cpus``: its Ray resources; default: this process's CPUs), and return it.
+
+    torch's own default is one thread per core of the machine, so two trials sharing a
+    machine oversubscribe it (each runs a full set of threads on half the cores)."""
+    threads = int(requested) if requested else max(1, int(cpus) if cpus else available_cpus())
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    return threads
+
+
 def autocast_context(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
     """bf16 autocast on CUDA by default (no loss scaling needed); fp32 on CPU
     unless asked, since CPU bf16 is slower than fp32 on most machines."""

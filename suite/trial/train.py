@@ -9,6 +9,7 @@ sharded by rank, and only rank 0 evaluates and writes.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 import warnings
@@ -29,6 +30,7 @@ from suite.core.errors import ConfigError
 from suite.data.splits import DatasetSplits, load_splits
 from suite.measure.instruments import EmbeddingGradStats, angle_change, probe_indices
 from suite.measure.norms import RunningNormStats
+from suite.results import schema
 from suite.results import store as results
 from suite.trial import checkpoint as ckpt
 from suite.trial.augment import BatchAugment
@@ -40,13 +42,13 @@ from suite.trial.runtime import (
     DistContext,
     autocast_context,
     epoch_seed,
+    fit_threads,
     prepare_data_parallel,
     resolve_device,
     seed_everything,
 )
 
 Report = Callable[[dict[str, Any], "Path | None"], None]
-NORM_STATS = ("mean", "std", "q05", "q50", "q95")
 
 
 @dataclass
@@ -56,6 +58,7 @@ class TrialResult:
     row: dict[str, Any]  # the `trials` row
     curves: list[dict[str, Any]]  # one row per evaluated / trained epoch (0 = untrained)
     norm_bins: list[dict[str, Any]] = field(default_factory=list)
+    class_norms: list[dict[str, Any]] = field(default_factory=list)  # mean test norm per class and vector
     eval_norms: pd.DataFrame | None = None  # per-sample evaluation norms
 
 
@@ -114,6 +117,7 @@ class _Trial:
     state: ckpt.TrainState
     config_row: dict[str, Any]
     notes: str = ""  # settings the method adapted to the data (see check_train_size)
+    torch_threads: int = 0  # intra-op threads this process trains with
 
     @property
     def steps_per_epoch(self) -> int:
@@ -135,13 +139,14 @@ class _Trial:
         return lr_at(step, self.total_steps, self.warmup_steps, self.cfg.scaled_lr())
 
 
-def _setup(cfg: TrialConfig, trial_dir: Path, resume_from: Path | None, device: torch.device | None) -> _Trial:
+def _setup(
+    cfg: TrialConfig, trial_dir: Path, resume_from: Path | None, device: torch.device | None, cpus: int | None
+) -> _Trial:
     ctx = DistContext.detect()
     if ctx.world_size != cfg.workers and ctx.distributed:
         raise ConfigError("workers", cfg.workers, f"{ctx.world_size} (the torch.distributed world this trial runs in)")
     device = device if device is not None else resolve_device(cfg.device, ctx)
-    if cfg.num_threads:
-        torch.set_num_threads(cfg.num_threads)
+    threads = fit_threads(cfg.num_threads, cpus)
     channels_last = cfg.channels_last if cfg.channels_last is not None else device.type == "cuda"
     splits = load_data(cfg)
     if len(splits.train_labels) // cfg.batch_size < 1:
@@ -176,6 +181,7 @@ def _setup(cfg: TrialConfig, trial_dir: Path, resume_from: Path | None, device: 
         state,
         results.flatten_config(cfg.model_dump()),
         "; ".join(notes),
+        threads,
     )
     if ctx.is_main:
         trial.trial_dir.mkdir(parents=True, exist_ok=True)
@@ -185,24 +191,27 @@ def _setup(cfg: TrialConfig, trial_dir: Path, resume_from: Path | None, device: 
 
 
 def _base_row(t: _Trial, status: str, error: str) -> dict[str, Any]:
+    order = t.splits.frequency_order
     return {
-        "trial_id": t.cfg.trial_id,
-        "status": status,
-        "error": error,
-        "notes": t.notes,
+        schema.TRIAL_ID: t.cfg.trial_id,
+        schema.STATUS: status,
+        schema.ERROR: error,
+        schema.NOTES: t.notes,
         **t.config_row,
-        "epochs_completed": t.state.epoch,
+        schema.EPOCHS_COMPLETED: t.state.epoch,
+        schema.TORCH_THREADS: t.torch_threads,
+        schema.FREQUENCY_ORDER: json.dumps(order) if order is not None else None,
     }
 
 
-def _summaries(prefix: str, stats: RunningNormStats, t: _Trial) -> dict[str, float]:
+def _summaries(vector: str, stats: RunningNormStats, t: _Trial) -> dict[str, float]:
     """The epoch's norm statistics over every worker's samples (equal shards)."""
     if t.ctx.distributed:
         everyone = RunningNormStats()
         everyone.update(concat_all_gather_no_grad(stats.norms().to(t.device)))
         stats = everyone
-    summary = stats.summary(prefix)
-    return {f"{prefix}_{s}": summary[f"{prefix}_{s}"] for s in NORM_STATS}
+    summary = stats.summary()
+    return {schema.train_norm(vector, stat): summary[stat] for stat in schema.TRAIN_NORM_STATS}
 
 
 def _train_epoch(t: _Trial, epoch: int, bar) -> dict[str, Any]:
@@ -243,15 +252,15 @@ def _train_epoch(t: _Trial, epoch: int, bar) -> dict[str, Any]:
     epoch_time = time.perf_counter() - start
     mean_loss = float(all_reduce_mean_(loss_sum)) / t.steps_per_epoch
     return {
-        "trial_id": cfg.trial_id,
-        "epoch": epoch,
-        "loss": mean_loss,
-        "lr": t.lr(epoch * t.steps_per_epoch - 1),
-        **_summaries("emb_norm", emb_norms, t),
-        **_summaries("feat_norm", feat_norms, t),
+        schema.TRIAL_ID: cfg.trial_id,
+        schema.EPOCH: epoch,
+        schema.LOSS: mean_loss,
+        schema.LR: t.lr(epoch * t.steps_per_epoch - 1),
+        **_summaries("emb", emb_norms, t),
+        **_summaries("feat", feat_norms, t),
         **grads.summary(),
-        "images_per_s": t.steps_per_epoch * cfg.batch_size / epoch_time,
-        "epoch_time_s": epoch_time,
+        schema.IMAGES_PER_S: t.steps_per_epoch * cfg.batch_size / epoch_time,
+        schema.EPOCH_TIME: epoch_time,
     }
 
 
@@ -277,9 +286,15 @@ def _probe_movement(t: _Trial) -> dict[str, float]:
     previous = t.state.probe_embedding
     t.state.probe_embedding = now
     return {
-        "probe_emb_norm_mean": float(now.norm(dim=1).mean()),
-        "probe_angle_change_mean": float(angle_change(previous, now).mean()) if previous is not None else math.nan,
+        schema.PROBE_NORM: float(now.norm(dim=1).mean()),
+        schema.PROBE_ANGLE: float(angle_change(previous, now).mean()) if previous is not None else math.nan,
     }
+
+
+def _progress_columns(cfg: TrialConfig) -> list[str]:
+    """The columns a progress evaluation fills (kNN and evaluation-set norm summaries)."""
+    cols = [schema.knn(k) for k in cfg.knn_k] + ([schema.knn(k, "val") for k in cfg.knn_k] if cfg.val_fraction else [])
+    return cols + [schema.eval_norm("test", v, stat) for v in schema.VECTORS for stat in schema.PROGRESS_NORM_STATS]
 
 
 def _evaluates_during_training(cfg: TrialConfig, epoch: int) -> bool:
@@ -301,7 +316,7 @@ def _train(t: _Trial, report: Report | None, progress: bool) -> str:
     """The epochs still to run; returns the failure reason ("" if none)."""
     cfg = t.cfg
     if t.state.epoch == 0 and not t.state.curves and cfg.eval_every > 0:
-        row = {"trial_id": cfg.trial_id, "epoch": 0, **_progress_row(t)}  # the untrained network (after cut-init)
+        row = {schema.TRIAL_ID: cfg.trial_id, schema.EPOCH: 0, **_progress_row(t)}  # the untrained network (cut-init)
         if t.ctx.is_main:
             t.state.curves.append(row)
     bar = tqdm(
@@ -316,15 +331,15 @@ def _train(t: _Trial, report: Report | None, progress: bool) -> str:
         for epoch in range(t.state.epoch + 1, cfg.epochs + 1):
             wall_start = time.perf_counter()
             row = _train_epoch(t, epoch, bar)
-            row.update({f"knn_top1_k{k}": math.nan for k in cfg.knn_k})
-            row.update({f"val_knn_top1_k{k}": math.nan for k in cfg.knn_k} if cfg.val_fraction > 0 else {})
-            if not math.isfinite(row["loss"]):
+            row.update({schema.knn(k): math.nan for k in cfg.knn_k})
+            row.update({schema.knn(k, "val"): math.nan for k in cfg.knn_k} if cfg.val_fraction > 0 else {})
+            if not math.isfinite(row[schema.LOSS]):
                 t.state.curves.append(row)
                 return f"non-finite loss ({row['loss']}) in epoch {epoch}"
             if _evaluates_during_training(cfg, epoch):
                 row.update(_progress_row(t))
             t.state.curves.append(row)
-            t.state.epoch, t.state.train_time_s = epoch, t.state.train_time_s + row["epoch_time_s"]
+            t.state.epoch, t.state.train_time_s = epoch, t.state.train_time_s + row[schema.EPOCH_TIME]
             bar.set_postfix(epoch=epoch, loss=f"{row['loss']:.3f}", refresh=False)
             checkpoint_dir = _checkpoint(t, epoch)
             t.state.wall_time_s += time.perf_counter() - wall_start
@@ -340,41 +355,39 @@ def _finish(t: _Trial, failure: str) -> TrialResult:
     cfg, state = t.cfg, t.state
     last = state.curves[-1] if state.curves else {}
     row = _base_row(t, "failed" if failure else "completed", failure)
-    row.update({f"{p}_{s}": last.get(f"{p}_{s}", math.nan) for p in ("emb_norm", "feat_norm") for s in NORM_STATS})
+    train_norms = [schema.train_norm(v, stat) for v in ("emb", "feat") for stat in schema.TRAIN_NORM_STATS]
+    row.update({c: last.get(c, math.nan) for c in train_norms})
     row.update(
         {
-            "final_loss": last.get("loss", math.nan),
-            "train_time_s": state.train_time_s,
-            "images_per_s": state.epoch * t.steps_per_epoch * cfg.batch_size / state.train_time_s
+            schema.FINAL_LOSS: last.get(schema.LOSS, math.nan),
+            schema.TRAIN_TIME: state.train_time_s,
+            schema.IMAGES_PER_S: state.epoch * t.steps_per_epoch * cfg.batch_size / state.train_time_s
             if state.train_time_s > 0
             else math.nan,
         }
     )
-    initial = next((c for c in state.curves if c["epoch"] == 0), {})
-    row.update({f"knn_top1_k{k}_init": initial.get(f"knn_top1_k{k}", math.nan) for k in cfg.knn_k})
+    initial = next((c for c in state.curves if c[schema.EPOCH] == 0), {})
+    row.update({schema.knn_init(k): initial.get(schema.knn(k), math.nan) for k in cfg.knn_k})
     result = TrialResult(row, state.curves)
     if not failure:
         eval_start = time.perf_counter()
         s = t.eval_settings
         with settled_batchnorm(t.method, t.splits, cfg, s, t.ctx.rank, t.ctx.world_size):
             if t.ctx.is_main:
-                metrics, result.norm_bins, result.eval_norms = final_evaluation(
-                    t.method, t.splits, cfg, s, cfg.trial_id
+                final = final_evaluation(t.method, t.splits, cfg, s, cfg.trial_id)
+                result.norm_bins, result.class_norms, result.eval_norms = (
+                    final.norm_bins,
+                    final.class_norms,
+                    final.eval_norms,
                 )
-                row.update(metrics)
+                row.update(final.metrics)
                 # The last epoch's progress numbers come from the final evaluation.
-                last.update(
-                    {
-                        k: v
-                        for k, v in metrics.items()
-                        if k.startswith(("knn_top1_", "val_knn_top1_"))
-                        or (k.startswith("test_") and k.endswith(("_norm_mean", "_norm_std")))
-                    }
-                )
+                progress_columns = set(_progress_columns(cfg))
+                last.update({k: v for k, v in final.metrics.items() if k in progress_columns})
                 if cfg.eval_every > 0:
                     last.update(_probe_movement(t))
-        row["eval_time_s"] = time.perf_counter() - eval_start
-    row["wall_time_s"] = state.wall_time_s + row.get("eval_time_s", 0.0)
+            row[schema.EVAL_TIME] = time.perf_counter() - eval_start
+    row[schema.WALL_TIME] = state.wall_time_s + row.get(schema.EVAL_TIME, 0.0)
     if t.ctx.is_main:
         _write(t.trial_dir, result)
     if t.ctx.distributed:
@@ -383,15 +396,9 @@ def _finish(t: _Trial, failure: str) -> TrialResult:
 
 
 def _write(trial_dir: Path, result: TrialResult) -> None:
-    if result.curves:
-        results.atomic_write_frame(pd.DataFrame(result.curves), trial_dir / "curves", formats=("csv",))
-    if result.norm_bins:
-        results.atomic_write_frame(pd.DataFrame(result.norm_bins), trial_dir / "norm_bins", formats=("csv",))
-    if result.eval_norms is not None:
-        results.atomic_write_frame(
-            result.eval_norms, trial_dir / Path(results.EVAL_NORMS_FILE).stem, formats=("parquet",)
-        )
-    results.write_result(trial_dir, result.row)
+    results.write_trial_files(
+        trial_dir, result.row, result.curves, result.norm_bins, result.class_norms, result.eval_norms
+    )
 
 
 def run_trial(
@@ -402,6 +409,7 @@ def run_trial(
     resume_from: Path | None = None,
     progress: bool = True,
     device: torch.device | None = None,
+    cpus: int | None = None,
 ) -> TrialResult:
     """Train, evaluate and record one trial.
 
@@ -411,8 +419,10 @@ def run_trial(
     continues after its last finished epoch. A non-finite loss ends the trial
     with status ``failed`` and the reason recorded, not an exception.
     ``device`` overrides ``cfg.device`` where the launcher knows better (Ray
-    Train assigns each worker its GPU).
+    Train assigns each worker its GPU); ``cpus`` is how many CPUs this process
+    holds (a Ray trial's resources; default: the CPUs the process may run on),
+    which sets torch's threads unless ``cfg.num_threads`` does.
     """
-    trial = _setup(cfg, trial_dir, resume_from, device)
+    trial = _setup(cfg, trial_dir, resume_from, device, cpus)
     failure = _train(trial, report, progress)
     return _finish(trial, failure)

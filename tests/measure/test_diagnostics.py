@@ -14,7 +14,6 @@ from sklearn.metrics import roc_auc_score
 
 from suite.core.errors import ConfigError
 from suite.measure.diagnostics import (
-    BIN_COLUMNS,
     accuracy_per_equal_width_bin,
     accuracy_per_norm_bin,
     auroc,
@@ -23,6 +22,7 @@ from suite.measure.diagnostics import (
     norm_diagnostics,
     ood_auroc,
 )
+from suite.results.schema import BIN_COLUMNS
 
 
 def test_auroc_equals_sklearn_with_and_without_ties():
@@ -42,7 +42,7 @@ def test_accuracy_per_decile_matches_numpy_loop_and_pandas_qcut():
     norms = rng.lognormal(size=1000)
     correct = rng.random(1000) < 1 / (1 + np.exp(-(norms - 1)))
     frame = accuracy_per_norm_bin(torch.from_numpy(norms), torch.from_numpy(correct))
-    assert list(frame.columns) == BIN_COLUMNS and len(frame) == 10
+    assert list(frame.columns) == list(BIN_COLUMNS) and len(frame) == 10
     edges = np.percentile(norms, np.arange(0, 101, 10))
     for i in range(10):
         upper_ok = norms <= edges[i + 1] if i == 9 else norms < edges[i + 1]
@@ -70,7 +70,7 @@ def test_equal_width_bins_match_numpy_histogram_and_a_hand_computation():
     norms = rng.lognormal(size=2000) + 3.0
     correct = rng.random(2000) < 1 / (1 + np.exp(-(norms - 4)))
     frame = accuracy_per_equal_width_bin(torch.from_numpy(norms), torch.from_numpy(correct))
-    assert list(frame.columns) == BIN_COLUMNS and len(frame) == 20 and (frame["binning"] == "equal_width").all()
+    assert list(frame.columns) == list(BIN_COLUMNS) and len(frame) == 20 and (frame["binning"] == "equal_width").all()
     counts, edges = np.histogram(norms, bins=20)
     hits, _ = np.histogram(norms, bins=edges, weights=correct.astype(float))
     np.testing.assert_array_equal(frame["count"].to_numpy(), counts)
@@ -190,7 +190,7 @@ def test_norm_diagnostics_on_digits_pixel_norms():
     means = [norms[y == c].mean() for c in range(10)]
     assert scalars["emb_freq_spearman"] == pytest.approx(spearmanr(counts, means).statistic)
     assert set(frame["binning"]) == {"decile", "equal_width"}
-    assert list(frame.columns) == BIN_COLUMNS
+    assert list(frame.columns) == list(BIN_COLUMNS)
     for binning, n_bins in (("decile", 10), ("equal_width", 20)):
         part = frame[frame["binning"] == binning]
         assert part["bin"].tolist() == list(range(n_bins)) and part["count"].sum() == len(norms)

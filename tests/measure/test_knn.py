@@ -81,10 +81,10 @@ def test_digits_pixels_match_brute_force_and_are_accurate(digits):
     out = knn_evaluate(tr, tr_lab, te, te_lab, ks=(200, 20), temperature=0.1, num_classes=10, chunk_size=100)
     for k in (200, 20):
         ref = brute_force_predict(tr_x, tr_y, te_x, k, 0.1, 10)
-        np.testing.assert_array_equal(out[f"predictions_k{k}"].numpy(), ref)
-        assert out[f"knn_top1_k{k}"] == pytest.approx(float((ref == te_y).mean()))
+        np.testing.assert_array_equal(out.predictions[k].numpy(), ref)
+        assert out.accuracy[k] == pytest.approx(float((ref == te_y).mean()))
     # Real digits are easy for cosine kNN; a broken vote would not reach this.
-    assert out["knn_top1_k20"] > 0.9
+    assert out.accuracy[20] > 0.9
 
 
 def test_shared_search_equals_separate_calls(digits):
@@ -95,7 +95,7 @@ def test_shared_search_equals_separate_calls(digits):
     )
     for k in (5, 50):
         single = knn_predict(tr, torch.from_numpy(tr_y), te, k=k, num_classes=10, chunk_size=1000)
-        assert torch.equal(out[f"predictions_k{k}"], single)
+        assert torch.equal(out.predictions[k], single)
 
 
 def test_k_larger_than_bank_is_clamped():
@@ -109,7 +109,7 @@ def test_k_larger_than_bank_is_clamped():
     out = knn_evaluate(
         train, labels, test, torch.zeros(9, dtype=torch.long), ks=(200, 12), temperature=0.5, num_classes=3
     )
-    assert torch.equal(out["predictions_k200"], out["predictions_k12"])
+    assert torch.equal(out.predictions[200], out.predictions[12])
 
 
 def test_vote_ties_go_to_smallest_class_and_similarity_ties_are_counted():

@@ -11,21 +11,22 @@ from sklearn.datasets import load_digits
 
 from suite.core.errors import ConfigError
 from suite.measure.norms import RunningNormStats, norm_summary
+from suite.results.schema import EVAL_NORM_STATS
 
 
-def numpy_summary(x: np.ndarray, prefix: str) -> dict[str, float]:
-    out = {f"{prefix}_mean": x.mean(), f"{prefix}_std": x.std()}
+def numpy_summary(x: np.ndarray) -> dict[str, float]:
+    out = {"mean": x.mean(), "std": x.std()}
     for name, q in (("q05", 5), ("q25", 25), ("q50", 50), ("q75", 75), ("q95", 95)):
-        out[f"{prefix}_{name}"] = np.percentile(x, q)
+        out[name] = np.percentile(x, q)
     return out
 
 
 def test_summary_matches_numpy_on_random_norms():
     rng = np.random.default_rng(0)
     x = rng.gamma(2.0, 3.0, size=1001).astype(np.float32)
-    got = norm_summary(torch.from_numpy(x), "emb_norm")
-    ref = numpy_summary(x.astype(np.float64), "emb_norm")
-    assert set(got) == set(ref)
+    got = norm_summary(torch.from_numpy(x))
+    ref = numpy_summary(x.astype(np.float64))
+    assert set(got) == set(ref) == set(EVAL_NORM_STATS)
     for key, value in ref.items():
         assert got[key] == pytest.approx(value, rel=1e-9), key
         assert isinstance(got[key], float)
@@ -37,23 +38,23 @@ def test_running_stats_equal_one_shot_summary_of_digits_norms():
     for batch in torch.split(x, 256):  # ragged last batch
         stats.update_vectors(batch)
     assert stats.count == len(x)
-    ref = numpy_summary(np.linalg.norm(x.numpy().astype(np.float64), axis=1), "feat_norm")
-    got = stats.summary("feat_norm")
+    ref = numpy_summary(np.linalg.norm(x.numpy().astype(np.float64), axis=1))
+    got = stats.summary()
     for key, value in ref.items():
         assert got[key] == pytest.approx(value, rel=1e-5), key
     stats.reset()
     assert stats.count == 0
     stats.update(torch.tensor([3.0, 4.0]))
-    assert stats.summary("n")["n_mean"] == pytest.approx(3.5)
+    assert stats.summary()["mean"] == pytest.approx(3.5)
 
 
 def test_non_finite_norms_propagate_instead_of_raising():
-    got = norm_summary(torch.tensor([1.0, float("nan"), 2.0]), "emb_norm")
-    assert math.isnan(got["emb_norm_mean"])
+    got = norm_summary(torch.tensor([1.0, float("nan"), 2.0]))
+    assert math.isnan(got["mean"])
 
 
 def test_bad_input():
-    with pytest.raises(ConfigError, match="emb_norm norms"):
-        norm_summary(torch.zeros(0), "emb_norm")
+    with pytest.raises(ConfigError, match="norms"):
+        norm_summary(torch.zeros(0))
     with pytest.raises(ConfigError, match="vectors"):
         RunningNormStats().update_vectors(torch.ones(5))

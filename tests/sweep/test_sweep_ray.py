@@ -22,6 +22,7 @@ from support import local_ray
 
 from suite.config import make_config
 from suite.core.errors import ConfigError
+from suite.results import store
 from suite.sweep.runner import experiment_path, run_sweep
 from suite.sweep.spec import spec_from_dict
 
@@ -180,7 +181,8 @@ def test_killed_sweep_driver_resumes_without_rerunning_finished_trials(ray_addre
 
     ids = _expected_ids(grid, TINY)
     results_dir = tmp_path / "results"
-    before = pd.read_parquet(results_dir / "trials.parquet").set_index("trial_id")
+    # A killed driver leaves its record in the parts, read like any table (the files are rebuilt at --resume).
+    before = store.read_tables(results_dir, ["trials"])["trials"].set_index("trial_id")
     assert before.loc[ids[0], "status"] == "completed"
     assert before.loc[ids[1], "status"] == "failed" and before.loc[ids[1], "error"]
     assert ids[2] not in before.index or before.loc[ids[2], "status"] != "completed"

@@ -13,6 +13,7 @@ import pytest
 from support import local_ray
 
 from suite.analysis.leaderboard.cli import write_leaderboard
+from suite.results import store
 from suite.sweep.runner import run_sweep
 from suite.sweep.spec import spec_from_dict
 
@@ -200,7 +201,7 @@ def test_killed_search_sweep_resumes_within_its_budget(ray_address, tmp_path):
         text=True,
     )
     assert first.returncode == 3, first.stderr[-2000:]  # the injected driver exit
-    done_before = pd.read_parquet(tmp_path / "results" / "trials.parquet")
+    done_before = store.read_tables(tmp_path / "results", ["trials"])["trials"]  # the killed driver's record
     done_before = set(done_before.loc[done_before["status"] == "completed", "trial_id"])
     assert len(done_before) == 1
     second = subprocess.run(

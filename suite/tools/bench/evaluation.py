@@ -160,7 +160,7 @@ def measure_knn_and_probe(report: Report, settings) -> None:
     t_full, mem_full, _, out_full = _timed_peak(
         lambda: full_matrix_knn(train_f, train_y, test_f, ks, temperature, NUM_CLASSES), device
     )
-    agree = min(float((out_chunk[f"predictions_k{k}"] == out_full[k]).double().mean()) for k in ks)
+    agree = min(float((out_chunk.predictions[k] == out_full[k]).double().mean()) for k in ks)
     group = "knn"
     report.add(
         "evaluation",
@@ -218,7 +218,7 @@ def measure_knn_and_probe(report: Report, settings) -> None:
             "fraction",
             "chunked_top1_k200",
             "chunked kNN top-1 (k=200)",
-            float(out_chunk["knn_top1_k200"]),
+            out_chunk.accuracy[200],
         ),
     )
 

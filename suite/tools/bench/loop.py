@@ -130,8 +130,8 @@ def run_epoch(
         losses.append(train_step(s, batch_idx, progress, timer, norms))
     if norms is not None:
         with timer.part("norm logging"):
-            norms[0].summary("emb_norm")
-            norms[1].summary("feat_norm")
+            norms[0].summary()
+            norms[1].summary()
     synchronize(s.device)
     return EpochResult(time.perf_counter() - start, steps * cfg.batch_size, losses)
 
