@@ -13,13 +13,23 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from scipy import stats as scipy_stats
 
-__all__ = ["resampled_aurocs", "bootstrap_auroc_interval", "Interval", "t_interval", "difference_interval"]
+__all__ = [
+    "resampled_aurocs",
+    "bootstrap_auroc_interval",
+    "Interval",
+    "t_interval",
+    "difference_interval",
+    "clustered_t_interval",
+    "sign_flip_p",
+    "sign_test_p",
+]
 
 # Upper bound on (resamples x samples) materialized at once: 4M float64 = 32 MB per array.
 _CHUNK_ELEMENTS = 1 << 22
-_NO_SPREAD = 1e-9  # a standard error below this fraction of the values' magnitude is rounding, not spread
+NO_SPREAD = 1e-9  # a standard deviation below this fraction of the values' magnitude is rounding, not spread
 
 
 def resampled_aurocs(
@@ -80,14 +90,19 @@ def bootstrap_auroc_interval(
 
 @dataclass(frozen=True)
 class Interval:
-    """An estimate with a confidence interval; ``lo``/``hi`` are NaN when ``n`` < 2 or the values
-    (differences) do not vary at all."""
+    """An estimate with its confidence interval and a two-sided p-value against a threshold.
+
+    ``lo``/``hi`` are NaN when ``n`` < 2 or the values do not vary (then, with ``n`` >= 2,
+    ``p_value`` is the exact sign test's, and ``sign_test`` says so); ``method`` names the test."""
 
     estimate: float
     lo: float
     hi: float
-    n: int  # seeds (or pairs of seeds) behind the interval; unpaired: the smaller group
+    n: int  # units behind the interval: seeds, seed pairs or seed clusters; unpaired: the smaller group
     paired: bool = False
+    p_value: float = math.nan
+    sign_test: bool = False
+    method: str = ""
 
     @property
     def significant(self) -> bool:
@@ -95,28 +110,92 @@ class Interval:
         return bool(np.isfinite(self.lo) and np.isfinite(self.hi) and (self.lo > 0 or self.hi < 0))
 
 
-def _t_bounds(center: float, se: float, df: float, confidence: float, scale: float) -> tuple[float, float]:
-    # Zero spread over seeds (e.g. two seeds whose discrete accuracies differ by the same amount) gives
-    # the t-method a zero-width interval: certainty from no evidence of variability. Say "unknown" instead.
-    # "Zero" up to float rounding of the inputs (accuracies k/N differ by ulps when subtracted).
-    if not se > _NO_SPREAD * scale:
-        return math.nan, math.nan
+def no_spread(x: np.ndarray) -> bool:
+    """Values equal up to float rounding: a t-interval would have zero width, certainty from no
+    evidence of variability (e.g. seeds whose discrete accuracies differ by the same amount)."""
+    return x.size < 2 or not float(x.std(ddof=1)) > NO_SPREAD * float(np.abs(x).max())
+
+
+def sign_test_p(x: np.ndarray, threshold: float = 0.0) -> float:
+    """Exact two-sided sign test of the values against ``threshold`` (ties dropped)."""
+    above, below = int((x > threshold).sum()), int((x < threshold).sum())
+    return float(scipy_stats.binomtest(above, above + below).pvalue) if above + below else 1.0
+
+
+def _t_bounds(center: float, se: float, df: float, confidence: float) -> tuple[float, float]:
     half = scipy_stats.t.ppf(0.5 + confidence / 2, df) * se
     return center - half, center + half
 
 
-def t_interval(values: Any, confidence: float = 0.95) -> Interval:
-    """Mean of ``values`` (NaN skipped) with its Student-t interval (ddof=1)."""
+def t_interval(values: Any, confidence: float = 0.95, threshold: float = 0.0) -> Interval:
+    """Mean of ``values`` (NaN skipped) with its Student-t interval (ddof=1) and the one-sample
+    t-test p against ``threshold``; without spread, no interval and the exact sign test's p."""
     x = np.asarray(values, dtype=np.float64).ravel()
     x = x[~np.isnan(x)]
     n = x.size
     if n == 0:
-        return Interval(math.nan, math.nan, math.nan, 0)
+        return Interval(math.nan, math.nan, math.nan, 0, method="no values")
     mean = float(x.mean())
     if n < 2:
-        return Interval(mean, math.nan, math.nan, n)
-    lo, hi = _t_bounds(mean, float(x.std(ddof=1)) / math.sqrt(n), n - 1, confidence, float(np.abs(x).max()))
-    return Interval(mean, lo, hi, n)
+        return Interval(mean, math.nan, math.nan, n, method="one value: no interval")
+    if no_spread(x):
+        return Interval(
+            mean,
+            math.nan,
+            math.nan,
+            n,
+            p_value=sign_test_p(x, threshold),
+            sign_test=True,
+            method="no spread: exact sign test",
+        )
+    lo, hi = _t_bounds(mean, float(x.std(ddof=1)) / math.sqrt(n), n - 1, confidence)
+    return Interval(mean, lo, hi, n, p_value=float(scipy_stats.ttest_1samp(x, threshold).pvalue), method="Student-t")
+
+
+def cluster_means(values: Any, clusters: Any, groups: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """(cluster ids, cluster means): units averaged within their cluster, and, with ``groups``
+    (e.g. methods), first within each (cluster, group) so every group weighs the same in a cluster."""
+    frame = pd.DataFrame({"v": np.asarray(values, dtype=np.float64), "c": np.asarray(clusters, dtype=object)})
+    frame = frame[frame["v"].notna()]
+    if groups is not None:
+        frame["g"] = np.asarray(groups, dtype=object)[frame.index.to_numpy()]
+        frame = frame.groupby(["c", "g"], sort=True)["v"].mean().reset_index()
+    means = frame.groupby("c", sort=True)["v"].mean()
+    return means.index.to_numpy(), means.to_numpy()
+
+
+def clustered_t_interval(
+    values: Any, clusters: Any, groups: Any = None, confidence: float = 0.95, threshold: float = 0.0
+) -> Interval:
+    """`t_interval` over cluster means: units that share a cluster (a seed, whose initialization
+    every method and arm of that seed shares, and whose baseline several arms share) count once."""
+    _, means = cluster_means(values, clusters, groups)
+    inner = t_interval(means, confidence, threshold)
+    return Interval(
+        inner.estimate,
+        inner.lo,
+        inner.hi,
+        inner.n,
+        p_value=inner.p_value,
+        sign_test=inner.sign_test,
+        method=f"{inner.method} over seed clusters",
+    )
+
+
+def sign_flip_p(scores: Any) -> float:
+    """Exact two-sided sign-flip (randomization) test that cluster scores are symmetric about 0:
+    the share of the 2^S sign assignments whose |sum| reaches the observed one. With S clusters
+    the smallest p is 2 / 2^S, so S >= 6 are needed for p < 0.05 (beyond 16, 65,536 draws)."""
+    x = np.asarray(scores, dtype=np.float64)
+    x = x[np.isfinite(x) & (x != 0)]
+    if x.size == 0:
+        return 1.0
+    observed = abs(x.sum())
+    if x.size <= 16:
+        signs = 1 - 2 * ((np.arange(2**x.size)[:, None] >> np.arange(x.size)) & 1)
+    else:
+        signs = np.random.default_rng(0).choice([-1, 1], size=(65_536, x.size))
+    return float((np.abs(signs @ x) >= observed - 1e-12).mean())
 
 
 def _shared_seeds(a_seeds: np.ndarray | None, b_seeds: np.ndarray | None) -> list | None:
@@ -135,7 +214,7 @@ def difference_interval(
 ) -> Interval:
     """``mean(values) - mean(baseline)`` with a t-interval over seeds (NaN values skipped).
 
-    Paired (t-interval of the per-seed differences) when each side's seeds are
+    Paired (`t_interval` of the per-seed differences) when each side's seeds are
     distinct and one side's seeds include the other's, since a shared seed shares
     data order and initialization noise. Seeds only one side ran (e.g. extra seeds
     for a baseline) are left out of a paired comparison, so its estimate is the mean
@@ -154,18 +233,26 @@ def difference_interval(
     if shared is not None:
         a_of = dict(zip(a_seeds.tolist(), a))
         b_of = dict(zip(b_seeds.tolist(), b))
-        a, b = np.array([a_of[s] for s in shared]), np.array([b_of[s] for s in shared])
-        diffs = a - b
+        diffs = np.array([a_of[s] for s in shared]) - np.array([b_of[s] for s in shared])
         inner = t_interval(diffs, confidence)
-        if math.isfinite(inner.lo) and not inner.hi - inner.lo > _NO_SPREAD * max(np.abs(a).max(), np.abs(b).max()):
-            inner = Interval(inner.estimate, math.nan, math.nan, inner.n)  # differences equal up to rounding
-        return Interval(float(diffs.mean()), inner.lo, inner.hi, inner.n, paired=True)
+        return Interval(
+            inner.estimate,
+            inner.lo,
+            inner.hi,
+            inner.n,
+            paired=True,
+            p_value=inner.p_value,
+            sign_test=inner.sign_test,
+            method=f"paired {inner.method}",
+        )
     estimate = float(a.mean() - b.mean())
     n = min(a.size, b.size)
     if n < 2:
-        return Interval(estimate, math.nan, math.nan, n)
+        return Interval(estimate, math.nan, math.nan, n, method="one value: no interval")
+    if no_spread(a) and no_spread(b):
+        return Interval(estimate, math.nan, math.nan, n, method="no spread")
     va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
     se = math.sqrt(va + vb)
-    df = (va + vb) ** 2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1)) if se > 0 else math.nan
-    lo, hi = _t_bounds(estimate, se, df, confidence, max(np.abs(a).max(), np.abs(b).max()))
-    return Interval(estimate, lo, hi, n)
+    df = (va + vb) ** 2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1))
+    lo, hi = _t_bounds(estimate, se, df, confidence)
+    return Interval(estimate, lo, hi, n, p_value=float(2 * scipy_stats.t.sf(abs(estimate) / se, df)), method="Welch")

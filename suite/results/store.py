@@ -183,6 +183,10 @@ def drop_parts(results_dir: Path, trial_ids: Iterable[str]) -> None:
     for trial_id in trial_ids:
         for table in schema.TABLES:
             part_path(results_dir, table, trial_id).unlink(missing_ok=True)
+    parts = Path(results_dir) / PARTS_DIR
+    for directory in [*(parts / t for t in schema.TABLES), parts]:  # no empty folders left behind
+        if directory.is_dir() and not any(directory.iterdir()):
+            directory.rmdir()
 
 
 def part_trial_ids(results_dir: Path) -> set[str]:

@@ -123,11 +123,30 @@ def _run(cfg_dump: dict[str, Any], sweep: dict[str, Any], index: int, checkpoint
 
     with contextlib.ExitStack() as stack:
         resume_from = Path(stack.enter_context(checkpoint.as_directory())) if checkpoint is not None else None
-        result = run_trial(cfg, trial_dir, report=report_epoch, resume_from=resume_from, progress=False, device=device)
+        result = run_trial(
+            cfg,
+            trial_dir,
+            report=report_epoch,
+            resume_from=resume_from,
+            progress=False,
+            device=device,
+            cpus=assigned_cpus(),
+        )
     payload = final_payload(result, sweep["name"])
     if rank() == 0:
         write_json(trial_dir / DONE_MARKER, payload)
     report(payload, None)
+
+
+def assigned_cpus() -> int | None:
+    """The CPUs Ray assigned to this worker (its trial's or its Train worker's bundle), rounded
+    down to whole threads; None outside a Ray task or actor."""
+    import ray
+
+    if not ray.is_initialized():
+        return None
+    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU")
+    return max(1, int(cpus)) if cpus else None
 
 
 def _ray_train_device(cfg_dump: dict[str, Any]):

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from suite.analysis.claims import readme
+from suite.analysis.claims import block
 from suite.analysis.claims.verdicts import ROW_COLUMNS, evaluate_claims
 from suite.analysis.load import load_results
 from suite.cli import main
@@ -54,7 +54,10 @@ def test_reference_tables_load_with_every_case_and_seed(reference):
 
 def test_committed_claims_equal_a_recomputation(reference):
     committed = pd.read_csv(REFERENCE / "claims.csv")
-    fresh = evaluate_claims(reference.trials, reference.curves)[ROW_COLUMNS]
+    fresh = evaluate_claims(reference.trials, reference.curves, reference.class_norms)[ROW_COLUMNS]
+    assert list(committed["claim"] + "/" + committed["measure"] + "/" + committed["method"]) == list(
+        fresh["claim"] + "/" + fresh["measure"] + "/" + fresh["method"]
+    )
     assert list(committed["verdict"]) == list(fresh["verdict"])
     for col in ("value", "ci_lo", "ci_hi", "p_value", "n", "n_seeds"):
         np.testing.assert_allclose(
@@ -62,11 +65,11 @@ def test_committed_claims_equal_a_recomputation(reference):
         )
 
 
-def test_readme_block_equals_what_the_committed_tables_give(reference):
+def test_docs_block_equals_what_the_committed_tables_give(reference):
     claims = pd.read_csv(REFERENCE / "claims.csv")
     trials = pd.read_csv(REFERENCE / "trials.csv")
-    expected = readme.readme_block(claims, trials, REFERENCE_REL)
-    assert readme.extract_block((REPO / "README.md").read_text()) == expected
+    expected = block.page_block(claims, trials, REFERENCE_REL)
+    assert block.extract_block((REPO / "docs" / "reference-run.md").read_text()) == expected
 
 
 def test_committed_leaderboard_shows_the_committed_claims():
@@ -78,7 +81,7 @@ def test_committed_leaderboard_shows_the_committed_claims():
     assert leaderboard_markdown(load_claims([REFERENCE])) in board
 
 
-def test_learning_frame_against_scipy():
+def test_learning_rows_against_scipy():
     rows = []
     for seed, (init, final) in enumerate([(0.90, 0.95), (0.91, 0.97), (0.92, 0.96)]):
         rows.append(
@@ -88,20 +91,23 @@ def test_learning_frame_against_scipy():
                 seed=seed,
                 status="completed",
                 imbalance=np.nan,
+                knn_k="[20]",
                 knn_top1_k20_init=init,
                 knn_top1_k20=final,
                 final_loss=4.0 + seed,
+                dataset="digits",
+                backbone="b",
                 method_args='{"num_prototypes": 256}',
             )
         )
     # neither an intervention arm nor a long-tailed none trial may enter the baseline
     rows.append({**rows[0], "intervention": "cut:3", "knn_top1_k20": 0.1})
     rows.append({**rows[0], "imbalance": 10.0, "knn_top1_k20": 0.1})
-    frame = readme.learning_frame(pd.DataFrame(rows))
-    assert len(frame) == 1
+    header, table, k = block.learning_rows(pd.DataFrame(rows))
+    assert k == 20 and len(table) == 1
+    got = dict(zip(header, table[0]))
     gains = np.array([0.05, 0.06, 0.04])
     lo, hi = stats.t.interval(0.95, 2, loc=gains.mean(), scale=stats.sem(gains))
-    got = frame.iloc[0]
     assert got["gain (pp) [95% interval]"] == f"{100 * gains.mean():+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
     assert got["untrained kNN@20 (%)"] == "91.0" and got["final kNN@20 (%)"] == "96.0"
     assert got["final loss"] == "5.000" and got["uniform-output loss"] == f"{math.log(256):.3f}"
@@ -113,35 +119,35 @@ def test_learning_frame_against_scipy():
             for r, g in zip(rows[:3], (0.05, -0.02, 0.01))
         ]
     )
-    ((_, row),) = readme.learning_frame(shaky).iterrows()
+    header, table, _ = block.learning_rows(shaky)
     assert stats.t.interval(0.95, 2, loc=0.0133, scale=stats.sem([0.05, -0.02, 0.01]))[0] < 0
-    assert row["shown to learn"] == "no"
+    assert dict(zip(header, table[0]))["shown to learn"] == "no"
 
 
 def test_replace_block_keeps_the_rest_and_refuses_a_file_without_markers():
-    text = f"head\n{readme.BEGIN}\nold\n{readme.END}\ntail\n"
-    block = f"{readme.BEGIN}\nnew\n{readme.END}"
-    assert readme.replace_block(text, block) == f"head\n{block}\ntail\n"
+    text = f"head\n{block.BEGIN}\nold\n{block.END}\ntail\n"
+    new = f"{block.BEGIN}\nnew\n{block.END}"
+    assert block.replace_block(text, new) == f"head\n{new}\ntail\n"
     with pytest.raises(ConfigError, match="markers"):
-        readme.replace_block("no markers here", block)
+        block.replace_block("no markers here", new)
 
 
-def test_claims_readme_option_rewrites_only_the_block(tmp_path, capsys):
+def test_claims_page_option_rewrites_only_the_block(tmp_path, capsys):
     import shutil
 
     results = tmp_path / "ref"
     shutil.copytree(REFERENCE, results, ignore=shutil.ignore_patterns("*-s[0-9]*"))  # tables only
-    target = tmp_path / "README.md"
-    target.write_text(f"before\n{readme.BEGIN}\nstale\n{readme.END}\nafter\n")
-    assert main(["claims", str(results), "--readme", str(target)]) == 0
+    target = tmp_path / "page.md"
+    target.write_text(f"before\n{block.BEGIN}\nstale\n{block.END}\nafter\n")
+    assert main(["claims", str(results), "--page", str(target)]) == 0
     text = target.read_text()
     assert text.startswith("before\n") and text.endswith("\nafter\n") and "stale" not in text
     assert "Does each method learn?" in text
     bad = tmp_path / "plain.md"
     bad.write_text("no markers")
-    assert main(["claims", str(results), "--readme", str(bad)]) == 2
+    assert main(["claims", str(results), "--page", str(bad)]) == 2
     assert bad.read_text() == "no markers"
-    assert "--readme" in capsys.readouterr().err
+    assert "--page" in capsys.readouterr().err
 
 
 def _committed_trial_dirs() -> list[Path]:

@@ -221,7 +221,7 @@ def test_every_method_trains_data_parallel_in_a_sweep_and_survives_a_dead_worker
     from methods import METHODS
 
     names = sorted(METHODS)
-    base = dict(TINY, warmup_epochs=0, batch_size=128, train_limit=256)
+    base = dict(TINY, warmup_epochs=0, batch_size=128, train_limit=256, num_threads=None)  # threads: the CPUs held
     spec = spec_from_dict(
         dict(
             name="ddp-all",
@@ -239,6 +239,7 @@ def test_every_method_trains_data_parallel_in_a_sweep_and_survives_a_dead_worker
     assert sorted(trials.index) == names
     assert (trials["status"] == "completed").all(), trials["error"].to_dict()
     assert (trials["workers"] == 2).all() and (trials["epochs_completed"] == 2).all()
+    assert (trials["torch_threads"] == 1).all()  # each worker holds 0.9 CPU: one thread, not one per core
     assert trials["final_loss"].map(math.isfinite).all()
     for col in ("knn_top1_k20", "linear_top1"):
         assert trials[col].between(0, 1).all(), col
@@ -353,3 +354,19 @@ def test_local_trial_row_equals_the_sweep_row(ray_address, tmp_path):
             assert theirs == mine or (mine == "" and theirs is None), key
     curves = pd.read_parquet(outcome.results_dir / "curves.parquet")
     assert list(curves["epoch"]) == [0, 1, 2]  # epoch 0: the untrained network
+
+
+def test_a_sweep_trial_trains_with_as_many_threads_as_cpus_it_holds(ray_address, tmp_path):
+    """torch's default (a thread per core of the machine) would oversubscribe a shared machine."""
+    import os
+
+    assert len(os.sched_getaffinity(0)) > 1  # otherwise the test could not tell the two apart
+    spec = _spec(
+        tmp_path,
+        "threads",
+        grid={"seed": [0]},
+        base=dict(TINY, num_threads=None, epochs=1),
+        resources={"cpus_per_worker": 1},
+    )
+    trials = run_sweep(spec).trials
+    assert trials["status"].tolist() == ["completed"] and trials["torch_threads"].tolist() == [1]

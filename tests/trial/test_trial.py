@@ -252,3 +252,18 @@ def test_checkpoint_every_n_epochs_and_at_the_end(tmp_path, tiny_trial):
     saved = []
     run_trial(cfg, tmp_path / "t", progress=False, report=lambda m, d: saved.append((m["epoch"], d is not None)))
     assert saved == [(1, False), (2, True), (3, True)]
+
+
+def test_threads_default_to_the_cpus_the_trial_holds_and_the_row_records_them(tmp_path, tiny_trial):
+    import os
+
+    from suite.trial.runtime import fit_threads
+
+    cpus = len(os.sched_getaffinity(0))
+    cfg = make_config({**tiny_trial, "epochs": 1, "num_threads": None})
+    assert run_trial(cfg, tmp_path / "a", progress=False).row["torch_threads"] == cpus == torch.get_num_threads()
+    pinned = make_config({**tiny_trial, "epochs": 1, "num_threads": 1})
+    assert run_trial(pinned, tmp_path / "b", progress=False).row["torch_threads"] == 1 == torch.get_num_threads()
+    held = run_trial(cfg, tmp_path / "c", progress=False, cpus=1).row  # a launcher that knows what it granted
+    assert held["torch_threads"] == 1
+    fit_threads(None, cpus)  # leave the process as the other tests expect it

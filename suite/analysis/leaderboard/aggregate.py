@@ -2,47 +2,36 @@
 
 Why: a single trial is noise; the leaderboard reports mean ± std over seeds of
 every group of otherwise-equal settings, the change against the ``none``
-baseline, and how many epochs each group needs to reach a fraction of the
-baseline's final accuracy (the paper's convergence-speed claim).
+baseline with its interval, the gain over the untrained network, and which arm
+reaches its baseline's target first (the claims' C4/C5 rule, per seed pair).
 
-Definitions (also in the README):
+Definitions (stated in the docs too):
 
 * group keys: ``dataset, backbone, method, intervention, epochs`` plus every
-  other config column that takes more than one value *within* one combination
-  of those five among completed trials (a column that only changes with the
-  method, such as ``optimizer`` or ``method_args``, adds no information).
-  ``--group-by`` replaces the whole list.
-* ``std`` uses ddof=1 and is NaN for n=1; ``n`` counts completed trials; metric
-  means skip NaN values.
-* ``delta_<m>``: mean of the group minus mean of the baseline group (the row
-  with ``intervention == "none"`` and all other keys equal; if none matches, a
-  unique baseline equal on all keys except the intervention-derived
-  ``weight_decay``), for the headline metrics (accuracies and ``--metric``).
-  ``delta_<m>_ci_lo/_ci_hi``: its 95% t-interval over seeds — paired by seed
-  when group and baseline have the same seeds, else Welch's — NaN with fewer
-  than 2 seeds (pairs) and on the baseline row itself; ``delta_<m>_n`` the seeds
-  (pairs; unpaired: the smaller group) behind it, ``delta_<m>_paired``, and
-  ``delta_<m>_significant`` (the interval exists and excludes 0).
-* ``gain_<m>_*``: where the trials carry ``<m>_init`` (the untrained network's
-  score), mean/std/95% t-interval/n over seeds of ``<m> - <m>_init``, i.e. what
-  training added over the floor a random network already reaches.
-* ``baseline_differs``: the settings outside the group keys in which a group's
-  trials differ from its baseline's (``lr 0.1 vs 0.3; warmup_epochs 4 vs 1``;
-  NaN when none, or for the baseline itself): an intervention that carries
-  its own settings (a sweep's ``cases``) is compared with a baseline that
-  differs in those too, and Δ and convergence mix both effects.
-* convergence: per trial, the first epoch at which its curve column reaches
-  ``target * baseline mean final value``; per group the mean over the seeds
-  that reached it (``conv_reached`` counts them), NaN if none did;
-  ``conv_ratio`` = group epoch / baseline epoch. Only trained epochs (>= 1)
-  count; ``conv_init_reached`` counts the seeds whose epoch-0 row (the
-  untrained network) already reaches the threshold.
+  other *science* column (`suite.results.schema.role`) that takes more than one
+  value within one combination of those five among completed trials. Run
+  settings never make groups. ``--group-by`` replaces the whole list.
+* ``std`` uses ddof=1 and is NaN for n=1; ``n`` counts completed trials.
+* baseline: a group's trials are paired with their baselines by the claims' rule
+  (`suite.analysis.compare.baseline_pairs`: the ``none`` trial of the same seed
+  and science, protocol aside; across seeds when no seed matches); the group of
+  those baselines, when it is one group, is the group's baseline.
+* ``delta_<m>``: the group's mean minus the baseline's, with its 95% interval
+  (`suite.core.stats.difference_interval`: paired on shared seeds, else Welch),
+  ``_n``, ``_paired``, ``_significant``; NaN on the baseline row itself.
+* ``gain_<m>_*``: mean/std/95% t-interval/n over seeds of ``<m> - <m>_init``
+  (the same trial untrained, epoch 0).
+* ``conv_<loss|knn>_faster/_slower/_tied/_censored``: over the group's (arm,
+  baseline) seed pairs, which reaches the baseline's target first
+  (`suite.analysis.compare.race`).
+* ``baseline_differs``: the science outside the group keys in which a group's
+  trials differ from its baseline's (e.g. an arm's own ``lr``): Δ then mixes
+  their effect with the intervention's.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -50,79 +39,37 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from suite.analysis import compare
 from suite.analysis.load import TRIAL_KEY
 from suite.core.errors import ConfigError
 from suite.core.stats import difference_interval, t_interval
+from suite.results import schema
 
 CORE_KEYS = ["dataset", "backbone", "method", "intervention", "epochs"]
-BASELINE = "none"
-ACCURACY_COLUMNS = ["knn_top1_k200", "knn_top1_k20", "linear_top1"]
-NORM_COLUMNS = ["emb_norm_mean", "feat_norm_mean"]
-DEFAULT_CURVE_COLUMN = "knn_top1_k200"
-# Derived from the intervention (``wd:x`` sets weight_decay), so ignored when no exact baseline matches.
-INTERVENTION_DERIVED = ["weight_decay"]
-LOWER_IS_BETTER = {"final_loss", "wall_time_s", "epoch_time_s"}
-# Columns that are not experimental settings: identity, bookkeeping, outcomes, and
-# operational knobs that should not change results.
-NON_CONFIG = {
-    "results_dir",
-    "trial_id",
-    "sweep",
-    "status",
-    "error",
-    "notes",
-    "seed",
-    "name",
-    "epochs_completed",
-    "final_loss",
-    "wall_time_s",
-    "images_per_s",
-    "epoch_time_s",
-    "device",
-    "workers",
-    "num_threads",
-    "checkpoint_every",
-    "eval_every",
-    "eval_batch_size",
-    "channels_last",
-    "trial_dir",
-    "path",
-    "hostname",
-    "host",
-    "started_at",
-    "finished_at",
-    "git_commit",
-}
-_OUTCOME_PATTERN = re.compile(
-    r"^(val_)?(knn|linear)_top|(^|_)norm_|_auroc$|_spearman$|_time|_at$|_path$|_dir$|_ci_(lo|hi)$|_note$"
-)
-_DIAGNOSTIC_PATTERN = re.compile(r"^(emb|feat|proj)_.*(_auroc|_spearman)$|^test_(emb|feat|proj)_norm_")
-INIT_SUFFIX = "_init"  # trials columns of the untrained network (epoch 0), e.g. knn_top1_k200_init
+BASELINE = compare.BASELINE
+NORM_COLUMNS = [schema.train_norm("emb", "mean"), schema.train_norm("feat", "mean")]
+# Science columns that never make a group: the per-trial label and the unit of replication.
+NOT_GROUPING = {"name", "seed"}
 
 
 @dataclass
 class Leaderboard:
     """The aggregated table plus what a renderer needs to explain it."""
 
-    table: pd.DataFrame  # one row per group; machine-readable (mean/std/n columns)
-    failures: pd.DataFrame  # trials whose status is not "completed", with their errors
-    trials: pd.DataFrame  # completed trials: keys, seed, per-trial conv_epoch
+    table: pd.DataFrame  # one row per group, in rank order; machine-readable (mean/std/n columns)
+    failures: pd.DataFrame  # trials whose status is not completed (nor stopped by a scheduler), with their errors
+    trials: pd.DataFrame  # completed trials: keys, seed, group
     group_keys: list[str]
     metric: str
-    curve_column: str | None  # curves column used for convergence (None: no curves)
-    target: float
-    expected_n: int
     metric_columns: list[str]  # columns aggregated as <c>_mean / <c>_std
+    accuracy_columns: list[str]  # the leading ones, with Δ and gain
     higher_is_better: bool
+    knn_column: str | None  # the primary kNN column (convergence on kNN)
 
 
 def config_columns(trials: pd.DataFrame) -> list[str]:
-    """Columns that describe a trial's settings (not identity, outcomes or timings)."""
-    return [
-        c
-        for c in trials.columns
-        if c not in NON_CONFIG and not _OUTCOME_PATTERN.search(c) and not c.startswith("search_")
-    ]  # search bookkeeping (suite.analysis.leaderboard.search)
+    """Science columns that can make groups."""
+    return [c for c in schema.science_columns(trials.columns) if c not in NOT_GROUPING]
 
 
 def _hashable(series: pd.Series) -> pd.Series:
@@ -145,7 +92,7 @@ def _hashable(series: pd.Series) -> pd.Series:
 
 
 def detect_group_keys(completed: pd.DataFrame, exclude: Sequence[str] = ()) -> list[str]:
-    """Core keys plus config columns that vary within a combination of the core keys
+    """Core keys plus science columns that vary within a combination of the core keys
     (minus ``exclude``: the hyper-parameters a search chose per cell)."""
     core = [k for k in CORE_KEYS if k in completed.columns]
     extra = []
@@ -170,76 +117,57 @@ def _numeric_columns(trials: pd.DataFrame) -> list[str]:
 def metric_choices(trials: pd.DataFrame) -> list[str]:
     """Numeric outcome columns a leaderboard can rank by."""
     return [
-        c
-        for c in _numeric_columns(trials)
-        if c in ACCURACY_COLUMNS
-        or c in LOWER_IS_BETTER
-        or c == "images_per_s"
-        or (c not in NON_CONFIG and _OUTCOME_PATTERN.search(c))
+        c for c in _numeric_columns(trials) if schema.role(c) == schema.OUTCOME and not c.endswith(("_ci_lo", "_ci_hi"))
     ]
 
 
-def _validate(trials: pd.DataFrame, metric: str, target: float, group_by: Sequence[str] | None) -> None:
+def accuracy_columns(trials: pd.DataFrame) -> list[str]:
+    """The test accuracies present, kNN by k descending, then the linear probe."""
+    cols = list(schema.knn_columns(trials.columns).values())
+    return cols + ([schema.LINEAR_TOP1] if schema.LINEAR_TOP1 in trials.columns else [])
+
+
+def default_metric(trials: pd.DataFrame) -> str:
+    """The primary kNN column (knn_k[0] of the trials) when it exists, else the first accuracy."""
+    if "knn_k" in trials.columns and trials["knn_k"].notna().any():
+        primary = schema.knn(schema.primary_k(trials["knn_k"].dropna().iloc[0]))
+        if primary in trials.columns:
+            return primary
+    accuracies = accuracy_columns(trials)
+    return accuracies[0] if accuracies else schema.FINAL_LOSS
+
+
+def _validate(trials: pd.DataFrame, metric: str, group_by: Sequence[str] | None) -> None:
     if metric not in metric_choices(trials):
-        raise ConfigError("metric", metric, metric_choices(trials) or ACCURACY_COLUMNS)
-    if isinstance(target, bool) or not (isinstance(target, (int, float)) and 0 < target <= 1):
-        raise ConfigError("target", target, "a fraction in (0, 1]")
+        raise ConfigError("--metric", metric, metric_choices(trials) or accuracy_columns(trials))
     if group_by is not None:
-        bad = [c for c in group_by if c not in trials.columns or c in TRIAL_KEY or c == "status"]
+        bad = [c for c in group_by if c not in trials.columns or c in TRIAL_KEY or c == schema.STATUS]
         if bad or not group_by:
-            raise ConfigError("group_by", list(group_by), config_columns(trials))
+            raise ConfigError("--group-by", list(group_by), config_columns(trials))
 
 
-def _baseline_rows(table: pd.DataFrame, keys: list[str]) -> pd.Series:
-    """For each group row, the index label of its baseline row (NaN if none)."""
-    result = pd.Series(np.nan, index=table.index)
-    if "intervention" not in keys:
-        return result
-    base = table[table["intervention"] == BASELINE]
-    for match_on in (
-        [k for k in keys if k != "intervention"],
-        [k for k in keys if k != "intervention" and k not in INTERVENTION_DERIVED],
-    ):
-        todo = result.index[result.isna()]
-        if len(todo) == 0:
-            break
-        if match_on:
-            unique_base = base.drop_duplicates(match_on, keep=False)
-        else:  # only the intervention varies: a single baseline row serves every group
-            unique_base = base if len(base) == 1 else base.iloc[0:0]
-        left = table.loc[todo, match_on].reset_index(names="_row")
-        right = unique_base[match_on].reset_index(names="_base")
-        merged = left.merge(right, on=match_on, how="left") if match_on else left.merge(right, how="cross")
-        result.loc[merged["_row"].to_numpy()] = merged["_base"].to_numpy()
-    return result
-
-
-def first_epoch_reaching(curves: pd.DataFrame, thresholds: pd.DataFrame, column: str) -> pd.Series:
-    """Per trial (indexed like ``thresholds``), the first trained epoch (>= 1) with ``curves[column] >= threshold``;
-    NaN if never. The epoch-0 row (the untrained network) is not a convergence epoch: see ``reached_at_init``."""
-    merged = curves[TRIAL_KEY + ["epoch", column]].merge(thresholds, on=TRIAL_KEY, how="inner")
-    reached = merged[(merged[column] >= merged["threshold"]) & (merged["epoch"] >= 1)]
-    first = reached.groupby(TRIAL_KEY)["epoch"].min().rename("conv_epoch")
-    return thresholds.merge(first, left_on=TRIAL_KEY, right_index=True, how="left")["conv_epoch"].set_axis(
-        thresholds.index
+def _baseline_groups(completed: pd.DataFrame) -> tuple[pd.Series, list[str]]:
+    """Per group, the group of its trials' baselines (NaN: none, or not one group)."""
+    if completed.empty:
+        return pd.Series(dtype=float), []
+    arms = ~compare.is_baseline(completed) if "intervention" in completed else pd.Series(False, completed.index)
+    bases = ~arms
+    seeded, notes = compare.baseline_pairs(completed, arms, bases)
+    unpaired = completed.index[arms & ~completed.index.isin(seeded["arm"])]
+    across, _ = compare.baseline_pairs(
+        completed, pd.Series(completed.index.isin(unpaired), completed.index), bases, match_seed=False
     )
-
-
-def reached_at_init(curves: pd.DataFrame, thresholds: pd.DataFrame, column: str) -> pd.Series:
-    """Per trial, whether its epoch-0 row (the untrained network) already reaches the threshold: then the
-    target is below the floor a random network reaches, and "epochs to target" says little."""
-    at_zero = curves.loc[curves["epoch"] == 0, TRIAL_KEY + [column]].drop_duplicates(TRIAL_KEY)
-    merged = at_zero.merge(thresholds, on=TRIAL_KEY, how="right")
-    return (merged[column] >= merged["threshold"]).set_axis(thresholds.index)
-
-
-def _display_order(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """Sort by keys with the baseline first within each setting."""
-    order = table.assign(_not_base=(table["intervention"] != BASELINE) if "intervention" in table else False)
-    sort_by = (
-        [k for k in keys if k != "intervention"] + ["_not_base"] + (["intervention"] if "intervention" in keys else [])
-    )
-    return order.sort_values(sort_by, kind="stable", na_position="last").drop(columns="_not_base")
+    pairs = pd.concat([seeded, across], ignore_index=True)
+    group = completed["_group"]
+    mapped = pd.DataFrame({"g": group.loc[pairs["arm"]].to_numpy(), "b": group.loc[pairs["base"]].to_numpy()})
+    found = mapped.drop_duplicates().groupby("g")["b"].agg(lambda b: b.iloc[0] if len(b) == 1 else np.nan)
+    ambiguous = mapped.drop_duplicates().groupby("g")["b"].nunique()
+    notes += [f"group {g}: its trials pair with {n} baseline groups; no Δ" for g, n in ambiguous.items() if n > 1]
+    out = pd.Series(np.nan, index=sorted(group.unique()), dtype=float)
+    out.loc[found.index] = found.astype(float)
+    base_groups = group.loc[bases[bases].index].unique()
+    out.loc[base_groups] = base_groups  # a baseline is its own baseline: Δ = — there
+    return out, notes
 
 
 def _setting_text(values: pd.Series) -> str:
@@ -254,26 +182,23 @@ def _setting_text(values: pd.Series) -> str:
 
 
 def _baseline_differences(completed: pd.DataFrame, base: pd.Series, keys: list[str]) -> list[str | float]:
-    """Per group (``base``: group -> its baseline group), the settings outside the group keys whose
-    values differ between the group's trials and its baseline's, as ``name own vs baseline``
-    (NaN: no baseline, the baseline itself, or no difference; NaN survives a CSV round trip)."""
+    """Per group, the science outside the group keys that differs from its baseline's
+    (``name own vs baseline``); NaN where there is none, no baseline, or for the baseline itself."""
     columns = [
         c
         for c in config_columns(completed)
-        if c not in keys and c != "intervention" and c not in INTERVENTION_DERIVED and not c.startswith("_")
+        if c not in keys and c not in ("intervention", "weight_decay") and not c.startswith("_")
     ]
-    values = {c: _hashable(completed[c]) for c in columns}
+    texts = pd.DataFrame(
+        {c: _hashable(completed[c]).groupby(completed["_group"]).agg(_setting_text) for c in columns}, index=base.index
+    )
     out = []
     for group, base_group in base.items():
         if pd.isna(base_group) or int(base_group) == group:
             out.append(np.nan)
             continue
-        own, theirs = completed["_group"] == group, completed["_group"] == int(base_group)
-        diffs = []
-        for c in columns:
-            mine, baseline = _setting_text(values[c][own]), _setting_text(values[c][theirs])
-            if mine != baseline:
-                diffs.append(f"{c} {mine} vs {baseline}")
+        mine, theirs = texts.loc[group], texts.loc[int(base_group)]
+        diffs = [f"{c} {mine[c]} vs {theirs[c]}" for c in columns if mine[c] != theirs[c]]
         out.append("; ".join(diffs) or np.nan)
     return out
 
@@ -282,7 +207,7 @@ def _planned_counts(trials: pd.DataFrame, table: pd.DataFrame, keys: list[str]) 
     """Per group: its trials of any status but ``stopped`` (a scheduler's early stop is not a
     missing seed), so a group short of its own planned seeds is flagged, while arms run on
     different numbers of seeds on purpose (a sweep case's own ``seeds``) are not."""
-    counted = trials[trials["status"] != "stopped"].copy()
+    counted = trials[trials[schema.STATUS] != schema.STOPPED].copy()
     for k in keys:
         counted[k] = _hashable(counted[k])
     sizes = counted.groupby(keys, dropna=False).size().rename("_planned").reset_index()
@@ -292,26 +217,23 @@ def _planned_counts(trials: pd.DataFrame, table: pd.DataFrame, keys: list[str]) 
 
 def _add_delta_intervals(table: pd.DataFrame, completed: pd.DataFrame, base: pd.Series, column: str) -> None:
     """``delta_<column>`` and its ``_ci_lo/_ci_hi/_n/_paired/_significant`` for every group with a
-    baseline, all from one ``difference_interval`` per group (a loop over groups, not samples), so
-    the estimate always sits inside its interval (paired on shared seeds, the difference of means is
-    not the paired estimate when the baseline ran extra seeds)."""
+    baseline (one `difference_interval` per group: paired on shared seeds, else Welch)."""
     values = {g: sub[column].to_numpy(dtype=float) for g, sub in completed.groupby("_group")}
     seeds = {g: sub["seed"].to_numpy() for g, sub in completed.groupby("_group")} if "seed" in completed else {}
-    lo, hi = np.full(len(table), np.nan), np.full(len(table), np.nan)
-    delta = table[f"delta_{column}"].to_numpy(dtype=float).copy()
-    n = np.zeros(len(table), dtype=np.int64)
-    paired, significant = np.zeros(len(table), dtype=bool), np.zeros(len(table), dtype=bool)
-    for i, (group, base_group) in enumerate(base.items()):
+    n_rows = len(table)
+    delta, lo, hi = np.full(n_rows, np.nan), np.full(n_rows, np.nan), np.full(n_rows, np.nan)
+    n = np.zeros(n_rows, dtype=np.int64)
+    paired, significant = np.zeros(n_rows, dtype=bool), np.zeros(n_rows, dtype=bool)
+    for i, group in enumerate(table.index):
+        base_group = base.get(group, np.nan)
         if pd.isna(base_group) or int(base_group) == group:  # no baseline, or the baseline itself
             continue
         interval = difference_interval(
             values[group], values[int(base_group)], seeds.get(group), seeds.get(int(base_group))
         )
-        delta[i] = interval.estimate  # paired on shared seeds: the mean per-seed difference
-        lo[i], hi[i], n[i] = interval.lo, interval.hi, interval.n
+        delta[i], lo[i], hi[i], n[i] = interval.estimate, interval.lo, interval.hi, interval.n
         paired[i], significant[i] = interval.paired, interval.significant
-    table[f"delta_{column}"] = delta
-    table[f"delta_{column}_ci_lo"], table[f"delta_{column}_ci_hi"] = lo, hi
+    table[f"delta_{column}"], table[f"delta_{column}_ci_lo"], table[f"delta_{column}_ci_hi"] = delta, lo, hi
     table[f"delta_{column}_n"], table[f"delta_{column}_paired"] = n, paired
     table[f"delta_{column}_significant"] = significant
 
@@ -327,124 +249,145 @@ def _add_gain_over_init(table: pd.DataFrame, completed: pd.DataFrame, column: st
     table[f"gain_{column}_n"] = [intervals[g].n for g in table.index]
 
 
+CONVERGENCE = ("loss", "knn")
+
+
+def _add_convergence(
+    table: pd.DataFrame, completed: pd.DataFrame, curves: pd.DataFrame | None, knn_column: str | None
+) -> None:
+    """``conv_<measure>_faster/_slower/_tied/_censored``: the claims' race over each group's seed pairs."""
+    for measure in CONVERGENCE:
+        for outcome in ("faster", "slower", "tied", "censored"):
+            table[f"conv_{measure}_{outcome}"] = 0
+    if curves is None or curves.empty or "intervention" not in completed or completed.empty:
+        return
+    keyed = curves.assign(_key=curves["results_dir"].astype(str) + "/" + curves[schema.TRIAL_ID].astype(str))
+    by_trial = compare.curves_by_trial(keyed, keyed["_key"])
+    trial_key = completed["results_dir"].astype(str) + "/" + completed[schema.TRIAL_ID].astype(str)
+    arms = ~compare.is_baseline(completed)
+    pairs, _ = compare.baseline_pairs(completed, arms, ~arms)
+    empty = curves.iloc[0:0]
+    for measure, column, falling in (("loss", schema.LOSS, True), ("knn", knn_column, False)):
+        if column is None or column not in curves.columns:
+            continue
+        counts: dict[tuple[int, str], int] = {}
+        for arm, base in pairs.itertuples(index=False):
+            race = compare.race(
+                by_trial.get(trial_key.loc[arm], empty), by_trial.get(trial_key.loc[base], empty), column, falling
+            )
+            if not race.observable:
+                continue
+            group = int(completed.at[arm, "_group"])
+            outcome = {1: "faster", -1: "slower", 0: "tied"}[race.direction]
+            counts[(group, outcome)] = counts.get((group, outcome), 0) + 1
+            if race.censored:
+                counts[(group, "censored")] = counts.get((group, "censored"), 0) + 1
+        for (group, outcome), count in counts.items():
+            table.loc[group, f"conv_{measure}_{outcome}"] = count
+
+
 def build_leaderboard(
     trials: pd.DataFrame,
     curves: pd.DataFrame | None = None,
     *,
-    metric: str = "knn_top1_k200",
-    target: float = 0.9,
+    metric: str | None = None,
     group_by: Sequence[str] | None = None,
     searched: Sequence[str] = (),
 ) -> Leaderboard:
-    """Aggregate completed trials per group; failed/running trials go to ``failures``
-    (trials a search's scheduler stopped early are neither). ``searched``: config
-    columns a search chose per cell, left out of the detected group keys."""
-    _validate(trials, metric, target, group_by)
-    completed_mask = trials["status"] == "completed"
+    """Aggregate completed trials per group, rank the groups by ``metric`` (default: the primary kNN);
+    failed, running and interrupted trials go to ``failures`` (trials a search's scheduler stopped
+    early are neither). ``searched``: science a search chose per cell, left out of the group keys."""
+    if "results_dir" not in trials.columns:
+        trials = trials.assign(results_dir="")
+    metric = metric or default_metric(trials)
+    _validate(trials, metric, group_by)
+    completed_mask = trials[schema.STATUS] == schema.COMPLETED
     completed = trials[completed_mask].reset_index(drop=True)
     keys = list(group_by) if group_by is not None else detect_group_keys(completed, searched)
     for k in keys:
         completed[k] = _hashable(completed[k])
 
     fail_cols = (
-        TRIAL_KEY + ["status"] + [k for k in keys if k in trials] + [c for c in ("seed", "error") if c in trials]
+        TRIAL_KEY
+        + [schema.STATUS]
+        + [k for k in keys if k in trials]
+        + [c for c in ("seed", schema.EPOCHS_COMPLETED, schema.ERROR) if c in trials]
     )
     failures = trials.loc[
-        ~completed_mask & (trials["status"] != "stopped"), list(dict.fromkeys(fail_cols))
+        ~completed_mask & (trials[schema.STATUS] != schema.STOPPED), list(dict.fromkeys(fail_cols))
     ].reset_index(drop=True)
-    if "error" in failures:
-        failures["error"] = [("" if pd.isna(e) else str(e)) for e in failures["error"]]
+    if schema.ERROR in failures:
+        failures[schema.ERROR] = [("" if pd.isna(e) else str(e)) for e in failures[schema.ERROR]]
 
-    curve_column = None
-    if curves is not None and not curves.empty:
-        curve_column = (
-            metric
-            if metric in curves.columns
-            else (DEFAULT_CURVE_COLUMN if DEFAULT_CURVE_COLUMN in curves.columns else None)
-        )
     numeric = set(_numeric_columns(completed))
-    metric_columns = [c for c in ACCURACY_COLUMNS if c in numeric]
-    for c in [metric, curve_column]:
-        if c is not None and c in numeric and c not in metric_columns:
-            metric_columns.append(c)
-    metric_columns += [
+    accuracies = [c for c in accuracy_columns(completed) if c in numeric]
+    if metric not in accuracies and metric in numeric:
+        accuracies.append(metric)
+    metric_columns = accuracies + [
         c
         for c in completed.columns
         if c in numeric
-        and c not in metric_columns
-        and (c in NORM_COLUMNS or _DIAGNOSTIC_PATTERN.search(c))
+        and c not in accuracies
+        and (
+            c in NORM_COLUMNS
+            or c.startswith(("test_emb_norm_mean", "test_feat_norm_mean"))
+            or c.endswith(tuple(schema.DIAGNOSTICS))
+        )
         and completed[c].notna().any()
     ]
 
-    higher = metric not in LOWER_IS_BETTER
+    higher = metric not in schema.LOWER_IS_BETTER
     completed["_group"] = completed.groupby(keys, dropna=False, sort=True).ngroup()
     by_group = completed.groupby("_group")
     table = by_group[keys].first()
     table["n"] = by_group.size()
     stats = by_group[metric_columns].agg(["mean", "std"])  # pandas std: ddof=1, NaN for n=1
-    for c in metric_columns:
-        table[f"{c}_mean"] = stats[(c, "mean")].astype(float)
-        table[f"{c}_std"] = stats[(c, "std")].astype(float)
-    table = table.copy()  # one block again after the per-column inserts (no PerformanceWarning)
+    table = pd.concat(
+        [
+            table,
+            pd.DataFrame(
+                {f"{c}_{s}": stats[(c, s)].astype(float) for c in metric_columns for s in ("mean", "std")},
+                index=table.index,
+            ),
+        ],
+        axis=1,
+    )
     table["n_expected"] = _planned_counts(trials, table, keys)
     table["n_short"] = table["n"] < table["n_expected"]
-    expected_n = int(table["n_expected"].max()) if len(table) else 0
+    table["seeds"] = (
+        by_group["seed"].agg(lambda s: ", ".join(compare._text(v) for v in sorted(s))) if "seed" in completed else ""
+    )
 
-    base = _baseline_rows(table, keys)
-    table["baseline_differs"] = _baseline_differences(completed, base, keys)
-    has_base = base.notna()
-    base_idx = base[has_base].astype(int).to_numpy()
-
-    def against_baseline(column: str, op) -> pd.Series:
-        out = pd.Series(np.nan, index=table.index)
-        out[has_base] = op(table.loc[has_base, column].to_numpy(), table.loc[base_idx, column].to_numpy())
-        return out
-
-    for c in metric_columns:
-        if c in ACCURACY_COLUMNS or c == metric:
-            table[f"delta_{c}"] = against_baseline(f"{c}_mean", np.subtract)
-            _add_delta_intervals(table, completed, base, c)
-    for c in ACCURACY_COLUMNS:
-        init = f"{c}{INIT_SUFFIX}"
-        if c in numeric and init in numeric and completed[init].notna().any():
+    base, _ = _baseline_groups(completed) if "intervention" in keys else (pd.Series(np.nan, table.index), [])
+    table["baseline_group"] = base.reindex(table.index)
+    table["is_baseline"] = table["baseline_group"] == table.index
+    table["baseline_differs"] = _baseline_differences(completed, table["baseline_group"], keys)
+    for c in accuracies:
+        _add_delta_intervals(table, completed, table["baseline_group"], c)
+        init = schema.init_of(c)
+        if init in numeric and completed[init].notna().any():
             _add_gain_over_init(table, completed, c, init)
+    knn_column = default_metric(completed) if schema.parse_knn(default_metric(completed)) else None
+    _add_convergence(table, completed, curves, knn_column)
 
-    table, completed = table.copy(), completed.copy()  # consolidate after the delta / gain columns
-    table["conv_threshold"] = np.nan
-    completed["conv_epoch"] = np.nan
-    if curve_column is not None and len(table):
-        baseline_final = against_baseline(f"{curve_column}_mean", lambda own, base_value: base_value)
-        table["conv_threshold"] = target * baseline_final
-        thresholds = completed[TRIAL_KEY].assign(threshold=completed["_group"].map(table["conv_threshold"]))
-        completed["conv_epoch"] = first_epoch_reaching(curves, thresholds, curve_column)
-        completed["conv_at_init"] = reached_at_init(curves, thresholds, curve_column)
-    else:
-        completed["conv_at_init"] = False
-    table["conv_init_reached"] = completed.groupby("_group")["conv_at_init"].sum().astype(int)
-    conv = completed.groupby("_group")["conv_epoch"]
-    table["conv_epoch_mean"] = conv.mean().astype(float)
-    table["conv_epoch_std"] = conv.std().astype(float)
-    table["conv_reached"] = conv.count()
-    table["conv_ratio"] = against_baseline("conv_epoch_mean", np.divide)
-
-    scope = [table[k] for k in ("dataset", "backbone") if k in keys]
     col = table[f"{metric}_mean"]
+    scope = [table[k] for k in ("dataset", "backbone") if k in keys]
     reducer = "max" if higher else "min"
     best_value = col.groupby(scope, dropna=False).transform(reducer) if scope else col.agg(reducer)
     table["best"] = col.notna() & (col == best_value)
-    table = _display_order(table, keys).reset_index(drop=True)
-    # Plots always split by method and intervention, even under a --group-by without them.
+    table["group"] = table.index
+    table = table.sort_values(f"{metric}_mean", ascending=not higher, na_position="last", kind="stable")
+    table = table.reset_index(drop=True).copy()
     plot_keys = [k for k in ("method", "intervention") if k not in keys]
-    per_trial = completed[TRIAL_KEY + keys + plot_keys + (["seed"] if "seed" in completed else []) + ["conv_epoch"]]
+    per_trial = completed[TRIAL_KEY + keys + plot_keys + (["seed"] if "seed" in completed else []) + ["_group"]]
     return Leaderboard(
         table=table,
         failures=failures,
-        trials=per_trial,
+        trials=per_trial.rename(columns={"_group": "group"}),
         group_keys=keys,
         metric=metric,
-        curve_column=curve_column,
-        target=float(target),
-        expected_n=expected_n,
         metric_columns=metric_columns,
+        accuracy_columns=accuracies,
         higher_is_better=higher,
+        knn_column=knn_column,
     )

@@ -22,7 +22,9 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from suite.analysis.leaderboard.aggregate import BASELINE, Leaderboard
+from suite.analysis.leaderboard.render import label
 from suite.analysis.load import TRIAL_KEY, Results, load_eval_norms
+from suite.results import schema
 
 PANEL_W, PANEL_H = 4.0, 3.0
 
@@ -32,7 +34,13 @@ def _setting_keys(board: Leaderboard) -> list[str]:
 
 
 def _label(keys: list[str], values: tuple) -> str:
-    return textwrap.fill(", ".join(f"{k}={v}" for k, v in zip(keys, values)), width=45)
+    """``key=value`` of the settings that are set (an unset one, NaN, says nothing)."""
+    shown = [
+        f"{k}={v}"
+        for k, v in zip(keys, values)
+        if not (v is None or (isinstance(v, float) and np.isnan(v))) and str(v) not in ("nan", "None", "—")
+    ]
+    return textwrap.fill(", ".join(shown), width=45)
 
 
 def _with_groups(frame: pd.DataFrame, board: Leaderboard) -> pd.DataFrame:
@@ -54,7 +62,16 @@ def _intervention_order(values) -> list:
     return sorted(set(values), key=lambda v: (v != BASELINE, str(v)))
 
 
-def _line_panels(frame: pd.DataFrame, x: str, y: str, row_keys: list[str], ylabel: str, xlabel: str) -> Figure | None:
+def _line_panels(
+    frame: pd.DataFrame,
+    x: str,
+    y: str,
+    row_keys: list[str],
+    ylabel: str,
+    xlabel: str,
+    log: bool = False,
+    scale: float = 1.0,
+) -> Figure | None:
     """Panels (row settings × methods), lines per intervention: mean over seeds, ± std band."""
     frame = frame.dropna(subset=[y])
     if frame.empty:
@@ -67,7 +84,12 @@ def _line_panels(frame: pd.DataFrame, x: str, y: str, row_keys: list[str], ylabe
     colors = {iv: f"C{i}" for i, iv in enumerate(_intervention_order(frame["intervention"]))}
     for ax, (values, sub) in zip(axes, groups):
         row, method = values[:-1], values[-1]
-        sub = sub.groupby(["intervention", x], dropna=False)[y].agg(["mean", "std"]).reset_index()
+        sub = (
+            sub.assign(**{y: sub[y] * scale})
+            .groupby(["intervention", x], dropna=False)[y]
+            .agg(["mean", "std"])
+            .reset_index()
+        )
         for iv in _intervention_order(sub["intervention"]):
             line = sub[sub["intervention"] == iv].sort_values(x)
             ax.plot(line[x], line["mean"], marker="o", ms=3, color=colors[iv], label=str(iv))
@@ -82,17 +104,21 @@ def _line_panels(frame: pd.DataFrame, x: str, y: str, row_keys: list[str], ylabe
         ax.set_title(f"{method}\n{_label(row_keys, row)}" if row_keys else str(method), fontsize=9)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
+        if log:  # norms span orders of magnitude across interventions
+            ax.set_yscale("log")
         ax.grid(alpha=0.3)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend(fontsize=7, title="intervention", title_fontsize=7)
     return fig
 
 
-def plot_curves(curves: pd.DataFrame | None, board: Leaderboard, column: str, ylabel: str) -> Figure | None:
+def plot_curves(
+    curves: pd.DataFrame | None, board: Leaderboard, column: str, ylabel: str, log: bool = False, scale: float = 1.0
+) -> Figure | None:
     """``column`` (e.g. knn_top1_k200, emb_norm_mean) against epoch."""
     if curves is None or column not in curves.columns:
         return None
-    return _line_panels(_with_groups(curves, board), "epoch", column, _setting_keys(board), ylabel, "epoch")
+    return _line_panels(_with_groups(curves, board), "epoch", column, _setting_keys(board), ylabel, "epoch", log, scale)
 
 
 def plot_norm_bins(norm_bins: pd.DataFrame | None, board: Leaderboard) -> Figure | None:
@@ -102,6 +128,7 @@ def plot_norm_bins(norm_bins: pd.DataFrame | None, board: Leaderboard) -> Figure
     if norm_bins is None:
         return None
     frame = _with_groups(norm_bins, board)
+    frame = frame.assign(accuracy=frame["accuracy"] * 100)
     if "binning" not in frame.columns:
         frame = frame.assign(binning="decile")
     frame["binning"] = frame["binning"].fillna("decile")
@@ -110,7 +137,7 @@ def plot_norm_bins(norm_bins: pd.DataFrame | None, board: Leaderboard) -> Figure
         "bin",
         "accuracy",
         _setting_keys(board) + ["vector", "binning"],
-        "kNN accuracy in bin",
+        "kNN accuracy in bin (%)",
         "norm bin (small → large)",
     )
 
@@ -149,10 +176,15 @@ def plot_ood_histograms(
 
 def build_figures(results: Results, board: Leaderboard) -> dict[str, Figure]:
     """Every figure the data supports, by file stem."""
-    curve = board.curve_column or "knn_top1_k200"
+    curve = board.knn_column or board.metric
     candidates = {
-        f"{curve}_vs_epoch": plot_curves(results.curves, board, curve, f"{curve} (fraction)"),
-        "emb_norm_vs_epoch": plot_curves(results.curves, board, "emb_norm_mean", "mean embedding norm"),
+        f"{curve}_vs_epoch": plot_curves(
+            results.curves, board, curve, label(curve), scale=100.0 if schema.is_accuracy(curve) else 1.0
+        ),
+        "loss_vs_epoch": plot_curves(results.curves, board, schema.LOSS, "SSL loss"),
+        "emb_norm_vs_epoch": plot_curves(
+            results.curves, board, schema.train_norm("emb", "mean"), "mean embedding norm (log)", log=True
+        ),
         "accuracy_per_norm_bin": plot_norm_bins(results.norm_bins, board),
         "ood_norm_histograms": plot_ood_histograms(load_eval_norms(board.trials), board),
     }
