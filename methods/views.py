@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
-from methods.errors import ConfigError, config_error
+from methods.errors import ConfigError, config_error, suggestion
 
 Probability = Annotated[float, Field(strict=True, ge=0.0, le=1.0)]
 
@@ -98,7 +98,10 @@ def with_overrides(specs: list[AugmentSpec], overrides: dict[str, Any]) -> list[
     unknown = sorted(set(overrides) - set(OVERRIDABLE_FIELDS))
     if unknown:
         raise ConfigError(
-            f"augment.{unknown[0]}", overrides[unknown[0]], OVERRIDABLE_FIELDS, hint="unknown augmentation field"
+            f"augment.{unknown[0]}",
+            overrides[unknown[0]],
+            OVERRIDABLE_FIELDS,
+            hint="; ".join(p for p in ("unknown augmentation field", suggestion(unknown[0], OVERRIDABLE_FIELDS)) if p),
         )
     out = []
     for spec in specs:

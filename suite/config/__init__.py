@@ -20,12 +20,14 @@ from suite.config.model import (
     SCIENCE,
     SCIENCE_FIELDS,
     TrialConfig,
+    config_notes,
     describe_fields,
     field_kind,
 )
 
 __all__ = [
     "TrialConfig",
+    "config_notes",
     "CONFIG_FIELDS",
     "SCIENCE_FIELDS",
     "RUN_FIELDS",

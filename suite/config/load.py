@@ -16,6 +16,7 @@ import yaml
 from pydantic import ValidationError
 
 from methods import get_method
+from methods.errors import config_error, suggestion
 from methods.views import AugmentSpec, with_overrides
 from suite.config.choices import validate_backbone_name, validate_device
 from suite.config.model import CONFIG_FIELDS, TrialConfig
@@ -23,15 +24,46 @@ from suite.core.errors import ConfigError
 from suite.core.files import atomic_write_text
 from suite.data.specs import check_one_ood_source, parse_spec, validate_dataset_name
 
+KEYS_HELP = "a config key (`normbench list` shows them all)"
 
-def _pydantic_to_config_error(err: ValidationError) -> ConfigError:
+
+# What other SSL codebases call our keys (solo-learn, lightly, timm scripts): named in the error, never accepted,
+# so one config means one thing.
+KEY_ALIASES = {
+    "learning_rate": "lr",
+    "base_lr": "lr",
+    "wd": "weight_decay",
+    "bs": "batch_size",
+    "arch": "backbone",
+    "model": "backbone",
+    "backbone_name": "backbone",
+    "max_epochs": "epochs",
+    "n_epochs": "epochs",
+    "warmup": "warmup_epochs",
+    "threads": "num_threads",
+}
+
+
+def config_key_error(key: str, value: Any, prefix: str = "") -> ConfigError:
+    """An unknown config key, with the near misses (``epoch`` -> ``epochs``, ``learning_rate`` -> ``lr``)."""
+    return ConfigError(
+        prefix + key,
+        value,
+        KEYS_HELP,
+        hint=suggestion(key.split(".", 1)[0], CONFIG_FIELDS, KEY_ALIASES),
+        problem="unknown key, given",
+    )
+
+
+def pydantic_error(err: ValidationError, prefix: str = "") -> ConfigError:
+    """The first validation error of a trial config in our words (``prefix`` places it, e.g. ``base.``)."""
     first = err.errors()[0]
     if isinstance(first.get("ctx", {}).get("error"), ConfigError):  # raised by a field's own parser
-        return first["ctx"]["error"]
-    field = ".".join(str(p) for p in first["loc"]) or "config"
+        inner = first["ctx"]["error"]
+        return ConfigError(prefix + inner.field, inner.value, inner.allowed, inner.hint)
     if first["type"] == "extra_forbidden":
-        return ConfigError(field, first.get("input"), CONFIG_FIELDS, hint="unknown config key")
-    return ConfigError(field, first.get("input"), first["msg"])
+        return config_key_error(".".join(str(p) for p in first["loc"]), first.get("input"), prefix)
+    return config_error(err, TrialConfig, prefix=prefix)
 
 
 def parse_override(item: str) -> tuple[str, Any]:
@@ -49,7 +81,8 @@ def parse_override(item: str) -> tuple[str, Any]:
 
 
 def apply_overrides(base: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply ``key=value`` (dotted keys reach into ``method_args``)."""
+    """Apply ``key=value`` (dotted keys reach into the mapping fields: ``method_args.temperature=0.2``,
+    ``augment.flip_p=0``)."""
     data = json.loads(json.dumps(base, default=str)) if base else {}
     for item in overrides:
         key, value = parse_override(item)
@@ -57,17 +90,27 @@ def apply_overrides(base: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
-def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+MAPPING_FIELDS = ("method_args", "augment")  # config fields that hold a mapping: KEY.SUB=VALUE reaches in
+
+
+def set_dotted(data: dict[str, Any], key: str, value: Any, where: str = "") -> None:
+    """``data[key] = value``, with ``field.sub`` setting one entry of a mapping field."""
     head, _, rest = key.partition(".")
     if not rest:
         data[head] = value
         return
-    if head != "method_args":
-        raise ConfigError(key, value, "dotted keys only under method_args (e.g. method_args.temperature=0.2)")
-    data.setdefault("method_args", {})
-    if not isinstance(data["method_args"], dict):
-        raise ConfigError("method_args", data["method_args"], "a mapping")
-    data["method_args"][rest] = value
+    if head not in MAPPING_FIELDS:
+        if head not in CONFIG_FIELDS:
+            raise config_key_error(key, value, where)
+        raise ConfigError(
+            where + key,
+            value,
+            f"a dotted key under a mapping field: {', '.join(MAPPING_FIELDS)} "
+            "(e.g. method_args.temperature=0.2, augment.flip_p=0)",
+        )
+    if not isinstance(data.setdefault(head, {}), dict):
+        raise ConfigError(where + head, data[head], "a mapping")
+    data[head][rest] = value
 
 
 def load_yaml(path: str | Path, field: str = "--config", what: str = "YAML file") -> Any:
@@ -78,7 +121,10 @@ def load_yaml(path: str | Path, field: str = "--config", what: str = "YAML file"
     try:
         return yaml.safe_load(p.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(field, str(path), "valid YAML", hint=str(exc).splitlines()[0]) from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(field, where, "valid YAML", hint=problem) from None
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
@@ -93,7 +139,7 @@ def make_config(data: dict[str, Any] | None = None) -> TrialConfig:
     try:
         cfg = TrialConfig.model_validate(data or {})
     except ValidationError as err:
-        raise _pydantic_to_config_error(err) from None
+        raise pydantic_error(err) from None
     return resolve(cfg)
 
 
@@ -151,7 +197,15 @@ def resolve(cfg: TrialConfig) -> TrialConfig:
     }
     if update["warmup_epochs"] >= cfg.epochs and cfg.epochs > 1:
         raise ConfigError("warmup_epochs", update["warmup_epochs"], f"< epochs ({cfg.epochs})")
-    return cfg.model_copy(update=update)
+    notes = list(cfg._notes)
+    if cfg.warmup_epochs is None and update["warmup_epochs"] < method_cls.default_warmup_epochs:
+        notes.append(
+            f"warmup_epochs shortened from {cfg.method}'s default {method_cls.default_warmup_epochs} to "
+            f"{update['warmup_epochs']} (it must be < epochs = {cfg.epochs}); set warmup_epochs to choose"
+        )
+    resolved = cfg.model_copy(update=update)
+    resolved._notes = notes
+    return resolved
 
 
 def save_config(cfg: TrialConfig, path: Path) -> None:

@@ -25,7 +25,7 @@ import re
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, PrivateAttr
 
 from methods.intervention_spec import Intervention, parse_intervention
 
@@ -58,6 +58,8 @@ def run_setting(default: Any = None, description: str = "", *, example: Any, **c
 def _field(kind: str, default: Any, description: str, example: Any, constraints: dict[str, Any]) -> Any:
     factory = constraints.pop("default_factory", None)
     extra = {"kind": kind}
+    if "allowed" in constraints:  # what the value may be, in words, where the type cannot say it
+        extra["allowed"] = constraints.pop("allowed")
     if factory is not None:
         return Field(
             default_factory=factory, description=description, examples=[example], json_schema_extra=extra, **constraints
@@ -69,24 +71,38 @@ class TrialConfig(BaseModel):
     """Every knob of one trial. ``None`` means "the method's (or the machine's) default"."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=False, frozen=False)
+    # What resolving changed on the user's behalf (e.g. a shortened warm-up), said once and kept in the row.
+    _notes: list[str] = PrivateAttr(default_factory=list)
 
     # -- what is trained ---------------------------------------------------------------------------
     name: str | None = science(None, "optional label, the first part of the trial id", example="pilot")
-    method: str = science("simclr", "SSL method (`normbench list` shows each with its defaults)", example="byol")
+    method: str = science(
+        "simclr",
+        "SSL method (`normbench list` shows each with its defaults)",
+        example="byol",
+        allowed="simclr, moco, byol, simsiam or dino",
+    )
     method_args: dict[str, Any] = science(
         default_factory=dict,
         description="the method's hyper-parameters (`normbench list`); set one with method_args.KEY=VALUE",
         example={"temperature": 0.2},
+        allowed="a mapping of the method's hyper-parameters (`normbench list`)",
     )
     backbone: str = science(
-        "resnet10t", "any timm model name (the small default keeps CPU runs quick)", example="resnet18"
+        "resnet10t",
+        "any timm model name (the small default keeps CPU runs quick)",
+        example="resnet18",
+        allowed="a timm model name, e.g. resnet18, resnet50, vit_small_patch16_224",
     )
     cifar_stem: bool | None = science(
         None, "3x3 stride-1 first convolution and no max-pool; unset: on for timm ResNets at <= 64 px", example=False
     )
     # -- data --------------------------------------------------------------------------------------
     dataset: str = science(
-        "digits", "dataset name (`normbench list`) or hf:ID[:CONFIG], parquet:PATH, imagefolder:PATH", example="cifar10"
+        "digits",
+        "dataset name (`normbench list`) or hf:ID[:CONFIG], parquet:PATH, imagefolder:PATH",
+        example="cifar10",
+        allowed="a dataset of `normbench list`, hf:ID[:CONFIG], parquet:PATH or imagefolder:PATH",
     )
     image_size: int | None = science(
         None, "square side of every image in pixels; unset: the dataset's own", example=32, ge=8, le=1024
@@ -101,9 +117,13 @@ class TrialConfig(BaseModel):
         None,
         "classes (index or name) removed from training and test; their test images are the out-of-distribution set",
         example=[0, 1],
+        allowed="a list of class indices or names, or unset",
     )
     ood_dataset: str | None = science(
-        None, "a dataset whose test split is the out-of-distribution set", example="cifar100"
+        None,
+        "a dataset whose test split is the out-of-distribution set",
+        example="cifar100",
+        allowed="a dataset of `normbench list`, hf:ID[:CONFIG], parquet:PATH or imagefolder:PATH, or unset",
     )
     train_limit: int | None = science(
         None, "train on a fixed random subset of this many images (the same subset for every seed)", example=512, ge=2
@@ -120,6 +140,7 @@ class TrialConfig(BaseModel):
         description="view-recipe fields set on every view of the method; set one with "
         "augment.KEY=VALUE (e.g. augment.flip_p=0)",
         example={"flip_p": 0.0},
+        allowed="a mapping of view-recipe fields (flip_p, crop_scale, jitter_strength, ...)",
     )
     # -- the intervention and the optimisation -----------------------------------------------------
     intervention: InterventionSpec = science(
@@ -127,6 +148,7 @@ class TrialConfig(BaseModel):
         "norm intervention: none, cut:C, gradscale:P or wd:X, joined by + (e.g. cut:3+gradscale:1)",
         example="cut:3",
         validate_default=True,
+        allowed="none, cut:C (C > 1), gradscale:P or wd:X (X >= 0), joined by + (e.g. cut:3+gradscale:1)",
     )
     epochs: int = science(20, "training epochs", example=5, ge=1, le=100_000)
     batch_size: int = science(256, "global batch size (split across workers)", example=128, ge=1)
@@ -174,6 +196,7 @@ class TrialConfig(BaseModel):
         default_factory=lambda: [200, 20],
         description="neighbour counts of the kNN evaluation (positive integers)",
         example=[20],
+        allowed="a non-empty list of positive integers",
     )
     knn_temperature: float = science(0.1, "temperature T of the kNN vote weights exp(cos / T)", example=0.07, gt=0)
     linear_epochs: int = science(100, "epochs of the linear probe on frozen features", example=20, ge=1)
@@ -182,7 +205,12 @@ class TrialConfig(BaseModel):
         1, "write a resumable checkpoint every N epochs (and after the last)", example=5, ge=1
     )
     eval_batch_size: int = run_setting(512, "batch size of evaluation passes", example=1024, ge=1)
-    device: str = run_setting("auto", "auto (CUDA when visible), cpu, cuda, cuda:N or mps", example="cpu")
+    device: str = run_setting(
+        "auto",
+        "auto (CUDA when visible), cpu, cuda, cuda:N or mps",
+        example="cpu",
+        allowed="auto, cpu, cuda, cuda:N or mps",
+    )
     precision: Literal["auto", "fp32", "bf16"] = run_setting(
         "auto", "auto (bf16 autocast on CUDA, fp32 elsewhere), fp32 or bf16", example="fp32"
     )
@@ -219,6 +247,11 @@ class TrialConfig(BaseModel):
     def scaled_lr(self) -> float:
         assert self.lr is not None, "resolve() the config first"
         return self.lr * self.batch_size / 256 if self.lr_scaling == "linear" else self.lr
+
+
+def config_notes(cfg: TrialConfig) -> list[str]:
+    """The values `suite.config.load.resolve` changed on the user's behalf, in words."""
+    return list(cfg._notes)
 
 
 def field_kind(name: str) -> str:

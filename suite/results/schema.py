@@ -28,9 +28,10 @@ from suite.config.model import RUN_FIELDS, SCIENCE_FIELDS
 # ---------------------------------------------------------------- identity and status
 TRIAL_ID, SWEEP, RESULTS_DIR = "trial_id", "sweep", "results_dir"
 STATUS, ERROR, NOTES, EPOCHS_COMPLETED = "status", "error", "notes", "epochs_completed"
+LAST_CHECKPOINT = "last_checkpoint"  # the newest complete checkpoint of the trial: "epoch N (path)"
 SEARCH_PREFIX = "search_"
 IDENTITY_COLUMNS = (TRIAL_ID, SWEEP, RESULTS_DIR)
-STATUS_COLUMNS = (STATUS, ERROR, NOTES, EPOCHS_COMPLETED)
+STATUS_COLUMNS = (STATUS, ERROR, NOTES, EPOCHS_COMPLETED, LAST_CHECKPOINT)
 
 RUNNING, COMPLETED, FAILED, INTERRUPTED, STOPPED = "running", "completed", "failed", "interrupted", "stopped"
 STATUSES = (RUNNING, COMPLETED, FAILED, INTERRUPTED, STOPPED)

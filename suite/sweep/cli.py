@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 
+from suite.core.cli import FAILED, INTERRUPTED_SIGINT, INTERRUPTED_SIGTERM, OK, add_command, say
 from suite.core.errors import ConfigError
 
 DESCRIPTION = """Run a sweep spec (a grid of trials) with Ray Tune.
@@ -14,34 +16,36 @@ over from an earlier `ray start`); with it (e.g. --address auto inside
 --connect-timeout seconds when nothing answers there. Trials with workers > 1
 train data-parallel through Ray Train (NCCL on GPU, gloo on CPU); batch_size is
 global and lr is scaled linearly with it. Tables (trials, curves, norm_bins) are
-rewritten under results/<name>/ as trials report, so a half-finished sweep
-already has a usable table."""
+kept under results/<name>/ as trials report: a half-finished sweep's tables
+read whole (`normbench leaderboard` and `normbench claims` take them as they are)."""
 
-EPILOG = """spec keys: name, base (trial config), grid (field -> list of values; method_args.x allowed),
-cases (list of override mappings, each crossed with the grid: an arm with its own settings;
+EPILOG = """spec keys: name, base (trial config), grid (field -> list of values; method_args.x and augment.x
+allowed), cases (list of override mappings, each crossed with the grid: an arm with its own settings;
 a case's own `seeds` list replaces `seeds` for it), seeds, search {num_samples, algorithm
 optuna|random, metric, mode, space}, scheduler {type: asha, grace_period, reduction_factor},
-tracking {mlflow {uri}, tensorboard {dir}, wandb {mode}},
+tracking {mlflow: URI | {uri, experiment}, tensorboard: DIR | {dir}, wandb: offline|online | {mode, ...}},
 resources {workers, cpus_per_worker, gpus_per_worker, driver_resources, check_cluster},
 storage (dir or s3://...), results_dir, max_concurrent_trials, retries.
 
-exit status: 0 all trials completed (or stopped early by the scheduler), 1 some trial failed (it is in the
-table), 2 bad input."""
+Ctrl-C (or SIGTERM) stops the sweep: its tables are written, unfinished trials are recorded as
+interrupted, and the command that continues it is printed; a second Ctrl-C stops at once.
+
+exit status:
+  0   every trial completed (or was stopped early by the scheduler)
+  1   some trial failed (it is in the table with its error)
+  2   bad input (nothing started)
+  130 stopped by SIGINT, 143 by SIGTERM: continue with --resume"""
 
 
 def add_subparser(subparsers) -> argparse.ArgumentParser:
     """Register `sweep` on the `normbench` command's subparsers."""
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "sweep",
         help="run a grid of trials on Ray (local or cluster)",
         description=DESCRIPTION,
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    return _add_arguments(parser)
-
-
-def _add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("spec", help="sweep spec YAML (see examples/sweeps/)")
     parser.add_argument(
         "--address",
@@ -59,22 +63,36 @@ def _add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     again.add_argument(
         "--resume",
         action="store_true",
-        help="continue an interrupted sweep: finished trials are "
-        "kept, unfinished and failed ones continue from their last checkpoint",
+        help="continue an interrupted sweep: finished trials are kept, unfinished and failed ones "
+        "continue from their last checkpoint",
     )
     again.add_argument(
         "--update",
         action="store_true",
         help="run the spec as it is now over a sweep that ran before under this name: finished "
-        "trials whose config is unchanged are kept, changed and new ones train, unfinished "
-        "ones start over, removed ones leave the tables (their folders stay)",
+        "trials whose science is unchanged are kept (run settings may differ), changed and new "
+        "ones train, unfinished ones start over, removed ones leave the tables (their folders "
+        "stay)",
     )
     parser.add_argument(
-        "--dry-run", action="store_true", help="validate, print the trial grid and the resources, start nothing"
+        "--dry-run",
+        action="store_true",
+        help="make every check the real run makes, print the trial grid and the resources, start nothing",
     )
     parser.add_argument("--name", default=None, help="sweep name (overrides the spec's; results/<name>/)")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="show Ray's own output (status tables, worker logs) instead of the progress line",
+    )
     parser.set_defaults(func=run)
     return parser
+
+
+def _resume_command(args: argparse.Namespace) -> str:
+    argv = [a for a in args.argv if a not in ("--resume", "--update", "--dry-run")]
+    return shlex.join(["normbench", *argv, "--resume"])
 
 
 def run(args: argparse.Namespace) -> int:
@@ -91,18 +109,27 @@ def run(args: argparse.Namespace) -> int:
         update=args.update,
         dry_run=args.dry_run,
         connect_timeout_s=args.connect_timeout,
+        verbose=args.verbose,
+        quiet=args.quiet,
+        resume_command=_resume_command(args),
     )
     if outcome is None:
-        return 0
+        return OK
     table = outcome.trials
-    done = int((table["status"] == "completed").sum()) if len(table) else 0
-    stopped = int((table["status"] == "stopped").sum()) if len(table) else 0
+    statuses = table["status"].value_counts().to_dict() if len(table) else {}
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(statuses.items())) or "no trials"
+    if outcome.summary and not args.quiet:
+        print(outcome.summary)
     print(
-        f"sweep {spec.name}: {done}/{len(table)} trial(s) completed"
-        + (f", {stopped} stopped early by the scheduler" if stopped else "")
-        + f"; tables in {outcome.results_dir} "
-        f"(trials, curves, norm_bins .parquet/.csv); Ray state in {outcome.experiment_path}"
+        f"sweep {spec.name}: {counts}; tables in {outcome.results_dir} (trials, curves, norm_bins, class_norms; "
+        f".parquet and .csv)"
+        + (f"; Ray's output in {outcome.log_file}" if outcome.log_file and not args.verbose else "")
     )
-    for _, row in table[~table["status"].isin(["completed", "stopped"])].iterrows() if len(table) else []:
-        print(f"  failed: {row['trial_id']}: {row.get('error', '')}")
-    return 1 if outcome.num_failed else 0
+    if outcome.interrupted:
+        say(
+            "interrupted",
+            f"sweep {spec.name} stopped by {outcome.interrupted}; unfinished trials are recorded as "
+            f"interrupted; continue with: {_resume_command(args)}",
+        )
+        return INTERRUPTED_SIGTERM if outcome.interrupted == "SIGTERM" else INTERRUPTED_SIGINT
+    return FAILED if outcome.num_failed else OK

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from suite.config import CONFIG_FIELDS, TrialConfig, make_config, set_dotted
+from suite.config.load import MAPPING_FIELDS, config_key_error
 from suite.core.errors import ConfigError
 from suite.sweep.spec import SweepSpec
 
@@ -52,14 +53,15 @@ class TrialRequest:
 
 
 def _validate_key(key: str, where: str) -> None:
-    """A grid axis or case key: a config field, or ``method_args.<name>``; ``where`` prefixes the field."""
+    """A grid axis or case key: a config field, or ``<mapping field>.<name>`` (``method_args.temperature``,
+    ``augment.flip_p``); ``where`` prefixes the field."""
     head = key.split(".", 1)[0]
     if head not in CONFIG_FIELDS:
+        raise config_key_error(key, key, f"{where}.")
+    if "." in key and head not in MAPPING_FIELDS:
         raise ConfigError(
-            f"{where}.{key}", key, CONFIG_FIELDS, hint="unknown config field; dotted keys only under method_args"
+            f"{where}.{key}", key, f"plain config fields, or a dotted key under {', '.join(MAPPING_FIELDS)}"
         )
-    if "." in key and head != "method_args":
-        raise ConfigError(f"{where}.{key}", key, "plain config fields, or method_args.<name>")
 
 
 def _validate_cases(spec: SweepSpec, grid: dict[str, list[Any]]) -> tuple[list[dict[str, Any]], list[list[int] | None]]:

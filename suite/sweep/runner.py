@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,10 +19,13 @@ from typing import Any
 
 import pandas as pd
 
+from suite.config import config_notes
 from suite.core.errors import ConfigError
 from suite.results import store as results
 from suite.sweep.grid import PlannedTrial, check_fits_cluster, expand_grid, format_plan, trial_request
 from suite.sweep.spec import SweepSpec
+
+LOG_FILE = "sweep.log"  # Ray's own output, unless --verbose
 
 
 @dataclass
@@ -28,6 +33,9 @@ class SweepOutcome:
     results_dir: Path
     experiment_path: str
     trials: pd.DataFrame
+    interrupted: str = ""  # the signal that stopped the sweep ("" when it ran to the end)
+    log_file: Path | None = None
+    summary: str = ""  # the per-trial table printed at the end
 
     @property
     def num_failed(self) -> int:
@@ -49,6 +57,7 @@ def trial_items(spec: SweepSpec, trials: list[PlannedTrial]) -> list[dict[str, A
                 "index": t.index,
                 "trial_id": t.trial_id,
                 "config": t.config.model_dump(),
+                "notes": config_notes(t.config),
                 "workers": req.workers,
                 "tune_bundle": req.tune_bundle,
                 "worker_bundle": req.worker_bundle,
@@ -148,7 +157,7 @@ def wait_for_cluster(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None
             time.sleep(1.0)
 
 
-def _connect(address: str | None, timeout_s: float = CONNECT_TIMEOUT_S) -> bool:
+def _connect(address: str | None, timeout_s: float = CONNECT_TIMEOUT_S, log_to_driver: bool = True) -> bool:
     """Join the cluster at ``address``, or start a private local Ray when there is
     none; True if we started or joined it (and so shut it down at the end).
 
@@ -161,10 +170,10 @@ def _connect(address: str | None, timeout_s: float = CONNECT_TIMEOUT_S) -> bool:
         return False
     address = address or os.environ.get("RAY_ADDRESS") or None  # set explicitly, e.g. by `ray job submit`
     if address is None:
-        ray.init(address="local")
+        ray.init(address="local", log_to_driver=log_to_driver)
         return True
     wait_for_cluster(address, timeout_s)
-    ray.init(address=address)
+    ray.init(address=address, log_to_driver=log_to_driver)
     return True
 
 
@@ -218,43 +227,24 @@ def require_train_v2() -> None:
         )
 
 
-def run_sweep(
-    spec: SweepSpec,
-    *,
-    address: str | None = None,
-    resume: bool = False,
-    update: bool = False,
-    dry_run: bool = False,
-    echo: Callable[[str], None] = print,
-    connect_timeout_s: float = CONNECT_TIMEOUT_S,
-) -> SweepOutcome | None:
-    """Run (or, with ``resume``, continue) the sweep; None for a dry run.
-
-    ``update`` runs the spec as it is now over a sweep that ran before under this
-    name: a trial whose config did not change and that finished is kept as it is
-    (its folder holds its final result), changed and new trials train, trials no
-    longer in the spec leave the tables (their folders stay)."""
-    require_train_v2()
-    if update:
-        _check_update(spec, resume)
-    trials = expand_grid(spec)
-    from suite.sweep.search import validate_search
-    from suite.tracking.spec import validate_tracking
-
-    validate_search(spec, trials)
-    validate_tracking(spec.tracking)
-    if dry_run:
-        echo(format_plan(spec, trials))
-        return None
-
+def _check_storage(
+    spec: SweepSpec, resume: bool, update: bool, dry_run: bool = False, echo: Callable[[str], None] = print
+) -> tuple[str, bool]:
+    """(experiment path, whether a sweep of this name exists there): --resume needs one, a plain run none.
+    A dry run that cannot reach remote storage (no credentials or network on this machine) says so and goes
+    on; the launch checks again."""
     from ray import tune
 
-    from suite.sweep.tables import SweepTables, TablesCallback
-    from suite.sweep.trainable import sweep_trial, tune_resources
-    from suite.tracking.tune import tracking_callbacks
-
     exp_path = experiment_path(spec)
-    exists = tune.Tuner.can_restore(exp_path)
+    try:
+        exists = tune.Tuner.can_restore(exp_path)
+    except Exception as exc:  # pyarrow's filesystems raise OSError, ValueError or their own errors
+        if not dry_run:
+            raise ConfigError(
+                "storage", exp_path, "a storage path this machine can read and write", hint=str(exc).splitlines()[0]
+            ) from exc
+        echo(f"note: storage {exp_path} not reachable from here ({str(exc).splitlines()[0][:120]}); not checked")
+        return exp_path, False
     if resume and not exists:
         raise ConfigError("--resume", exp_path, "the storage path of a sweep started before under this name")
     if not resume and not update and exists:
@@ -265,68 +255,205 @@ def run_sweep(
             hint=f"{exp_path} exists: pass --resume to continue it, --update to run the changed spec "
             "over it (unchanged finished trials are kept), or --name NEW",
         )
+    return exp_path, exists
+
+
+def _local_resources() -> tuple[dict[str, float], list[dict[str, float]]]:
+    """What a private local Ray runtime of this machine offers (the dry run checks against it)."""
+    import torch
+
+    from suite.trial.runtime import available_cpus
+
+    node = {"CPU": float(available_cpus()), "GPU": float(torch.cuda.device_count() if torch.cuda.is_available() else 0)}
+    return node, [node]
+
+
+def sweep_metric(spec: SweepSpec, trials: list[PlannedTrial]) -> tuple[str, bool]:
+    """The metric the console ranks by: the search's, else the trials' primary kNN (knn_k[0])."""
+    from suite.results import schema
+
+    if spec.search is not None:
+        return spec.search.metric, spec.search.mode == "max"
+    return (schema.knn(schema.primary_k(trials[0].config.knn_k)) if trials else schema.FINAL_LOSS), True
+
+
+class _SigtermToTune:
+    """SIGTERM (a scheduler, a spot instance) stops the sweep the way Ctrl-C does: Tune stops gracefully on
+    SIGUSR1 too, saving its state so --resume continues."""
+
+    def __enter__(self):
+        self.received = False
+
+        def forward(signum, frame):
+            self.received = True
+            os.kill(os.getpid(), signal.SIGUSR1)
+
+        self.saved = signal.signal(signal.SIGTERM, forward)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        signal.signal(signal.SIGTERM, self.saved)
+
+
+def run_sweep(
+    spec: SweepSpec,
+    *,
+    address: str | None = None,
+    resume: bool = False,
+    update: bool = False,
+    dry_run: bool = False,
+    echo: Callable[[str], None] = print,
+    connect_timeout_s: float = CONNECT_TIMEOUT_S,
+    verbose: bool = False,
+    quiet: bool = False,
+    resume_command: str = "",
+) -> SweepOutcome | None:
+    """Run (or, with ``resume``, continue) the sweep; None for a dry run, which makes every check the real
+    run makes (the cluster's capacity: that of this machine's local runtime, or of the cluster at
+    ``address``) and starts nothing.
+
+    ``update`` runs the spec as it is now over a sweep that ran before under this
+    name: a trial whose config did not change and that finished is kept as it is
+    (its folder holds its final result), changed and new trials train, trials no
+    longer in the spec leave the tables (their folders stay). Stopped by SIGINT or
+    SIGTERM, the sweep writes its tables, marks its unfinished trials ``interrupted``
+    and returns with ``interrupted`` set (``resume_command`` continues it)."""
+    require_train_v2()
+    if update:
+        _check_update(spec, resume)
+    trials = expand_grid(spec)
+    from suite.sweep.search import validate_search
+    from suite.tracking.spec import validate_tracking
+
+    validate_search(spec, trials)
+    validate_tracking(spec.tracking)
+    exp_path, exists = _check_storage(spec, resume, update, dry_run, echo)
+    if dry_run:
+        if spec.resources.check_cluster:
+            if address or os.environ.get("RAY_ADDRESS"):
+                started = _connect(address, connect_timeout_s)
+                try:
+                    check_fits_cluster(spec, trials, *_cluster_nodes())
+                finally:
+                    if started:
+                        import ray
+
+                        ray.shutdown()
+            else:
+                try:
+                    check_fits_cluster(spec, trials, *_local_resources())
+                except ConfigError as exc:  # a plan for a cluster, previewed on a laptop: say so, don't refuse
+                    echo(f"note: a launch on this machine would stop: {exc}; pass --address to check a cluster")
+        echo(format_plan(spec, trials))
+        return None
+
+    from ray import tune
+
+    from suite.sweep import console as sweep_console
+    from suite.sweep.tables import SweepTables, TablesCallback, close_active
+    from suite.sweep.trainable import sweep_trial, tune_resources
+    from suite.tracking.tune import tracking_callbacks
 
     # Trials keep the driver's working directory, so relative dataset paths work.
     os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
     # num_to_keep=1 below snapshots the experiment state on purpose; silence Tune's
     # warning that this snapshotting is frequent.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    started = _connect(address, connect_timeout_s)
-    try:
-        if spec.resources.check_cluster:
-            check_fits_cluster(spec, trials, *_cluster_nodes())
-        results_dir = spec.results_path()
-        results_dir.mkdir(parents=True, exist_ok=True)
-        if update and exists:
-            _drop_experiment_state(exp_path)
-            echo(
-                f"updating sweep {spec.name}: the previous run's Tune state in {exp_path} is replaced; "
-                f"finished trials whose config is unchanged are kept from {results_dir}"
-            )
-        trainable = tune.with_resources(sweep_trial, tune_resources)
-        if resume:
-            echo(f"resuming sweep {spec.name} from {exp_path}")
-            tuner = tune.Tuner.restore(exp_path, trainable=trainable, resume_unfinished=True, resume_errored=True)
-        else:
-            planned = {t.trial_id: (t.index, results.flatten_config(t.config.model_dump())) for t in trials}
-            fault = spec.fault_injection
-            exit_after = (
-                (fault.driver_exit_after_trials, fault.marker_dir) if fault and fault.driver_exit_after_trials else None
-            )
-            tuner = tune.Tuner(
-                trainable,
-                param_space=param_space(spec, trials),
-                tune_config=tune_config(spec, trials),
-                run_config=tune.RunConfig(
-                    name=spec.name,
-                    storage_path=spec.storage_path(),
-                    failure_config=tune.FailureConfig(max_failures=spec.retries),
-                    # Keeping one checkpoint per trial also makes Tune save the experiment
-                    # state after every checkpoint, so `--resume` after a dead driver
-                    # never restarts a trial from an older checkpoint than it reported.
-                    checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-                    callbacks=[
-                        TablesCallback(
-                            SweepTables(
-                                results_dir, spec.name, {} if spec.search else planned, searched=spec.search is not None
+    results_dir = spec.results_path()
+    log_file = results_dir / LOG_FILE
+    planned = {t.trial_id: (t.index, results.flatten_config(t.config.model_dump())) for t in trials}
+    total = len(trials) * (spec.search.num_samples if spec.search else 1)
+    metric, higher = sweep_metric(spec, trials)
+    if not quiet:
+        echo(
+            f"sweep {spec.name}: {total} trial(s), results in {results_dir}"
+            + ("" if verbose else f"; Ray's output in {log_file} (--verbose shows it here)")
+        )
+    console = sweep_console.SweepConsole(spec.name, total, metric, higher, quiet=quiet, stream=sys.stderr)
+    interrupted = ""
+    with (
+        sweep_console.active(console),
+        _SigtermToTune() as sigterm,
+        sweep_console.ray_output_to(log_file, verbose) as ray_log,
+    ):
+        started = _connect(address, connect_timeout_s, log_to_driver=verbose)
+        try:
+            if spec.resources.check_cluster:
+                check_fits_cluster(spec, trials, *_cluster_nodes())
+            results_dir.mkdir(parents=True, exist_ok=True)  # every check passed: the sweep may write
+            ray_log.open()
+            if update and exists:
+                _drop_experiment_state(exp_path)
+                echo(
+                    f"updating sweep {spec.name}: the previous run's Tune state in {exp_path} is replaced; "
+                    f"finished trials whose config is unchanged are kept from {results_dir}"
+                )
+            trainable = tune.with_resources(sweep_trial, tune_resources)
+            if resume:
+                tuner = tune.Tuner.restore(exp_path, trainable=trainable, resume_unfinished=True, resume_errored=True)
+            else:
+                fault = spec.fault_injection
+                exit_after = (
+                    (fault.driver_exit_after_trials, fault.marker_dir)
+                    if fault and fault.driver_exit_after_trials
+                    else None
+                )
+                tuner = tune.Tuner(
+                    trainable,
+                    param_space=param_space(spec, trials),
+                    tune_config=tune_config(spec, trials),
+                    run_config=tune.RunConfig(
+                        name=spec.name,
+                        storage_path=spec.storage_path(),
+                        failure_config=tune.FailureConfig(max_failures=spec.retries),
+                        # Keeping one checkpoint per trial also makes Tune save the experiment
+                        # state after every checkpoint, so `--resume` after a dead driver
+                        # never restarts a trial from an older checkpoint than it reported.
+                        checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                        callbacks=[
+                            TablesCallback(
+                                SweepTables(
+                                    results_dir,
+                                    spec.name,
+                                    {} if spec.search else planned,
+                                    searched=spec.search is not None,
+                                ),
+                                exit_after,
                             ),
-                            exit_after,
-                        ),
-                        *tracking_callbacks(spec.tracking, spec.name, results_dir),
-                    ],
-                    verbose=1,
-                ),
-            )
-        tuner.fit()  # trial errors are recorded in the tables, not raised
-        if spec.tracking is not None:
-            from suite.tracking.tune import log_sweep_plots
+                            *tracking_callbacks(spec.tracking, spec.name, results_dir),
+                        ],
+                        verbose=1 if verbose else 0,
+                    ),
+                )
+            try:
+                tuner.fit()  # trial errors are recorded in the tables, not raised
+            except KeyboardInterrupt:  # a second Ctrl-C: stop at once
+                interrupted = "SIGINT"
+            close_active()
+            if spec.tracking is not None and not interrupted:
+                from suite.tracking.tune import log_sweep_plots
 
-            log_sweep_plots(spec.tracking, spec.name, results_dir)
-        order = {t.trial_id: t.index for t in trials}
-        table = results.read_tables(results_dir, ["trials"], order=order or None)["trials"]
-        return SweepOutcome(results_dir, exp_path, table if table is not None else pd.DataFrame())
-    finally:
-        if started:
-            import ray
+                log_sweep_plots(spec.tracking, spec.name, results_dir)
+        finally:
+            if started:
+                import ray
 
-            ray.shutdown()
+                ray.shutdown()
+    tables = SweepTables(results_dir, spec.name, {} if spec.search else planned, searched=spec.search is not None)
+    tables.open()
+    unfinished = [t for t, r in tables.rows().items() if r.get("status") == "running"]
+    if unfinished or interrupted or sigterm.received:
+        interrupted = "SIGTERM" if sigterm.received else (interrupted or "SIGINT")
+        hint = f"; continue with: {resume_command}" if resume_command else ""
+        tables.interrupt(f"stopped by {interrupted}{hint}")
+    tables.close()
+    order = {t.trial_id: t.index for t in trials}
+    table = results.read_tables(results_dir, ["trials"], order=order or None)["trials"]
+    return SweepOutcome(
+        results_dir,
+        exp_path,
+        table if table is not None else pd.DataFrame(),
+        interrupted,
+        log_file,
+        console.summary(list(tables.rows().values())) if tables.rows() else "",
+    )

@@ -39,6 +39,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from methods.errors import config_error
 from suite.core.errors import ConfigError
 from suite.tracking.spec import Tracking
 
@@ -188,15 +189,30 @@ def spec_from_dict(data: dict[str, Any], *, name: str | None = None) -> SweepSpe
             )
     if data.get("seeds") is not None and (not isinstance(data["seeds"], list) or not data["seeds"]):
         raise ConfigError("seeds", data["seeds"], "a non-empty list of integer seeds")
+    if isinstance(data.get("base"), dict):
+        check_base(data["base"])
     try:
         return SweepSpec.model_validate(data)
     except ValidationError as err:
+        raise config_error(err, SweepSpec) from None
+
+
+def check_base(base: dict[str, Any]) -> None:
+    """The spec's ``base`` on its own: every key a config key, every value of its type, named ``base.<key>``
+    (a typo there is the spec's, not the first trial's)."""
+    from suite.config.load import config_key_error, pydantic_error, set_dotted
+    from suite.config.model import TrialConfig
+
+    data: dict[str, Any] = {}
+    for key, value in base.items():
+        set_dotted(data, str(key), value, where="base.")
+    try:
+        TrialConfig.model_validate(data)
+    except ValidationError as err:
         first = err.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "spec"
         if first["type"] == "extra_forbidden":
-            allowed = SPEC_KEYS_HELP if len(first["loc"]) == 1 else "see `normbench sweep --help`"
-            raise ConfigError(field, first.get("input"), allowed, hint="unknown key") from None
-        raise ConfigError(field, first.get("input"), first["msg"]) from None
+            raise config_key_error(".".join(str(p) for p in first["loc"]), first.get("input"), "base.") from None
+        raise pydantic_error(err, prefix="base.") from None
 
 
 def load_spec(path: str | Path, *, name: str | None = None) -> SweepSpec:

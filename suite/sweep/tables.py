@@ -28,6 +28,7 @@ import cloudpickle
 from ray.tune import Callback
 
 from suite.results import schema, store
+from suite.sweep import console
 from suite.sweep.failures import MAX_CHARS, describe_failure
 
 CONSOLIDATE_EVERY_S = 60.0
@@ -72,8 +73,14 @@ class SweepTables:
         tables = store.read_tables(self.results_dir)
         trials = tables["trials"]
         if trials is not None and self.searched:
-            for row in trials.to_dict("records"):
-                self.planned.setdefault(row[schema.TRIAL_ID], (int(row.get("search_index") or 0), {}))
+            for row in trials.to_dict("records"):  # drawn by an earlier driver: its row holds config and draw
+                columns = {
+                    k: v
+                    for k, v in _clean(row).items()
+                    if (schema.role(k) in (schema.SCIENCE, schema.RUN) or k.startswith(schema.SEARCH_PREFIX))
+                    and not _missing(v)
+                }
+                self.planned.setdefault(row[schema.TRIAL_ID], (int(columns.get("search_index", 0)), columns))
         known = set(trials[schema.TRIAL_ID]) if trials is not None else set()
         store.drop_parts(self.results_dir, (known | store.part_trial_ids(self.results_dir)) - set(self.planned))
         for row in trials.to_dict("records") if trials is not None else []:
@@ -214,9 +221,18 @@ class SweepTables:
     def _set_row(self, tid: str, row: dict[str, Any]) -> None:
         self._rows[tid] = row
         self._write(tid, "trials", [row])
+        view = console.current()
+        if view is not None and row.get(schema.STATUS) == schema.RUNNING:
+            view.started(tid)
+        elif view is not None:
+            view.ended(tid, row)
 
     def _write(self, tid: str, table: str, rows: list[dict]) -> None:
         store.write_part(self.results_dir, table, tid, rows)
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def _clean(row: dict[str, Any]) -> dict[str, Any]:
@@ -289,6 +305,7 @@ class TablesCallback(Callback):
         self.tables.open()
         self._consolidator = _Consolidator(self.tables, self.consolidate_every_s)
         self._consolidator.start()
+        _ACTIVE.append(self)
 
     def _tid(self, trial) -> str:
         item = trial.config["trial"]
@@ -332,12 +349,36 @@ class TablesCallback(Callback):
         self.close()
 
     def close(self) -> None:
-        """Stop the background consolidation and write the tables one last time."""
+        """Stop the background consolidation and write the tables one last time (once)."""
+        if self not in _ACTIVE:
+            return
+        _ACTIVE.remove(self)
         if self._consolidator is not None:
             self._consolidator.stop.set()
             self._consolidator.join()
             self._consolidator = None
         self.tables.close()
+
+    def _trial_ended(self) -> None:
+        self._ended_now += 1
+        if self.exit_after is not None and self._ended_now >= self.exit_after[0]:
+            # Test hook (FaultInjection.driver_exit_after_trials): the sweep driver
+            # dies here, once; the restored callback of `--resume` sees the marker.
+            marker = Path(self.exit_after[1]) / "driver.exit"
+            if not marker.exists():
+                marker.parent.mkdir(parents=True, exist_ok=True)
+                marker.write_text(str(self._ended_now))
+                os._exit(3)
+
+
+# The tables callbacks of the sweep this process drives, restored ones included (Tune unpickles those
+# itself): the runner closes them when Tune returns, interrupted or not.
+_ACTIVE: list[TablesCallback] = []
+
+
+def close_active() -> None:
+    for callback in list(_ACTIVE):
+        callback.close()
 
     def _trial_ended(self) -> None:
         self._ended_now += 1

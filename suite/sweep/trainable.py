@@ -94,7 +94,15 @@ def _maybe_inject_fault(fault: dict[str, Any] | None, index: int, trial_id: str,
     os._exit(17)
 
 
-def _run(cfg_dump: dict[str, Any], sweep: dict[str, Any], index: int, checkpoint, report, device=None) -> None:
+def _run(
+    cfg_dump: dict[str, Any],
+    sweep: dict[str, Any],
+    index: int,
+    checkpoint,
+    report,
+    device=None,
+    notes: list[str] | None = None,
+) -> None:
     """One trial: per-epoch reports while it trains, then its final result.
 
     Runs on every rank (Ray Train V2 needs every worker to report the same
@@ -131,6 +139,7 @@ def _run(cfg_dump: dict[str, Any], sweep: dict[str, Any], index: int, checkpoint
             progress=False,
             device=device,
             cpus=assigned_cpus(),
+            config_changes=notes,
         )
     payload = final_payload(result, sweep["name"])
     if rank() == 0:
@@ -176,6 +185,7 @@ def train_worker_loop(loop_config: dict[str, Any]) -> None:
         ray.train.get_checkpoint(),
         report,
         device=_ray_train_device(loop_config["config"]),
+        notes=loop_config.get("notes"),
     )
 
 
@@ -188,7 +198,12 @@ def _fit_data_parallel(trial: dict[str, Any], sweep: dict[str, Any]) -> None:
     use_gpu = trial["worker_bundle"].get("GPU", 0) > 0
     trainer = TorchTrainer(
         train_worker_loop,
-        train_loop_config={"config": trial["config"], "sweep": sweep, "index": trial["index"]},
+        train_loop_config={
+            "config": trial["config"],
+            "sweep": sweep,
+            "index": trial["index"],
+            "notes": trial.get("notes"),
+        },
         torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
         scaling_config=ray.train.ScalingConfig(
             num_workers=trial["workers"], use_gpu=use_gpu, resources_per_worker=trial["worker_bundle"]
@@ -226,7 +241,7 @@ def sweep_trial(config: dict[str, Any]) -> None:
         ckpt = ray.tune.Checkpoint.from_directory(str(checkpoint_dir)) if checkpoint_dir else None
         ray.tune.report(metrics, checkpoint=ckpt)
 
-    _run(trial["config"], sweep, trial["index"], ray.tune.get_checkpoint(), report)
+    _run(trial["config"], sweep, trial["index"], ray.tune.get_checkpoint(), report, notes=trial.get("notes"))
 
 
 def tune_resources(config: dict[str, Any]):

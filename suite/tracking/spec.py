@@ -11,7 +11,7 @@ import importlib.util
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from suite.core.errors import ConfigError
 
@@ -47,6 +47,17 @@ class Tracking(BaseModel):
     mlflow: MLflowTracking | None = None
     tensorboard: TensorBoardTracking | None = None
     wandb: WandbTracking | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        """``mlflow: URI``, ``tensorboard: DIR`` and ``wandb: offline`` mean what they say."""
+        if isinstance(data, dict):
+            data = dict(data)
+            for key, inner in (("mlflow", "uri"), ("tensorboard", "dir"), ("wandb", "mode")):
+                if isinstance(data.get(key), str):
+                    data[key] = {inner: data[key]}
+        return data
 
 
 def mlflow_uri(uri: str) -> str:

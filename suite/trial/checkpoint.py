@@ -1,14 +1,21 @@
-"""Checkpoints that resume a trial exactly where it stopped.
+"""Checkpoints that resume a trial exactly where it stopped, and survive a failed write.
 
-A checkpoint is a directory holding ``state.pt`` (model, optimizer, finished
-epochs, the curves so far), written atomically. Learning-rate schedule and
-per-epoch randomness are pure functions of (seed, epoch, step), so nothing
-else is needed to replay the remaining epochs bit for bit on CPU.
+A trial keeps two: ``checkpoints/last/state.pt`` (the newest) and
+``checkpoints/previous/state.pt`` (the one before). A new checkpoint is written
+completely (atomic, fsynced) before ``last`` becomes ``previous`` and the new one
+``last``, so a full disk or a crash mid-write leaves at least one whole
+checkpoint, and `load_latest` falls back to ``previous`` when ``last`` is
+missing or unreadable (truncated, foreign). Learning-rate schedule and per-epoch
+randomness are pure functions of (seed, epoch, step), so nothing else is needed
+to replay the remaining epochs bit for bit on CPU.
 """
 
 from __future__ import annotations
 
 import io
+import os
+import pickle
+import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,9 +24,10 @@ import torch
 from torch import nn
 
 from suite.core.errors import ConfigError
-from suite.core.files import atomic_write_bytes
+from suite.core.files import atomic_path, fsync_directory
 
 STATE_FILE = "state.pt"
+LAST, PREVIOUS = "last", "previous"
 
 
 @dataclass
@@ -31,8 +39,13 @@ class TrainState:
     probe_embedding: Any = None  # the probe set's embeddings at the last evaluation (a CPU tensor)
 
 
-def save(directory: Path, method: nn.Module, optimizer: torch.optim.Optimizer, cfg, state: TrainState) -> Path:
-    directory = Path(directory)
+class CheckpointUnreadable(RuntimeError):
+    """A checkpoint file that cannot be loaded: truncated, corrupted, or not a normbench checkpoint."""
+
+
+def save(checkpoints: Path, method: nn.Module, optimizer: torch.optim.Optimizer, cfg, state: TrainState) -> Path:
+    """Write the newest checkpoint under ``checkpoints`` (the trial's checkpoints folder); returns its directory."""
+    checkpoints = Path(checkpoints)
     buf = io.BytesIO()
     torch.save(
         {
@@ -44,32 +57,68 @@ def save(directory: Path, method: nn.Module, optimizer: torch.optim.Optimizer, c
         },
         buf,
     )
-    atomic_write_bytes(directory / STATE_FILE, buf.getvalue())
-    return directory
+    last, previous = checkpoints / LAST / STATE_FILE, checkpoints / PREVIOUS / STATE_FILE
+    staged = checkpoints / LAST / f".{STATE_FILE}.next"
+    with atomic_path(staged) as tmp:  # complete and on disk before anything older moves
+        tmp.write_bytes(buf.getvalue())
+    if last.is_file():
+        previous.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(last, previous)
+        fsync_directory(previous.parent)
+    os.replace(staged, last)
+    fsync_directory(last.parent)
+    return last.parent
 
 
-def has_checkpoint(directory: Path) -> bool:
-    return (Path(directory) / STATE_FILE).is_file()
+def has_checkpoint(checkpoints: Path) -> bool:
+    return any((Path(checkpoints) / name / STATE_FILE).is_file() for name in (LAST, PREVIOUS))
 
 
-def read(directory: Path, field: str = "resume") -> dict[str, Any]:
-    """The checkpoint's payload (model state, config, train state), on CPU;
+def read(directory: Path, field: str = "--resume") -> dict[str, Any]:
+    """The payload of ``directory/state.pt`` (model state, config, train state), on CPU;
     ``field`` names the user's argument in the error if there is none."""
     path = Path(directory) / STATE_FILE
     if not path.is_file():
         raise ConfigError(field, str(directory), "a checkpoint directory containing state.pt")
-    return torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as exc:
+        raise CheckpointUnreadable(f"{path} is unreadable ({type(exc).__name__}: {str(exc).splitlines()[0]})") from exc
+    if not isinstance(payload, dict) or not {"model", "optimizer", "trial_id", "state"} <= set(payload):
+        raise CheckpointUnreadable(f"{path} is not a normbench checkpoint")
+    return payload
 
 
-def load(directory: Path, method: nn.Module, optimizer: torch.optim.Optimizer, cfg) -> TrainState:
-    payload = read(directory)
-    if payload["trial_id"] != cfg.trial_id:
-        raise ConfigError(
-            "resume",
-            str(directory),
-            f"a checkpoint of trial {cfg.trial_id}",
-            hint=f"it belongs to {payload['trial_id']}",
+def load(source: Path, method: nn.Module, optimizer: torch.optim.Optimizer, cfg) -> tuple[TrainState, str]:
+    """Restore the newest readable checkpoint: ``source`` is a trial's checkpoints folder (``last``, else
+    ``previous``) or one checkpoint directory (what Ray hands a retried trial). Returns (state, a note
+    when it fell back to ``previous``)."""
+    source = Path(source)
+    candidates = [source] if (source / STATE_FILE).is_file() else [source / LAST, source / PREVIOUS]
+    problems = []
+    for directory in candidates:
+        if not (directory / STATE_FILE).is_file():
+            continue
+        try:
+            payload = read(directory)
+        except CheckpointUnreadable as exc:
+            problems.append(str(exc))
+            continue
+        if payload["trial_id"] != cfg.trial_id:
+            raise ConfigError(
+                "--resume",
+                str(directory),
+                f"a checkpoint of trial {cfg.trial_id}",
+                hint=f"it belongs to {payload['trial_id']}",
+            )
+        method.load_state_dict(payload["model"])
+        optimizer.load_state_dict(payload["optimizer"])
+        note = (
+            f"resumed from the previous checkpoint (epoch {payload['state']['epoch']}): {problems[0]}"
+            if problems
+            else ""
         )
-    method.load_state_dict(payload["model"])
-    optimizer.load_state_dict(payload["optimizer"])
-    return TrainState(**payload["state"])
+        return TrainState(**payload["state"]), note
+    if problems:
+        raise CheckpointUnreadable("; ".join(problems) + "; no earlier checkpoint to fall back to")
+    raise ConfigError("--resume", str(source), "a trial folder with a checkpoint (checkpoints/last/state.pt)")

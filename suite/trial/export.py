@@ -46,7 +46,7 @@ def check_export_args(trial_dir: Path, out: Path | None, overwrite: bool) -> Pat
         )
     from suite.trial import checkpoint as ckpt
 
-    if not ckpt.has_checkpoint(trial_dir / CHECKPOINT_SUBDIR):
+    if not (trial_dir / CHECKPOINT_SUBDIR / ckpt.STATE_FILE).is_file():
         raise ConfigError(
             "TRIAL_DIR",
             str(trial_dir),

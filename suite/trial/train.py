@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import math
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +24,7 @@ from tqdm.auto import tqdm
 from methods import get_method
 from methods.distributed import all_reduce_mean_, concat_all_gather_no_grad
 from methods.views import with_overrides
-from suite.config import TrialConfig, save_config
+from suite.config import TrialConfig, config_notes, save_config
 from suite.core.errors import ConfigError
 from suite.data.splits import DatasetSplits, load_splits
 from suite.measure.instruments import EmbeddingGradStats, angle_change, probe_indices
@@ -49,6 +48,7 @@ from suite.trial.runtime import (
 )
 
 Report = Callable[[dict[str, Any], "Path | None"], None]
+CHECKPOINTS = "checkpoints"  # a trial folder's checkpoints (suite.trial.checkpoint: last and previous)
 
 
 @dataclass
@@ -118,6 +118,7 @@ class _Trial:
     config_row: dict[str, Any]
     notes: str = ""  # settings the method adapted to the data (see check_train_size)
     torch_threads: int = 0  # intra-op threads this process trains with
+    last_checkpoint: str = ""  # the newest complete checkpoint: "epoch N (path)"
 
     @property
     def steps_per_epoch(self) -> int:
@@ -140,7 +141,13 @@ class _Trial:
 
 
 def _setup(
-    cfg: TrialConfig, trial_dir: Path, resume_from: Path | None, device: torch.device | None, cpus: int | None
+    cfg: TrialConfig,
+    trial_dir: Path,
+    resume_from: Path | None,
+    device: torch.device | None,
+    cpus: int | None,
+    on_note: Callable[[str], None] | None = None,
+    config_changes: list[str] | None = None,
 ) -> _Trial:
     ctx = DistContext.detect()
     if ctx.world_size != cfg.workers and ctx.distributed:
@@ -153,8 +160,6 @@ def _setup(
         raise ConfigError("batch_size", cfg.batch_size, f"<= the training set size ({len(splits.train_labels)})")
     method = build_model(cfg)
     notes = method.check_train_size(len(splits.train_labels))
-    for note in notes if DistContext.detect().is_main else []:
-        warnings.warn(note, stacklevel=2)
     method = method.to(device)
     if channels_last:
         method = method.to(memory_format=torch.channels_last)
@@ -165,7 +170,11 @@ def _setup(
         BatchAugment(spec, splits.mean, splits.std).to(device)
         for spec in with_overrides(method.view_specs(cfg.image_size), cfg.augment)
     ]
-    state = ckpt.load(resume_from, method, optimizer, cfg) if resume_from is not None else ckpt.TrainState()
+    state, resume_note = (
+        ckpt.load(resume_from, method, optimizer, cfg) if resume_from is not None else (ckpt.TrainState(), "")
+    )
+    changed = config_changes if config_changes is not None else config_notes(cfg)
+    notes = [*changed, *notes, *([resume_note] if resume_note else [])]
     trial = _Trial(
         cfg,
         Path(trial_dir),
@@ -184,9 +193,11 @@ def _setup(
         threads,
     )
     if ctx.is_main:
+        for note in notes if on_note is not None else []:
+            on_note(note)
         trial.trial_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, trial.trial_dir / "config.yaml")
-        results.write_result(trial.trial_dir, _base_row(trial, "running", ""))
+        results.write_result(trial.trial_dir, _base_row(trial, schema.RUNNING, ""))
     return trial
 
 
@@ -199,6 +210,7 @@ def _base_row(t: _Trial, status: str, error: str) -> dict[str, Any]:
         schema.NOTES: t.notes,
         **t.config_row,
         schema.EPOCHS_COMPLETED: t.state.epoch,
+        schema.LAST_CHECKPOINT: t.last_checkpoint,
         schema.TORCH_THREADS: t.torch_threads,
         schema.FREQUENCY_ORDER: json.dumps(order) if order is not None else None,
     }
@@ -308,7 +320,9 @@ def _checkpoint(t: _Trial, epoch: int) -> Path | None:
         return None
     results.atomic_write_frame(pd.DataFrame(t.state.curves), t.trial_dir / "curves", formats=("csv",))
     if epoch % t.cfg.checkpoint_every == 0 or epoch == t.cfg.epochs:
-        return ckpt.save(t.trial_dir / "checkpoints" / "last", t.method, t.optimizer, t.cfg, t.state)
+        saved = ckpt.save(t.trial_dir / CHECKPOINTS, t.method, t.optimizer, t.cfg, t.state)
+        t.last_checkpoint = f"epoch {epoch} ({saved})"
+        return saved
     return None
 
 
@@ -350,24 +364,32 @@ def _train(t: _Trial, report: Report | None, progress: bool) -> str:
     return ""
 
 
-def _finish(t: _Trial, failure: str) -> TrialResult:
-    """Final evaluation (rank 0) and the trial's row in the tables."""
-    cfg, state = t.cfg, t.state
+def _totals(t: _Trial) -> dict[str, Any]:
+    """What the finished epochs add to the row: the last epoch's training norms, the final loss, the times."""
+    state = t.state
     last = state.curves[-1] if state.curves else {}
-    row = _base_row(t, "failed" if failure else "completed", failure)
     train_norms = [schema.train_norm(v, stat) for v in ("emb", "feat") for stat in schema.TRAIN_NORM_STATS]
-    row.update({c: last.get(c, math.nan) for c in train_norms})
+    row = {c: last.get(c, math.nan) for c in train_norms}
     row.update(
         {
             schema.FINAL_LOSS: last.get(schema.LOSS, math.nan),
             schema.TRAIN_TIME: state.train_time_s,
-            schema.IMAGES_PER_S: state.epoch * t.steps_per_epoch * cfg.batch_size / state.train_time_s
+            schema.IMAGES_PER_S: state.epoch * t.steps_per_epoch * t.cfg.batch_size / state.train_time_s
             if state.train_time_s > 0
             else math.nan,
         }
     )
     initial = next((c for c in state.curves if c[schema.EPOCH] == 0), {})
-    row.update({schema.knn_init(k): initial.get(schema.knn(k), math.nan) for k in cfg.knn_k})
+    row.update({schema.knn_init(k): initial.get(schema.knn(k), math.nan) for k in t.cfg.knn_k})
+    return row
+
+
+def _finish(t: _Trial, failure: str) -> TrialResult:
+    """Final evaluation (rank 0) and the trial's row in the tables."""
+    cfg, state = t.cfg, t.state
+    last = state.curves[-1] if state.curves else {}
+    row = _base_row(t, "failed" if failure else "completed", failure)
+    row.update(_totals(t))
     result = TrialResult(row, state.curves)
     if not failure:
         eval_start = time.perf_counter()
@@ -410,6 +432,8 @@ def run_trial(
     progress: bool = True,
     device: torch.device | None = None,
     cpus: int | None = None,
+    on_note: Callable[[str], None] | None = None,
+    config_changes: list[str] | None = None,
 ) -> TrialResult:
     """Train, evaluate and record one trial.
 
@@ -421,8 +445,80 @@ def run_trial(
     ``device`` overrides ``cfg.device`` where the launcher knows better (Ray
     Train assigns each worker its GPU); ``cpus`` is how many CPUs this process
     holds (a Ray trial's resources; default: the CPUs the process may run on),
-    which sets torch's threads unless ``cfg.num_threads`` does.
+    which sets torch's threads unless ``cfg.num_threads`` does. ``on_note`` hears
+    once, at the start, every value the suite changed on the user's behalf (also in
+    the row's ``notes``); ``config_changes`` are those of the config's first resolution
+    when the config was rebuilt since (a sweep trial's, from its dump).
+
+    Stopped by SIGINT (``KeyboardInterrupt``) or `TrialInterrupted` (SIGTERM), the
+    trial records status ``interrupted`` with its epochs and last checkpoint, then
+    re-raises; stopped by its environment (`FAULTS`: a full disk, out of memory, an
+    unreadable checkpoint) it records ``failed`` and raises `TrialFault` with a
+    one-line message. A checkpoint is replaced only once its successor is complete.
     """
-    trial = _setup(cfg, trial_dir, resume_from, device, cpus)
-    failure = _train(trial, report, progress)
-    return _finish(trial, failure)
+    trial = _setup(cfg, trial_dir, resume_from, device, cpus, on_note, config_changes)
+    try:
+        failure = _train(trial, report, progress)
+        return _finish(trial, failure)
+    except (KeyboardInterrupt, TrialInterrupted) as exc:
+        signal_name = exc.signal_name if isinstance(exc, TrialInterrupted) else "SIGINT"
+        _record(
+            trial,
+            schema.INTERRUPTED,
+            f"stopped by {signal_name} after epoch {trial.state.epoch}; continue with "
+            f"--resume (last checkpoint: {trial.last_checkpoint or 'none'})",
+        )
+        raise
+    except FAULTS as exc:
+        message = fault_message(exc, trial)
+        _record(trial, schema.FAILED, message)
+        raise TrialFault(message) from exc
+
+
+class TrialInterrupted(Exception):
+    """A stop signal (SIGTERM, what schedulers and spot instances send) arrived during a trial."""
+
+    def __init__(self, signal_name: str = "SIGTERM") -> None:
+        super().__init__(f"stopped by {signal_name}")
+        self.signal_name = signal_name
+
+
+class TrialFault(RuntimeError):
+    """The environment stopped the trial (full disk, out of memory, unreadable checkpoint); the message
+    says in one line what happened, where, and what to do; the row records it with status ``failed``."""
+
+
+FAULTS = (OSError, MemoryError, torch.OutOfMemoryError, ckpt.CheckpointUnreadable)
+
+
+def fault_message(exc: BaseException, t: _Trial | None = None) -> str:
+    """One line: what happened, to which file, and what to do next."""
+    where = f" in epoch {t.state.epoch + 1}" if t is not None else ""
+    keep = f"; the last complete checkpoint is {t.last_checkpoint}" if t is not None and t.last_checkpoint else ""
+    if isinstance(exc, ckpt.CheckpointUnreadable):
+        return f"{exc}; start over with --overwrite"
+    if isinstance(exc, (MemoryError, torch.OutOfMemoryError)):
+        return (
+            f"out of memory{where} ({type(exc).__name__}): lower batch_size or eval_batch_size, or use a smaller "
+            f"backbone{keep}"
+        )
+    errno_name = {
+        28: "no space left on the device",
+        27: "file too large for this file system or limit",
+        13: "permission denied",
+        30: "read-only file system",
+        122: "disk quota exceeded",
+    }
+    what = errno_name.get(getattr(exc, "errno", None), exc.strerror or type(exc).__name__)
+    target = f" writing {exc.filename}" if getattr(exc, "filename", None) else ""
+    return f"{what}{target}{where}: free space (or fix the permissions), then continue with --resume{keep}"
+
+
+def _record(t: _Trial, status: str, reason: str) -> None:
+    """Best effort: the row of a trial that stopped early (on a full disk even this write may fail)."""
+    if not t.ctx.is_main:
+        return
+    try:
+        results.write_result(t.trial_dir, {**_base_row(t, status, reason), **_totals(t)})
+    except OSError:
+        pass

@@ -34,7 +34,7 @@ def _files(root: Path) -> list[Path]:
         ("learning_rate=0.1", "learning_rate", "0.1", "lr"),
         ("method_args.temprature=0.1", "method_args.temprature", "temprature", "temperature"),
         ("optimizer=adam", "optimizer", "adam", "sgd"),
-        ("epochs=0", "epochs", "0", "greater than or equal to 1"),
+        ("epochs=0", "epochs", "0", "an integer >= 1"),
         ("holdout_classes=[42]", "holdout_classes", "42", "0"),
     ],
 )
@@ -98,9 +98,9 @@ def test_cli_resume_continues_an_interrupted_trial(tmp_path, capsys):
 
     with pytest.raises(KeyboardInterrupt):
         run_trial(cfg, out / cfg.trial_id, progress=False, report=stop)
-    assert checkpoint.has_checkpoint(out / cfg.trial_id / "checkpoints" / "last")
-    assert main(["trial", *args, "--out", str(out), "--resume", "--quiet"]) == 0
-    assert "resuming" in capsys.readouterr().out
+    assert checkpoint.has_checkpoint(out / cfg.trial_id / "checkpoints")
+    assert main(["trial", *args, "--out", str(out), "--resume"]) == 0
+    assert f"resuming {cfg.trial_id} from its last checkpoint" in capsys.readouterr().out
     row = json.loads((out / cfg.trial_id / "result.json").read_text())
     assert row["status"] == "completed" and row["epochs_completed"] == 2
     assert len(pd.read_csv(out / cfg.trial_id / "curves.csv")) == 2

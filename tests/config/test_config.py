@@ -6,6 +6,7 @@ import pytest
 
 from methods import METHODS
 from suite.config import CONFIG_FIELDS, apply_overrides, load_config, make_config, parse_override
+from suite.config.load import KEY_ALIASES
 from suite.core.errors import ConfigError
 
 
@@ -82,6 +83,14 @@ def test_unknown_key_lists_the_known_ones():
         make_config({"epoch": 3})
     assert info.value.field == "epoch" and "epochs" in str(info.value)
     assert "epochs" in CONFIG_FIELDS
+
+
+@pytest.mark.parametrize("alias", sorted(KEY_ALIASES))
+def test_other_tools_key_names_point_to_ours_and_are_never_accepted(alias):
+    assert alias not in CONFIG_FIELDS and KEY_ALIASES[alias] in CONFIG_FIELDS
+    with pytest.raises(ConfigError) as info:
+        make_config({alias: 1})
+    assert info.value.field == alias and f"did you mean {KEY_ALIASES[alias]!r}?" in str(info.value)
 
 
 def test_a_choice_hyper_parameter_lists_its_choices():

@@ -228,7 +228,7 @@ def test_hparams_unknown_key_lists_allowed_and_defaults_fill():
 def test_describe_hparams_matches_the_model():
     rows = MoCo.describe_hparams()
     assert [r[0] for r in rows] == list(MoCo.Hparams.model_fields)
-    assert dict((r[0], r[2]) for r in rows)["temperature"] == "float > 0"
+    assert dict((r[0], r[2]) for r in rows)["temperature"] == "a number > 0"
 
 
 def test_wrong_number_of_views():

@@ -326,6 +326,7 @@ def test_unreachable_address_fails_fast_with_an_explanation(tmp_path):
 
 
 TIMING_COLUMNS = {"wall_time_s", "train_time_s", "eval_time_s", "images_per_s", "sweep"}
+PLACE_COLUMNS = {"last_checkpoint"}  # "epoch N (its path)": the two runs write to different folders
 
 
 def test_local_trial_row_equals_the_sweep_row(ray_address, tmp_path):
@@ -344,7 +345,9 @@ def test_local_trial_row_equals_the_sweep_row(ray_address, tmp_path):
     local = run_trial(make_config({**base, "method": "byol"}), tmp_path / "local", progress=False).row
     assert swept["status"] == local["status"] == "completed"
     assert set(local) - TIMING_COLUMNS == set(swept) - TIMING_COLUMNS
-    for key in sorted(set(local) - TIMING_COLUMNS):
+    for key in PLACE_COLUMNS:
+        assert local[key].startswith("epoch 2 (") and swept[key].startswith("epoch 2 ("), key
+    for key in sorted(set(local) - TIMING_COLUMNS - PLACE_COLUMNS):
         mine, theirs = local[key], swept[key]
         if isinstance(mine, float) and math.isnan(mine):
             assert theirs is None or (isinstance(theirs, float) and math.isnan(theirs)), key

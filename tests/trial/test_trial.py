@@ -145,7 +145,9 @@ def test_resume_after_interrupt_matches_uninterrupted_run(tmp_path, tiny_trial, 
     with pytest.raises(KeyboardInterrupt):
         run_trial(cfg, tmp_path / "cut", progress=False, report=_interrupt_after_first_epoch)
     partial = json.loads((tmp_path / "cut" / "result.json").read_text())
-    assert partial["status"] == "running" and len(pd.read_csv(tmp_path / "cut" / "curves.csv")) == 1
+    assert partial["status"] == "interrupted" and len(pd.read_csv(tmp_path / "cut" / "curves.csv")) == 1
+    assert "SIGINT after epoch 1" in partial["error"] and partial["epochs_completed"] == 1
+    assert partial["last_checkpoint"].startswith("epoch 1")
 
     resumed = run_trial(
         cfg, tmp_path / "cut", resume_from=tmp_path / "cut" / "checkpoints" / "last", progress=False

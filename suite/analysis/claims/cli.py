@@ -7,10 +7,10 @@ pandas and scipy load only when it runs.
 from __future__ import annotations
 
 import argparse
-import sys
 import warnings
 from pathlib import Path
 
+from suite.core.cli import add_command, say
 from suite.core.errors import ConfigError
 
 DESCRIPTION = """Test the paper's claims (Draganov et al., ICML 2025) on one or more results directories
@@ -39,17 +39,18 @@ ci_lo, ci_hi, p_value, n, n_seeds, evidence, reason; method "all" for the pooled
 --page FILE rewrites only the block between FILE's markers (atomically); the docs' reference-run
 page is made this way, and a test checks it against the committed tables.
 
-exit status: 0 written, 2 bad input (missing directory, no trials table, unreadable table)."""
+exit status:
+  0 written, 2 bad input (a missing directory, no trials table, an unreadable table; nothing written)."""
 
 
 def add_subparser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``claims`` on the main CLI; dispatch with ``args.func(args)``."""
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "claims",
         help="the paper's claims judged on results tables, per method",
         description=DESCRIPTION,
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "results_dirs",
@@ -103,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
         warnings.simplefilter("always", LeaderboardWarning)
         results = load_results(args.results_dirs)
     for w in caught:
-        print(f"normbench claims: warning: {w.message}", file=sys.stderr)
+        say("warning", str(w.message))
     claims = evaluate_claims(results.trials, results.curves, results.class_norms)
     out = Path(args.out) if args.out is not None else results.dirs[0]
     paths = report.write_claims(claims, out, [str(d) for d in results.dirs])

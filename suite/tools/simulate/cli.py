@@ -10,6 +10,7 @@ import argparse
 import time
 from pathlib import Path
 
+from suite.core.cli import add_command
 from suite.core.errors import ConfigError
 
 DEFAULT_OUT = Path("results") / "simulate"
@@ -27,17 +28,18 @@ DESCRIPTION = """Reproduce the paper's simulations on free embeddings (no networ
 EPILOG = """writes into --out: steps_vs_norm.csv/.png (one row per variant, r, seed), exponents.csv,
 norms_by_class.csv/.png (per class), norms_by_class_seeds.csv (per seed and class).
 
-exit status: 0 done, 2 bad input."""
+exit status:
+  0 done, 2 bad input (nothing written)."""
 
 
 def add_subparser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``simulate`` on the main CLI; dispatch with ``args.func(args)``."""
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "simulate",
         help="the paper's norm-dynamics simulations (free embeddings, CPU)",
         description=DESCRIPTION,
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--out", default=str(DEFAULT_OUT), help=f"output directory (default: {DEFAULT_OUT})")
     parser.add_argument("--seeds", type=int, default=3, help="random seeds per setting, >= 1 (default: %(default)s)")
@@ -47,7 +49,6 @@ def add_subparser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPa
         default=20_000,
         help="SGD step cap per run in (a); a run that hits it is marked 'did not converge' (default: %(default)s)",
     )
-    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
     return parser
 
