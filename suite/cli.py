@@ -27,6 +27,7 @@ from typing import Any
 
 from suite.analysis.claims import cli as claims_cli
 from suite.analysis.leaderboard import cli as leaderboard_cli
+from suite.analysis.report import cli as report_cli
 from suite.core.cli import (
     BAD_INPUT,
     FAILED,
@@ -47,7 +48,7 @@ from suite.tools.simulate import cli as simulate_cli
 
 DEFAULT_OUT = Path("results") / "local"
 _OVERRIDE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*=")
-SUBCOMMAND_MODULES = (sweep_cli, leaderboard_cli, claims_cli, simulate_cli, bench_cli)
+SUBCOMMAND_MODULES = (sweep_cli, leaderboard_cli, report_cli, claims_cli, simulate_cli, bench_cli)
 
 
 def _fmt(value: Any, pct: bool = False) -> str:

@@ -24,6 +24,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("suite.analysis.claims",),
     ("suite.analysis.leaderboard",),
     ("suite.analysis.report",),
+    ("suite.analysis.leaderboard.cli",),  # writes every format, the report page (html) among them
     ("suite.tracking",),
     ("suite.sweep",),
     ("suite.tools",),

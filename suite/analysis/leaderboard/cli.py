@@ -7,21 +7,21 @@ subcommand, so pandas/matplotlib load only when the command runs.
 from __future__ import annotations
 
 import argparse
-import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+from suite.core.cli import add_command, csv_list, say
 from suite.core.errors import ConfigError
 
-FORMATS = ("md", "csv", "tex")
+FORMATS = ("md", "csv", "tex", "html")  # html: the report page of `suite.analysis.report` (`normbench report`)
 DESCRIPTION = (
     "Aggregate one or more results directories (local trials and/or sweeps) into a leaderboard: one row per "
     "group of otherwise-equal settings, ranked by the metric; mean ± std over seeds, Δ against the 'none' "
     "intervention with its interval, the gain over the untrained network, which arm reaches its baseline's "
     "target first, norm diagnostics, failed and interrupted trials."
 )
-EPILOG = "exit status: 0 written, 2 bad input (unreadable or corrupt results, a bad option); nothing is written then."
+EPILOG = "exit status:\n  0 written, 2 bad input (unreadable or corrupt results, a bad option; nothing written)."
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -32,7 +32,11 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
         help="results directories holding trials.parquet/.csv (merged)",
     )
     parser.add_argument("--out", default=None, help="output directory (default: FIRST_RESULTS_DIR/leaderboard)")
-    parser.add_argument("--formats", default=",".join(FORMATS), help=f"comma-separated subset of {','.join(FORMATS)}")
+    parser.add_argument(
+        "--formats",
+        default=None,
+        help=f"comma-separated subset of {','.join(FORMATS)} (default: all; html is the `normbench report` page)",
+    )
     parser.add_argument(
         "--metric",
         default=None,
@@ -57,63 +61,35 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
 
 def add_subparser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``leaderboard`` on the main CLI; dispatch with ``args.func(args)``."""
-    parser = subparsers.add_parser(
-        "leaderboard", help="aggregate results into a leaderboard", description=DESCRIPTION, epilog=EPILOG
+    parser = add_command(
+        subparsers, "leaderboard", help="aggregate results into a leaderboard", description=DESCRIPTION, epilog=EPILOG
     )
     configure_parser(parser)
     parser.set_defaults(func=run)
     return parser
 
 
-def parse_formats(text: str) -> list[str]:
-    formats = [f.strip().lower() for f in text.split(",") if f.strip()]
-    bad = [f for f in formats if f not in FORMATS]
-    if bad or not formats:
-        raise ConfigError("--formats", text, FORMATS)
-    return list(dict.fromkeys(formats))
-
-
-def load_board(
-    results_dirs: Sequence[str | Path],
-    metric: str | None = None,
-    group_by: Sequence[str] | None = None,
-    all_trials: bool = False,
-):
-    """(results, leaderboard, search selection) of the directories: what every leaderboard format shows.
-
-    Search sweeps: per search cell only the trial chosen on validation (see
-    `suite.analysis.leaderboard.search`) unless ``all_trials``."""
-    import dataclasses
-
-    from suite.analysis.leaderboard.aggregate import build_leaderboard
-    from suite.analysis.leaderboard.search import searched_columns, select_search_trials
-    from suite.analysis.load import load_results
-
-    results = load_results(results_dirs)
-    selection = None
-    searched: list[str] = []
-    if not all_trials:
-        kept, selection = select_search_trials(results.trials)
-        searched = searched_columns(results.trials) if len(selection) else []
-        results = dataclasses.replace(results, trials=kept.reset_index(drop=True))
-    board = build_leaderboard(results.trials, results.curves, metric=metric, group_by=group_by, searched=searched)
-    return results, board, selection
+def parse_formats(text: str | None) -> list[str]:
+    return list(FORMATS) if text is None else csv_list(text.lower(), "--formats", FORMATS)
 
 
 def write_leaderboard(
     results_dirs: Sequence[str | Path],
     out: str | Path | None = None,
-    formats: Sequence[str] = FORMATS,
+    formats: Sequence[str] | None = None,
     metric: str | None = None,
     group_by: Sequence[str] | None = None,
     plots: bool = True,
     all_trials: bool = False,
 ) -> dict[str, Path]:
-    """Read, aggregate, and write every requested format; returns {format or plot name: path}."""
+    """Read, aggregate, and write every requested format (None: all of `FORMATS`);
+    returns {format or plot name: path}."""
     from suite.analysis.claims.report import load_claims
     from suite.analysis.leaderboard import render
+    from suite.analysis.leaderboard.board import load_board
     from suite.core.files import atomic_path, atomic_write_text
 
+    formats = list(FORMATS) if formats is None else formats
     bad = [f for f in formats if f not in FORMATS]
     if bad or not formats:
         raise ConfigError("--formats", list(formats), FORMATS)
@@ -144,13 +120,17 @@ def write_leaderboard(
     if "tex" in formats:
         written["tex"] = out_dir / "leaderboard.tex"
         atomic_write_text(written["tex"], render.to_latex(board))
+    if "html" in formats:  # the report page (`normbench report`), with this board and its claims
+        from suite.analysis.report.page import write_page
+
+        written["html"] = write_page(results, board, claims, out_dir / "leaderboard.html")
     return written
 
 
 def run(args: argparse.Namespace) -> int:
     """Exit code: 0 written, 2 bad input (unreadable/corrupt results, bad option)."""
     formats = parse_formats(args.formats)
-    group_by = [c.strip() for c in args.group_by.split(",") if c.strip()] if args.group_by else None
+    group_by = csv_list(args.group_by, "--group-by")
     from suite.analysis.load import LeaderboardWarning
 
     with warnings.catch_warnings(record=True) as caught:
@@ -166,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
         )
     for w in caught:
         if issubclass(w.category, LeaderboardWarning):
-            print(f"normbench: warning: {w.message}", file=sys.stderr)
+            say("warning", str(w.message))
         else:
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     for name, path in written.items():

@@ -1,0 +1,174 @@
+"""The page's static figures: the forest plot of Δ per intervention and the evidence behind each claim.
+
+Why one module: each figure is a (data, chart, caption) triple, and the claims panel
+links every verdict to its figure by id (``plot-<claim>``), so the ids, captions and
+specs are decided together here; the numbers come from `plotdata`, the drawing from
+`charts`.
+"""
+
+from __future__ import annotations
+
+from html import escape
+
+import pandas as pd
+
+import suite.analysis.report.charts as charts
+import suite.analysis.report.plotdata as plotdata
+from suite.analysis.claims.definitions import SLOPE_TARGET
+from suite.analysis.compare import CONV_FRACTION
+from suite.analysis.leaderboard.aggregate import Leaderboard
+from suite.analysis.load import Results, load_eval_norms
+from suite.analysis.report.data import group_labels
+from suite.analysis.report.html import Figure, simple_table
+from suite.core.tables import DASH
+from suite.results import schema
+
+C3_THEORY = -2.0  # angular step ~ 1/||z||^2
+
+
+def _slopes(fits: pd.DataFrame) -> str:
+    if fits.empty:
+        return ""
+    parts = [f"{escape(m)} {s:+.2f}" for m, s in zip(fits["method"], fits["slope"])]
+    return ' Fitted slopes (OLS on all points of a method): <span class="slopes">' + ", ".join(parts) + "</span>."
+
+
+def _epoch(value: float) -> str:
+    return DASH if pd.isna(value) else f"{value:g}"
+
+
+def _race_table(races: pd.DataFrame, claim: str) -> str:
+    sub = races[races["claim"] == claim]
+    if sub.empty:
+        return ""
+    rows = [
+        [
+            r.measure,
+            r.arm,
+            r.base,
+            "never" if "never" in r.outcome else _epoch(r.arm_epoch),
+            _epoch(r.base_epoch),
+            r.outcome,
+            r.why or "",
+        ]
+        for r in sub.itertuples(index=False)
+    ]
+    header = ["measure", "arm", "baseline", "arm's epoch", "baseline's epoch", "outcome", "why not observable"]
+    table = simple_table(header, rows, table_id=f"pairs-{claim}")
+    return f"<details><summary>Every pair ({len(rows)})</summary>{table}</details>"
+
+
+def build_figures(results: Results, board: Leaderboard, trials: pd.DataFrame, labels: dict[int, str]):
+    """(figures in page order, {chart key: Vega-Lite spec}, {claim: figure id})."""
+    methods = sorted(trials["method"].dropna().astype(str).unique()) if "method" in trials else []
+    specs: dict[str, dict] = {}
+    figures: list[Figure] = []
+
+    def add(fig: Figure, spec: dict | None) -> None:
+        if spec is not None and fig.chart:
+            specs[fig.chart] = spec
+        else:
+            fig.chart = None
+        figures.append(fig)
+
+    forest_labels = group_labels(board, exclude=("intervention",), always=("method", "dataset"))
+    rows = plotdata.forest_rows(board, forest_labels)
+    add(
+        Figure(
+            "forest",
+            "Δ against none, per intervention.",
+            f"<code>delta_{escape(board.metric)}</code> with its 95% interval over seeds (paired on shared seeds, "
+            "else Welch's), one line per method and dataset; filled and coloured: the interval excludes 0.",
+            "forest",
+        ),
+        charts.forest_spec(rows, board.metric),
+    )
+
+    points, fits = plotdata.loglog(results.curves, trials, schema.train_norm("emb", "mean"), schema.GRAD_NORM)
+    add(
+        Figure(
+            "plot-C2b",
+            "C2b: the gradient at the embedding against its norm.",
+            f"Per trial and trained epoch, <code>{schema.GRAD_NORM}</code> against <code>emb_norm_mean</code> "
+            f"(log-log); theory: slope {SLOPE_TARGET:g}. The verdict uses per-trial slopes averaged over seeds."
+            + _slopes(fits),
+            "C2b",
+            ("C2b",),
+        ),
+        charts.loglog_spec(points, fits, methods, "embedding norm (log)", "‖dL/dz‖ (log)", SLOPE_TARGET),
+    )
+    points, fits = plotdata.loglog(results.curves, trials, schema.PROBE_NORM, schema.PROBE_ANGLE, midpoint=True)
+    add(
+        Figure(
+            "plot-C3",
+            "C3: probe angle change against probe norm.",
+            f"Per trial and evaluation epoch >= 1, <code>{schema.PROBE_ANGLE}</code> against the probe norm "
+            "over the interval (mean of this and the previous evaluation), log-log; theory: slope "
+            f"{C3_THEORY:g}. The verdict uses per-trial coefficients (with log lr when it varies) averaged "
+            "over seeds." + _slopes(fits),
+            "C3",
+            ("C3",),
+        ),
+        charts.loglog_spec(points, fits, methods, "probe embedding norm (log)", "probe angle change (log)", C3_THEORY),
+    )
+
+    races = plotdata.races(trials, results.curves, board.knn_column)
+    for claim, kind in (("C4", "cut"), ("C5", "gradscale")):
+        sub = races[races["claim"] == claim]
+        add(
+            Figure(
+                f"plot-{claim}",
+                f"{claim}: time to target, {kind} arms against none.",
+                "Per (arm, baseline) pair of the same seed and science: the epoch at which each reaches the "
+                f"baseline's target (its epoch-1 value plus {CONV_FRACTION:g} of its later improvement); below "
+                'the diagonal the arm is faster, "never": it did not reach it. On kNN only the settings shown '
+                "to beat their untrained network, as in the verdict.",
+                claim,
+                (claim,),
+                extra=_race_table(races, claim),
+                missing=f"No {kind} arm with a baseline pair whose target is observable.",
+            ),
+            charts.race_spec(sub, methods),
+        )
+
+    bins = plotdata.norm_bin_accuracy(results.norm_bins, trials)
+    add(
+        Figure(
+            "plot-C7",
+            "C7: kNN accuracy per norm bin.",
+            "Mean over trials per method (all interventions); bins from the smallest norms (left) to the "
+            "largest: deciles, and equal-width bins of the min-max-normalised norm.",
+            "C7",
+            ("C7",),
+        ),
+        charts.norm_bins_spec(bins, methods),
+    )
+    hist = plotdata.ood_histograms(load_eval_norms(board.trials), trials, labels)
+    add(
+        Figure(
+            "plot-C8",
+            "C8: test and OOD embedding norms.",
+            "Per group with out-of-distribution samples, density histograms of the test and OOD samples' "
+            "embedding norms at the final epoch (seeds pooled; binned when the page was built).",
+            "C8",
+            ("C8",),
+            missing="No per-trial eval_norms files with OOD samples.",
+        ),
+        charts.ood_spec(hist),
+    )
+    classes = plotdata.class_frequency(results.class_norms, trials)
+    add(
+        Figure(
+            "plot-C9",
+            "C9: class norm against class frequency.",
+            "Long-tailed trials (intervention none): each class's mean test embedding norm (left) and its log "
+            "ratio to the balanced twin's of the same seed (right; the verdict's contrast) against its number "
+            "of training images.",
+            "C9",
+            ("C9",),
+            missing="No long-tailed trial with class norms.",
+        ),
+        charts.class_spec(classes, methods),
+    )
+    plots = {claim: fig.id for fig in figures for claim in fig.claims}
+    return figures, specs, plots

@@ -1,0 +1,768 @@
+"""The report page: self-contained, small, showing exactly the leaderboard's cells and every claim.
+
+Two results directories: a small hand-written one in the result schema (two methods,
+three interventions, three seeds, a long-tailed twin, per-trial OOD norms, a failed
+trial, and the claims computed from it), and the committed CPU reference run. The
+page is read back with an HTML parser and compared with the Markdown leaderboard and
+claims.csv, and its figures' numbers with independent computations. The browser tests
+(marker ``browser``) open it in headless Chromium from file://, offline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import shutil
+import tempfile
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from suite.analysis.claims import evidence
+from suite.analysis.claims.report import load_claims, write_claims
+from suite.analysis.claims.verdicts import evaluate_claims
+from suite.analysis.leaderboard import cli as leaderboard_cli
+from suite.analysis.leaderboard.board import load_board
+from suite.analysis.leaderboard.cli import write_leaderboard
+from suite.analysis.load import load_results
+from suite.analysis.report import cli as report_cli
+from suite.analysis.report import data, plotdata
+from suite.analysis.report.page import build_page, write_page
+from suite.core.errors import ConfigError
+from suite.results import schema
+
+REPO = Path(__file__).resolve().parents[2]
+REFERENCE = REPO / "results" / "reference" / "digits-reference"
+MAX_BYTES = 2 * 1024 * 1024
+NAN = float("nan")
+
+
+# ---------------------------------------------------------------- a small results directory, by hand
+METHODS = ("simclr", "byol")
+INTERVENTIONS = {"none": 1.0, "cut:3": 1 / 3, "gradscale:1": 1.0}  # -> initial norm factor
+SEEDS = (0, 1, 2)
+EPOCHS = 4
+
+
+def _trial_rows(rng: np.random.Generator):
+    """(trials, curves, norm_bins, class_norms, eval_norms per trial) with plausible, seeded numbers."""
+    trials, curves, bins, classes, eval_norms = [], [], [], [], {}
+    cases = [(m, iv, s, NAN) for m in METHODS for iv in INTERVENTIONS for s in SEEDS]
+    cases += [("simclr", "none", s, 10.0) for s in SEEDS]  # long-tailed twins of the simclr baselines
+    for method, iv, seed, imbalance in cases:
+        long_tailed = not math.isnan(imbalance)
+        tid = f"{method}-{iv.replace(':', '_')}-{'lt-' if long_tailed else ''}s{seed}"
+        base = 0.55 + 0.1 * (method == "simclr") + 0.03 * (iv == "cut:3") + 0.01 * seed
+        init, norm0 = base - 0.2, 4.0 * INTERVENTIONS[iv]
+        trials.append(
+            dict(
+                trial_id=tid,
+                status="completed",
+                error=None,
+                method=method,
+                backbone="test_resnet",
+                dataset="digits",
+                intervention=iv,
+                imbalance=imbalance,
+                holdout_classes="[8, 9]",
+                epochs=EPOCHS,
+                batch_size=64,
+                optimizer="sgd",
+                lr=0.06,
+                warmup_epochs=1,  # evidence.units_c6 needs every protocol column (compare.PROTOCOL_COLUMNS)
+                weight_decay=0.0,
+                seed=seed,
+                image_size=16,
+                knn_k="[200, 20]",
+                knn_top1_k200=base,
+                knn_top1_k20=base + 0.02,
+                knn_top1_k200_init=init,
+                knn_top1_k20_init=init + 0.01,
+                linear_top1=base + 0.1,
+                emb_norm_mean=norm0 * 2.5,
+                feat_norm_mean=6.0 + seed,
+                test_emb_norm_mean=norm0 * 2.4,
+                emb_correct_auroc=0.6 + 0.02 * seed,
+                emb_ood_auroc=0.7 - 0.01 * seed,
+                emb_freq_spearman=0.5 if long_tailed else NAN,
+                final_loss=1.0,
+                epochs_completed=EPOCHS,
+            )
+        )
+        speed = 1.6 if iv == "cut:3" else 1.0
+        for epoch in range(EPOCHS + 1):
+            norm = norm0 * (1 + 0.4 * epoch)
+            trained = epoch >= 1
+            curves.append(
+                dict(
+                    trial_id=tid,
+                    epoch=epoch,
+                    loss=5.0 - min(4.0, speed * epoch + 0.1 * seed) if trained else NAN,
+                    lr=0.06,
+                    knn_top1_k200=init + (base - init) * min(1.0, speed * epoch / EPOCHS),
+                    knn_top1_k20=init + 0.01 + (base - init) * epoch / EPOCHS,
+                    emb_norm_mean=norm if trained else NAN,
+                    test_emb_norm_mean=norm * 0.97,
+                    emb_grad_norm_mean=0.1 / norm * (1 + 0.05 * rng.standard_normal()) if trained else NAN,
+                    emb_grad_cos_abs_mean=1e-5 if trained else NAN,
+                    probe_emb_norm_mean=norm * 1.01,
+                    probe_angle_change_mean=2.0 / norm**2 * math.exp(0.1 * rng.standard_normal()) if trained else NAN,
+                )
+            )
+        for b in range(10):
+            bins.append(
+                dict(trial_id=tid, vector="embedding", binning="decile", bin=b, norm_lo=b, norm_hi=b + 1, count=30)
+                | dict(accuracy=base * (0.7 + 0.03 * b))
+            )
+        for c in range(8):
+            count = int(round(100 * 10 ** (-c / 7))) if long_tailed else 100
+            level = norm0 * 2.4 * (1 + 0.02 * c)
+            long_tail = 1 + 0.05 * math.log(count / 100) if long_tailed else 1.0
+            classes.append(
+                dict(trial_id=tid, vector="embedding", **{"class": c}, train_count=count, test_count=30)
+                | dict(norm_mean=level * long_tail)
+            )
+        test = rng.normal(norm0 * 2.4, 1.0, 120)
+        ood = rng.normal(norm0 * 1.8, 1.0, 40)
+        eval_norms[tid] = pd.DataFrame(
+            dict(
+                split=["test"] * len(test) + ["ood"] * len(ood),
+                vector="embedding",
+                norm=np.abs(np.r_[test, ood]),
+                label=0,
+                correct=True,
+            )
+        )
+    trials.append(dict(trials[0], trial_id="simclr-none-s9-failed", seed=9, status="failed", error="non-finite loss"))
+    return trials, curves, bins, classes, eval_norms
+
+
+def write_small_results(root: Path) -> Path:
+    """A results directory as `normbench trial`/`collect_results` leave one, plus claims.csv."""
+    trials, curves, bins, classes, eval_norms = _trial_rows(np.random.default_rng(0))
+    root.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(trials).to_csv(root / "trials.csv", index=False)
+    pd.DataFrame(curves).to_parquet(root / "curves.parquet")
+    pd.DataFrame(bins).to_csv(root / "norm_bins.csv", index=False)
+    pd.DataFrame(classes).to_csv(root / "class_norms.csv", index=False)
+    for tid, frame in eval_norms.items():
+        (root / tid).mkdir()
+        frame.to_parquet(root / tid / "eval_norms.parquet")
+    results = load_results([root])
+    write_claims(evaluate_claims(results.trials, results.curves, results.class_norms), root, [str(root)])
+    return root
+
+
+@pytest.fixture(scope="module")
+def small_dir(tmp_path_factory) -> Path:
+    return write_small_results(tmp_path_factory.mktemp("small") / "results")
+
+
+def _built(directory: Path, out: Path):
+    results, board, _ = load_board([directory])
+    claims = load_claims(results.dirs)
+    path = write_page(results, board, claims, out)
+    return results, board, claims, path
+
+
+@pytest.fixture(scope="module")
+def small(small_dir, tmp_path_factory):
+    return _built(small_dir, tmp_path_factory.mktemp("small-page") / "report.html")
+
+
+@pytest.fixture(scope="module")
+def sparse(tmp_path_factory):
+    """Only a trials table (no curves, norm bins, class norms, per-trial norms or claims), one trial failed."""
+    root = write_small_results(tmp_path_factory.mktemp("sparse") / "results")
+    for name in ("curves.parquet", "norm_bins.csv", "class_norms.csv", "claims.csv", "claims.md"):
+        (root / name).unlink()
+    for folder in [p for p in root.iterdir() if p.is_dir()]:
+        shutil.rmtree(folder)
+    return _built(root, root / "report.html")
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    return _built(REFERENCE, tmp_path_factory.mktemp("reference-page") / "report.html")
+
+
+# ---------------------------------------------------------------- reading a page back
+class Page(HTMLParser):
+    """What the tests read from a page: every tag, the headline's header and rows, the claims rows,
+    the scripts and styles (script and style contents are raw text to the parser, never tags)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict]] = []
+        self.header: list[dict] = []  # per headline column: label, title, key, group
+        self.rows: list[dict] = []  # per headline row: group, cells, best
+        self.claims: list[dict] = []  # the attributes of every tr[data-claim]
+        self.scripts: list[tuple[dict, str]] = []
+        self.styles: list[str] = []
+        self._in_headline = False
+        self._cell: dict | None = None
+        self._raw: tuple[str, dict] | None = None
+        self.feed(text)
+        self.close()
+
+    def handle_starttag(self, tag, attrs):
+        a = {k: (v if v is not None else "") for k, v in attrs}
+        self.tags.append((tag, a))
+        if tag in ("script", "style"):
+            self._raw = (tag, a)
+            self._text = []
+        if tag == "table" and a.get("id") == "headline":
+            self._in_headline = True
+        if tag == "tr" and "data-claim" in a:
+            self.claims.append(a)
+        if not self._in_headline:
+            return
+        if tag == "tr" and "data-group" in a:
+            self.rows.append({"group": a["data-group"], "cells": [], "best": []})
+        elif tag == "th":
+            self._cell = {
+                "label": "",
+                "title": a.get("title"),
+                "key": a.get("data-key"),
+                "group": a.get("data-column-group"),
+            }
+            self.header.append(self._cell)
+        elif tag == "td" and self.rows:
+            self._cell = {"label": ""}
+            self.rows[-1]["cells"].append(self._cell)
+            self.rows[-1]["best"].append("best" in a.get("class", "").split())
+
+    def handle_endtag(self, tag):
+        if tag in ("th", "td"):
+            self._cell = None
+        if tag == "table":
+            self._in_headline = False
+        if tag in ("script", "style") and self._raw is not None:
+            text = "".join(self._text)
+            if tag == "script":
+                self.scripts.append((self._raw[1], text))
+            else:
+                self.styles.append(text)
+            self._raw = None
+
+    def handle_data(self, text):
+        if self._raw is not None:
+            self._text.append(text)
+        elif self._cell is not None:
+            self._cell["label"] += text
+
+    def cells(self) -> list[list[str]]:
+        return [[c["label"] for c in r["cells"]] for r in self.rows]
+
+    def data(self) -> dict:
+        return json.loads(next(text for attrs, text in self.scripts if attrs.get("id") == "report-data"))
+
+    def ids(self) -> set[str]:
+        return {a["id"] for _, a in self.tags if "id" in a}
+
+
+def read_page(path: Path) -> Page:
+    return Page(path.read_text(encoding="utf-8"))
+
+
+def markdown_headline(md: str) -> tuple[list[str], list[list[str]], list[list[bool]]]:
+    """(header, cells, bold) of the first table of a leaderboard.md (pipes unescaped, ** removed)."""
+    lines = md.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("| "))
+    table = []
+    for line in lines[start:]:
+        if not line.startswith("|"):
+            break
+        table.append([c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", line.strip()[1:-1])])
+    header, body = table[0], table[2:]
+    bold = [[c.startswith("**") and c.endswith("**") and len(c) > 4 for c in row] for row in body]
+    return header, [[c[2:-2] if b else c for c, b in zip(row, flags)] for row, flags in zip(body, bold)], bold
+
+
+URL_ATTRS = ("src", "href", "srcset", "poster", "data", "action", "formaction", "manifest")
+
+
+def fetched_urls(page: Page) -> list[str]:
+    """Every address the page would fetch when it opens: tag attributes, CSS url() and @import."""
+    found = []
+    for tag, attrs in page.tags:
+        if tag == "link":
+            found.append(f"<link {attrs}>")
+        if tag == "script" and "src" in attrs:
+            found.append(f"<script src={attrs['src']}>")
+        for name in URL_ATTRS:
+            value = attrs.get(name, "").strip()
+            if value and not value.startswith("#") and not (tag == "a" and name == "href"):
+                found.append(f"<{tag} {name}={value}>")
+            if tag == "a" and name == "href" and re.match(r"^(https?:)?//", value):
+                found.append(f"<a href={value}>")  # not fetched on open, but the page links nowhere outside
+    for css in page.styles + [a.get("style", "") for _, a in page.tags]:
+        found += re.findall(r"url\([^)]*\)|@import[^;]*", css)
+    return found
+
+
+# ---------------------------------------------------------------- the page as a file
+@pytest.mark.parametrize("which", ["small", "reference"])
+def test_page_fetches_nothing_and_inlines_the_chart_library_once(which, request):
+    _, _, _, path = request.getfixturevalue(which)
+    page = read_page(path)
+    assert fetched_urls(page) == []
+    assert not any("src" in attrs for attrs, _ in page.scripts)
+    code = [text for attrs, text in page.scripts if attrs.get("type") != "application/json"]
+    assert sum(text.count("window.vegaEmbed=") for text in code) == 1
+    assert {"headline", "filter", "detail", "claims", "claims-table", "forest"} <= page.ids()
+
+
+def test_reference_page_is_under_two_megabytes(reference):
+    size = reference[3].stat().st_size
+    print(f"\nreference page: {size} bytes ({size / 2**20:.2f} MiB)")
+    assert size <= MAX_BYTES
+
+
+@pytest.mark.parametrize("which", ["small", "reference"])
+def test_headline_cells_are_the_markdown_leaderboards(which, request, tmp_path):
+    results, board, _, path = request.getfixturevalue(which)
+    written = write_leaderboard([str(d) for d in results.dirs], tmp_path / "lb", formats=("md", "csv"), plots=False)
+    header, cells, bold = markdown_headline(written["md"].read_text())
+    page = read_page(path)
+    assert [h["label"] for h in page.header] == header
+    assert page.cells() == cells  # same cells, same formatting, same row order
+    assert [r["best"] for r in page.rows] == bold
+    assert [int(r["group"]) for r in page.rows] == board.table["group"].tolist()
+    assert all(h["title"] for h in page.header)  # the raw column names as tooltips
+
+    # the numbers themselves, from the machine-readable CSV: the metric in % with 2 decimals, the seeds
+    frame = pd.read_csv(written["csv"])
+    metric_at = [h["key"] for h in page.header].index(board.metric)
+    shown = [float(row[metric_at].split(" ± ")[0]) for row in page.cells()]
+    np.testing.assert_allclose(shown, 100 * frame[f"{board.metric}_mean"].to_numpy(), atol=0.005 + 1e-9)
+    seeds_at = [h["key"] for h in page.header].index("n")
+    assert [int(row[seeds_at].split()[0]) for row in page.cells()] == frame["n"].tolist()
+    delta_at = [h["key"] for h in page.header].index(f"delta_{board.metric}")
+    for row, base in zip(page.cells(), frame["is_baseline"]):
+        assert (row[delta_at] == "—") == bool(base)
+
+
+@pytest.mark.parametrize("which", ["small", "reference"])
+def test_every_claims_row_is_listed_and_linked_to_its_figure(which, request):
+    results, _, _, path = request.getfixturevalue(which)
+    committed = pd.read_csv(results.dirs[0] / "claims.csv")
+    page = read_page(path)
+    listed = sorted((a["data-claim"], a["data-measure"], a["data-method"], a["data-verdict"]) for a in page.claims)
+    expected = zip(committed["claim"], committed["measure"], committed["method"], committed["verdict"])
+    assert listed == sorted(expected)
+    figures = {a["id"] for tag, a in page.tags if tag == "figure"}
+    links = {a["href"] for tag, a in page.tags if tag == "a" and "verdict" in a.get("class", "")}
+    assert {f"#plot-{c}" for c in ("C2b", "C3", "C4", "C5", "C7", "C8", "C9")} <= links
+    assert {href[1:] for href in links} <= figures
+    charts = page.data()["charts"]
+    drawn = {a["data-chart"] for tag, a in page.tags if "data-chart" in a}
+    assert drawn == set(charts) and {"forest", "C3", "C4", "C7", "C8", "C9"} <= drawn
+
+
+def test_without_claims_csv_the_panel_says_how_to_get_it(small):
+    results, board, _, _ = small
+    page = Page(build_page(results, board, None))
+    assert page.claims == []
+    assert "normbench claims" in build_page(results, board, None)
+
+
+def test_a_page_of_only_a_trials_table_says_what_is_missing(sparse):
+    results, board, claims, path = sparse
+    page = read_page(path)
+    assert claims is None and page.claims == [] and len(page.rows) == len(board.table)
+    payload = page.data()
+    assert payload["detail"]["spec"] is None and all(t["curve"] == {} for t in payload["trials"])
+    assert set(payload["charts"]) == {"forest"}  # Δ needs the trials table only
+    text = path.read_text(encoding="utf-8")
+    assert text.count('class="no-data"') == 7 and "normbench claims" in text
+
+
+def test_failed_trials_are_listed(small):
+    results, board, _, path = small
+    text = path.read_text(encoding="utf-8")
+    assert "Failed, interrupted or incomplete trials (1)" in text and "simclr-none-s9-failed" in text
+
+
+@pytest.mark.slow
+def test_page_of_real_trials_shows_the_trainers_tables(tmp_path, tiny_trial):
+    """Two real tiny trials (the real trainer's tables, not hand-written ones) through the page."""
+    from suite.config import make_config
+    from suite.results.store import collect_results
+    from suite.trial.train import run_trial
+
+    out = tmp_path / "res"
+    for intervention in ("none", "cut:3"):
+        cfg = make_config({**tiny_trial, "intervention": intervention, "eval_every": 1, "holdout_classes": [8, 9]})
+        run_trial(cfg, out / cfg.trial_id, progress=False)
+    collect_results(out)
+    written = write_leaderboard([out], tmp_path / "lb", plots=False)
+    _, cells, _ = markdown_headline(written["md"].read_text())
+    page = read_page(written["html"])
+    assert page.cells() == cells and len(page.rows) == 2 and fetched_urls(page) == []
+    payload = page.data()
+    assert all(t["curve"]["epoch"] == [0, 1, 2] for t in payload["trials"])  # the epoch-0 row of the untrained net
+    assert {"forest", "C8"} <= set(payload["charts"])
+
+
+# ---------------------------------------------------------------- the embedded data
+def test_detail_data_holds_each_groups_trials_and_curves(small):
+    results, board, _, path = small
+    payload = read_page(path).data()
+    trials = payload["trials"]
+    assert len(trials) == len(board.trials)
+    for gid, group in payload["groups"].items():
+        members = board.trials[board.trials["group"] == int(gid)]
+        expected = sorted(f"{d}/{t}" for d, t in zip(members["results_dir"], members["trial_id"]))
+        assert sorted(trials[i]["path"] for i in group["trials"]) == expected
+        assert len(group["config"]) == len(payload["configColumns"])
+    curves = results.curves.set_index(["trial_id", "epoch"]).sort_index()
+    for trial in trials:
+        tid = Path(trial["path"]).name
+        epochs = trial["curve"]["epoch"]
+        assert epochs == list(range(EPOCHS + 1))
+        for column in (schema.LOSS, schema.GRAD_NORM, board.knn_column):
+            want = curves.loc[tid][column].to_numpy(float)
+            got = np.array([np.nan if v is None else v for v in trial["curve"][column]], dtype=float)
+            np.testing.assert_allclose(got, want, rtol=1e-3, equal_nan=True)
+    seeds = {gid: sorted(trials[i]["label"] for i in g["trials"]) for gid, g in payload["groups"].items()}
+    assert all(labels == [f"seed {s}" for s in SEEDS] for labels in seeds.values())
+
+
+def test_rounding_and_json_are_safe_inside_a_script():
+    assert data.rounded([1 / 3, NAN, float("inf"), 12345.678, None]) == [0.3333, None, None, 12350.0, None]
+    text = data.to_json({"a": "</script><!-- x", "b": [1.5, None]})
+    assert "<" not in text and json.loads(text) == {"a": "</script><!-- x", "b": [1.5, None]}
+
+
+# ---------------------------------------------------------------- the figures' numbers
+def test_log_log_slopes_are_the_ols_of_the_logs(reference):
+    results, board, _, _ = reference
+    trials = data.completed_trials(results, board)
+    points, fits = plotdata.loglog(results.curves, trials, schema.PROBE_NORM, schema.PROBE_ANGLE, midpoint=True)
+    # independently: the probe norm over the interval, per trial, epochs >= 1, positive values
+    c = results.curves.merge(trials[["results_dir", "trial_id", "method"]], on=["results_dir", "trial_id"])
+    c = c[c[schema.PROBE_NORM].notna()].sort_values(["results_dir", "trial_id", "epoch"])
+    c["mid"] = 0.5 * (c[schema.PROBE_NORM] + c.groupby(["results_dir", "trial_id"])[schema.PROBE_NORM].shift(1))
+    c = c[(c["epoch"] >= 1) & (c["mid"] > 0) & (c[schema.PROBE_ANGLE] > 0)]
+    assert len(points) == len(c)
+    for method, sub in c.groupby("method"):
+        slope = np.polyfit(np.log(sub["mid"]), np.log(sub[schema.PROBE_ANGLE]), 1)[0]
+        assert fits.set_index("method").loc[method, "slope"] == pytest.approx(slope, rel=1e-9)
+
+
+def test_time_to_target_pairs_are_the_claims_races(reference):
+    results, board, _, _ = reference
+    trials = data.completed_trials(results, board)
+    races = plotdata.races(trials, results.curves, board.knn_column)
+    keyed = trials.assign(_key=trials["results_dir"].astype(str) + "/" + trials["trial_id"].astype(str))
+    curves = results.curves.assign(
+        _key=results.curves["results_dir"].astype(str) + "/" + results.curves["trial_id"].astype(str)
+    )
+    k, why_no_k = evidence.primary_knn(keyed)
+    for claim, kind in (("C4", "cut"), ("C5", "gradscale")):
+        for measure, column, falling in (("loss", schema.LOSS, True), ("knn", board.knn_column, False)):
+            gate = dict(k=k, why_no_k=why_no_k) if measure == "knn" else {}
+            units = evidence.units_race(keyed, curves, kind, column, falling, **gate)
+            mine = races[(races["claim"] == claim) & (races["measure"] == measure)]
+            mine = mine[mine["outcome"] != "not observable"]
+            labels = [
+                f"{r.arm} {r.outcome.split()[0]} "
+                f"({'never' if 'never' in r.outcome else f'epoch {r.arm_epoch:g}'} vs {r.base_epoch:g})"
+                for r in mine.itertuples()
+            ]
+            assert sorted(labels) == sorted(units.frame["label"]), (claim, measure)
+    assert len(races) and set(races["claim"]) == {"C4", "C5"}
+
+
+def test_ood_histograms_are_densities_of_every_sample(small):
+    results, board, _, _ = small
+    trials = data.completed_trials(results, board)
+    hist = plotdata.ood_histograms(
+        pd.concat(
+            [
+                pd.read_parquet(Path(d) / t / "eval_norms.parquet").assign(results_dir=d, trial_id=t)
+                for d, t in zip(trials["results_dir"], trials["trial_id"])
+            ]
+        ),
+        trials,
+        data.group_labels(board),
+    )
+    for (group, split), sub in hist.groupby(["group", "split"]):
+        assert (sub["density"] * (sub["hi"] - sub["lo"])).sum() == pytest.approx(1.0)
+        members = trials[trials["group"] == group]
+        expected = sum(
+            (pd.read_parquet(Path(d) / t / "eval_norms.parquet")["split"] == split).sum()
+            for d, t in zip(members["results_dir"], members["trial_id"])
+        )
+        assert sub["n"].iloc[0] == expected
+    assert hist["group"].nunique() == len(board.table)  # every group has OOD samples here
+
+
+def test_class_contrast_is_the_log_ratio_to_the_balanced_twin(small):
+    results, board, _, _ = small
+    trials = data.completed_trials(results, board)
+    classes = plotdata.class_frequency(results.class_norms, trials)
+    assert sorted(classes["trial"].str.rsplit("/", n=1).str[-1].unique()) == [f"simclr-none-lt-s{s}" for s in SEEDS]
+    norms = results.class_norms.set_index(["trial_id", "class"])["norm_mean"]
+    for trial, cls, contrast in zip(classes["trial"], classes["class"], classes["contrast"]):
+        tid = trial.rsplit("/", 1)[-1]
+        twin = tid.replace("-lt-", "-")  # the balanced trial of the same seed
+        assert contrast == pytest.approx(math.log(norms[(tid, cls)] / norms[(twin, cls)]))
+
+
+def test_forest_rows_are_the_boards_deltas_in_points(reference):
+    results, board, _, _ = reference
+    rows = plotdata.forest_rows(board, data.group_labels(board))
+    table = board.table.set_index("group")
+    arms = table[~table["is_baseline"] & table[f"delta_{board.metric}"].notna()]
+    assert sorted(rows["group"]) == sorted(arms.index)
+    for r in rows.itertuples():
+        assert r.delta == pytest.approx(100 * table.loc[r.group, f"delta_{board.metric}"])
+        assert r.lo == pytest.approx(100 * table.loc[r.group, f"delta_{board.metric}_ci_lo"])
+    assert set(rows["intervention"]) == {"cut:3", "cut:9", "gradscale:1", "wd:0"}
+
+
+# ---------------------------------------------------------------- the commands
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="normbench")
+    report_cli.add_subparser(parser.add_subparsers(dest="command"))
+    return parser
+
+
+def test_report_command_writes_the_page_and_prints_its_path(small_dir, tmp_path, capsys):
+    args = _parser().parse_args(["report", str(small_dir), "--out", str(tmp_path / "sub" / "page.html")])
+    assert args.func(args) == 0
+    assert capsys.readouterr().out.strip() == str(tmp_path / "sub" / "page.html")
+    assert read_page(tmp_path / "sub" / "page.html").rows
+
+
+def test_report_command_default_out_metric_and_group_by(small_dir, capsys):
+    args = _parser().parse_args(["report", str(small_dir), "--metric", "linear_top1", "--group-by", "method"])
+    assert args.func(args) == 0
+    page = read_page(small_dir / report_cli.PAGE)
+    assert len(page.rows) == len(METHODS) and page.header[0]["key"] == "method"
+    assert [h["key"] for h in page.header][2] == "linear_top1"
+
+
+@pytest.mark.parametrize(
+    "argv, field",
+    [
+        (["--metric", "no_such_column"], "--metric"),
+        (["--group-by", "no_such_column"], "--group-by"),
+        (["--group-by", " , "], "--group-by"),
+    ],
+)
+def test_report_command_refuses_bad_options(small_dir, argv, field):
+    args = _parser().parse_args(["report", str(small_dir), *argv])
+    with pytest.raises(ConfigError) as info:
+        args.func(args)
+    assert info.value.field == field and info.value.allowed
+
+
+def test_report_command_refuses_missing_dirs_and_a_directory_as_out(tmp_path, small_dir):
+    args = _parser().parse_args(["report", str(tmp_path / "missing"), "--out", str(tmp_path / "x.html")])
+    with pytest.raises(ConfigError) as info:
+        args.func(args)
+    assert info.value.field == "results_dir" and not (tmp_path / "x.html").exists()
+    args = _parser().parse_args(["report", str(small_dir), "--out", str(tmp_path)])
+    with pytest.raises(ConfigError) as info:
+        args.func(args)
+    assert info.value.field == "--out"
+
+
+def test_report_help_ends_with_the_exit_statuses():
+    parser = _parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices["report"]
+    lines = sub.format_help().rstrip().splitlines()
+    at = lines.index("exit status:")
+    assert [line.split()[0] for line in lines[at + 1 :]] == ["0", "2"]
+
+
+def test_leaderboard_writes_the_page_as_its_html_format(small_dir, tmp_path):
+    assert "html" in leaderboard_cli.FORMATS
+    written = write_leaderboard([small_dir], tmp_path / "lb", plots=False)  # the default formats
+    assert written["html"] == tmp_path / "lb" / "leaderboard.html"
+    _, cells, _ = markdown_headline(written["md"].read_text())
+    page = read_page(written["html"])
+    assert page.cells() == cells and len(page.claims) == len(pd.read_csv(small_dir / "claims.csv"))
+
+
+# ---------------------------------------------------------------- in a browser
+BROWSER_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--window-size=1400,1000",
+)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium through chromedriver (Debian's packages), with the console log; offline."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    chromedriver = shutil.which("chromedriver")
+    missing = [name for name, path in (("chromium", chromium), ("chromedriver", chromedriver)) if path is None]
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        missing.append("selenium (pip install -e '.[dev]')")
+    if missing:
+        message = f"browser tests need {', '.join(missing)}: apt-get install chromium chromium-driver"
+        if os.environ.get("NORMBENCH_REQUIRE_BROWSER") == "1":
+            pytest.fail(message + " (NORMBENCH_REQUIRE_BROWSER=1)")
+        pytest.skip(message)
+    profile = tempfile.mkdtemp(prefix="normbench-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in (*BROWSER_FLAGS, f"--user-data-dir={profile}"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(executable_path=chromedriver), options=options)
+    driver.execute_cdp_cmd("Network.enable", {})
+    driver.execute_cdp_cmd(
+        "Network.emulateNetworkConditions",
+        {"offline": True, "latency": 0, "downloadThroughput": 0, "uploadThroughput": 0},
+    )
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def _open(driver, path: Path) -> dict:
+    """Load the page from file://, wait for every chart, return its timings; no SEVERE console entry."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.get("about:blank")
+    driver.get_log("browser")
+    driver.get(path.resolve().as_uri())
+    WebDriverWait(driver, 60).until(lambda d: d.execute_script("return document.body.dataset.chartsReady"))
+    severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    assert severe == []
+    assert driver.execute_script("return performance.getEntriesByType('resource').map(e => e.name)") == []
+    return driver.execute_script("return window.normbenchReport.timings")
+
+
+def _visible_groups(driver) -> list[int]:
+    from selenium.webdriver.common.by import By
+
+    rows = driver.find_elements(By.CSS_SELECTOR, "#headline tbody tr[data-group]")
+    return [int(r.get_attribute("data-group")) for r in rows if r.is_displayed()]
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("which", ["small", "sparse", "reference"])
+def test_page_opens_offline_with_every_chart_and_no_console_error(browser, which, request):
+    from selenium.webdriver.common.by import By
+
+    _, board, claims, path = request.getfixturevalue(which)
+    timings = _open(browser, path)
+    print(
+        f"\n{which} page ({path.stat().st_size} bytes): headline ready {timings['headline']:.0f} ms, "
+        f"every chart drawn {timings['charts']:.0f} ms after navigation start"
+    )
+    for element in browser.find_elements(By.CSS_SELECTOR, "[data-chart]"):
+        assert element.get_attribute("data-rendered") == "true"
+        assert element.find_elements(By.CSS_SELECTOR, "svg, canvas")
+    assert _visible_groups(browser) == board.table["group"].tolist()
+    listed = browser.find_elements(By.CSS_SELECTOR, "#claims tr[data-claim]")
+    assert len(listed) == (0 if claims is None else len(claims))
+
+
+@pytest.mark.browser
+def test_clicking_headers_sorts_rows(browser, reference):
+    from selenium.webdriver.common.by import By
+
+    _, board, _, path = reference
+    _open(browser, path)
+    header = browser.find_element(By.CSS_SELECTOR, f'#headline th[data-key="{board.metric}"]')
+    header.click()  # ascending: NaN last, ties in rank order
+    t = board.table.reset_index(drop=True)
+    ascending = t.assign(_rank=t.index).sort_values([f"{board.metric}_mean", "_rank"], na_position="last")
+    assert _visible_groups(browser) == ascending["group"].tolist()
+    assert header.get_attribute("aria-sort") == "ascending"
+    header.click()
+    values = t.set_index("group")[f"{board.metric}_mean"]
+    shown = values.loc[_visible_groups(browser)].to_numpy()
+    assert (np.diff(shown[~np.isnan(shown)]) <= 0).all() and header.get_attribute("aria-sort") == "descending"
+    browser.find_element(By.CSS_SELECTOR, '#headline th[data-key="method"] button').click()
+    methods = t.set_index("group")["method"].loc[_visible_groups(browser)].tolist()
+    assert methods == sorted(methods)
+
+
+@pytest.mark.browser
+def test_text_filter_and_axis_selectors_hide_rows(browser, reference):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    _, board, _, path = reference
+    _open(browser, path)
+    t = board.table
+    box = browser.find_element(By.ID, "filter")
+    box.send_keys("simclr")
+    assert sorted(_visible_groups(browser)) == sorted(t.loc[t["method"] == "simclr", "group"])
+    box.send_keys(" gradscale")
+    assert (
+        _visible_groups(browser)
+        == t.loc[(t["method"] == "simclr") & (t["intervention"] == "gradscale:1"), "group"].tolist()
+    )
+    box.clear()
+    box.send_keys(" ")  # an input event with no words: every row again
+    assert len(_visible_groups(browser)) == len(t)
+    Select(browser.find_element(By.CSS_SELECTOR, 'select[data-axis="intervention"]')).select_by_value("none")
+    assert _visible_groups(browser) == t.loc[t["intervention"] == "none", "group"].tolist()
+    assert browser.find_element(By.ID, "shown-count").text.startswith(f"{(t['intervention'] == 'none').sum()} of ")
+    Select(browser.find_element(By.CSS_SELECTOR, 'select[data-axis="method"]')).select_by_value("byol")
+    assert _visible_groups(browser) == t.loc[(t["intervention"] == "none") & (t["method"] == "byol"), "group"].tolist()
+    norms = browser.find_element(By.CSS_SELECTOR, '#column-groups input[data-column-group="norms"]')
+    norms.click()
+    assert not any(th.is_displayed() for th in browser.find_elements(By.CSS_SELECTOR, "#headline th.g-norms"))
+    norms.click()
+    assert all(th.is_displayed() for th in browser.find_elements(By.CSS_SELECTOR, "#headline th.g-norms"))
+
+
+@pytest.mark.browser
+def test_clicking_a_row_shows_its_curves_and_trial_folders(browser, reference):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    _, board, _, path = reference
+    _open(browser, path)
+    for group in board.table["group"].iloc[[0, -1]]:
+        browser.find_element(By.CSS_SELECTOR, f'#headline tr[data-group="{group}"] td').click()
+        WebDriverWait(browser, 30).until(
+            lambda d: d.find_element(By.ID, "detail").get_attribute("data-rendered") == str(group)
+        )
+        assert browser.find_elements(By.CSS_SELECTOR, "#detail-charts svg, #detail-charts canvas")
+        members = board.trials[board.trials["group"] == group]
+        expected = sorted(f"{d}/{t}" for d, t in zip(members["results_dir"], members["trial_id"]))
+        listed = browser.find_elements(By.CSS_SELECTOR, "#detail-trials li")
+        assert sorted(li.get_attribute("data-path") for li in listed) == expected
+        assert browser.execute_script("return location.hash") == f"#group={group}"
+    assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
+
+
+@pytest.mark.browser
+def test_a_verdict_link_leads_to_its_drawn_figure(browser, reference):
+    from selenium.webdriver.common.by import By
+
+    _, _, _, path = reference
+    _open(browser, path)
+    link = browser.find_element(By.CSS_SELECTOR, '#claims tr[data-claim="C3"][data-method="all"] a.verdict')
+    link.click()
+    assert browser.execute_script("return location.hash") == "#plot-C3"
+    assert browser.find_elements(By.CSS_SELECTOR, "#plot-C3 svg")
