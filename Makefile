@@ -8,7 +8,7 @@ PYTEST := $(BIN)/python -m pytest
 # Tiers (pyproject.toml lists the markers): test-fast leaves out what starts Ray or runs long.
 FAST   := not ray and not cluster and not slow
 
-.PHONY: demo test test-fast lint format install install-dev bench clean help
+.PHONY: demo test test-fast lint format install install-dev bench docs docs-serve docs-pages clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -22,12 +22,12 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(PIP) install --quiet -e '.[dev]'
+	$(PIP) install --quiet -e '.[dev,docs]'
 	touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed  ## create .venv and install normbench
 
-install-dev: $(VENV)/.installed-dev  ## create .venv and install normbench with the dev extras
+install-dev: $(VENV)/.installed-dev  ## create .venv and install normbench with the dev and docs extras
 
 demo: $(VENV)/.installed  ## one local trial on the embedded digits dataset, then its summary
 	$(BIN)/normbench trial --out results/demo --overwrite
@@ -45,6 +45,16 @@ test: lint  ## everything: lint, then every test (the README's and CI's command)
 
 test-fast: lint  ## lint, then every test but the ray, cluster and slow tiers
 	$(PYTEST) -q -m "$(FAST)"
+
+docs: $(VENV)/.installed-dev  ## build the documentation site into build/site (strict: every link and anchor must resolve)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir build/site
+
+docs-serve: $(VENV)/.installed-dev  ## serve the documentation site locally with live reload
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
+
+docs-pages: $(VENV)/.installed-dev  ## regenerate the committed reference pages (config keys, CLI, methods, claims, benchmarks)
+	$(BIN)/python -c 'from suite.cli import build_parser; from suite.tools.docs import write_pages; \
+		print("\n".join(map(str, write_pages(build_parser()))) or "docs pages up to date")'
 
 bench: $(VENV)/.installed  ## the speed figures, each next to a same-process reference (asserts nothing)
 	$(BIN)/normbench bench
