@@ -12,6 +12,7 @@ import argparse
 import sys
 from collections.abc import Iterable, Sequence
 
+from methods.errors import suggestion
 from suite.core.errors import ConfigError
 
 PROG = "normbench"
@@ -53,7 +54,7 @@ def csv_list(text: str | None, field: str, allowed: Sequence[str] | None = None)
     if allowed is not None:
         bad = [v for v in values if v not in allowed]
         if bad:
-            raise ConfigError(field, bad[0], ", ".join(allowed))
+            raise ConfigError(field, bad[0], ", ".join(allowed), hint=suggestion(bad[0], allowed))
     return list(dict.fromkeys(values))
 
 

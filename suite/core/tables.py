@@ -8,7 +8,9 @@ caller's business, because only it knows the unit.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from typing import Any
 
 DASH = "—"
 
@@ -97,3 +99,13 @@ def latex_table(
         lines.append(" & ".join(cells) + r" \\")
     lines += ["\\bottomrule", "\\end{tabular}"]
     return "\n".join(lines) + "\n"
+
+
+def duration_text(seconds: Any) -> str:
+    """``42s``, ``3m05s``, ``2h07m``; a dash when unknown (None, NaN, not a number)."""
+    if not isinstance(seconds, (int, float)) or not math.isfinite(seconds):
+        return DASH
+    seconds = int(round(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-from suite.core.tables import text_table
+from suite.core.tables import duration_text, text_table
 from suite.results import schema
 
 _CURRENT: SweepConsole | None = None
@@ -101,7 +101,7 @@ class SweepConsole:
                 f"[{self._finished()}/{self.total}] {tid} {status}"
                 + (f"  {self.metric} {_value(value, self.metric)}" if status == schema.COMPLETED else "")
                 + (f"  {_short(row.get(schema.ERROR))}" if status == schema.FAILED else "")
-                + f"  ({_duration(time.monotonic() - self.start)} since start)",
+                + f"  ({duration_text(time.monotonic() - self.start)} since start)",
                 file=self.stream,
                 flush=True,
             )
@@ -163,7 +163,7 @@ class SweepConsole:
                 str(r.get(schema.STATUS)),
                 f"{r.get(schema.EPOCHS_COMPLETED, '—')}/{r.get('epochs', '—')}",
                 _value(r.get(self.metric), self.metric),
-                _duration(r.get(schema.WALL_TIME)),
+                duration_text(r.get(schema.WALL_TIME)),
                 _short(r.get(schema.ERROR) or r.get(schema.NOTES)),
             ]
             for r in ordered
@@ -176,17 +176,6 @@ def _value(value: Any, column: str) -> str:
     if not isinstance(value, (int, float)) or not math.isfinite(value):
         return "—"
     return f"{100 * value:.2f}%" if schema.is_accuracy(column) else f"{value:.4g}"
-
-
-def _duration(seconds: Any) -> str:
-    if not isinstance(seconds, (int, float)) or not math.isfinite(seconds):
-        return "—"
-    seconds = int(round(seconds))
-    return (
-        f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-        if seconds >= 3600
-        else (f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s")
-    )
 
 
 def _short(text: Any, limit: int = 70) -> str:

@@ -277,19 +277,35 @@ def sweep_metric(spec: SweepSpec, trials: list[PlannedTrial]) -> tuple[str, bool
     return (schema.knn(schema.primary_k(trials[0].config.knn_k)) if trials else schema.FINAL_LOSS), True
 
 
+def _distinct_notes(trials: list[PlannedTrial]) -> dict[str, int]:
+    """The values the suite changed on the user's behalf, once each, with how many trials they concern."""
+    counts: dict[str, int] = {}
+    for t in trials:
+        for note in config_notes(t.config):
+            counts[note] = counts.get(note, 0) + 1
+    return counts
+
+
 class _SigtermToTune:
     """SIGTERM (a scheduler, a spot instance) stops the sweep the way Ctrl-C does: Tune stops gracefully on
     SIGUSR1 too, saving its state so --resume continues."""
 
     def __enter__(self):
         self.received = False
+        self.saved = signal.getsignal(signal.SIGTERM)
+        self.install()
+        return self
+
+    def install(self) -> None:
+        """(Again:) ``ray.init`` installs its own SIGTERM handler, which exits at once."""
 
         def forward(signum, frame):
             self.received = True
+            if signal.getsignal(signal.SIGUSR1) in (signal.SIG_DFL, None):  # Tune not fitting yet
+                raise KeyboardInterrupt
             os.kill(os.getpid(), signal.SIGUSR1)
 
-        self.saved = signal.signal(signal.SIGTERM, forward)
-        return self
+        signal.signal(signal.SIGTERM, forward)
 
     def __exit__(self, *exc) -> None:
         signal.signal(signal.SIGTERM, self.saved)
@@ -369,6 +385,9 @@ def run_sweep(
             f"sweep {spec.name}: {total} trial(s), results in {results_dir}"
             + ("" if verbose else f"; Ray's output in {log_file} (--verbose shows it here)")
         )
+    if not quiet:
+        for note, count in _distinct_notes(trials).items():
+            echo(f"note: {note}" + (f" ({count} trials)" if count > 1 else ""))
     console = sweep_console.SweepConsole(spec.name, total, metric, higher, quiet=quiet, stream=sys.stderr)
     interrupted = ""
     with (
@@ -377,6 +396,7 @@ def run_sweep(
         sweep_console.ray_output_to(log_file, verbose) as ray_log,
     ):
         started = _connect(address, connect_timeout_s, log_to_driver=verbose)
+        sigterm.install()
         try:
             if spec.resources.check_cluster:
                 check_fits_cluster(spec, trials, *_cluster_nodes())

@@ -4,7 +4,7 @@ A trial keeps two: ``checkpoints/last/state.pt`` (the newest) and
 ``checkpoints/previous/state.pt`` (the one before). A new checkpoint is written
 completely (atomic, fsynced) before ``last`` becomes ``previous`` and the new one
 ``last``, so a full disk or a crash mid-write leaves at least one whole
-checkpoint, and `load_latest` falls back to ``previous`` when ``last`` is
+checkpoint, and `load` falls back to ``previous`` when ``last`` is
 missing or unreadable (truncated, foreign). Learning-rate schedule and per-epoch
 randomness are pure functions of (seed, epoch, step), so nothing else is needed
 to replay the remaining epochs bit for bit on CPU.
@@ -12,9 +12,12 @@ to replay the remaining epochs bit for bit on CPU.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import pickle
+import signal
+import threading
 import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -57,27 +60,51 @@ def save(checkpoints: Path, method: nn.Module, optimizer: torch.optim.Optimizer,
         },
         buf,
     )
-    last, previous = checkpoints / LAST / STATE_FILE, checkpoints / PREVIOUS / STATE_FILE
-    staged = checkpoints / LAST / f".{STATE_FILE}.next"
+    last, previous, staged = _paths(checkpoints)
     with atomic_path(staged) as tmp:  # complete and on disk before anything older moves
         tmp.write_bytes(buf.getvalue())
-    if last.is_file():
-        previous.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(last, previous)
-        fsync_directory(previous.parent)
-    os.replace(staged, last)
-    fsync_directory(last.parent)
+    with _signals_held():  # Ctrl-C between the two renames would leave no `last` (a crash: `load` reads staged)
+        if last.is_file():
+            previous.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(last, previous)
+            fsync_directory(previous.parent)
+        os.replace(staged, last)
+        fsync_directory(last.parent)
     return last.parent
 
 
+def _paths(checkpoints: Path) -> tuple[Path, Path, Path]:
+    """(last, previous, staged): staged is a complete new checkpoint not yet renamed to last."""
+    checkpoints = Path(checkpoints)
+    return (
+        checkpoints / LAST / STATE_FILE,
+        checkpoints / PREVIOUS / STATE_FILE,
+        checkpoints / LAST / f".{STATE_FILE}.next",
+    )
+
+
+@contextlib.contextmanager
+def _signals_held():
+    """SIGINT and SIGTERM wait until the block ends (main thread only: Python runs handlers there)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
+
+
 def has_checkpoint(checkpoints: Path) -> bool:
-    return any((Path(checkpoints) / name / STATE_FILE).is_file() for name in (LAST, PREVIOUS))
+    return any(path.is_file() for path in _paths(checkpoints))
 
 
-def read(directory: Path, field: str = "--resume") -> dict[str, Any]:
+def read(directory: Path, field: str = "--resume", file: str = STATE_FILE) -> dict[str, Any]:
     """The payload of ``directory/state.pt`` (model state, config, train state), on CPU;
     ``field`` names the user's argument in the error if there is none."""
-    path = Path(directory) / STATE_FILE
+    path = Path(directory) / file
     if not path.is_file():
         raise ConfigError(field, str(directory), "a checkpoint directory containing state.pt")
     try:
@@ -94,13 +121,15 @@ def load(source: Path, method: nn.Module, optimizer: torch.optim.Optimizer, cfg)
     ``previous``) or one checkpoint directory (what Ray hands a retried trial). Returns (state, a note
     when it fell back to ``previous``)."""
     source = Path(source)
-    candidates = [source] if (source / STATE_FILE).is_file() else [source / LAST, source / PREVIOUS]
+    last, previous, staged = _paths(source)
+    candidates = [source / STATE_FILE] if (source / STATE_FILE).is_file() else [last, staged, previous]
     problems = []
-    for directory in candidates:
-        if not (directory / STATE_FILE).is_file():
+    for path in candidates:
+        if not path.is_file():
             continue
+        directory = path.parent
         try:
-            payload = read(directory)
+            payload = read(directory, file=path.name)
         except CheckpointUnreadable as exc:
             problems.append(str(exc))
             continue
@@ -114,7 +143,7 @@ def load(source: Path, method: nn.Module, optimizer: torch.optim.Optimizer, cfg)
         method.load_state_dict(payload["model"])
         optimizer.load_state_dict(payload["optimizer"])
         note = (
-            f"resumed from the previous checkpoint (epoch {payload['state']['epoch']}): {problems[0]}"
+            f"resumed from {path} (epoch {payload['state']['epoch']}), the newest readable checkpoint: {problems[0]}"
             if problems
             else ""
         )

@@ -19,7 +19,6 @@ from typing import Any
 
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from methods import get_method
 from methods.distributed import all_reduce_mean_, concat_all_gather_no_grad
@@ -37,6 +36,7 @@ from suite.trial.backbones import build_backbone
 from suite.trial.evaluate import EvalSettings, encode, final_evaluation, progress_evaluation, settled_batchnorm
 from suite.trial.fastpath import maybe_compile
 from suite.trial.optim import build_optimizer, lr_at, set_lr
+from suite.trial.progress import TrialProgress
 from suite.trial.runtime import (
     DistContext,
     autocast_context,
@@ -226,7 +226,7 @@ def _summaries(vector: str, stats: RunningNormStats, t: _Trial) -> dict[str, flo
     return {schema.train_norm(vector, stat): summary[stat] for stat in schema.TRAIN_NORM_STATS}
 
 
-def _train_epoch(t: _Trial, epoch: int, bar) -> dict[str, Any]:
+def _train_epoch(t: _Trial, epoch: int, bar: TrialProgress) -> dict[str, Any]:
     """One epoch of optimizer steps; returns its curves row (no evaluation)."""
     cfg = t.cfg
     torch.manual_seed(epoch_seed(cfg.seed, epoch, t.ctx.rank))
@@ -258,7 +258,7 @@ def _train_epoch(t: _Trial, epoch: int, bar) -> dict[str, Any]:
         loss_sum += loss.detach().float()
         emb_norms.update_vectors(out["embedding"])
         feat_norms.update_vectors(out["features"])
-        bar.update(1)
+        bar.step()
     if t.device.type == "cuda":
         torch.cuda.synchronize(t.device)
     epoch_time = time.perf_counter() - start
@@ -333,14 +333,7 @@ def _train(t: _Trial, report: Report | None, progress: bool) -> str:
         row = {schema.TRIAL_ID: cfg.trial_id, schema.EPOCH: 0, **_progress_row(t)}  # the untrained network (cut-init)
         if t.ctx.is_main:
             t.state.curves.append(row)
-    bar = tqdm(
-        total=t.total_steps,
-        initial=t.state.epoch * t.steps_per_epoch,
-        desc=cfg.trial_id[:48],
-        unit="step",
-        disable=not (progress and t.ctx.is_main),
-        dynamic_ncols=True,
-    )
+    bar = TrialProgress(cfg.trial_id, cfg.epochs, t.steps_per_epoch, t.state.epoch, progress and t.ctx.is_main)
     try:
         for epoch in range(t.state.epoch + 1, cfg.epochs + 1):
             wall_start = time.perf_counter()
@@ -354,7 +347,7 @@ def _train(t: _Trial, report: Report | None, progress: bool) -> str:
                 row.update(_progress_row(t))
             t.state.curves.append(row)
             t.state.epoch, t.state.train_time_s = epoch, t.state.train_time_s + row[schema.EPOCH_TIME]
-            bar.set_postfix(epoch=epoch, loss=f"{row['loss']:.3f}", refresh=False)
+            bar.epoch(epoch, row[schema.LOSS])
             checkpoint_dir = _checkpoint(t, epoch)
             t.state.wall_time_s += time.perf_counter() - wall_start
             if report is not None:
@@ -456,7 +449,12 @@ def run_trial(
     unreadable checkpoint) it records ``failed`` and raises `TrialFault` with a
     one-line message. A checkpoint is replaced only once its successor is complete.
     """
-    trial = _setup(cfg, trial_dir, resume_from, device, cpus, on_note, config_changes)
+    try:
+        trial = _setup(cfg, trial_dir, resume_from, device, cpus, on_note, config_changes)
+    except FAULTS as exc:  # an unreadable checkpoint, a full disk before the first epoch
+        message = fault_message(exc)
+        _record_setup_failure(cfg, trial_dir, message)
+        raise TrialFault(message) from exc
     try:
         failure = _train(trial, report, progress)
         return _finish(trial, failure)
@@ -512,6 +510,22 @@ def fault_message(exc: BaseException, t: _Trial | None = None) -> str:
     what = errno_name.get(getattr(exc, "errno", None), exc.strerror or type(exc).__name__)
     target = f" writing {exc.filename}" if getattr(exc, "filename", None) else ""
     return f"{what}{target}{where}: free space (or fix the permissions), then continue with --resume{keep}"
+
+
+def _record_setup_failure(cfg: TrialConfig, trial_dir: Path, message: str) -> None:
+    """Best effort: the row of a trial that could not start (an earlier row keeps its numbers)."""
+    try:
+        row = results.read_result(trial_dir) or {
+            schema.TRIAL_ID: cfg.trial_id,
+            **results.flatten_config(cfg.model_dump()),
+        }
+    except (OSError, ValueError):
+        row = {schema.TRIAL_ID: cfg.trial_id}
+    row.update({schema.STATUS: schema.FAILED, schema.ERROR: message})
+    try:
+        results.write_result(trial_dir, row)
+    except OSError:
+        pass
 
 
 def _record(t: _Trial, status: str, reason: str) -> None:

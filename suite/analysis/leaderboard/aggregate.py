@@ -299,7 +299,10 @@ def build_leaderboard(
     early are neither). ``searched``: science a search chose per cell, left out of the group keys."""
     if "results_dir" not in trials.columns:
         trials = trials.assign(results_dir="")
-    metric = metric or default_metric(trials)
+    if metric is None:
+        metric = default_metric(trials)
+        if metric not in trials.columns:  # nothing finished yet (an interrupted sweep): the board lists the trials
+            trials = trials.assign(**{metric: float("nan")})
     _validate(trials, metric, group_by)
     completed_mask = trials[schema.STATUS] == schema.COMPLETED
     completed = trials[completed_mask].reset_index(drop=True)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
+
+from suite.core.cli import FAILED, OK, add_command, csv_list, exit_statuses, say
 
 DESCRIPTION = """Measure the suite's speed and print a table in which every figure stands
 next to a reference measured in the same process (read the ratios: absolute
@@ -24,13 +25,17 @@ numbers on a shared machine are noisy):
 the exit status is 1 if any figure came out missing or not finite."""
 
 
+EPILOG = exit_statuses("0 every figure measured, 1 a figure missing or not finite, 2 bad input")
+
+
 def add_subparser(subparsers) -> argparse.ArgumentParser:
     """Register `bench` on the `normbench` command's subparsers."""
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "bench",
         help="speed figures, each next to a same-process reference",
         description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EPILOG,
     )
     parser.add_argument(
         "--quick", action="store_true", help="small sizes, no Ray, no compile (the test suite runs this)"
@@ -39,7 +44,9 @@ def add_subparser(subparsers) -> argparse.ArgumentParser:
         "--device", choices=("cpu", "cuda"), default="cpu", help="where to train and evaluate (default cpu)"
     )
     parser.add_argument("--json", metavar="FILE", help="also write every figure to FILE as JSON")
-    parser.add_argument("--methods", nargs="+", metavar="METHOD", help="methods to train (default: all registered)")
+    parser.add_argument(
+        "--methods", metavar="A,B", help="comma-separated methods to train, e.g. simclr,byol (default: all registered)"
+    )
     parser.add_argument("--backbone", help="timm backbone (default resnet10t; test_resnet with --quick)")
     parser.add_argument(
         "--image-size", type=int, metavar="S", help="view side in pixels (default 16, digits upsampled)"
@@ -52,12 +59,15 @@ def add_subparser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    from methods import METHODS
+    from suite.tools.bench import timing
     from suite.tools.bench.settings import BenchSettings
 
+    timing.QUIET = args.quiet
     settings = BenchSettings.create(
         quick=args.quick,
         device=args.device,
-        methods=args.methods,
+        methods=csv_list(args.methods, "--methods", sorted(METHODS)),
         backbone=args.backbone,
         image_size=args.image_size,
         threads=args.threads,
@@ -71,9 +81,9 @@ def run(args: argparse.Namespace) -> int:
 
     bad = non_finite_figures(report.to_json())
     if bad:
-        print("normbench bench: figures missing or not finite: " + ", ".join(bad), file=sys.stderr)
-        return 1
-    return 0
+        say("error", "figures missing or not finite: " + ", ".join(bad))
+        return FAILED
+    return OK
 
 
 def measure_all(settings):

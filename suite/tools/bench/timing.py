@@ -22,8 +22,13 @@ import torch
 _START = time.perf_counter()
 
 
+QUIET = False  # `normbench bench -q`: the table only
+
+
 def log(message: str) -> None:
     """Progress line on stderr (the table goes to stdout)."""
+    if QUIET:
+        return
     print(f"[bench +{time.perf_counter() - _START:6.1f}s] {message}", file=sys.stderr, flush=True)
 
 
