@@ -98,6 +98,7 @@ def tune_config(spec: SweepSpec, trials: list[PlannedTrial]):
         max_concurrent_trials=spec.max_concurrent_trials,
         trial_name_creator=trial_dirname,
         trial_dirname_creator=trial_dirname,
+        reuse_actors=True,
     )
     if spec.search is None:
         return tune.TuneConfig(**common)

@@ -32,10 +32,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
 DONE_MARKER = "sweep_final.json"
+TIMING_KEY = "timing_json"  # in the final report and the done-marker: where the trial's time went
+
+
 
 
 def _load_final(trial_dir: Path) -> dict[str, Any] | None:
@@ -107,10 +111,25 @@ def _run(
 
     Runs on every rank (Ray Train V2 needs every worker to report the same
     number of times); only rank 0 has checkpoints and writes the done-marker."""
+    entered = time.perf_counter()
     from methods.distributed import rank
     from suite.config import make_config
     from suite.core.jsonio import to_json, write_json
     from suite.trial.train import run_trial
+
+    timing = {
+        # Where a sweep trial's time goes (`normbench bench`, section ray): the imports (once per actor
+        # process: Tune reuses actors), run_trial itself, the reports to Tune (checkpoints included).
+        "entered_at": time.time() - (time.perf_counter() - entered),
+        "imports_s": time.perf_counter() - entered,
+        "report_s": 0.0,
+    }
+    plain_report = report
+
+    def report(metrics: dict[str, Any], checkpoint_dir: Path | None) -> None:
+        start = time.perf_counter()
+        plain_report(metrics, checkpoint_dir)
+        timing["report_s"] += time.perf_counter() - start
 
     cfg = make_config(cfg_dump)
     trial_dir = Path(sweep["results_dir"]) / cfg.trial_id
@@ -131,6 +150,7 @@ def _run(
 
     with contextlib.ExitStack() as stack:
         resume_from = Path(stack.enter_context(checkpoint.as_directory())) if checkpoint is not None else None
+        started = time.perf_counter()
         result = run_trial(
             cfg,
             trial_dir,
@@ -141,7 +161,9 @@ def _run(
             cpus=assigned_cpus(),
             config_changes=notes,
         )
-    payload = final_payload(result, sweep["name"])
+        timing["run_trial_s"] = time.perf_counter() - started - timing["report_s"]
+    timing["left_at"] = time.time()
+    payload = {**final_payload(result, sweep["name"]), TIMING_KEY: to_json(timing)}
     if rank() == 0:
         write_json(trial_dir / DONE_MARKER, payload)
     report(payload, None)

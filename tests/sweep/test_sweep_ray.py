@@ -25,6 +25,7 @@ from suite.core.errors import ConfigError
 from suite.results import store
 from suite.sweep.runner import experiment_path, run_sweep
 from suite.sweep.spec import spec_from_dict
+from suite.sweep.trainable import DONE_MARKER, TIMING_KEY
 
 pytestmark = pytest.mark.ray
 
@@ -145,6 +146,27 @@ def test_local_sweep_fills_tables_a_crashed_trial_resumes_and_update_reruns_only
     # The removed arms leave the tables; their folders stay.
     assert set(pd.read_parquet(outcome.results_dir / "curves.parquet")["trial_id"]) == {*kept, new_id}
     assert all((outcome.results_dir / i / "result.json").is_file() for i in ids[2:])
+
+    # Run settings are not science: changing how trials run (checkpoints, threads) keeps every trial's id,
+    # so --update trains nothing; a science change in one arm trains that arm only.
+    run_only = _spec(
+        tmp_path,
+        "grid",
+        base={**TINY, "checkpoint_every": 2, "num_threads": 1, "eval_batch_size": 256},
+        grid=changed,
+        retries=0,
+        max_concurrent_trials=4,
+    )
+    again = run_sweep(run_only, update=True).trials.set_index("trial_id")
+    assert list(again.index) == [*kept, new_id]
+    assert all(_tune_reports(run_only, i) == [("skipped", 2)] for i in again.index)
+    one_arm = {"method": ["simclr"], "intervention": ["none", "cut:3", "gradscale:2"]}
+    science = _spec(tmp_path, "grid", grid=one_arm, retries=0, max_concurrent_trials=4)
+    last = run_sweep(science, update=True).trials.set_index("trial_id")
+    changed_id = _expected_ids(one_arm, TINY)[2]
+    assert list(last.index) == [*kept, changed_id] and changed_id not in again.index
+    assert all(_tune_reports(science, i) == [("skipped", 2)] for i in kept)
+    assert _tune_reports(science, changed_id) == [("epoch", 1), ("epoch", 2), ("final", 2)]
 
 
 def test_killed_sweep_driver_resumes_without_rerunning_finished_trials(ray_address, tmp_path):
@@ -329,20 +351,18 @@ TIMING_COLUMNS = {"wall_time_s", "train_time_s", "eval_time_s", "images_per_s", 
 PLACE_COLUMNS = {"last_checkpoint"}  # "epoch N (its path)": the two runs write to different folders
 
 
-def test_local_trial_row_equals_the_sweep_row(ray_address, tmp_path):
+@pytest.mark.parametrize("seed", [0, 1])
+def test_local_trial_row_equals_the_sweep_row(sweep_rows, tmp_path, seed):
     """The sweep's row is the TrialResult a local `run_trial` returns for the
-    same config, carried through Tune's reports -- equal except for timing."""
+    same config, carried through Tune's reports -- equal except for timing. The
+    second trial ran in the first one's actor (Tune reuses actors): nothing a trial
+    leaves in its process changes the next one."""
     from suite.trial.train import run_trial
 
-    base = dict(TINY, eval_every=1)
-    spec = spec_from_dict(
-        dict(
-            name="same", base=base, grid={"method": ["byol"]}, retries=0, results_dir=str(tmp_path / "results" / "same")
-        )
-    )
-    outcome = run_sweep(spec)
-    (swept,) = outcome.trials.to_dict("records")
-    local = run_trial(make_config({**base, "method": "byol"}), tmp_path / "local", progress=False).row
+    outcome, base = sweep_rows
+    swept = outcome.trials.set_index("seed").loc[seed].to_dict()
+    swept["seed"] = seed
+    local = run_trial(make_config({**base, "method": "byol", "seed": seed}), tmp_path / "local", progress=False).row
     assert swept["status"] == local["status"] == "completed"
     assert set(local) - TIMING_COLUMNS == set(swept) - TIMING_COLUMNS
     for key in PLACE_COLUMNS:
@@ -356,7 +376,31 @@ def test_local_trial_row_equals_the_sweep_row(ray_address, tmp_path):
         else:
             assert theirs == mine or (mine == "" and theirs is None), key
     curves = pd.read_parquet(outcome.results_dir / "curves.parquet")
-    assert list(curves["epoch"]) == [0, 1, 2]  # epoch 0: the untrained network
+    trial_curves = curves[curves["trial_id"] == swept["trial_id"]]
+    assert list(trial_curves["epoch"]) == [0, 1, 2]  # epoch 0: the untrained network
+
+
+@pytest.fixture(scope="module")
+def sweep_rows(ray_address, tmp_path_factory):
+    """Two seeds, one at a time: the second runs in the first one's (reused) actor."""
+    base = dict(TINY, eval_every=1)
+    results = tmp_path_factory.mktemp("same") / "results" / "same"
+    spec = spec_from_dict(
+        dict(
+            name="same",
+            base=base,
+            grid={"method": ["byol"]},
+            seeds=[0, 1],
+            max_concurrent_trials=1,
+            retries=0,
+            results_dir=str(results),
+        )
+    )
+    outcome = run_sweep(spec)
+    timings = [json.loads(json.loads(p.read_text())[TIMING_KEY]) for p in results.glob(f"*/{DONE_MARKER}")]
+    first, second = sorted(timings, key=lambda t: t["entered_at"])
+    assert second["imports_s"] < first["imports_s"] / 10  # torch was already imported: the actor was reused
+    return outcome, base
 
 
 def test_a_sweep_trial_trains_with_as_many_threads_as_cpus_it_holds(ray_address, tmp_path):
