@@ -364,7 +364,8 @@ def units_c6(trials: pd.DataFrame) -> Units:
     )
     frame = frame[frame["_wd"].notna() & (frame["_norm"] > 0)]
     rows = []
-    for _, g in frame.groupby(compare.keys(frame, cols + ["seed", "_arm", *compare.PROTOCOL_COLUMNS]), sort=True):
+    protocol = [c for c in compare.PROTOCOL_COLUMNS if c in frame.columns]  # tables from before `cases` lack them
+    for _, g in frame.groupby(compare.keys(frame, cols + ["seed", "_arm", *protocol]), sort=True):
         if g["_wd"].nunique() < 2:
             continue
         lo, hi = g.loc[g["_wd"].idxmin()], g.loc[g["_wd"].idxmax()]
