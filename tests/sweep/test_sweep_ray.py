@@ -148,7 +148,7 @@ def test_local_sweep_fills_tables_a_crashed_trial_resumes_and_update_reruns_only
     assert all((outcome.results_dir / i / "result.json").is_file() for i in ids[2:])
 
     # Run settings are not science: changing how trials run (checkpoints, threads) keeps every trial's id,
-    # so --update trains nothing; a science change in one arm trains that arm only.
+    # so --update trains nothing; a new lr in one arm trains that arm only.
     run_only = _spec(
         tmp_path,
         "grid",
@@ -160,10 +160,10 @@ def test_local_sweep_fills_tables_a_crashed_trial_resumes_and_update_reruns_only
     again = run_sweep(run_only, update=True).trials.set_index("trial_id")
     assert list(again.index) == [*kept, new_id]
     assert all(_tune_reports(run_only, i) == [("skipped", 2)] for i in again.index)
-    one_arm = {"method": ["simclr"], "intervention": ["none", "cut:3", "gradscale:2"]}
-    science = _spec(tmp_path, "grid", grid=one_arm, retries=0, max_concurrent_trials=4)
+    cases = [{"intervention": "none"}, {"intervention": "cut:3"}, {"intervention": "gradscale:1", "lr": 0.2}]
+    science = _spec(tmp_path, "grid", grid={"method": ["simclr"]}, cases=cases, retries=0, max_concurrent_trials=4)
     last = run_sweep(science, update=True).trials.set_index("trial_id")
-    changed_id = _expected_ids(one_arm, TINY)[2]
+    changed_id = make_config({**TINY, "method": "simclr", **cases[2]}).trial_id  # that arm's lr changed
     assert list(last.index) == [*kept, changed_id] and changed_id not in again.index
     assert all(_tune_reports(science, i) == [("skipped", 2)] for i in kept)
     assert _tune_reports(science, changed_id) == [("epoch", 1), ("epoch", 2), ("final", 2)]
