@@ -40,8 +40,6 @@ DONE_MARKER = "sweep_final.json"
 TIMING_KEY = "timing_json"  # in the final report and the done-marker: where the trial's time went
 
 
-
-
 def _load_final(trial_dir: Path) -> dict[str, Any] | None:
     path = trial_dir / DONE_MARKER
     return json.loads(path.read_text()) if path.is_file() else None
