@@ -446,6 +446,23 @@ def test_a_pooled_interval_that_would_hold_while_a_method_does_not_is_inconclusi
     assert pooled["verdict"] == INCONCLUSIVE and "methods disagree (moco: does not hold" in pooled["reason"]
 
 
+def test_a_pooled_verdict_needs_every_contributing_method_to_show_it():
+    """One method holds clearly, another is undecided (its seeds straddle 0): pooled, the interval says
+    holds, yet the claim is not shown for every method, so the pooled row is inconclusive."""
+    grow, mixed = c1_world([2.0, 2.2, 2.1]), c1_world([0.4, -0.3, 0.1])
+    for t in mixed[0]:
+        t.update(method="moco", trial_id=t["trial_id"].replace("simclr", "moco"))
+    for c in mixed[1]:
+        c["trial_id"] = c["trial_id"].replace("simclr", "moco")
+    frame = run(grow[0] + mixed[0], grow[1] + mixed[1])
+    assert row(frame, "C1", method="simclr")["verdict"] == HOLDS
+    assert row(frame, "C1", method="moco")["verdict"] == INCONCLUSIVE
+    pooled = row(frame, "C1")
+    assert pooled["ci_lo"] > 0  # the pooled interval alone says "holds"
+    assert pooled["verdict"] == INCONCLUSIVE and pooled["reason"].startswith("not every method shows it")
+    assert "moco: inconclusive" in pooled["reason"] and "simclr: holds" in pooled["reason"]
+
+
 def test_the_clustered_interval_is_wider_than_the_naive_one_when_methods_share_seeds():
     """Five methods x four seeds whose units share a seed effect: the naive t-interval over 20 units is too
     narrow; on independent seeds (one unit per seed) clustering changes nothing."""

@@ -116,8 +116,8 @@ def page_block(claims: pd.DataFrame, trials: pd.DataFrame, results_dir: str) -> 
             "",
             markdown_table(header, rows),
             "",
-            "**The paper's claims, pooled over methods** (a pooled verdict that contradicts a method's is "
-            "inconclusive):",
+            "**The paper's claims, pooled over methods** (definite only when every method with units gives "
+            "the same verdict):",
             "",
             md_table(pooled),
             "",

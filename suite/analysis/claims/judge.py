@@ -112,18 +112,24 @@ def _fill(row: ClaimRow, test: Interval, units: pd.DataFrame, verdict: str, reas
 
 
 def _pooled_guard(pooled: ClaimRow, rows: list[ClaimRow]) -> None:
-    """A pooled verdict may not contradict a method's."""
-    definite = {r.method: r.verdict for r in rows if r.verdict in (HOLDS, NOT_HOLD)}
-    other = NOT_HOLD if pooled.verdict == HOLDS else HOLDS if pooled.verdict == NOT_HOLD else None
-    against = sorted(m for m, v in definite.items() if v == other)
-    if other is not None and against:
-        agree = sorted(m for m, v in definite.items() if v == pooled.verdict)
-        pooled.reason = (
-            f"methods disagree ({', '.join(against)}: {other}"
-            + (f"; {', '.join(agree)}: {pooled.verdict}" if agree else "")
-            + f"); pooled, the interval alone would say {pooled.verdict}"
-        )
-        pooled.verdict = INCONCLUSIVE
+    """A claim holds per method before it holds pooled: a definite pooled verdict needs every method that
+    contributes units to give the same verdict; otherwise the pooled row is inconclusive and says why."""
+    if pooled.verdict not in (HOLDS, NOT_HOLD):
+        return
+    contributing = {r.method: r.verdict for r in rows if r.n > 0}
+    other = NOT_HOLD if pooled.verdict == HOLDS else HOLDS
+    against = sorted(m for m, v in contributing.items() if v == other)
+    agree = sorted(m for m, v in contributing.items() if v == pooled.verdict)
+    undecided = sorted(m for m, v in contributing.items() if v not in (HOLDS, NOT_HOLD))
+    if not against and not undecided:
+        return
+    parts = [f"{', '.join(against)}: {other}"] if against else []
+    parts += [f"{', '.join(agree)}: {pooled.verdict}"] if agree else []
+    parts += [f"{', '.join(undecided)}: inconclusive"] if undecided else []
+    pooled.reason = (
+        "methods disagree" if against else "not every method shows it"
+    ) + f" ({'; '.join(parts)}); pooled, the interval alone would say {pooled.verdict}"
+    pooled.verdict = INCONCLUSIVE
 
 
 def judge_mean(

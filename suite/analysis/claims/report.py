@@ -42,9 +42,10 @@ RULES = (
     "needed column or the claim's condition is absent, or when an accuracy-based test (C4/C5 on kNN, C7) would rest "
     f"on a method not shown to beat its own untrained network (the {CONFIDENCE:.0%} interval of its kNN gain over "
     "seeds must lie above 0). Units of one seed share its initialization, so every interval is over seed means "
-    "(methods weighing the same in the pooled row), and a pooled verdict that contradicts a method's is "
-    f"inconclusive. Convergence targets (C4/C5): the baseline's epoch-1 value plus {CONV_FRACTION:g} of its later "
-    "improvement; an arm that never reaches it counts as slower, never as an invented epoch."
+    "(methods weighing the same in the pooled row), and a pooled row is definite only when every method "
+    "with units gives the same verdict. Convergence targets (C4/C5): the baseline's epoch-1 value plus "
+    f"{CONV_FRACTION:g} of its later improvement; an arm that never reaches it counts as slower, never as an "
+    "invented epoch."
 )
 
 
