@@ -31,6 +31,7 @@ from methods.intervention_spec import Intervention, parse_intervention
 
 SCIENCE, RUN = "science", "run"
 OPTIMIZERS = ("sgd", "lars", "adamw")
+LINEAR_PROBES = ("lbfgs", "adamw")
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
@@ -199,7 +200,17 @@ class TrialConfig(BaseModel):
         allowed="a non-empty list of positive integers",
     )
     knn_temperature: float = science(0.1, "temperature T of the kNN vote weights exp(cos / T)", example=0.07, gt=0)
-    linear_epochs: int = science(100, "epochs of the linear probe on frozen features", example=20, ge=1)
+    linear_probe: Literal["lbfgs", "adamw"] = science(
+        "lbfgs",
+        "linear probe on frozen features: lbfgs (multinomial logistic regression by full-batch L-BFGS, "
+        "its L2 penalty chosen on a validation split of the training set) or adamw (mini-batch AdamW "
+        "for linear_epochs, the probe of every result committed before lbfgs)",
+        example="adamw",
+        allowed="lbfgs or adamw",
+    )
+    linear_epochs: int = science(
+        100, "epochs of the adamw linear probe on frozen features (lbfgs ignores it)", example=20, ge=1
+    )
     # -- how the trial runs ------------------------------------------------------------------------
     checkpoint_every: int = run_setting(
         1, "write a resumable checkpoint every N epochs (and after the last)", example=5, ge=1

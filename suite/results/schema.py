@@ -14,7 +14,9 @@ Roles of a ``trials`` column (``role``):
                     and a search sweep's ``search_*`` bookkeeping;
 * ``science``    -- a config field that is part of the trial id (`suite.config`);
 * ``run``        -- a config field that says how the trial ran, plus what the
-                    run resolved on the machine (``torch_threads``);
+                    run resolved on the machine (``torch_threads``, ``torch_version``,
+                    ``cpu_model``: the same seed gives the same numbers only on the same
+                    machine, software and threads);
 * ``outcome``    -- everything measured.
 """
 
@@ -61,6 +63,7 @@ def eval_norm(split: str, vector: str, stat: str) -> str:
 
 # ---------------------------------------------------------------- accuracies
 LINEAR_TOP1 = "linear_top1"
+LINEAR_L2 = "linear_l2"  # the L2 penalty the lbfgs probe chose on its validation split (absent for adamw)
 INIT_SUFFIX = "_init"
 _KNN = re.compile(r"^(val_)?knn_top1_k(\d+)$")
 
@@ -149,6 +152,7 @@ IMAGES_PER_S, EPOCH_TIME = "images_per_s", "epoch_time_s"
 # ---------------------------------------------------------------- trial totals
 FINAL_LOSS, TRAIN_TIME, EVAL_TIME, WALL_TIME = "final_loss", "train_time_s", "eval_time_s", "wall_time_s"
 TORCH_THREADS = "torch_threads"  # the intra-op threads the trial ran with (a run fact)
+TORCH_VERSION, CPU_MODEL = "torch_version", "cpu_model"  # the software and CPU it ran on (run facts)
 LOWER_IS_BETTER = (FINAL_LOSS, TRAIN_TIME, EVAL_TIME, WALL_TIME, EPOCH_TIME, LOSS)
 
 # ---------------------------------------------------------------- norm bins
@@ -166,7 +170,7 @@ EVAL_NORMS_COLUMNS = ("split", "vector", "norm", "label", "correct")
 
 # ---------------------------------------------------------------- roles
 IDENTITY, STATUS_ROLE, SCIENCE, RUN, OUTCOME = "identity", "status", "science", "run", "outcome"
-RUN_FACTS = (TORCH_THREADS,)
+RUN_FACTS = (TORCH_THREADS, TORCH_VERSION, CPU_MODEL)
 TABLES = ("trials", "curves", "norm_bins", "class_norms")
 
 

@@ -166,11 +166,14 @@ def final_evaluation(method: nn.Module, splits: DatasetSplits, cfg, s: EvalSetti
         test.features,
         splits.test_labels,
         num_classes=splits.num_classes,
+        probe=cfg.linear_probe,
         epochs=cfg.linear_epochs,
         seed=cfg.seed,
         device=s.device,
     )
     metrics[schema.LINEAR_TOP1] = float(probe["top1"])
+    if "l2" in probe:
+        metrics[schema.LINEAR_L2] = float(probe["l2"])
 
     # "Correct" is the kNN prediction with the primary k (knn_k[0]): the k the claims judge on.
     correct = (knn.predictions[schema.primary_k(cfg.knn_k)].cpu() == splits.test_labels).float()
