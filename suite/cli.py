@@ -259,12 +259,16 @@ def cmd_list(args: argparse.Namespace) -> int:
     for kind, doc in INTERVENTION_KINDS.items():
         print(f"  {kind:<13} {doc}")
     print("\ndatasets (dataset=NAME):")
+    builtin = {
+        "digits": "scikit-learn's 1,797 8x8 digits, built in, no download",
+        "digits-synth": "50,000 + 10,000 colour 32 px images made from the digits, built in, no download",
+    }
     for name in DATASET_NAMES:
         spec = NAMED.get(name)
         where = (
             f"HF hub {spec.hub_id}" + (f" ({spec.config})" if spec.config else "") + f", {spec.num_classes} classes"
             if spec
-            else "scikit-learn's 1,797 8x8 digits, built in, no download"
+            else builtin[name]
         )
         print(f"  {name:<14} {where}")
     print("  hf:ID[:CONFIG] | parquet:PATH | imagefolder:PATH   (see the datasets guide)")

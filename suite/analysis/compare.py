@@ -74,11 +74,23 @@ def _text(value) -> str:
     return str(value)
 
 
+def cell_texts(col: pd.Series) -> np.ndarray:
+    """``_text`` of every cell of one column, computed once per distinct value (a sweep's science
+    columns hold a handful of values over thousands of trials). Object columns, which may mix
+    types that hash alike (``True`` and ``1``) or hold unhashable cells, go cell by cell."""
+    if col.dtype == object:
+        return col.map(_text).to_numpy(dtype=object)
+    codes, uniques = pd.factorize(col)  # missing cells: code -1
+    texts = np.array([_text(u) for u in uniques] + [_text(None)], dtype=object)
+    return texts[codes]
+
+
 def keys(frame: pd.DataFrame, columns: Sequence[str]) -> pd.Series:
     """One comparable string per row from ``columns``."""
     if not len(columns) or frame.empty:
         return pd.Series("", index=frame.index, dtype=object)
-    return frame[list(columns)].apply(lambda col: col.map(_text)).agg("|".join, axis=1)
+    texts = [cell_texts(frame[c]) for c in columns]
+    return pd.Series(["|".join(row) for row in zip(*texts)], index=frame.index, dtype=object)
 
 
 def setting_columns(frame: pd.DataFrame, exclude: Sequence[str] = ()) -> list[str]:
@@ -144,18 +156,48 @@ class Race:
     why: str = ""  # why not observable
 
 
+def _floats(values: pd.Series) -> np.ndarray:
+    """A column as float64 with NaN for anything missing or not a number."""
+    if not (pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)):
+        values = pd.to_numeric(values, errors="coerce")
+    return values.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
 def _trained(curve: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray]:
-    c = curve[(pd.to_numeric(curve[schema.EPOCH], errors="coerce") >= 1)]
-    values = pd.to_numeric(c[column], errors="coerce")
-    ok = values.notna().to_numpy()
-    return c[schema.EPOCH].to_numpy(float)[ok], values.to_numpy(float)[ok]
+    """(epochs, values) of the trained epochs (>= 1) where ``column`` has a number."""
+    epochs, values = _floats(curve[schema.EPOCH]), _floats(curve[column])
+    ok = (epochs >= 1) & ~np.isnan(values)
+    return epochs[ok], values[ok]
+
+
+Trained = tuple[np.ndarray, np.ndarray]  # (epochs >= 1, values) of one trial's curve, by epoch
+NO_CURVE: Trained = (np.empty(0), np.empty(0))
+
+
+def trained_by_trial(curves: pd.DataFrame, key: pd.Series, column: str) -> dict[str, Trained]:
+    """Every trial's trained epochs and ``column`` values where it has a number, sorted by
+    epoch, keyed by ``key`` (a column of ``curves`` aligned to it): what `race_of` reads, for
+    all trials in a few array operations."""
+    epochs, values = _floats(curves[schema.EPOCH]), _floats(curves[column])
+    ok = (epochs >= 1) & ~np.isnan(values)
+    codes, uniques = pd.factorize(np.asarray(key, dtype=object)[ok])
+    order = np.lexsort((epochs[ok], codes))  # by trial, then epoch; stable
+    codes, epochs, values = codes[order], epochs[ok][order], values[ok][order]
+    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]]) if codes.size else np.empty(0, dtype=np.int64)
+    ends = np.r_[starts[1:], codes.size]
+    return {uniques[codes[a]]: (epochs[a:b], values[a:b]) for a, b in zip(starts, ends)}
 
 
 def race(
     arm_curve: pd.DataFrame, base_curve: pd.DataFrame, column: str, falling: bool, fraction: float = CONV_FRACTION
 ) -> Race:
     """The pair's direction on ``column`` (``falling``: lower is better, the loss)."""
-    be, bv = _trained(base_curve, column)
+    return race_of(_trained(arm_curve, column), _trained(base_curve, column), falling, fraction)
+
+
+def race_of(arm: Trained, base: Trained, falling: bool, fraction: float = CONV_FRACTION) -> Race:
+    """`race` on the pair's trained (epochs, values) (`trained_by_trial`)."""
+    be, bv = base
     if be.size < 2:
         return Race(0, False, False, math.nan, math.nan, math.nan, "the baseline has fewer than 2 trained epochs")
     order = np.argsort(be)
@@ -167,7 +209,7 @@ def race(
     target = first - fraction * gain if falling else first + fraction * gain
     base_hit = be[(bv <= target) if falling else (bv >= target)]
     base_epoch = float(base_hit.min())
-    ae, av = _trained(arm_curve, column)
+    ae, av = arm
     if ae.size == 0:
         return Race(0, False, False, math.nan, base_epoch, target, "the arm has no trained epoch")
     arm_hit = ae[(av <= target) if falling else (av >= target)]
@@ -179,4 +221,6 @@ def race(
 
 def curves_by_trial(curves: pd.DataFrame, key: pd.Series) -> dict[str, pd.DataFrame]:
     """The curves of each trial, keyed by ``key`` (a column of ``curves`` aligned to it), sorted by epoch."""
-    return {k: c.sort_values(schema.EPOCH) for k, c in curves.groupby(key, sort=False)}
+    # One sort of the whole table (groups keep the order of their rows), not one per trial.
+    order = curves[schema.EPOCH].reset_index(drop=True).sort_values(kind="stable").index.to_numpy()
+    return dict(tuple(curves.iloc[order].groupby(np.asarray(key)[order], sort=False)))

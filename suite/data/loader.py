@@ -13,6 +13,7 @@ from suite.data.hfsource import decode_into, image_column, labels_and_names, ope
 from suite.data.raw import RawSplit
 from suite.data.specs import DatasetSpec
 from suite.data.subsets import channel_stats
+from suite.data.synthetic import load_synth_split
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +26,8 @@ def load_raw_split(
     decode_workers: int | None = None,
 ) -> RawSplit:
     """`split` ('train' or 'test') as uint8 [N,3,S,S]; the train split carries its channel stats."""
-    if spec.kind == "builtin":
-        raw = load_digits_split(split, image_size)
+    if spec.kind in ("builtin", "synthetic"):  # made in memory: nothing to decode or cache
+        raw = load_digits_split(split, image_size) if spec.kind == "builtin" else load_synth_split(split, image_size)
         if split == "train":
             raw.mean, raw.std = channel_stats(raw.images)
         return raw

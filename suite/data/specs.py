@@ -4,6 +4,7 @@ A spec string is what a user writes in `dataset=`; parsing it is cheap (no
 loading) so a typo in a sweep fails before any work.
 
     digits                              built-in, no network
+    digits-synth                        built-in: 60,000 colour images made from digits, no network
     cifar10 | cifar100 | stl10 | svhn | tiny-imagenet | imagenette | imagenet100
     hf:ID[:CONFIG][?options]            any image-classification dataset on the HF hub
     parquet:PATH[?options]              a parquet file or a directory of parquet files
@@ -28,7 +29,7 @@ class DatasetSpec:
     """Where a dataset comes from and how to read it."""
 
     spec: str  # canonical spec string (cache key, results tables)
-    kind: str  # builtin | hub | parquet | imagefolder
+    kind: str  # builtin | synthetic | hub | parquet | imagefolder
     hub_id: str | None = None
     config: str | None = None
     path: str | None = None
@@ -118,8 +119,11 @@ NAMED: dict[str, DatasetSpec] = {
         image_size=128,
     ),
 }
-BUILTIN = {"digits": DatasetSpec("digits", "builtin", num_classes=10, image_size=16)}  # 8x8 originals, upsampled 2x
-DATASET_NAMES: list[str] = ["digits", *NAMED]
+BUILTIN = {
+    "digits": DatasetSpec("digits", "builtin", num_classes=10, image_size=16),  # 8x8 originals, upsampled 2x
+    "digits-synth": DatasetSpec("digits-synth", "synthetic", num_classes=10, image_size=32),  # suite.data.synthetic
+}
+DATASET_NAMES: list[str] = [*BUILTIN, *NAMED]
 PREFIXES = ("hf:", "parquet:", "imagefolder:")
 _OPTIONS = {"hub": {"image", "label", "train", "test"}, "parquet": {"image", "label", "split"}, "imagefolder": set()}
 

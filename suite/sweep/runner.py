@@ -263,7 +263,7 @@ def _local_resources() -> tuple[dict[str, float], list[dict[str, float]]]:
     """What a private local Ray runtime of this machine offers (the dry run checks against it)."""
     import torch
 
-    from suite.trial.runtime import available_cpus
+    from suite.core.machine import available_cpus
 
     node = {"CPU": float(available_cpus()), "GPU": float(torch.cuda.device_count() if torch.cuda.is_available() else 0)}
     return node, [node]

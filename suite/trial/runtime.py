@@ -18,6 +18,7 @@ from torch import nn
 
 from methods.distributed import is_distributed, rank, world_size
 from suite.core.errors import ConfigError
+from suite.core.machine import available_cpus
 
 
 @dataclass(frozen=True)
@@ -52,14 +53,6 @@ def resolve_device(spec: str, ctx: DistContext) -> torch.device:
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", ctx.local_rank % torch.cuda.device_count())
     return device
-
-
-def available_cpus() -> int:
-    """CPUs this process may run on (its affinity: what a container or taskset grants), not the machine's."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def fit_threads(requested: int | None, cpus: int | None = None) -> int:

@@ -8,14 +8,20 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from methods import METHODS
 from suite.cli import main
 from suite.config import make_config
+from suite.data.synthetic import SYNTH_SIZES
+from suite.results import store
+from suite.tools.bench.analysis_scale import reference_tables, synthetic_tables
 from suite.tools.bench.loop import build_setup, parameter_count, run_epoch
-from suite.tools.bench.report import Figure, Report, non_finite_figures
+from suite.tools.bench.report import SECTIONS, Figure, Report, non_finite_figures
+from suite.tools.bench.settings import BenchSettings, training_sizes
+from suite.tools.bench.sweep_scale import SyntheticReports, drive_sweep
 from suite.tools.bench.training import run_suite_trial
 from suite.trial.checkpoint import STATE_FILE
 from suite.trial.fastpath import compile_unavailable_reason, is_compiled
@@ -45,10 +51,16 @@ TRAINING_KEYS = (
     "images_per_s",
     "plain_loop_images_per_s",
     "plain_loop_ratio",
+    "plain_loop_ratio_min",
+    "plain_loop_ratio_max",
     "row_images_per_s",
     "plain_loop_all_epochs_images_per_s",
     "plain_loop_ratio_all_epochs",
+    "plain_loop_ratio_all_epochs_min",
+    "plain_loop_ratio_all_epochs_max",
+    "warm_steps",
 )
+SWEEP_SCALE_KEYS = ("per_report_ms", "reports_s", "open_s", "close_s", "total_s")
 BREAKDOWN_KEYS = (
     "views_s",
     "forward_s",
@@ -106,9 +118,56 @@ def test_bench_quick_emits_every_figure_finite(tmp_path, capsys):
     (optimizer,) = data["fastpath"].values()
     assert _finite(optimizer["foreach_step_ms"]) and _finite(optimizer["default_step_ms"])
     assert data["evaluation"]["knn"]["prediction_agreement"] == 1.0  # chunked and full kNN did the same job
+    for method in METHODS:  # each ratio is the median of the rounds, inside their range
+        t = data["training"][method]
+        for ratio in ("plain_loop_ratio", "plain_loop_ratio_all_epochs"):
+            assert t[f"{ratio}_min"] <= t[ratio] <= t[f"{ratio}_max"], (method, ratio)
+    assert_scale_sections(data, data["settings"])
     # Skipped parts are said to be skipped, and why; they are not figures.
     assert "--quick" in data["skipped"]["ray.sweep overhead"] and "--quick" in data["skipped"]["fastpath.compile"]
     assert "ray" not in data and "skipped" in table
+    assert non_finite_figures(data) == []
+
+
+def assert_scale_sections(data: dict, settings: dict) -> None:
+    """sweep_scale and analysis_scale: every size measured, every figure finite, the growth ratios
+    named after the sizes they compare."""
+    sizes, epochs = settings["sweep_scale_trials"], settings["sweep_scale_epochs"]
+    sweep = data["sweep_scale"]
+    for n in sizes:
+        for key in SWEEP_SCALE_KEYS:
+            assert _finite(sweep[f"{n} trials x {epochs} epochs"][key]), (n, key)
+    assert _finite(sweep["growth"][f"per_report_ratio_{sizes[-1]}_vs_{sizes[0]}"])
+    small, large = settings["analysis_scale_trials"][0], settings["analysis_scale_trials"][-1]
+    for command in ("claims", "leaderboard"):
+        figures = data["analysis_scale"][command]
+        assert _finite(figures[f"seconds_{small}"]) and _finite(figures[f"seconds_{large}"]), command
+        assert _finite(figures[f"growth_ratio_{large}_vs_{small}"]), command
+
+
+def test_sections_measure_only_the_named_sections(tmp_path):
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--quick", "-q", "--sections", "analysis_scale", "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert [k for k in data if k in SECTIONS] == ["analysis_scale"]
+    assert data["settings"]["sections"] == ["analysis_scale"] and data["skipped"] == {}
+    assert non_finite_figures(data) == []
+
+
+@pytest.mark.slow
+def test_sections_in_any_order_run_in_the_tables_order_and_training_reports_its_spread(tmp_path):
+    out = tmp_path / "bench.json"
+    flags = ["--sections", "sweep_scale,training", "--methods", "simclr", "--json", str(out)]
+    assert main(["bench", "--quick", "-q", *flags]) == 0
+    data = json.loads(out.read_text())
+    assert [k for k in data if k in SECTIONS] == ["training", "sweep_scale"]
+    t = data["training"]["simclr"]
+    assert t["plain_loop_ratio_min"] <= t["plain_loop_ratio"] <= t["plain_loop_ratio_max"]
+    assert t["warm_steps"] == data["settings"]["train_limit"] // data["settings"]["batch_size"]
+    sizes, epochs = data["settings"]["sweep_scale_trials"], data["settings"]["sweep_scale_epochs"]
+    for n in sizes:
+        for key in SWEEP_SCALE_KEYS:
+            assert _finite(data["sweep_scale"][f"{n} trials x {epochs} epochs"][key]), (n, key)
     assert non_finite_figures(data) == []
 
 
@@ -142,6 +201,8 @@ def test_figure_check_flags_non_finite_figures():
         (["--methods", "simclrr"], "--methods", "simclrr", "simclr"),
         (["--backbone", "resnet1800"], "--backbone", "resnet1800", "resnet18"),
         (["--threads", "0"], "--threads", "0", ">= 1"),
+        (["--sections", "views,sweepscale"], "--sections", "sweepscale", "sweep_scale"),
+        (["--dataset", "digits-synthh"], "--dataset", "digits-synthh", "digits-synth"),
     ],
 )
 def test_bad_flags_exit_2_naming_flag_value_and_allowed(capsys, flags, field, value, allowed):
@@ -194,3 +255,49 @@ def test_compiled_model_gives_the_eager_first_step_loss():
     assert is_compiled(compiled_model.backbone) and not is_compiled(eager_model.backbone)
     assert list(compiled_model.state_dict()) == list(eager_model.state_dict())  # checkpoints stay compatible
     assert compiled == pytest.approx(eager, rel=COMPILE_RTOL)
+
+
+def test_the_gpu_run_trains_on_digits_synth_long_enough_to_time_a_warm_epoch():
+    cuda = training_sizes("cuda", quick=False)
+    steps = SYNTH_SIZES["train"] // BenchSettings.batch_size
+    assert cuda["dataset"] == "digits-synth" and cuda["train_limit"] is None and steps >= 100
+    assert cuda["epochs"] >= 2  # figures read the epochs after the first
+    assert training_sizes("cuda", quick=False, dataset="digits")["dataset"] == "digits"  # --dataset wins
+    assert training_sizes("cpu", quick=False)["dataset"] == "digits"
+
+
+def test_the_sweep_scale_driver_leaves_the_tables_a_sweep_would(tmp_path):
+    """The synthetic stream is a valid one: finished trials, a retried one, a failed one, all in the
+    consolidated tables after close, with the reference run's columns."""
+    reports = SyntheticReports(epochs=3)
+    figures = drive_sweep(tmp_path, trials=6, window=3, reports=reports)
+    assert figures["reports"] == 3 + 3 * 4 + 2 + 2 * 2 + 1  # starts, epochs 0-3, the retry, finals, an error
+    tables = store.read_tables(tmp_path)
+    trials = tables["trials"].set_index("trial_id")
+    assert list(trials.index) == [f"t{i:05d}" for i in range(6)]
+    assert (trials["status"] == "completed").sum() == 5 and trials.loc["t00004", "status"] == "failed"
+    assert "non-finite loss" in trials.loc["t00004", "error"]
+    curves = tables["curves"]
+    assert len(curves[curves["trial_id"] == "t00003"]) == 4  # the retried trial's re-reported epoch counted once
+    assert set(tables["norm_bins"]["trial_id"]) == set(trials.index) - {"t00004"}
+    assert not any((tmp_path / store.PARTS_DIR).rglob("*.parquet"))  # closed: the tables hold every trial
+    assert all(math.isfinite(v) and v >= 0 for v in figures.values())
+
+
+def test_synthetic_results_have_the_reference_runs_columns_new_ids_and_seeds():
+    reference = reference_tables()
+    tables = synthetic_tables(250, reference)
+    for name, frame in tables.items():
+        assert list(frame.columns) == list(reference[name].columns), name
+    trials = tables["trials"]
+    assert len(trials) == 250 and trials["trial_id"].is_unique
+    assert not set(trials["trial_id"]) & set(reference["trials"]["trial_id"])
+    assert set(tables["curves"]["trial_id"]) == set(trials["trial_id"])
+    per_trial = len(reference["curves"]) / len(reference["trials"])
+    assert len(tables["curves"]) == pytest.approx(250 * per_trial, rel=0.1)
+    first = trials.iloc[: len(reference["trials"])]  # replica 0: the reference's seeds and settings, new values
+    assert (first["seed"].to_numpy() == reference["trials"]["seed"].to_numpy()).all()
+    later = trials.iloc[len(reference["trials"]) :]
+    assert later["seed"].min() >= 1000
+    assert not np.allclose(first["knn_top1_k200"].to_numpy(), reference["trials"]["knn_top1_k200"].to_numpy())
+    assert trials["knn_top1_k200"].between(0, 1).all()

@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import argparse
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from suite.core.cli import add_command, say
 from suite.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DESCRIPTION = """Test the paper's claims (Draganov et al., ICML 2025) on one or more results directories
 (merged): for every claim one verdict per method and one pooled over methods, each holds, does not
@@ -94,25 +99,37 @@ def validate(args: argparse.Namespace) -> None:
             )
 
 
-def run(args: argparse.Namespace) -> int:
-    validate(args)
+def write_claims(
+    results_dirs: Sequence[str | Path], out: str | Path | None = None, page: str | Path | None = None
+) -> tuple[pd.DataFrame, dict[str, Path]]:
+    """Read the directories, judge every claim and write claims.csv and claims.md into ``out``
+    (default: the first directory) and, with ``page``, its generated block; returns (claims, paths).
+    Warnings about the input are printed as ``normbench: warning: ...``."""
     from suite.analysis.claims import report
     from suite.analysis.claims.verdicts import evaluate_claims
     from suite.analysis.load import LeaderboardWarning, load_results
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", LeaderboardWarning)
-        results = load_results(args.results_dirs)
+        results = load_results(results_dirs)
     for w in caught:
         say("warning", str(w.message))
     claims = evaluate_claims(results.trials, results.curves, results.class_norms)
-    out = Path(args.out) if args.out is not None else results.dirs[0]
-    paths = report.write_claims(claims, out, [str(d) for d in results.dirs])
-    if args.page is not None:
+    out_dir = Path(out) if out is not None else results.dirs[0]
+    paths = report.write_claims(claims, out_dir, [str(d) for d in results.dirs])
+    if page is not None:
         from suite.analysis.claims.block import update_page
 
-        update_page(Path(args.page), claims, results.trials, args.results_dirs[0])
-        paths["page"] = Path(args.page)
+        update_page(Path(page), claims, results.trials, results_dirs[0])
+        paths["page"] = Path(page)
+    return claims, paths
+
+
+def run(args: argparse.Namespace) -> int:
+    validate(args)
+    from suite.analysis.claims import report
+
+    claims, paths = write_claims(args.results_dirs, args.out, args.page)
     print(report.format_table(claims, methods=not args.pooled))
     print("\nfiles: " + ", ".join(str(p) for p in paths.values()))
     return 0

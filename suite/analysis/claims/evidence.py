@@ -151,7 +151,8 @@ def learning_status(trials: pd.DataFrame, k: int) -> dict[tuple, tuple[bool | No
 
 def setting_of(trials: pd.DataFrame) -> pd.Series:
     cols = [c for c in SETTING_COLUMNS if c in trials.columns]
-    return trials[cols].apply(lambda col: col.map(compare._text)).apply(tuple, axis=1)
+    texts = [compare.cell_texts(trials[c]) for c in cols]
+    return pd.Series(list(zip(*texts)) if cols else [()] * len(trials), index=trials.index, dtype=object)
 
 
 def gate(trials: pd.DataFrame, k: int | None, why_no_k: str) -> tuple[pd.DataFrame, dict[str, str]]:
@@ -325,12 +326,13 @@ def units_race(
             else "no method left to judge (see the per-method rows)"
         )
         return Units(empty, left, notes, reason)
-    by_trial = compare.curves_by_trial(curves, curves["_key"])
+    by_trial = compare.trained_by_trial(curves, curves["_key"], column)
     rows, unobservable = [], {}
+    info = _row_lookup(pool, ["_key", "method", "intervention", "seed"])
     for arm_label, base_label in pairs.itertuples(index=False):
-        arm, base = pool.loc[arm_label], pool.loc[base_label]
-        race = compare.race(
-            by_trial.get(arm["_key"], curves.iloc[0:0]), by_trial.get(base["_key"], curves.iloc[0:0]), column, falling
+        arm, base = info[arm_label], info[base_label]
+        race = compare.race_of(
+            by_trial.get(arm["_key"], compare.NO_CURVE), by_trial.get(base["_key"], compare.NO_CURVE), falling
         )
         if not race.observable:
             unobservable[race.why] = unobservable.get(race.why, 0) + 1
@@ -365,7 +367,9 @@ def units_c6(trials: pd.DataFrame) -> Units:
     frame = frame[frame["_wd"].notna() & (frame["_norm"] > 0)]
     rows = []
     protocol = [c for c in compare.PROTOCOL_COLUMNS if c in frame.columns]  # tables from before `cases` lack them
-    for _, g in frame.groupby(compare.keys(frame, cols + ["seed", "_arm", *protocol]), sort=True):
+    group_keys = compare.keys(frame, cols + ["seed", "_arm", *protocol])
+    frame = frame[["method", "seed", "_arm", "_wd", "_norm"]]  # what a group's rows are read for
+    for _, g in frame.groupby(group_keys, sort=True):
         if g["_wd"].nunique() < 2:
             continue
         lo, hi = g.loc[g["_wd"].idxmin()], g.loc[g["_wd"].idxmax()]
@@ -415,6 +419,26 @@ def units_column(trials: pd.DataFrame, column: str, subset: pd.Series | None, co
     return units
 
 
+def _row_lookup(frame: pd.DataFrame, columns: list[str]) -> dict:
+    """{index label: {column: value}} of a few columns: a pair loop reads these per trial, and
+    ``frame.loc[label]`` would build a Series of every column each time."""
+    present = [c for c in columns if c in frame.columns]
+    return frame[present].to_dict("index")
+
+
+def _class_arrays(class_norms: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """{trial key: (classes, train counts, norm means)} in the order of the trial's rows."""
+    codes, uniques = pd.factorize(class_norms["_key"].to_numpy(dtype=object))
+    order = np.argsort(codes, kind="stable")
+    codes = codes[order]
+    classes = class_norms[schema.CLASS].to_numpy()[order]
+    counts = num(class_norms, schema.TRAIN_COUNT).to_numpy(dtype=np.float64, na_value=np.nan)[order]
+    norms = num(class_norms, schema.CLASS_NORM_MEAN).to_numpy(dtype=np.float64, na_value=np.nan)[order]
+    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]]) if codes.size else np.empty(0, dtype=np.int64)
+    ends = np.r_[starts[1:], codes.size]
+    return {uniques[codes[a]]: (classes[a:b], counts[a:b], norms[a:b]) for a, b in zip(starts, ends)}
+
+
 def units_c9(trials: pd.DataFrame, class_norms: pd.DataFrame | None) -> Units:
     """Long-tailed none trials against their balanced twins: Spearman(train count, log norm ratio) over classes."""
     empty = _units(trials.iloc[0:0], pd.Series(dtype=float))
@@ -435,21 +459,24 @@ def units_c9(trials: pd.DataFrame, class_norms: pd.DataFrame | None) -> Units:
             reason="no long-tailed trial has a balanced trial of the same seed and settings to contrast with",
         )
     emb = class_norms[class_norms[schema.BIN_VECTOR] == "embedding"]
-    per_trial = {k: g.set_index(schema.CLASS) for k, g in emb.groupby("_key")}
+    per_trial = _class_arrays(emb)
     rows, missing = [], 0
+    info = _row_lookup(trials, ["_key", "method", "intervention", "seed"])
     for arm_label, base_label in pairs.itertuples(index=False):
-        arm, base = trials.loc[arm_label], trials.loc[base_label]
+        arm, base = info[arm_label], info[base_label]
         a, b = per_trial.get(arm["_key"]), per_trial.get(base["_key"])
         if a is None or b is None:
             missing += 1
             continue
-        joined = a[[schema.TRAIN_COUNT, schema.CLASS_NORM_MEAN]].join(
-            b[[schema.CLASS_NORM_MEAN]].rename(columns={schema.CLASS_NORM_MEAN: schema.CLASS_NORM_MEAN + "_bal"})
-        )
-        contrast = np.log(joined[schema.CLASS_NORM_MEAN] / joined[schema.CLASS_NORM_MEAN + "_bal"])
-        ok = np.isfinite(contrast) & joined[schema.TRAIN_COUNT].notna()
-        counts = joined.loc[ok, schema.TRAIN_COUNT]
-        if ok.sum() < 3 or counts.nunique() < 2 or contrast[ok].nunique() < 2:
+        # the arm's classes in its rows' order, each with the balanced twin's norm of that class
+        classes, train_count, norm = a
+        twin = dict(zip(b[0].tolist(), b[2].tolist()))
+        norm_bal = np.array([twin.get(c, np.nan) for c in classes.tolist()], dtype=np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            contrast = np.log(norm / norm_bal)
+        ok = np.isfinite(contrast) & ~np.isnan(train_count)
+        counts = train_count[ok]
+        if ok.sum() < 3 or np.unique(counts).size < 2 or np.unique(contrast[ok]).size < 2:
             missing += 1
             continue
         rho = float(scipy_stats.spearmanr(counts, contrast[ok]).statistic)

@@ -261,23 +261,23 @@ def _add_convergence(
             table[f"conv_{measure}_{outcome}"] = 0
     if curves is None or curves.empty or "intervention" not in completed or completed.empty:
         return
-    keyed = curves.assign(_key=curves["results_dir"].astype(str) + "/" + curves[schema.TRIAL_ID].astype(str))
-    by_trial = compare.curves_by_trial(keyed, keyed["_key"])
-    trial_key = completed["results_dir"].astype(str) + "/" + completed[schema.TRIAL_ID].astype(str)
+    curve_key = curves["results_dir"].astype(str) + "/" + curves[schema.TRIAL_ID].astype(str)
+    trial_key = (completed["results_dir"].astype(str) + "/" + completed[schema.TRIAL_ID].astype(str)).to_dict()
+    group_of = completed["_group"].to_dict()
     arms = ~compare.is_baseline(completed)
     pairs, _ = compare.baseline_pairs(completed, arms, ~arms)
-    empty = curves.iloc[0:0]
     for measure, column, falling in (("loss", schema.LOSS, True), ("knn", knn_column, False)):
         if column is None or column not in curves.columns:
             continue
+        by_trial = compare.trained_by_trial(curves, curve_key, column)
         counts: dict[tuple[int, str], int] = {}
         for arm, base in pairs.itertuples(index=False):
-            race = compare.race(
-                by_trial.get(trial_key.loc[arm], empty), by_trial.get(trial_key.loc[base], empty), column, falling
+            race = compare.race_of(
+                by_trial.get(trial_key[arm], compare.NO_CURVE), by_trial.get(trial_key[base], compare.NO_CURVE), falling
             )
             if not race.observable:
                 continue
-            group = int(completed.at[arm, "_group"])
+            group = int(group_of[arm])
             outcome = {1: "faster", -1: "slower", 0: "tied"}[race.direction]
             counts[(group, outcome)] = counts.get((group, outcome), 0) + 1
             if race.censored:

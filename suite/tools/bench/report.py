@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# Section order in the table and the JSON.
-SECTIONS = ("views", "training", "breakdown", "evaluation", "ray", "fastpath")
+# Section order in the table and the JSON (`normbench bench --sections` takes these names).
+SECTIONS = ("views", "training", "breakdown", "evaluation", "ray", "sweep_scale", "analysis_scale", "fastpath")
 
 
 @dataclass(frozen=True)
