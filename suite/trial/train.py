@@ -25,6 +25,7 @@ from methods.distributed import all_reduce_mean_, concat_all_gather_no_grad
 from methods.views import with_overrides
 from suite.config import TrialConfig, config_notes, save_config
 from suite.core.errors import ConfigError
+from suite.core.machine import cpu_model
 from suite.data.splits import DatasetSplits, load_splits
 from suite.measure.instruments import EmbeddingGradStats, angle_change, probe_indices
 from suite.measure.norms import RunningNormStats
@@ -212,6 +213,8 @@ def _base_row(t: _Trial, status: str, error: str) -> dict[str, Any]:
         schema.EPOCHS_COMPLETED: t.state.epoch,
         schema.LAST_CHECKPOINT: t.last_checkpoint,
         schema.TORCH_THREADS: t.torch_threads,
+        schema.TORCH_VERSION: torch.__version__,
+        schema.CPU_MODEL: cpu_model(),
         schema.FREQUENCY_ORDER: json.dumps(order) if order is not None else None,
     }
 

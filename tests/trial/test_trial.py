@@ -93,8 +93,17 @@ CURVE_COLUMNS = [
 ]
 
 
-@pytest.mark.parametrize("intervention", INTERVENTIONS)
-@pytest.mark.parametrize("method", METHODS)
+# The fast tier trains every method with `none` and every intervention on SimCLR; `make test` runs every pair.
+METHOD_INTERVENTION = [
+    pytest.param(m, i, marks=() if i == "none" or m == "simclr" else pytest.mark.slow)
+    for m in METHODS
+    for i in INTERVENTIONS
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "intervention"), METHOD_INTERVENTION, ids=[f"{m}-{i}" for m in METHODS for i in INTERVENTIONS]
+)
 def test_every_method_and_intervention_trains_two_epochs(tmp_path, tiny_trial, method, intervention):
     cfg = make_config({**tiny_trial, "method": method, "intervention": intervention})
     row = run_trial(cfg, tmp_path / cfg.trial_id, progress=False).row
@@ -269,3 +278,16 @@ def test_threads_default_to_the_cpus_the_trial_holds_and_the_row_records_them(tm
     held = run_trial(cfg, tmp_path / "c", progress=False, cpus=1).row  # a launcher that knows what it granted
     assert held["torch_threads"] == 1
     fit_threads(None, cpus)  # leave the process as the other tests expect it
+
+
+def test_the_row_records_the_software_and_cpu_it_ran_on(tmp_path, tiny_trial):
+    """Same numbers need the same machine, software and threads: the row says which it had."""
+    import platform
+    from pathlib import Path
+
+    row = run_trial(make_config({**tiny_trial, "epochs": 1}), tmp_path / "t", progress=False).row
+    assert row["torch_version"] == torch.__version__
+    cpuinfo = Path("/proc/cpuinfo")
+    names = [ln.split(":", 1)[1].strip() for ln in cpuinfo.read_text().splitlines() if ln.startswith("model name")]
+    assert row["cpu_model"] == (names[0] if names else platform.processor() or platform.machine())
+    assert {"torch_version", "cpu_model", "torch_threads"} <= set(results.read_result(tmp_path / "t"))
