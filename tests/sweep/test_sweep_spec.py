@@ -264,6 +264,7 @@ def test_dry_run_shows_the_cases(tmp_path, capsys):
     assert header.split() == ["#", "trial_id", "method", "seed", "case", "workers"]
 
 
+@pytest.mark.slow  # a dry run per committed example, each building its backbone
 def test_every_example_spec_passes_dry_run(capsys):
     from pathlib import Path
 
