@@ -71,6 +71,7 @@ def test_trial_logs_config_curves_and_final_row_to_mlflow(tmp_path):
     assert any((tmp_path / "tb" / row["trial_id"]).glob("events.out.tfevents*"))
 
 
+@pytest.mark.slow  # W&B starts its own service process
 def test_wandb_offline_when_installed(tmp_path, capsys):
     if importlib.util.find_spec("wandb") is None:
         pytest.skip("wandb is not installed (pip install wandb to test W&B offline tracking)")

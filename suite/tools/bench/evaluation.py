@@ -222,14 +222,32 @@ def measure_knn_and_probe(report: Report, settings) -> None:
         ),
     )
 
-    log("evaluation: linear probe (lbfgs, its penalty chosen on a validation split)")
-    start = time.perf_counter()
-    probe = linear_probe(
-        train_f, train_y, test_f, test_y, num_classes=NUM_CLASSES, probe="lbfgs", seed=settings.seed, device=device
+    log(f"evaluation: linear probe (lbfgs, its penalty chosen on a validation split), best of {settings.repeats}")
+    probe: dict = {}
+
+    def ours() -> None:
+        probe.update(
+            linear_probe(
+                train_f,
+                train_y,
+                test_f,
+                test_y,
+                num_classes=NUM_CLASSES,
+                probe="lbfgs",
+                seed=settings.seed,
+                device=device,
+            )
+        )
+
+    reference: dict = {}
+    t_probe = best_seconds(ours, settings.repeats, device, warmup=0)
+    t_sk = best_seconds(
+        lambda: reference.update(top1=sklearn_probe(train_f, train_y, test_f, test_y)),
+        settings.repeats,
+        device,
+        warmup=0,
     )
-    synchronize(device)
-    t_probe = time.perf_counter() - start
-    t_sk, acc_sk = sklearn_probe(train_f, train_y, test_f, test_y)
+    acc_sk = reference["top1"]
     report.add(
         "evaluation",
         "linear_probe",
@@ -239,7 +257,7 @@ def measure_knn_and_probe(report: Report, settings) -> None:
             t_probe,
             "s",
             "sklearn_seconds",
-            "sklearn LogisticRegression (lbfgs, 100 it)",
+            "sklearn LogisticRegression (lbfgs, its default penalty, 100 it), same best-of",
             t_sk,
             "vs_sklearn_ratio",
             higher_is_better=False,
@@ -261,15 +279,13 @@ def measure_knn_and_probe(report: Report, settings) -> None:
     )
 
 
-def sklearn_probe(train_f: Tensor, train_y: Tensor, test_f: Tensor, test_y: Tensor) -> tuple[float, float]:
-    """The common reference probe: multinomial logistic regression on standardized features."""
+def sklearn_probe(train_f: Tensor, train_y: Tensor, test_f: Tensor, test_y: Tensor) -> float:
+    """Test top-1 of the common reference probe: multinomial logistic regression on standardized
+    features; standardizing, fitting and scoring all happen inside the timed call, as in ours."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
     x, y = train_f.cpu().numpy(), train_y.cpu().numpy()
-    start = time.perf_counter()
     scaler = StandardScaler().fit(x)
     clf = LogisticRegression(max_iter=100).fit(scaler.transform(x), y)
-    seconds = time.perf_counter() - start
-    accuracy = float((clf.predict(scaler.transform(test_f.cpu().numpy())) == test_y.cpu().numpy()).mean())
-    return seconds, accuracy
+    return float((clf.predict(scaler.transform(test_f.cpu().numpy())) == test_y.cpu().numpy()).mean())
