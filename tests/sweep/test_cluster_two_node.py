@@ -236,7 +236,8 @@ def test_token_cluster_runs_a_sweep_through_a_killed_worker_node(cluster, tmp_pa
     spec_path.write_text(yaml.safe_dump(spec))
     driver_log = open(tmp_path / "driver.log", "w")
     driver = subprocess.Popen(
-        [sys.executable, "-m", "suite.cli", "sweep", str(spec_path), "--address", cluster.address],
+        # --verbose: Ray's status tables and restore messages (read below) on the driver's console
+        [sys.executable, "-m", "suite.cli", "sweep", str(spec_path), "--address", cluster.address, "--verbose"],
         cwd=ROOT,
         env=cluster.env(),
         stdout=driver_log,
