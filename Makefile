@@ -7,6 +7,10 @@ PIP    := $(BIN)/python -m pip
 PYTEST := $(BIN)/python -m pytest
 # Tiers (pyproject.toml lists the markers): test-fast leaves out what starts Ray or runs long.
 FAST   := not ray and not cluster and not slow
+# make test runs the tests that start no Ray runtime on one pytest worker per core (pytest-xdist), then
+# the Ray and cluster tiers one at a time: each of those starts its own Ray runtime sized to the machine.
+NO_RAY := not ray and not cluster
+WORKERS ?= 2
 
 .PHONY: demo test test-fast lint format install install-dev bench docs docs-serve docs-pages clean help
 
@@ -41,10 +45,11 @@ format: $(VENV)/.installed-dev  ## ruff: fix what it can and reformat
 	$(BIN)/ruff format suite methods tests examples
 
 test: lint  ## everything: lint, then every test (the README's and CI's command)
-	$(PYTEST) -q
+	$(PYTEST) -q -m "$(NO_RAY)" -n $(WORKERS)
+	$(PYTEST) -q -m "ray or cluster"
 
 test-fast: lint  ## lint, then every test but the ray, cluster and slow tiers
-	$(PYTEST) -q -m "$(FAST)"
+	$(PYTEST) -q -m "$(FAST)" -n $(WORKERS)
 
 docs: $(VENV)/.installed-dev  ## build the documentation site into build/site (strict: every link and anchor must resolve)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir build/site

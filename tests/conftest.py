@@ -14,7 +14,9 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 # few seconds those waits add up in the data-parallel tests (the five-method sweep test: 200 s -> 187 s).
 # Set before any Ray runtime starts, so the raylets and their actors inherit it.
 os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.5")
-torch.set_num_threads(2)
+# Two torch threads on a 2-core machine; one per worker when make test runs the tests on one pytest worker
+# per core (pytest-xdist): OpenMP threads that outnumber the cores spin against each other.
+torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else 2)
 
 
 @pytest.fixture

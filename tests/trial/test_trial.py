@@ -271,13 +271,14 @@ def test_threads_default_to_the_cpus_the_trial_holds_and_the_row_records_them(tm
     from suite.trial.runtime import fit_threads
 
     cpus = len(os.sched_getaffinity(0))
+    before = torch.get_num_threads()
     cfg = make_config({**tiny_trial, "epochs": 1, "num_threads": None})
     assert run_trial(cfg, tmp_path / "a", progress=False).row["torch_threads"] == cpus == torch.get_num_threads()
     pinned = make_config({**tiny_trial, "epochs": 1, "num_threads": 1})
     assert run_trial(pinned, tmp_path / "b", progress=False).row["torch_threads"] == 1 == torch.get_num_threads()
     held = run_trial(cfg, tmp_path / "c", progress=False, cpus=1).row  # a launcher that knows what it granted
     assert held["torch_threads"] == 1
-    fit_threads(None, cpus)  # leave the process as the other tests expect it
+    fit_threads(before)  # leave the process as the other tests expect it
 
 
 def test_the_row_records_the_software_and_cpu_it_ran_on(tmp_path, tiny_trial):
