@@ -19,6 +19,7 @@ import pickle
 import signal
 import threading
 import zipfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,7 +64,7 @@ def save(checkpoints: Path, method: nn.Module, optimizer: torch.optim.Optimizer,
     last, previous, staged = _paths(checkpoints)
     with atomic_path(staged) as tmp:  # complete and on disk before anything older moves
         tmp.write_bytes(buf.getvalue())
-    with _signals_held():  # Ctrl-C between the two renames would leave no `last` (a crash: `load` reads staged)
+    with signals_held():  # Ctrl-C between the two renames would leave no `last` (a crash: `load` reads staged)
         if last.is_file():
             previous.parent.mkdir(parents=True, exist_ok=True)
             os.replace(last, previous)
@@ -84,17 +85,19 @@ def _paths(checkpoints: Path) -> tuple[Path, Path, Path]:
 
 
 @contextlib.contextmanager
-def _signals_held():
-    """SIGINT and SIGTERM wait until the block ends (main thread only: Python runs handlers there)."""
+def signals_held() -> Iterator[None]:
+    """SIGINT and SIGTERM wait until the block ends (main thread only: Python runs handlers there).
+
+    Blocks nest: the outermost one delivers what arrived, so a caller can hold them across a save and
+    the bookkeeping that records it."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    held = {signal.SIGINT, signal.SIGTERM}
-    signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 def has_checkpoint(checkpoints: Path) -> bool:

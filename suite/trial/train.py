@@ -323,8 +323,9 @@ def _checkpoint(t: _Trial, epoch: int) -> Path | None:
         return None
     results.atomic_write_frame(pd.DataFrame(t.state.curves), t.trial_dir / "curves", formats=("csv",))
     if epoch % t.cfg.checkpoint_every == 0 or epoch == t.cfg.epochs:
-        saved = ckpt.save(t.trial_dir / CHECKPOINTS, t.method, t.optimizer, t.cfg, t.state)
-        t.last_checkpoint = f"epoch {epoch} ({saved})"
+        with ckpt.signals_held():  # a stop right after the save still finds it recorded
+            saved = ckpt.save(t.trial_dir / CHECKPOINTS, t.method, t.optimizer, t.cfg, t.state)
+            t.last_checkpoint = f"epoch {epoch} ({saved})"
         return saved
     return None
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import signal
 
 import pandas as pd
 import pytest
@@ -167,6 +169,42 @@ def test_resume_after_interrupt_matches_uninterrupted_run(tmp_path, tiny_trial, 
     full_curves = pd.read_csv(tmp_path / "full" / "curves.csv")
     resumed_curves = pd.read_csv(tmp_path / "cut" / "curves.csv")
     pd.testing.assert_series_equal(full_curves["loss"], resumed_curves["loss"])
+
+
+def test_a_stop_the_moment_a_checkpoint_is_saved_still_records_that_checkpoint(tmp_path, tiny_trial, monkeypatch):
+    """SIGINT sent as the save returns (the race a user's Ctrl-C can hit) is held until the trial has
+    recorded the checkpoint: the row and the message name it, and --resume finds it."""
+    from suite.trial import checkpoint as ckpt
+
+    real_save = ckpt.save
+
+    def save_then_stop(*args, **kwargs):
+        saved = real_save(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGINT)  # delivered at once unless something holds it
+        return saved
+
+    monkeypatch.setattr(ckpt, "save", save_then_stop)
+    cfg = make_config({**tiny_trial, "epochs": 3, "checkpoint_every": 1})
+    with pytest.raises(KeyboardInterrupt):
+        run_trial(cfg, tmp_path / "t", progress=False)
+    row = json.loads((tmp_path / "t" / "result.json").read_text())
+    assert row["status"] == "interrupted" and row["epochs_completed"] == 1
+    assert row["last_checkpoint"].startswith("epoch 1 (") and "last checkpoint: epoch 1 (" in row["error"]
+
+
+def test_signal_holds_nest_and_the_outermost_delivers():
+    from suite.trial.checkpoint import signals_held
+
+    heard = []
+    previous = signal.signal(signal.SIGTERM, lambda *_: heard.append("SIGTERM"))
+    try:
+        with signals_held():
+            with signals_held():
+                os.kill(os.getpid(), signal.SIGTERM)
+            assert heard == []  # the inner block's end did not deliver it
+        assert heard == ["SIGTERM"]
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def test_same_seed_repeats_and_other_seed_differs(tmp_path, tiny_trial):
