@@ -1,9 +1,10 @@
-"""The command line as a user runs it, in subprocesses: overrides after flags, the modes of every
-file written, interruptions by SIGINT and SIGTERM recorded and resumed, the sweep console, faults
-(a full disk, a truncated checkpoint) as one line and a state."""
+"""The command line as a user runs it, in subprocesses (the analysis steps after a trial in process):
+overrides after flags, the modes of every file written, interruptions by SIGINT and SIGTERM recorded
+and resumed, the sweep console, faults (a full disk, a truncated checkpoint) as one line and a state."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -12,12 +13,15 @@ import stat
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 from support import REPO
+
+from suite.cli import main as normbench
 
 TINY = [
     "backbone=test_resnet",
@@ -85,6 +89,15 @@ def _resume_argv(stderr: str, program: str) -> list[str]:
     return argv[1:]
 
 
+@contextlib.contextmanager
+def _umask(mask: int) -> Iterator[None]:
+    saved = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(saved)
+
+
 def _modes_follow(root: Path, umask: int) -> list[str]:
     """Every file and folder under root whose permission bits are not what open()/mkdir() give under umask."""
     wrong = []
@@ -115,9 +128,9 @@ def test_flags_then_overrides_and_every_file_follows_the_umask(tmp_path, umask):
         ["report", str(out), "--out", str(out / "page" / "report.html")],
         ["export", str(trial_dir), "--out", str(tmp_path / "exported")],
     ]
-    for argv in steps:
-        proc = _run(argv, tmp_path, umask)
-        assert proc.returncode == 0, (argv, proc.stderr[-3000:])
+    for argv in steps:  # in this process (the same `main` the console script calls), under the same umask
+        with _umask(umask):
+            assert normbench(argv) == 0, argv
     kinds = {p.suffix for p in out.rglob("*") if p.is_file()} | {
         p.suffix for p in (tmp_path / "exported").rglob("*") if p.is_file()
     }
@@ -134,7 +147,7 @@ def _curve_epochs(trial_dir: Path) -> list[int]:
 @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_stopped_trial_is_recorded_interrupted_and_its_resume_command_completes_it(tmp_path, signum, code):
     out = tmp_path / "res"
-    epochs = 12
+    epochs = 4  # the signal goes as epoch 1's checkpoint appears: three epochs and the evaluation still to run
     proc = _start(["trial", *TINY, f"epochs={epochs}", "checkpoint_every=1", "--out", str(out), "--quiet"], tmp_path)
     _wait_for((out, "*/checkpoints/last/state.pt"), proc)
     proc.send_signal(signum)
@@ -209,7 +222,7 @@ def test_a_sweep_console_is_short_its_files_follow_the_umask_and_a_dry_run_refus
 def test_a_stopped_sweep_marks_unfinished_trials_interrupted_and_its_resume_command_completes_them(
     tmp_path, signum, code
 ):
-    epochs = 8
+    epochs = 4  # the signal goes as the first checkpoint appears: each trial has epochs still to run
     spec = _spec(tmp_path, "stopped", epochs=epochs, seeds=[0, 1])
     results = tmp_path / "results" / "stopped"
     proc = _start(["sweep", str(spec)], tmp_path)
@@ -249,8 +262,7 @@ def _mount_tmpfs(where: Path, size_bytes: int) -> bool:
 def _state_size(tmp_path: Path) -> int:
     """The size of this test's trial checkpoint, from a run on the normal disk."""
     out = tmp_path / "sizing"
-    proc = _run(["trial", *TINY, "epochs=1", "--out", str(out), "--quiet"], tmp_path)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert normbench(["trial", *TINY, "epochs=1", "--out", str(out), "--quiet"]) == 0  # in process: a size only
     (state,) = out.glob("*/checkpoints/last/state.pt")
     return state.stat().st_size
 
@@ -264,7 +276,7 @@ def test_a_full_disk_gives_one_line_a_failed_state_and_resume_continues_from_the
         pytest.skip("cannot mount a tmpfs here (needs root and CAP_SYS_ADMIN); the file-size-limit test covers faults")
     try:
         out = disk / "res"
-        epochs = 6
+        epochs = 4
         proc = _run(["trial", *TINY, f"epochs={epochs}", "checkpoint_every=1", "--out", str(out), "--quiet"], tmp_path)
         assert proc.returncode == 1, proc.stderr[-3000:]
         message = [line for line in proc.stderr.splitlines() if line.strip()]
@@ -321,7 +333,7 @@ def test_a_file_size_limit_gives_one_line_and_a_failed_state(tmp_path):
 @pytest.mark.slow
 def test_a_truncated_checkpoint_falls_back_to_the_previous_one_and_resume_completes(tmp_path):
     out = tmp_path / "res"
-    epochs = 6
+    epochs = 4
     proc = _start(["trial", *TINY, f"epochs={epochs}", "checkpoint_every=1", "--out", str(out), "--quiet"], tmp_path)
     _wait_for((out, "*/checkpoints/previous/state.pt"), proc)  # two checkpoints exist
     proc.send_signal(signal.SIGINT)
