@@ -147,7 +147,7 @@ def _curve_epochs(trial_dir: Path) -> list[int]:
 @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_stopped_trial_is_recorded_interrupted_and_its_resume_command_completes_it(tmp_path, signum, code):
     out = tmp_path / "res"
-    epochs = 4  # the signal goes as epoch 1's checkpoint appears: three epochs and the evaluation still to run
+    epochs = 8  # the signal goes as epoch 1's checkpoint appears: on a loaded machine it needs epochs left to land in
     proc = _start(["trial", *TINY, f"epochs={epochs}", "checkpoint_every=1", "--out", str(out), "--quiet"], tmp_path)
     _wait_for((out, "*/checkpoints/last/state.pt"), proc)
     proc.send_signal(signum)
@@ -222,7 +222,7 @@ def test_a_sweep_console_is_short_its_files_follow_the_umask_and_a_dry_run_refus
 def test_a_stopped_sweep_marks_unfinished_trials_interrupted_and_its_resume_command_completes_them(
     tmp_path, signum, code
 ):
-    epochs = 4  # the signal goes as the first checkpoint appears: each trial has epochs still to run
+    epochs = 8
     spec = _spec(tmp_path, "stopped", epochs=epochs, seeds=[0, 1])
     results = tmp_path / "results" / "stopped"
     proc = _start(["sweep", str(spec)], tmp_path)
@@ -333,7 +333,7 @@ def test_a_file_size_limit_gives_one_line_and_a_failed_state(tmp_path):
 @pytest.mark.slow
 def test_a_truncated_checkpoint_falls_back_to_the_previous_one_and_resume_completes(tmp_path):
     out = tmp_path / "res"
-    epochs = 4
+    epochs = 8  # epochs left to run when the signal lands, on a loaded machine too
     proc = _start(["trial", *TINY, f"epochs={epochs}", "checkpoint_every=1", "--out", str(out), "--quiet"], tmp_path)
     _wait_for((out, "*/checkpoints/previous/state.pt"), proc)  # two checkpoints exist
     proc.send_signal(signal.SIGINT)

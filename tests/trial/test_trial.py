@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import signal
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
 import torch
+from support import REPO
 
 from methods import METHODS as REGISTRY
 from suite.config import make_config
@@ -148,9 +150,16 @@ def _interrupt_after_first_epoch(metrics, checkpoint_dir):
         raise KeyboardInterrupt
 
 
+# Narrow heads keep the test quick; MoCo's queue (512 keys, 576 pushed in 3 epochs) wraps around after the resume.
+RESUME_HEADS = {
+    "byol": {"proj_hidden_dim": 256, "pred_hidden_dim": 256},
+    "moco": {"proj_hidden_dim": 256, "queue_size": 512},
+}
+
+
 @pytest.mark.parametrize("method", ["byol", "moco"])  # EMA targets, momentum encoder and a queue must all resume
 def test_resume_after_interrupt_matches_uninterrupted_run(tmp_path, tiny_trial, method):
-    cfg = make_config({**tiny_trial, "method": method, "epochs": 3})
+    cfg = make_config({**tiny_trial, "method": method, "epochs": 3, "method_args": RESUME_HEADS[method]})
     full = run_trial(cfg, tmp_path / "full", progress=False).row
 
     with pytest.raises(KeyboardInterrupt):
@@ -171,40 +180,59 @@ def test_resume_after_interrupt_matches_uninterrupted_run(tmp_path, tiny_trial, 
     pd.testing.assert_series_equal(full_curves["loss"], resumed_curves["loss"])
 
 
-def test_a_stop_the_moment_a_checkpoint_is_saved_still_records_that_checkpoint(tmp_path, tiny_trial, monkeypatch):
-    """SIGINT sent as the save returns (the race a user's Ctrl-C can hit) is held until the trial has
-    recorded the checkpoint: the row and the message name it, and --resume finds it."""
-    from suite.trial import checkpoint as ckpt
+SIGNAL_CHECKS = """
+import json, os, signal, sys
+from pathlib import Path
 
-    real_save = ckpt.save
+from suite.config import make_config
+from suite.trial import checkpoint as ckpt
+from suite.trial.train import run_trial
 
-    def save_then_stop(*args, **kwargs):
-        saved = real_save(*args, **kwargs)
-        os.kill(os.getpid(), signal.SIGINT)  # delivered at once unless something holds it
-        return saved
+# Holds nest: the inner block's end does not deliver what arrived, the outermost does.
+heard = []
+signal.signal(signal.SIGTERM, lambda *_: heard.append("SIGTERM"))
+with ckpt.signals_held():
+    with ckpt.signals_held():
+        os.kill(os.getpid(), signal.SIGTERM)
+    assert heard == [], heard
+assert heard == ["SIGTERM"], heard
+signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
-    monkeypatch.setattr(ckpt, "save", save_then_stop)
-    cfg = make_config({**tiny_trial, "epochs": 3, "checkpoint_every": 1})
-    with pytest.raises(KeyboardInterrupt):
-        run_trial(cfg, tmp_path / "t", progress=False)
+# SIGINT sent the moment a save returns is held until the trial has recorded that checkpoint.
+real_save = ckpt.save
+
+
+def save_then_stop(*args, **kwargs):
+    saved = real_save(*args, **kwargs)
+    os.kill(os.getpid(), signal.SIGINT)  # delivered at once unless something holds it
+    return saved
+
+
+ckpt.save = save_then_stop
+try:
+    run_trial(make_config(json.loads(sys.argv[1])), Path(sys.argv[2]), progress=False)
+except KeyboardInterrupt:
+    print("interrupted")
+"""
+
+
+def test_a_stop_the_moment_a_checkpoint_is_saved_still_records_that_checkpoint(tmp_path, tiny_trial):
+    """The race a user's Ctrl-C can hit: the row and the message name the checkpoint just saved, and
+    signal holds nest. In its own process: Python delivers signals to the main thread, which is not
+    the one running the test under pytest-xdist."""
+    cfg = {**tiny_trial, "epochs": 3, "checkpoint_every": 1}
+    proc = subprocess.run(
+        [sys.executable, "-c", SIGNAL_CHECKS, json.dumps(cfg), str(tmp_path / "t")],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0 and proc.stdout.strip() == "interrupted", proc.stderr[-3000:]
     row = json.loads((tmp_path / "t" / "result.json").read_text())
     assert row["status"] == "interrupted" and row["epochs_completed"] == 1
     assert row["last_checkpoint"].startswith("epoch 1 (") and "last checkpoint: epoch 1 (" in row["error"]
-
-
-def test_signal_holds_nest_and_the_outermost_delivers():
-    from suite.trial.checkpoint import signals_held
-
-    heard = []
-    previous = signal.signal(signal.SIGTERM, lambda *_: heard.append("SIGTERM"))
-    try:
-        with signals_held():
-            with signals_held():
-                os.kill(os.getpid(), signal.SIGTERM)
-            assert heard == []  # the inner block's end did not deliver it
-        assert heard == ["SIGTERM"]
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def test_same_seed_repeats_and_other_seed_differs(tmp_path, tiny_trial):
