@@ -84,20 +84,34 @@ def _paths(checkpoints: Path) -> tuple[Path, Path, Path]:
     )
 
 
+_HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 @contextlib.contextmanager
 def signals_held() -> Iterator[None]:
     """SIGINT and SIGTERM wait until the block ends (main thread only: Python runs handlers there).
 
-    Blocks nest: the outermost one delivers what arrived, so a caller can hold them across a save and
-    the bookkeeping that records it."""
+    The block's own handlers note what arrives and the block re-raises it at its end. Masking the
+    signals instead would not hold them: the kernel hands a process-directed signal to any thread
+    that does not mask it (torch's threads), and Python then runs the handler on the main thread
+    anyway. Blocks nest: an inner block re-raises into the outer one's handlers, so the outermost
+    one delivers, and a caller can hold them across a save and the bookkeeping that records it."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    arrived: list[int] = []
+    previous = {sig: signal.getsignal(sig) for sig in _HELD_SIGNALS}
+    for sig, handler in previous.items():
+        if handler is not None:  # None: installed outside Python, which cannot restore it
+            signal.signal(sig, lambda signum, _frame: arrived.append(signum))
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+        for sig, handler in previous.items():
+            if handler is not None:
+                signal.signal(sig, handler)
+        for signum in dict.fromkeys(arrived):
+            signal.raise_signal(signum)  # runs the restored handler before returning
 
 
 def has_checkpoint(checkpoints: Path) -> bool:
