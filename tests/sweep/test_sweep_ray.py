@@ -310,29 +310,6 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_local_sweep_ignores_a_stale_ray_cluster_file(tmp_path):
-    """Ray records the last `ray start` cluster under $TMPDIR/ray; after that
-    cluster died, a sweep without --address must start its own Ray, not hang."""
-    import shutil
-    import tempfile
-
-    short_tmp = Path(tempfile.mkdtemp(prefix="nb", dir="/tmp"))  # Ray's socket paths must stay short
-    try:
-        (short_tmp / "ray").mkdir()
-        (short_tmp / "ray" / "ray_current_cluster").write_text(f"127.0.0.1:{_free_port()}")
-        data = dict(name="stale", base=dict(TINY, epochs=1), results_dir=str(tmp_path / "results"), retries=0)
-        (tmp_path / "stale.yaml").write_text(yaml.safe_dump(data))
-        env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-        env.update(PYTHONPATH=str(ROOT), TMPDIR=str(short_tmp))
-        proc = _sweep_cli([str(tmp_path / "stale.yaml")], env, timeout=300)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        trials = pd.read_parquet(tmp_path / "results" / "trials.parquet")
-        assert list(trials["status"]) == ["completed"]
-    finally:
-        subprocess.run(["pkill", "-f", str(short_tmp)], check=False)  # nothing of this Ray may outlive the test
-        shutil.rmtree(short_tmp, ignore_errors=True)
-
-
 def test_unreachable_address_fails_fast_with_an_explanation(tmp_path):
     address = f"127.0.0.1:{_free_port()}"
     data = dict(name="nowhere", base=dict(TINY, epochs=1), results_dir=str(tmp_path / "results"))
