@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,3 +36,10 @@ def local_ray(tmp_path_factory, num_cpus: int):
             os.environ.pop("NORMBENCH_CACHE", None)
         else:
             os.environ["NORMBENCH_CACHE"] = saved
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (at the moment of asking)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -10,7 +10,6 @@ import os
 import shlex
 import shutil
 import signal
-import socket
 import stat
 import subprocess
 import sys
@@ -22,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from support import REPO
+from support import REPO, free_port
 
 from suite.cli import main as normbench
 
@@ -92,12 +91,6 @@ def _resume_argv(stderr: str, program: str) -> list[str]:
     argv = shlex.split(line.split("continue with: ", 1)[1])
     assert argv[:2] == ["normbench", program] and argv[-1] == "--resume", line
     return argv[1:]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextlib.contextmanager
@@ -223,7 +216,7 @@ def test_a_sweep_console_is_short_its_files_follow_the_umask_and_a_dry_run_refus
     short_tmp = Path(tempfile.mkdtemp(prefix="nb", dir="/tmp"))  # Ray's socket paths must stay short
     try:
         (short_tmp / "ray").mkdir()
-        (short_tmp / "ray" / "ray_current_cluster").write_text(f"127.0.0.1:{_free_port()}")  # nothing listens
+        (short_tmp / "ray" / "ray_current_cluster").write_text(f"127.0.0.1:{free_port()}")  # nothing listens
         proc = _run(["sweep", str(spec)], tmp_path, umask=0o027, timeout=600, env={"TMPDIR": str(short_tmp)})
     finally:
         subprocess.run(["pkill", "-f", str(short_tmp)], check=False)  # nothing of this Ray may outlive the test

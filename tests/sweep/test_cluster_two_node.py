@@ -22,7 +22,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from support import free_port
 
 from suite.config import make_config
 
@@ -57,12 +57,6 @@ TINY = dict(
 GRID = {"seed": [0, 1]}  # two trials of equal speed, so usually both are mid-training when the node dies
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _tagged_pids(tag: str) -> list[int]:
     """Our own processes whose environment carries ``MARKER=tag``."""
     needle = f"{MARKER}={tag}".encode()
@@ -85,7 +79,7 @@ class LocalCluster:
         self.root, self.token, self.tag = root, token, uuid.uuid4().hex
         self.home = root / "home"  # no ~/.ray/auth_token of the user is read or written
         self.home.mkdir(parents=True)
-        self.port = _free_port()
+        self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.nodes: dict[str, subprocess.Popen] = {}
         # Ray's socket paths live under --temp-dir and must stay under 108 bytes (AF_UNIX).
@@ -117,7 +111,7 @@ class LocalCluster:
             "--runtime-env-agent-port",
             "--metrics-export-port",
         )
-        return [f"{n}={_free_port()}" for n in names]
+        return [f"{n}={free_port()}" for n in names]
 
     def start(self, name: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
         """`ray start --block` in its own process group (the whole node)."""

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from support import local_ray
+from support import free_port, local_ray
 
 from suite.config import make_config
 from suite.core.errors import ConfigError
@@ -302,16 +302,8 @@ def _sweep_cli(args: list[str], env: dict, timeout: float) -> subprocess.Complet
     )
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_unreachable_address_fails_fast_with_an_explanation(tmp_path):
-    address = f"127.0.0.1:{_free_port()}"
+    address = f"127.0.0.1:{free_port()}"
     data = dict(name="nowhere", base=dict(TINY, epochs=1), results_dir=str(tmp_path / "results"))
     (tmp_path / "nowhere.yaml").write_text(yaml.safe_dump(data))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
