@@ -62,13 +62,18 @@ def _md_cell(text: str) -> str:
 
 
 def markdown_table(
-    header: Sequence[str], rows: Sequence[Sequence[object]], bold: Sequence[Sequence[bool]] | None = None
+    header: Sequence[str],
+    rows: Sequence[Sequence[object]],
+    bold: Sequence[Sequence[bool]] | None = None,
+    escape: bool = True,
 ) -> str:
-    """A GitHub-flavoured Markdown table (pipes escaped); ``bold`` marks cells to set in bold."""
+    """A GitHub-flavoured Markdown table (pipes escaped); ``bold`` marks cells to set in bold;
+    ``escape=False`` for cells that are Markdown already (the generated reference pages)."""
     head, body = _rows(header, rows)
-    lines = ["| " + " | ".join(_md_cell(h) for h in head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    cell = _md_cell if escape else str
+    lines = ["| " + " | ".join(cell(h) for h in head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for i, row in enumerate(body):
-        cells = [_md_cell(c) for c in row]
+        cells = [cell(c) for c in row]
         if bold is not None:
             cells = [f"**{c}**" if b and c else c for c, b in zip(cells, bold[i])]
         lines.append("| " + " | ".join(cells) + " |")

@@ -14,6 +14,7 @@ from typing import Any
 from suite.config import CONFIG_FIELDS, TrialConfig, make_config, set_dotted
 from suite.config.load import MAPPING_FIELDS, config_key_error
 from suite.core.errors import ConfigError
+from suite.core.tables import text_table
 from suite.sweep.spec import SweepSpec
 
 
@@ -266,16 +267,13 @@ def format_plan(spec: SweepSpec, trials: list[PlannedTrial]) -> str:
         ]
         for t in trials
     ]
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     title = f"sweep {spec.name}: {len(trials)} trial(s)"
     if spec.search is not None:
         title = (
             f"sweep {spec.name}: {len(trials)} search cell(s) (grid point x case x seed) x "
             f"{spec.search.num_samples} sample(s) = {len(trials) * spec.search.num_samples} trial(s)"
         )
-    lines = [title, fmt.format(*headers).rstrip(), fmt.format(*("-" * w for w in widths))]
-    lines += [fmt.format(*r).rstrip() for r in rows]
+    lines = [title, text_table(headers, rows)]
     if with_cases:
         lines.append("")
         lines.append("cases (overrides crossed with the grid):")

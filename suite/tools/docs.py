@@ -27,6 +27,7 @@ from typing import Any, Literal, get_args, get_origin
 from methods.errors import field_constraints
 from methods.intervention_spec import Intervention
 from suite.config.model import CONFIG_FIELDS, SCIENCE, TrialConfig, default_text, field_kind, value_text
+from suite.core.tables import markdown_table
 
 REGENERATE = "make docs-pages"
 CONFIG_PAGE = Path("docs/reference/config.md")
@@ -66,9 +67,7 @@ def code(text: str, *, in_table: bool = False) -> str:
 
 def table(header: list[str], rows: list[list[str]]) -> str:
     """A Markdown table of already-escaped cells."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
+    return markdown_table(header, rows, escape=False)
 
 
 def _text_block(text: str) -> str:

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from suite.core.tables import text_table
+
 # Section order in the table and the JSON (`normbench bench --sections` takes these names).
 SECTIONS = ("views", "training", "breakdown", "evaluation", "ray", "sweep_scale", "analysis_scale", "fastpath")
 
@@ -110,7 +112,7 @@ class Report:
             "",
         ]
         header = ("section", "figure", "value", "unit", "reference", "ref value", "ratio")
-        rows = [header]
+        rows = []
         for section in SECTIONS:
             for group, figures in self.groups.get(section, {}).items():
                 for f in figures:
@@ -128,12 +130,7 @@ class Report:
             for key, reason in self.skipped.items():
                 if key.split(".", 1)[0] == section:
                     rows.append((section, key.split(".", 1)[1], "skipped", "", reason, "", ""))
-        widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-        right = {2, 5, 6}
-        for r in rows:
-            lines.append(
-                "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip()
-            )
+        lines.append(text_table(header, rows, right=(2, 5, 6), rule=False))
         lines.append(f"\nwall time {self.wall_s:.1f} s")
         return "\n".join(lines)
 

@@ -15,6 +15,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from suite.core.files import atomic_path
+from suite.core.tables import text_table
 from suite.results.store import atomic_write_frame
 from suite.tools.simulate.dynamics import NOT_CONVERGED
 
@@ -97,9 +98,7 @@ def format_tables(steps: pd.DataFrame, exps: pd.DataFrame, classes: pd.DataFrame
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
-    fmt = "  ".join(f"{{:>{w}}}" for w in widths)
-    return [fmt.format(*header), fmt.format(*("-" * w for w in widths))] + [fmt.format(*r) for r in rows]
+    return text_table(header, rows, right=range(len(header))).split("\n")
 
 
 def steps_figure(steps: pd.DataFrame, exps: pd.DataFrame) -> Figure:
