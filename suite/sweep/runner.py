@@ -111,24 +111,42 @@ def tune_config(spec: SweepSpec, trials: list[PlannedTrial]):
 CONNECT_TIMEOUT_S = 60.0
 
 
-def _gcs_endpoint(address: str) -> tuple[str, int] | None:
-    """host:port that must answer for ``address`` (auto and RAY_ADDRESS resolved
-    as Ray resolves them); None when Ray would start a local runtime."""
-    from ray._private.services import canonicalize_bootstrap_address
-
-    target = address.split("://", 1)[1] if address.startswith("ray://") else address
+def _recorded_cluster() -> str | None:
+    """The address that ``--address auto`` joins: RAY_ADDRESS, else the head the last ``ray start``
+    on this machine recorded in ``ray_current_cluster`` under Ray's default temp directory
+    ($RAY_TMPDIR, else $TMPDIR, else /tmp, then ``ray/``). Resolved here rather than through
+    Ray's private ``services`` module; if Ray ever records it elsewhere this finds nothing and
+    the sweep says so instead of hanging."""
+    if os.environ.get("RAY_ADDRESS", "").strip():
+        return os.environ["RAY_ADDRESS"].strip()
+    root = os.environ.get("RAY_TMPDIR") or os.environ.get("TMPDIR") or "/tmp"
     try:
-        resolved = canonicalize_bootstrap_address(target)
-    except Exception as exc:  # "auto" with no cluster recorded, malformed address
-        raise ConfigError(
-            "--address",
-            address,
-            "host:port of a running Ray head, ray://host:port or auto",
-            hint=str(exc).splitlines()[0] if str(exc) else "",
-        ) from None
-    if resolved is None:
+        return (Path(root) / "ray" / "ray_current_cluster").read_text().strip() or None
+    except OSError:
         return None
-    host, _, port = resolved.rpartition(":")
+
+
+def _gcs_endpoint(address: str) -> tuple[str, int] | None:
+    """host:port that must answer for ``address`` (``auto`` resolved as Ray resolves it);
+    None when Ray starts a local runtime (``local``)."""
+    allowed = "host:port of a running Ray head, ray://host:port, auto or local"
+    target = address.split("://", 1)[1] if address.startswith("ray://") else address
+    if target == "local":
+        return None
+    if target == "auto":
+        target = _recorded_cluster()
+        if target is None:
+            raise ConfigError(
+                "--address",
+                address,
+                allowed,
+                hint="auto joins RAY_ADDRESS or the cluster the last `ray start` on this machine recorded, and "
+                "neither is set; give the head's host:port, or leave --address out to start a local Ray",
+            )
+        target = target.split("://", 1)[1] if target.startswith("ray://") else target
+    host, _, port = target.rpartition(":")
+    if not host.strip("[]") or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError("--address", address, allowed, hint=f"{target!r} is not host:port")
     return host.strip("[]"), int(port)
 
 
@@ -219,11 +237,12 @@ def require_train_v2() -> None:
     restores a retried Train run by its (storage_path, name): Ray Train V2 behaviour, the
     default since the Ray release pyproject.toml requires. Turned off, Train V1 would run
     each data-parallel trial as a nested Tune experiment and lose that restore."""
-    if os.environ.get("RAY_TRAIN_V2_ENABLED", "1").strip().lower() in ("0", "false", "no", "off"):
+    value = os.environ.get("RAY_TRAIN_V2_ENABLED")
+    if value is not None and value.lower() not in ("1", "true"):  # Ray reads only these two as "on"
         raise ConfigError(
             "RAY_TRAIN_V2_ENABLED",
-            os.environ["RAY_TRAIN_V2_ENABLED"],
-            "unset or 1",
+            value,
+            "unset, 1 or true",
             hint="normbench sweeps need Ray Train V2 (the data-parallel trials restore by run name)",
         )
 
