@@ -23,15 +23,20 @@ Roles of a ``trials`` column (``role``):
 from __future__ import annotations
 
 import re
-from typing import Iterable
+from collections.abc import Iterable
 
-from suite.config.model import RUN_FIELDS, SCIENCE_FIELDS
+from suite.config.model import CONFIG_FIELDS, RUN_FIELDS, SCIENCE_FIELDS, TrialConfig
 
 # ---------------------------------------------------------------- identity and status
 TRIAL_ID, SWEEP, RESULTS_DIR = "trial_id", "sweep", "results_dir"
 STATUS, ERROR, NOTES, EPOCHS_COMPLETED = "status", "error", "notes", "epochs_completed"
 LAST_CHECKPOINT = "last_checkpoint"  # the newest complete checkpoint of the trial: "epoch N (path)"
 SEARCH_PREFIX = "search_"
+# A search sweep's bookkeeping (suite.sweep.search): which cell a trial samples, the validation
+# metric and mode that choose within the cell, and each sampled value (``search_sample_<key>``).
+SEARCH_CELL, SEARCH_METRIC, SEARCH_MODE = "search_cell", "search_metric", "search_mode"
+SEARCH_INDEX = "search_index"  # the planned trial's position (restores the plan's order)
+SEARCH_SAMPLE_PREFIX = "search_sample_"
 IDENTITY_COLUMNS = (TRIAL_ID, SWEEP, RESULTS_DIR)
 STATUS_COLUMNS = (STATUS, ERROR, NOTES, EPOCHS_COMPLETED, LAST_CHECKPOINT)
 
@@ -113,10 +118,22 @@ def knn_columns(columns: Iterable[str], split: str = "test") -> dict[int, str]:
     return dict(sorted(found.items(), reverse=True))
 
 
+def search_sample(key: str) -> str:
+    """The column holding the value a search sampled for config ``key`` (dotted under method_args)."""
+    return SEARCH_SAMPLE_PREFIX + key
+
+
 def is_accuracy(column: str) -> bool:
     """Accuracy columns (fractions in the tables, percent on screen)."""
     base = column[: -len(INIT_SUFFIX)] if column.endswith(INIT_SUFFIX) else column
     return parse_knn(base) is not None or base == LINEAR_TOP1
+
+
+def is_test_metric(column: str) -> bool:
+    """Measured on the test set (kNN, linear probe, test-split norms): reported, never selected on."""
+    base = column[: -len(INIT_SUFFIX)] if column.endswith(INIT_SUFFIX) else column
+    parsed = parse_knn(base)
+    return (parsed is not None and parsed[0] == "test") or base.startswith((LINEAR_TOP1, EVAL_SPLITS[0] + "_"))
 
 
 # ---------------------------------------------------------------- diagnostics
@@ -197,3 +214,98 @@ def run_columns(columns: Iterable[str]) -> list[str]:
 
 def outcome_columns(columns: Iterable[str]) -> list[str]:
     return [c for c in columns if role(c) == OUTCOME]
+
+
+# ---------------------------------------------------------------- what a column is
+_FIXED = {
+    TRIAL_ID: "the trial's id: method, backbone, dataset, intervention and seed, then a hash of its science",
+    SWEEP: "the name of the sweep the trial ran in (a sweep's tables only)",
+    RESULTS_DIR: "the results directory a reader loaded the row from",
+    STATUS: "how the trial ended: " + ", ".join(STATUSES),
+    ERROR: "why a trial failed or was interrupted",
+    NOTES: "what normbench adjusted (e.g. a shortened warm-up) or how a scheduler stopped the trial",
+    EPOCHS_COMPLETED: "epochs trained",
+    LAST_CHECKPOINT: "the newest complete checkpoint: epoch N (path)",
+    SEARCH_CELL: "the search cell (grid point x case x seed) the trial samples",
+    SEARCH_METRIC: "the validation metric that chooses within the cell",
+    SEARCH_MODE: "max or min: how the search metric chooses",
+    SEARCH_INDEX: "the planned trial's position in the sweep",
+    LINEAR_TOP1: "linear-probe top-1 on the test set (fraction)",
+    LINEAR_L2: "the L2 penalty the lbfgs probe chose on its validation split",
+    EPOCH: "the epoch (0: the untrained network)",
+    LOSS: "mean SSL loss over the epoch's batches",
+    LR: "learning rate at the epoch's last step",
+    GRAD_NORM: "mean norm of the loss's gradient at the embedding, before GradScale",
+    GRAD_COS_ABS: "mean |cos| between that gradient and the embedding (theory: 0)",
+    DIR_GRAD_NORM: "mean gradient norm x embedding norm (the 1/||z|| law makes it norm-free)",
+    PROBE_NORM: "mean embedding norm of the fixed probe images at an evaluation",
+    PROBE_ANGLE: "mean angle (radians) the probe embeddings turned since the previous evaluation",
+    IMAGES_PER_S: "training throughput",
+    EPOCH_TIME: "wall time of the epoch",
+    FINAL_LOSS: "the last epoch's loss",
+    TRAIN_TIME: "seconds spent training",
+    EVAL_TIME: "seconds spent in the final evaluation",
+    WALL_TIME: "seconds from start to end of the trial",
+    TORCH_THREADS: "torch intra-op threads the trial ran with",
+    TORCH_VERSION: "the torch version it ran on",
+    CPU_MODEL: "the CPU it ran on",
+    FREQUENCY_ORDER: "classes from most to least frequent in a long-tailed training set",
+    BIN_VECTOR: "the vector measured: embedding, features or projection",
+    BINNING: "decile (equal-count bins) or equal_width (equal-width bins of the min-max-normalized norm)",
+    BIN: "the bin's index",
+    "norm_lo": "the bin's lower norm edge",
+    "norm_hi": "the bin's upper norm edge",
+    "count": "test images in the bin",
+    "accuracy": "kNN top-1 (the primary k) of the bin's images",
+    CLASS: "the class",
+    TRAIN_COUNT: "the class's training images",
+    TEST_COUNT: "the class's test images",
+    CLASS_NORM_MEAN: "mean test norm of the class",
+    "split": "test or ood: the clean images the norm was measured on",
+    "norm": "the image's norm",
+    "label": "the image's class",
+    "correct": "whether the kNN prediction for the image is correct",
+}
+_DIAGNOSTIC_TEXT = {
+    CORRECT_AUROC: "AUROC of the norm for 'the kNN prediction is correct'",
+    OOD_AUROC: "AUROC of minus the norm for 'the image is out of distribution'",
+    FREQ_SPEARMAN: "Spearman correlation of class frequency and class mean norm",
+}
+_DERIVED = {  # suffix -> what the column says about the column it extends
+    "_ci_lo": "lower end of the 95% interval of {}",
+    "_ci_hi": "upper end of the 95% interval of {}",
+    "_note": "why {} is NaN (empty when it is not)",
+}
+
+
+def owner(column: str) -> str | None:
+    """What ``column`` of a results table is, in a few words; None when the schema does not name it.
+
+    Every column a trial writes has an answer (a test runs real trials and checks), so a column
+    cannot appear in the tables without an entry here."""
+    if column in _FIXED:
+        return _FIXED[column]
+    if column in CONFIG_FIELDS:
+        return f"config ({role(column)}): {TrialConfig.model_fields[column].description}"
+    if column.startswith(SEARCH_SAMPLE_PREFIX):
+        return f"the value the search sampled for {column[len(SEARCH_SAMPLE_PREFIX) :]}"
+    if column.endswith(INIT_SUFFIX) and parse_knn(column[: -len(INIT_SUFFIX)]):
+        return f"{owner(column[: -len(INIT_SUFFIX)])}, of the untrained network (epoch 0)"
+    if parsed := parse_knn(column):
+        split, k = parsed
+        return f"kNN top-1 with k={k} on the {'validation split' if split == 'val' else 'test set'} (fraction)"
+    for suffix, text in _DERIVED.items():
+        if column.endswith(suffix) and owner(column[: -len(suffix)]) is not None:
+            return text.format(column[: -len(suffix)])
+    for vector, what in VECTORS.items():
+        for name, text in _DIAGNOSTIC_TEXT.items():
+            if column == diagnostic(vector, name):
+                return f"{text}, on the {what}"
+        for stat in TRAIN_NORM_STATS:
+            if column == train_norm(vector, stat):
+                return f"{stat} of the {what} norm over the training batches (of the last epoch, in trials)"
+        for split in EVAL_SPLITS:
+            for stat in EVAL_NORM_STATS:
+                if column == eval_norm(split, vector, stat):
+                    return f"{stat} of the {what} norm over the clean {split} images"
+    return None

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 README = ROOT / "README.md"
 README_MAX_LINES = 250
-GENERATED = {gen.CONFIG_PAGE, gen.CLI_PAGE, gen.METHODS_PAGE, gen.CLAIMS_PAGE, gen.BENCHMARK_PAGE}
+GENERATED = {gen.CONFIG_PAGE, gen.CLI_PAGE, gen.METHODS_PAGE, gen.CLAIMS_PAGE, gen.COLUMNS_PAGE, gen.BENCHMARK_PAGE}
 # Pages whose content is written elsewhere: the reference run's prose and block, the API stubs.
 NOT_GUIDES = {Path("docs/reference-run.md"), Path("docs/changelog.md")}
 
