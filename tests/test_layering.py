@@ -4,6 +4,7 @@ imports itself back through others. Lazy imports (inside functions) count too.""
 from __future__ import annotations
 
 import ast
+import re
 import shutil
 from pathlib import Path
 
@@ -125,6 +126,17 @@ def test_methods_never_import_suite():
         if name.startswith("methods")
     }
     assert {k: v for k, v in offending.items() if v} == {}
+
+
+def test_the_architecture_page_lists_these_layers_in_this_order():
+    """docs/ARCHITECTURE.md's layer table is what LAYERS enforces: same layers, lowest first."""
+    page = (ROOT / "docs" / "ARCHITECTURE.md").read_text()
+    table = page.split("| layer (lowest first) |", 1)[1].split("\n\n", 1)[0]
+    documented = []
+    for line in table.splitlines()[2:]:
+        first, *rest = re.findall(r"`([\w.]+)`", line.split("|")[1])  # `suite.analysis` (`load`, `compare`)
+        documented.append((first, *(n if n.startswith(PACKAGES) else f"{first}.{n}" for n in rest)))
+    assert documented == LAYERS
 
 
 @pytest.fixture
