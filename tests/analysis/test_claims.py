@@ -843,6 +843,45 @@ def test_a_run_without_the_instruments_is_inconclusive_with_reasons(tmp_path):
     assert not frame["reason"].str.contains("predates").any()
 
 
+def test_a_run_evaluated_only_at_the_end_says_eval_every_0_is_why():
+    """The reference run as eval_every 0 records it (no epoch-0 row or *_init scores; kNN, norms and probe
+    only in each trial's last curves row): the claims that need evaluation epochs name eval_every as the
+    cause. The same tables with eval_every 1 (an instrumented run that lost them) do not."""
+    from suite.analysis.load import load_results
+    from suite.results import schema
+
+    ref = load_results([str(REFERENCE)])
+    trials = ref.trials.drop(columns=[c for c in ref.trials.columns if c.endswith(schema.INIT_SUFFIX)])
+    curves = ref.curves[pd.to_numeric(ref.curves["epoch"]) > 0].copy()
+    last = curves.groupby(["results_dir", "trial_id"])["epoch"].transform("max")
+    evaluated = [c for c in curves.columns if schema.parse_knn(c) or c.startswith(("probe_", "test_", "ood_"))]
+    curves.loc[curves["epoch"] != last, evaluated] = NAN
+    hint = "every trial ran with eval_every 0"
+    for eval_every, expected in ((0, True), (1, False)):
+        frame = evaluate_claims(trials.assign(eval_every=eval_every).reset_index(drop=True), curves.reset_index())
+        c3 = row(frame, "C3", "probe_angle_change_mean")
+        c7 = row(frame, "C7", "emb_correct_auroc")
+        simclr_c7 = row(frame, "C7", "emb_correct_auroc", method="simclr")
+        assert c3["verdict"] == c7["verdict"] == INCONCLUSIVE
+        assert (hint in c3["reason"]) is expected and (hint in c7["reason"]) is expected
+        assert "untrained kNN@200 is unknown" in simclr_c7["reason"] and (hint in simclr_c7["reason"]) is expected
+
+
+def test_every_claim_measure_is_a_column_the_runs_write_and_its_test_names_it():
+    """The claims' measures come from the result schema: each (bar the kNN race and the class contrast,
+    which are computed from several columns) is a column of the committed reference run's tables."""
+    from suite.analysis.claims.definitions import CLAIMS, CLASS_CONTRAST, KNN, LOSS
+    from suite.analysis.load import load_results
+
+    ref = load_results([str(REFERENCE)])
+    written = set(ref.trials.columns) | set(ref.curves.columns)
+    for claim in CLAIMS:
+        if claim.measure in (KNN, CLASS_CONTRAST):
+            continue
+        assert claim.measure in written, (claim.claim, claim.measure)
+        assert claim.measure == LOSS or claim.measure in claim.test, (claim.claim, claim.measure)
+
+
 def test_load_claims_skips_a_corrupt_file_with_a_warning(tmp_path):
     (tmp_path / "claims.csv").write_text("not,a\nclaims,table\n")
     from suite.analysis.load import LeaderboardWarning

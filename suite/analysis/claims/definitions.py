@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 
 from suite.analysis.compare import CONV_FRACTION
+from suite.results import schema
 
 HOLDS, NOT_HOLD, INCONCLUSIVE = "holds", "does not hold", "inconclusive"
 VERDICTS = (HOLDS, NOT_HOLD, INCONCLUSIVE)
@@ -25,6 +26,14 @@ SLOPE_MARGIN = 0.25  # C2b: equivalence band SLOPE_TARGET ± SLOPE_MARGIN
 MIN_SLOPE_EPOCHS = 3  # C2b/C3: evaluation epochs a per-trial slope needs (C3: + one per covariate)
 MIN_LOG_NORM_RANGE = 0.05  # C2b/C3: a trial whose log-norm varies less has no slope to measure
 AUROC_CHANCE = 0.5
+
+# What each claim measures, named by the result schema, so a renamed column renames the claim's measure.
+EMB_NORM = schema.train_norm("emb", "mean")
+GRAD_COS_ABS, GRAD_NORM, PROBE_ANGLE, LOSS = schema.GRAD_COS_ABS, schema.GRAD_NORM, schema.PROBE_ANGLE, schema.LOSS
+CORRECT_AUROC = {v: schema.diagnostic(v, schema.CORRECT_AUROC) for v in ("emb", "proj")}
+OOD_AUROC = schema.diagnostic("emb", schema.OOD_AUROC)
+KNN = "knn"  # the curves' kNN top-1 with the run's primary k (schema.primary_k): a column per k
+CLASS_CONTRAST = "class_norm_contrast"  # computed from the class_norms table, not a column
 
 CLUSTERED = (
     f"Units are averaged within each seed (every arm and method of a seed shares its initialization, and "
@@ -50,14 +59,14 @@ class Claim:
 CLAIMS: tuple[Claim, ...] = (
     Claim(
         "C1",
-        "emb_norm_mean",
+        EMB_NORM,
         "Without weight decay, embedding norms grow during training.",
         "Trials with weight_decay == 0. Per trial: log(last / first) of the curves' emb_norm_mean over epochs "
         f">= 1 (training-batch means). {CLUSTERED}; holds if it lies above 0.",
     ),
     Claim(
         "C2a",
-        "emb_grad_cos_abs_mean",
+        GRAD_COS_ABS,
         "The gradient of the loss w.r.t. the embedding z is orthogonal to z.",
         "Per trial: mean over epochs >= 1 of the curves' emb_grad_cos_abs_mean (mean |cos(dL/dz, z)|). Holds "
         f"if the largest per-trial mean is below {ORTHOGONALITY_TOL:g} (float rounding), else does not hold. A "
@@ -65,7 +74,7 @@ CLAIMS: tuple[Claim, ...] = (
     ),
     Claim(
         "C2b",
-        "emb_grad_norm_mean",
+        GRAD_NORM,
         "The gradient w.r.t. the embedding scales as 1/||z||.",
         "Per trial: OLS slope of log emb_grad_norm_mean on log emb_norm_mean over epochs >= 1 (>= "
         f"{MIN_SLOPE_EPOCHS} epochs, log-norm range >= {MIN_LOG_NORM_RANGE:g}). {CLUSTERED}; holds if inside "
@@ -74,7 +83,7 @@ CLAIMS: tuple[Claim, ...] = (
     ),
     Claim(
         "C3",
-        "probe_angle_change_mean",
+        PROBE_ANGLE,
         "Larger norms move less on the sphere (angular step ~ 1/||z||^2).",
         "Per trial: OLS of log probe_angle_change_mean on log(probe norm) and log(lr) over evaluation epochs >= 1 "
         "(probe norm = mean of probe_emb_norm_mean at this and the previous evaluation; log lr dropped when "
@@ -82,7 +91,7 @@ CLAIMS: tuple[Claim, ...] = (
     ),
     Claim(
         "C4",
-        "loss",
+        LOSS,
         "Cut-initialization speeds up early convergence.",
         "Pairs: each cut:c arm (no GradScale) with the intervention-none trial of the same seed and the same "
         "science but its protocol (lr, warm-up). Target: the baseline's epoch-1 loss minus "
@@ -93,7 +102,7 @@ CLAIMS: tuple[Claim, ...] = (
     ),
     Claim(
         "C4",
-        "knn",
+        KNN,
         "Cut-initialization speeds up early convergence.",
         "As C4 on the loss, on the curves' kNN top-1 with the primary k (knn_k[0]): target = the baseline's epoch-1 "
         f"kNN + {CONV_FRACTION:g} x its gain from epoch 1 to the end. Methods not shown to beat their untrained "
@@ -101,19 +110,19 @@ CLAIMS: tuple[Claim, ...] = (
     ),
     Claim(
         "C5",
-        "loss",
+        LOSS,
         "GradScale speeds up convergence.",
         "As C4 on the loss, with gradscale:p arms (no cut) against intervention none.",
     ),
     Claim(
         "C5",
-        "knn",
+        KNN,
         "GradScale speeds up convergence.",
         "As C4 on kNN, with gradscale:p arms (no cut) against intervention none.",
     ),
     Claim(
         "C6",
-        "emb_norm_mean",
+        EMB_NORM,
         "Weight decay limits the growth of embedding norms.",
         "Groups of trials equal in everything but weight decay (and a wd:X part of the intervention), same "
         f"seed: log(final emb_norm_mean at the lowest / at the highest wd) per group. {CLUSTERED}; holds if "
@@ -121,7 +130,7 @@ CLAIMS: tuple[Claim, ...] = (
     ),
     Claim(
         "C7",
-        "emb_correct_auroc",
+        CORRECT_AUROC["emb"],
         "The embedding norm predicts whether the kNN prediction is correct.",
         "Per trial: emb_correct_auroc, the AUROC of the norm for 'the kNN prediction with the primary k "
         f"(knn_k[0]) is correct'. {CLUSTERED}, over trials of methods shown to beat their untrained network; "
@@ -129,21 +138,21 @@ CLAIMS: tuple[Claim, ...] = (
     ),
     Claim(
         "C7",
-        "proj_correct_auroc",
+        CORRECT_AUROC["proj"],
         "The projector output's norm predicts whether the kNN prediction is correct.",
-        "As C7 on the projector output (BYOL and SimSiam, whose embedding is the predictor output; the paper's "
-        "confidence figures use the projector).",
+        f"As C7 on the projector output's {CORRECT_AUROC['proj']} (BYOL and SimSiam, whose embedding is the "
+        "predictor output; the paper's confidence figures use the projector).",
     ),
     Claim(
         "C8",
-        "emb_ood_auroc",
+        OOD_AUROC,
         "Out-of-distribution samples have smaller embedding norms.",
         "Per trial with an OOD set (holdout_classes or ood_dataset): emb_ood_auroc, the AUROC of minus the norm "
         f"for 'sample is OOD'. {CLUSTERED}; holds if it lies above 0.5.",
     ),
     Claim(
         "C9",
-        "class_norm_contrast",
+        CLASS_CONTRAST,
         "Rarer classes get smaller embedding norms.",
         "Pairs: each long-tailed trial (imbalance > 1, intervention none; its class order drawn with the seed) with "
         "the balanced trial of the same seed and settings. Per pair: Spearman correlation, over classes, of the "

@@ -52,6 +52,18 @@ def absent(frame: pd.DataFrame | None, columns, table: str) -> str:
     return ""
 
 
+def eval_every_hint(trials: pd.DataFrame) -> str:
+    """Why evaluation-epoch values (the epoch-0 row, per-epoch kNN and probe) are missing, when the trials
+    say: every trial ran with ``eval_every`` 0, which evaluates only the final network ("" otherwise)."""
+    every = num(trials, "eval_every")
+    if len(trials) and every.notna().all() and (every <= 0).all():
+        return (
+            "; every trial ran with eval_every 0, which evaluates only the final network: eval_every >= 1 "
+            "adds the untrained network (epoch 0) and per-epoch evaluations"
+        )
+    return ""
+
+
 def labels(trials: pd.DataFrame) -> pd.Series:
     """``method/intervention/s<seed>`` of every trial (`compare.label`, vectorized)."""
     return (
@@ -127,7 +139,11 @@ def learning_status(trials: pd.DataFrame, k: int) -> dict[tuple, tuple[bool | No
         g = gain.loc[base.index].dropna()
         name = "/".join(v if c != "imbalance" else f"imbalance {v}" for c, v in zip(cols, setting) if v != "—")
         if g.empty:
-            out[setting] = (None, f"{name}: the untrained kNN@{k} is unknown ({schema.knn_init(k)} has no values)")
+            out[setting] = (
+                None,
+                f"{name}: the untrained kNN@{k} is unknown ({schema.knn_init(k)} has no values"
+                f"{eval_every_hint(group)})",
+            )
             continue
         test = t_interval(g.to_numpy(float))
         learns = (test.estimate > 0 and test.p_value < 0.05) if test.sign_test else bool(test.lo > 0)
@@ -262,7 +278,9 @@ def units_c3(trials: pd.DataFrame, curves: pd.DataFrame | None) -> Units:
             "or collinear norm and lr"
         )
     if units.frame.empty:
-        units.reason = "no trial has enough evaluation epochs with probe angle, probe norm and lr values"
+        units.reason = (
+            "no trial has enough evaluation epochs with probe angle, probe norm and lr values" + eval_every_hint(trials)
+        )
     return units
 
 
@@ -446,7 +464,7 @@ def units_c9(trials: pd.DataFrame, class_norms: pd.DataFrame | None) -> Units:
         return Units(empty, reason="condition absent: no long-tailed trial (imbalance unset in every trial)")
     if reason := absent(class_norms, list(schema.CLASS_NORMS_COLUMNS), "class_norms"):
         return Units(
-            empty, reason=reason + " (runs before the class_norms table cannot test C9 without the class confound)"
+            empty, reason=reason + " (C9 compares each class's norms between a long-tailed and a balanced trial)"
         )
     none = compare.is_baseline(trials)
     long_tailed = none & (num(trials, "imbalance") > 1)

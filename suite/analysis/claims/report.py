@@ -30,6 +30,7 @@ from suite.analysis.compare import CONV_FRACTION
 from suite.analysis.load import LeaderboardWarning
 from suite.core.files import atomic_path, atomic_write_text
 from suite.core.tables import DASH, markdown_table, text_table
+from suite.results import schema
 
 CLAIMS_FILE = "claims.csv"
 CLAIMS_MD = "claims.md"
@@ -193,7 +194,7 @@ def load_claims(dirs: Sequence[str | Path]) -> pd.DataFrame | None:
         frame["method"] = frame["method"].fillna(POOLED)
         frame[["reason", "evidence", "statistic"]] = frame[["reason", "evidence", "statistic"]].fillna("")
         frame[["n", "n_seeds"]] = frame[["n", "n_seeds"]].fillna(0)
-        frame.insert(0, "results_dir", str(d))
+        frame.insert(0, schema.RESULTS_DIR, str(d))
         frames.append(frame)
     return pd.concat(frames, ignore_index=True) if frames else None
 
@@ -201,8 +202,8 @@ def load_claims(dirs: Sequence[str | Path]) -> pd.DataFrame | None:
 def leaderboard_markdown(claims: pd.DataFrame) -> str:
     """The "Paper claims" section of a leaderboard.md."""
     shown = claims.copy()
-    if shown["results_dir"].nunique() > 1:
-        shown["method"] = shown["results_dir"].astype(str) + ": " + shown["method"].astype(str)
+    if shown[schema.RESULTS_DIR].nunique() > 1:
+        shown["method"] = shown[schema.RESULTS_DIR].astype(str) + ": " + shown["method"].astype(str)
     return "\n".join(
         [
             "## Paper claims (`normbench claims`)",

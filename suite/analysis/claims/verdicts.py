@@ -15,7 +15,7 @@ from dataclasses import asdict
 
 import pandas as pd
 
-from suite.analysis.claims import evidence
+from suite.analysis.claims import definitions, evidence
 from suite.analysis.claims.definitions import (
     AUROC_CHANCE,
     HOLDS,
@@ -40,7 +40,7 @@ __all__ = ["evaluate_claims", "HOLDS", "NOT_HOLD", "INCONCLUSIVE", "VERDICTS", "
 
 def _key(frame: pd.DataFrame) -> pd.Series:
     """Trial identity across merged directories: ``results_dir/trial_id``."""
-    rd = frame["results_dir"].astype(str) if "results_dir" in frame.columns else ""
+    rd = frame[schema.RESULTS_DIR].astype(str) if schema.RESULTS_DIR in frame.columns else ""
     return rd + "/" + frame[schema.TRIAL_ID].astype(str)
 
 
@@ -88,7 +88,10 @@ def _race_rows(claim: str, kind: str, trials, curves, k: int | None, why_no_k: s
         else evidence.Units(evidence._units(trials.iloc[0:0], pd.Series(dtype=float)), reason=why_no_k)
     )
     rows = []
-    for measure, units, what in (("loss", loss, "the loss"), ("knn", knn, f"kNN@{k}" if k else "kNN")):
+    for measure, units, what in (
+        (definitions.LOSS, loss, "the loss"),
+        (definitions.KNN, knn, f"kNN@{k}" if k else "kNN"),
+    ):
         statistic = (
             f"net share of seed pairs faster to {what}'s target (epoch-1 value + {CONV_FRACTION:g} of the "
             f"baseline's later improvement), {kind} vs none"
@@ -124,7 +127,7 @@ def evaluate_claims(
     rows: list[ClaimRow] = []
     rows += _mean_rows(
         "C1",
-        "emb_norm_mean",
+        definitions.EMB_NORM,
         evidence.units_c1(trials, curves),
         0.0,
         "mean log(last / first epoch emb_norm_mean), weight_decay 0",
@@ -133,17 +136,17 @@ def evaluate_claims(
     rows += (
         judge_max(
             "C2a",
-            "emb_grad_cos_abs_mean",
+            definitions.GRAD_COS_ABS,
             c2a.frame,
             ORTHOGONALITY_TOL,
             statistic="largest per-trial mean |cos(dL/dz, z)|",
         )
         if not c2a.frame.empty
-        else _only_pooled("C2a", "emb_grad_cos_abs_mean", c2a.reason)
+        else _only_pooled("C2a", definitions.GRAD_COS_ABS, c2a.reason)
     )
     rows += _mean_rows(
         "C2b",
-        "emb_grad_norm_mean",
+        definitions.GRAD_NORM,
         evidence.units_c2b(trials, curves),
         SLOPE_TARGET,
         "mean slope d log||dL/dz|| / d log||z||",
@@ -151,7 +154,7 @@ def evaluate_claims(
     )
     rows += _mean_rows(
         "C3",
-        "probe_angle_change_mean",
+        definitions.PROBE_ANGLE,
         evidence.units_c3(trials, curves),
         0.0,
         "mean coefficient of log probe norm in log angle ~ log norm + log lr",
@@ -161,14 +164,13 @@ def evaluate_claims(
     rows += _race_rows("C5", "gradscale", trials, curves, k, why_no_k)
     rows += _mean_rows(
         "C6",
-        "emb_norm_mean",
+        definitions.EMB_NORM,
         evidence.units_c6(trials),
         0.0,
         "mean log(final emb_norm_mean at the lowest / at the highest weight decay)",
     )
     learning, left = evidence.gate(trials, k, why_no_k)
-    for measure, vector in (("emb_correct_auroc", "emb"), ("proj_correct_auroc", "proj")):
-        column = schema.diagnostic(vector, schema.CORRECT_AUROC)
+    for column in definitions.CORRECT_AUROC.values():  # the measure is the column
         # the methods that have this vector at all (only BYOL and SimSiam have a projector output apart)
         having = set(trials.loc[evidence.num(trials, column).notna(), "method"].astype(str))
         pool = learning[learning["method"].astype(str).isin(having)]
@@ -176,10 +178,14 @@ def evaluate_claims(
         judged = set(units.frame["method"]) if len(units.frame) else set()
         units.left_out = {m: why for m, why in left.items() if m in having and m not in judged}
         if units.frame.empty and not len(pool):
-            units.reason = f"no method is shown to beat its untrained network on kNN@{k}" if k else why_no_k
+            units.reason = (
+                f"no method is shown to beat its untrained network on kNN@{k}{evidence.eval_every_hint(trials)}"
+                if k
+                else why_no_k
+            )
         statistic = f"mean {column} (kNN@{k} correctness)" if k else f"mean {column}"
         extra = {m: why for m, why in left.items() if m in judged}
-        rows += _mean_rows("C7", measure, units, AUROC_CHANCE, statistic, extra=extra)
+        rows += _mean_rows("C7", column, units, AUROC_CHANCE, statistic, extra=extra)
     has_ood = pd.Series(False, index=trials.index)
     for col in ("holdout_classes", "ood_dataset"):
         if col in trials.columns:
@@ -187,10 +193,10 @@ def evaluate_claims(
             has_ood |= trials[col].notna() & ~text.isin(["", "nan", "none", "null", "[]", "<na>"])
     rows += _mean_rows(
         "C8",
-        "emb_ood_auroc",
+        definitions.OOD_AUROC,
         evidence.units_column(
             trials,
-            schema.diagnostic("emb", schema.OOD_AUROC),
+            definitions.OOD_AUROC,
             has_ood,
             "no trial has holdout_classes or ood_dataset set",
         ),
@@ -199,7 +205,7 @@ def evaluate_claims(
     )
     rows += _mean_rows(
         "C9",
-        "class_norm_contrast",
+        definitions.CLASS_CONTRAST,
         evidence.units_c9(trials, class_norms),
         0.0,
         "mean Spearman(class training count, log class norm long-tailed / balanced)",
