@@ -62,12 +62,12 @@ def _fmt(value: Any, pct: bool = False) -> str:
 def print_summary(row: dict[str, Any], trial_dir: Path, out: Path) -> None:
     """The final summary a user reads after a trial."""
     lines = [
-        f"trial      {row.get('trial_id')}  [{row.get('status')}]",
+        f"trial      {row.get(schema.TRIAL_ID)}  [{row.get(schema.STATUS)}]",
         f"setup      {row.get('method')} | {row.get('backbone')} | {row.get('dataset')} | "
-        f"intervention {row.get('intervention')} | {row.get('epochs_completed')}/{row.get('epochs')} epochs",
+        f"intervention {row.get('intervention')} | {row.get(schema.EPOCHS_COMPLETED)}/{row.get('epochs')} epochs",
     ]
-    if row.get("error"):
-        lines.append(f"error      {row['error']}")
+    if row.get(schema.ERROR):
+        lines.append(f"error      {row[schema.ERROR]}")
     ks = list(schema.knn_columns(row))
     if ks:
         lines.append("kNN top-1  " + "   ".join(f"k={k}: {_fmt(row[schema.knn(k)], True)}" for k in ks))
@@ -194,7 +194,7 @@ def cmd_trial(args: argparse.Namespace) -> int:
         row = results.read_result(trial_dir) or {}
         say(
             "interrupted",
-            f"{cfg.trial_id} stopped by {signal_name} after epoch {row.get('epochs_completed', 0)} "
+            f"{cfg.trial_id} stopped by {signal_name} after epoch {row.get(schema.EPOCHS_COMPLETED, 0)} "
             f"(recorded as interrupted); continue with: {_resume_command(args.argv)}",
         )
         return INTERRUPTED_SIGTERM if signal_name == "SIGTERM" else INTERRUPTED_SIGINT

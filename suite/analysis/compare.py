@@ -117,7 +117,7 @@ def baseline_pairs(
     sets_wd = trials["intervention"].map(lambda v: intervention_of(v).weight_decay is not None)
     base = trials[bases.astype(bool)]
     # among several candidates: the arm's own protocol, then its own results directory
-    protocol = [c for c in (*PROTOCOL_COLUMNS, "results_dir") if c in trials.columns]
+    protocol = [c for c in (*PROTOCOL_COLUMNS, schema.RESULTS_DIR) if c in trials.columns]
     protocol_key = keys(trials, protocol)
     by_key = {k: list(idx) for k, idx in base.groupby(key.loc[base.index]).groups.items()}
     by_key_no_wd = {k: list(idx) for k, idx in base.groupby(key_no_wd.loc[base.index]).groups.items()}

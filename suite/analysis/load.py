@@ -24,14 +24,14 @@ import pandas as pd
 from suite.core.errors import ConfigError
 from suite.results import schema, store
 
-TRIAL_KEY = ["results_dir", "trial_id"]
-REQUIRED_TRIAL_COLUMNS = ["trial_id", "status", "dataset", "backbone", "method", "intervention"]
+TRIAL_KEY = [schema.RESULTS_DIR, schema.TRIAL_ID]
+REQUIRED_TRIAL_COLUMNS = [schema.TRIAL_ID, schema.STATUS, "dataset", "backbone", "method", "intervention"]
 REQUIRED = {
-    "curves": ["trial_id", "epoch"],
-    "norm_bins": ["trial_id", "vector", "bin", "accuracy"],
+    "curves": [schema.TRIAL_ID, schema.EPOCH],
+    "norm_bins": [schema.TRIAL_ID, schema.BIN_VECTOR, schema.BIN, "accuracy"],
     "class_norms": list(schema.CLASS_NORMS_COLUMNS),
 }
-REQUIRED_EVAL_NORM_COLUMNS = ["split", "vector", "norm"]
+REQUIRED_EVAL_NORM_COLUMNS = list(schema.EVAL_NORMS_COLUMNS[:3])  # split, vector, norm
 
 
 class LeaderboardWarning(UserWarning):
@@ -67,10 +67,10 @@ def _read_dir(directory: Path) -> dict[str, pd.DataFrame | None]:
     if trials.empty:
         raise ConfigError("results table", str(directory / "trials"), "a trials table with at least one row")
     _required(trials, REQUIRED_TRIAL_COLUMNS, str(directory / "trials"))
-    duplicated = trials["trial_id"][trials["trial_id"].duplicated()].unique().tolist()
+    duplicated = trials[schema.TRIAL_ID][trials[schema.TRIAL_ID].duplicated()].unique().tolist()
     if duplicated:
         raise ConfigError(
-            "trial_id", duplicated[:5], "unique trial ids within one trials table", hint=f"in {directory}"
+            schema.TRIAL_ID, duplicated[:5], "unique trial ids within one trials table", hint=f"in {directory}"
         )
     out = {}
     for name, frame in tables.items():
@@ -79,9 +79,9 @@ def _read_dir(directory: Path) -> dict[str, pd.DataFrame | None]:
             continue
         _required(frame, REQUIRED.get(name, ()), str(directory / name))
         frame = frame.copy()  # consolidated: per-column conversions fragment it
-        frame.insert(0, "results_dir", str(directory))
+        frame.insert(0, schema.RESULTS_DIR, str(directory))
         out[name] = frame
-    out["trials"]["status"] = out["trials"]["status"].astype(str)
+    out["trials"][schema.STATUS] = out["trials"][schema.STATUS].astype(str)
     return out
 
 
@@ -103,7 +103,7 @@ def load_results(dirs: Sequence[str | Path]) -> Results:
         resolved.append(path)
     parts = [_read_dir(d) for d in resolved]
     trials = pd.concat([p["trials"] for p in parts], ignore_index=True)
-    dup = trials["trial_id"][trials["trial_id"].duplicated()].unique().tolist()
+    dup = trials[schema.TRIAL_ID][trials[schema.TRIAL_ID].duplicated()].unique().tolist()
     if dup:
         warnings.warn(
             f"trial_id(s) {dup[:5]} appear in more than one results directory; all copies are kept and counted",
@@ -137,7 +137,7 @@ def load_eval_norms(trials: pd.DataFrame) -> pd.DataFrame | None:
             warnings.warn(str(exc), LeaderboardWarning, stacklevel=2)
             continue
         frame = frame.drop(columns=[c for c in TRIAL_KEY if c in frame.columns])
-        frame.insert(0, "trial_id", str(trial_id))
-        frame.insert(0, "results_dir", results_dir)
+        frame.insert(0, schema.TRIAL_ID, str(trial_id))
+        frame.insert(0, schema.RESULTS_DIR, results_dir)
         frames.append(frame)
     return pd.concat(frames, ignore_index=True) if frames else None

@@ -7,6 +7,7 @@ import shlex
 
 from suite.core.cli import FAILED, INTERRUPTED_SIGINT, INTERRUPTED_SIGTERM, OK, add_command, say
 from suite.core.errors import ConfigError
+from suite.results import schema
 
 DESCRIPTION = """Run a sweep spec (a grid of trials) with Ray Tune.
 
@@ -116,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     if outcome is None:
         return OK
     table = outcome.trials
-    statuses = table["status"].value_counts().to_dict() if len(table) else {}
+    statuses = table[schema.STATUS].value_counts().to_dict() if len(table) else {}
     counts = ", ".join(f"{n} {status}" for status, n in sorted(statuses.items())) or "no trials"
     if outcome.summary and not args.quiet:
         print(outcome.summary)

@@ -21,6 +21,7 @@ import pandas as pd
 
 from suite.config import config_notes
 from suite.core.errors import ConfigError
+from suite.results import schema
 from suite.results import store as results
 from suite.sweep.grid import PlannedTrial, check_fits_cluster, expand_grid, format_plan, trial_request
 from suite.sweep.spec import SweepSpec
@@ -40,7 +41,7 @@ class SweepOutcome:
     @property
     def num_failed(self) -> int:
         """Trials that neither completed nor were stopped early by the scheduler."""
-        return int((~self.trials["status"].isin(["completed", "stopped"])).sum()) if len(self.trials) else 0
+        return int((~self.trials[schema.STATUS].isin(schema.FINISHED_STATUSES)).sum()) if len(self.trials) else 0
 
 
 def experiment_path(spec: SweepSpec) -> str:
@@ -290,8 +291,6 @@ def _local_resources() -> tuple[dict[str, float], list[dict[str, float]]]:
 
 def sweep_metric(spec: SweepSpec, trials: list[PlannedTrial]) -> tuple[str, bool]:
     """The metric the console ranks by: the search's, else the trials' primary kNN (knn_k[0])."""
-    from suite.results import schema
-
     if spec.search is not None:
         return spec.search.metric, spec.search.mode == "max"
     return (schema.knn(schema.primary_k(trials[0].config.knn_k)) if trials else schema.FINAL_LOSS), True
@@ -481,7 +480,7 @@ def run_sweep(
                 ray.shutdown()
     tables = SweepTables(results_dir, spec.name, {} if spec.search else planned, searched=spec.search is not None)
     tables.open()
-    unfinished = [t for t, r in tables.rows().items() if r.get("status") == "running"]
+    unfinished = [t for t, r in tables.rows().items() if r.get(schema.STATUS) == schema.RUNNING]
     if unfinished or interrupted or sigterm.received:
         interrupted = "SIGTERM" if sigterm.received else (interrupted or "SIGINT")
         hint = f"; continue with: {resume_command}" if resume_command else ""

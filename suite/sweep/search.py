@@ -31,12 +31,6 @@ from suite.core.errors import ConfigError
 from suite.results import schema
 from suite.sweep.spec import SPACE_KINDS, SweepSpec
 
-# Columns a search sweep adds to its trials rows (the leaderboard selects with them).
-CELL_COLUMN = "search_cell"
-METRIC_COLUMN = "search_metric"
-MODE_COLUMN = "search_mode"
-TEST_METRIC_PREFIXES = ("knn_top1_", schema.LINEAR_TOP1, "test_")
-
 
 def validation_metrics(cfg: TrialConfig) -> list[str]:
     """The per-epoch validation metrics a trial of this config reports."""
@@ -130,7 +124,7 @@ def validate_search(spec: SweepSpec, cells: list) -> None:
         _space_entry(key, entry)
 
     metric = search.metric
-    if metric.startswith(TEST_METRIC_PREFIXES):
+    if schema.is_test_metric(metric):
         raise ConfigError(
             "search.metric",
             metric,

@@ -15,7 +15,8 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search import Searcher
 
 from suite.config import TrialConfig
-from suite.sweep.search import CELL_COLUMN, METRIC_COLUMN, MODE_COLUMN, cell_config, tune_domains
+from suite.results import schema
+from suite.sweep.search import cell_config, tune_domains
 from suite.sweep.spec import SweepSpec
 
 
@@ -99,10 +100,10 @@ class CellSearch(Searcher):
             "trial_id": cfg.trial_id,
             "index": base["index"] * self.num_samples + sample,
             "search": {
-                CELL_COLUMN: base["index"],
-                METRIC_COLUMN: self.search_metric,
-                MODE_COLUMN: self.search_mode,
-                **{f"search_sample_{k}": v for k, v in values.items()},
+                schema.SEARCH_CELL: base["index"],
+                schema.SEARCH_METRIC: self.search_metric,
+                schema.SEARCH_MODE: self.search_mode,
+                **{schema.search_sample(k): v for k, v in values.items()},
             },
         }
         return {"trial": item}
@@ -155,7 +156,7 @@ class CellASHA(FIFOScheduler):
         }
 
     def _of(self, trial):
-        return self.cells[trial.config["trial"]["search"][CELL_COLUMN]]
+        return self.cells[trial.config["trial"]["search"][schema.SEARCH_CELL]]
 
     def set_search_properties(self, metric, mode, **spec) -> bool:
         return True

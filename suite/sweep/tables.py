@@ -80,7 +80,7 @@ class SweepTables:
                     if (schema.role(k) in (schema.SCIENCE, schema.RUN) or k.startswith(schema.SEARCH_PREFIX))
                     and not _missing(v)
                 }
-                self.planned.setdefault(row[schema.TRIAL_ID], (int(columns.get("search_index", 0)), columns))
+                self.planned.setdefault(row[schema.TRIAL_ID], (int(columns.get(schema.SEARCH_INDEX, 0)), columns))
         known = set(trials[schema.TRIAL_ID]) if trials is not None else set()
         store.drop_parts(self.results_dir, (known | store.part_trial_ids(self.results_dir)) - set(self.planned))
         for row in trials.to_dict("records") if trials is not None else []:
@@ -313,7 +313,7 @@ class TablesCallback(Callback):
             self.tables.register(
                 item["trial_id"],
                 item["index"],
-                {**store.flatten_config(item["config"]), **item["search"], "search_index": item["index"]},
+                {**store.flatten_config(item["config"]), **item["search"], schema.SEARCH_INDEX: item["index"]},
             )
         return item["trial_id"]
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from ray.tune import Callback
 
+from suite.results import schema
 from suite.tracking.runs import mlflow_experiment, numbers, open_runs, trial_params
 from suite.tracking.spec import Tracking, mlflow_uri
 
@@ -39,11 +40,11 @@ ROW_FIELDS = ["curve_json", "row_json", "curves_json", "bins_json", "class_norms
 
 def report_metrics(result: dict[str, Any]) -> tuple[int, dict[str, float]]:
     """(step, metrics) of a Tune result: epoch reports as curves, the final report as final/*."""
-    epoch = int(result.get("epoch", 0) or 0)
+    epoch = int(result.get(schema.EPOCH, 0) or 0)
     if result.get("kind") == "final":
         return epoch, numbers(result.get("final", {}), "final/")
     return epoch, {
-        k: v for k, v in numbers(result).items() if k != "epoch" and "/" not in k and not k.startswith(_TUNE_KEYS)
+        k: v for k, v in numbers(result).items() if k != schema.EPOCH and "/" not in k and not k.startswith(_TUNE_KEYS)
     }
 
 
@@ -76,13 +77,13 @@ class TrackingCallback(Callback):
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         step, metrics = report_metrics(result)
         if result.get("kind") == "final":
-            self._status[trial.config["trial"]["trial_id"]] = str(result.get("status", "completed"))
+            self._status[trial.config["trial"]["trial_id"]] = str(result.get(schema.STATUS, schema.COMPLETED))
         for run in self._open(trial):
             run.log(step, metrics)
 
     def _close(self, trial, failed: bool) -> None:
         tid = trial.config["trial"]["trial_id"]
-        status = "failed" if failed else self._status.pop(tid, "completed")
+        status = schema.FAILED if failed else self._status.pop(tid, schema.COMPLETED)
         for run in self._runs.pop(tid, []):
             run.finish({}, status, [])
 

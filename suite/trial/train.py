@@ -385,7 +385,7 @@ def _finish(t: _Trial, failure: str) -> TrialResult:
     """Final evaluation (rank 0) and the trial's row in the tables."""
     cfg, state = t.cfg, t.state
     last = state.curves[-1] if state.curves else {}
-    row = _base_row(t, "failed" if failure else "completed", failure)
+    row = _base_row(t, schema.FAILED if failure else schema.COMPLETED, failure)
     row.update(_totals(t))
     result = TrialResult(row, state.curves)
     if not failure:

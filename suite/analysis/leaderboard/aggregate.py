@@ -261,8 +261,8 @@ def _add_convergence(
             table[f"conv_{measure}_{outcome}"] = 0
     if curves is None or curves.empty or "intervention" not in completed or completed.empty:
         return
-    curve_key = curves["results_dir"].astype(str) + "/" + curves[schema.TRIAL_ID].astype(str)
-    trial_key = (completed["results_dir"].astype(str) + "/" + completed[schema.TRIAL_ID].astype(str)).to_dict()
+    curve_key = curves[schema.RESULTS_DIR].astype(str) + "/" + curves[schema.TRIAL_ID].astype(str)
+    trial_key = (completed[schema.RESULTS_DIR].astype(str) + "/" + completed[schema.TRIAL_ID].astype(str)).to_dict()
     group_of = completed["_group"].to_dict()
     arms = ~compare.is_baseline(completed)
     pairs, _ = compare.baseline_pairs(completed, arms, ~arms)
@@ -297,7 +297,7 @@ def build_leaderboard(
     """Aggregate completed trials per group, rank the groups by ``metric`` (default: the primary kNN);
     failed, running and interrupted trials go to ``failures`` (trials a search's scheduler stopped
     early are neither). ``searched``: science a search chose per cell, left out of the group keys."""
-    if "results_dir" not in trials.columns:
+    if schema.RESULTS_DIR not in trials.columns:
         trials = trials.assign(results_dir="")
     if metric is None:
         metric = default_metric(trials)

@@ -14,9 +14,9 @@ from __future__ import annotations
 import pandas as pd
 
 from suite.analysis.load import TRIAL_KEY
+from suite.results import schema
 
-CELL = "search_cell"
-SAMPLE_PREFIX = "search_sample_"
+CELL, SAMPLE_PREFIX = schema.SEARCH_CELL, schema.SEARCH_SAMPLE_PREFIX
 
 
 def searched_columns(trials: pd.DataFrame) -> list[str]:
@@ -35,25 +35,23 @@ def select_search_trials(trials: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFra
     searched = trials[trials[CELL].notna()]
     keep_index = list(trials.index[trials[CELL].isna()])
     chosen = []
-    for _, cell in searched.groupby(["results_dir", CELL], sort=True):
-        done = cell[cell["status"] == "completed"]
-        metric = str(cell["search_metric"].iloc[0])
+    for _, cell in searched.groupby([schema.RESULTS_DIR, CELL], sort=True):
+        done = cell[cell[schema.STATUS] == schema.COMPLETED]
+        unfinished = [i for i in cell.index if cell.at[i, schema.STATUS] not in schema.FINISHED_STATUSES]
+        metric = str(cell[schema.SEARCH_METRIC].iloc[0])
         if done.empty or metric not in done or done[metric].isna().all():
-            keep_index += [i for i in cell.index if cell.at[i, "status"] not in ("completed", "stopped")]
+            keep_index += unfinished
             continue
-        best = done[metric].idxmax() if str(cell["search_mode"].iloc[0]) == "max" else done[metric].idxmin()
-        keep_index += [best] + [i for i in cell.index if cell.at[i, "status"] not in ("completed", "stopped")]
+        maximize = str(cell[schema.SEARCH_MODE].iloc[0]) == "max"
+        best = done[metric].idxmax() if maximize else done[metric].idxmin()
+        keep_index += [best] + unfinished
         chosen.append(best)
     kept = trials.loc[sorted(set(keep_index))]
     columns = (
         TRIAL_KEY
-        + [c for c in (CELL, "seed", "method", "intervention", "search_metric") if c in trials]
+        + [c for c in (CELL, "seed", "method", "intervention", schema.SEARCH_METRIC) if c in trials]
         + [c for c in trials.columns if c.startswith(SAMPLE_PREFIX)]
-        + [
-            c
-            for c in trials.columns
-            if c.startswith(("val_knn_top1_", "knn_top1_", "linear_top1")) and not c.endswith("_init")
-        ]
+        + [c for c in trials.columns if schema.is_accuracy(c) and not c.endswith(schema.INIT_SUFFIX)]
     )
     selection = trials.loc[chosen, list(dict.fromkeys(columns))].reset_index(drop=True)
     return kept, selection

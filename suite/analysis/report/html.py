@@ -20,6 +20,7 @@ from suite.analysis.claims.report import SUMMARY_COLUMNS, summary_rows, why
 from suite.analysis.leaderboard.aggregate import Leaderboard
 from suite.analysis.leaderboard.render import Column, failure_rows
 from suite.core.tables import DASH
+from suite.results import schema
 
 HIDEABLE = ("accuracy", "convergence", "norms", "diagnostics", "settings")  # "setting" (the keys) always shows
 
@@ -133,7 +134,7 @@ def claims_panel(claims: pd.DataFrame | None, plots: Mapping[str, str], dirs: Se
             f"{escape(where)}: run <code>normbench claims {escape(where)}</code> to judge the paper's claims, "
             "then rebuild this page.</p></div>"
         )
-    several = claims["results_dir"].nunique() > 1 if "results_dir" in claims else False
+    several = claims[schema.RESULTS_DIR].nunique() > 1 if schema.RESULTS_DIR in claims else False
     header = (["results"] if several else []) + SUMMARY_COLUMNS + ["why / evidence"]
     rows = []
     for cells, (_, r) in zip(summary_rows(claims), claims.iterrows()):
@@ -150,8 +151,8 @@ def claims_panel(claims: pd.DataFrame | None, plots: Mapping[str, str], dirs: Se
         note = why(r)
         shown.append(f'<span class="why" title="{attr(note)}">{escape(_short(note))}</span>')
         if several:
-            shown.insert(0, escape(str(r["results_dir"])))
-        rdir = attr(r["results_dir"]) if "results_dir" in r else ""
+            shown.insert(0, escape(str(r[schema.RESULTS_DIR])))
+        rdir = attr(r[schema.RESULTS_DIR]) if schema.RESULTS_DIR in r else ""
         rows.append(
             f'<tr data-claim="{attr(claim)}" data-measure="{attr(measure)}" data-method="{attr(method)}" '
             f'data-verdict="{attr(verdict)}" data-results-dir="{rdir}">'

@@ -23,6 +23,7 @@ from typing import Any
 
 import pandas as pd
 
+from suite.results import schema
 from suite.tools.bench.loop import build_setup, run_epoch
 from suite.tools.bench.report import Figure, Report
 from suite.tools.bench.timing import log
@@ -46,8 +47,8 @@ def run_suite_trial(cfg, trial_dir: Path) -> TrialRecord:
     from suite.trial.train import run_trial
 
     row, curves = trial_outputs(run_trial(cfg, Path(trial_dir), progress=False), trial_dir)
-    if row.get("status") != "completed":
-        raise RuntimeError(f"bench trial {cfg.trial_id} did not complete: {row.get('error')}")
+    if row.get(schema.STATUS) != schema.COMPLETED:
+        raise RuntimeError(f"bench trial {cfg.trial_id} did not complete: {row.get(schema.ERROR)}")
     return row, curves
 
 
@@ -114,8 +115,8 @@ def measure_training(report: Report, settings, splits, workdir: Path) -> dict[st
                 Round(
                     plain_best,
                     plain_all,
-                    max(float(c["images_per_s"]) for c in warm(curves)),
-                    float(row["images_per_s"]),
+                    max(float(c[schema.IMAGES_PER_S]) for c in warm(curves)),
+                    float(row[schema.IMAGES_PER_S]),
                 )
             )
         warm_label = f"best warm epoch of {steps} steps, median of {len(rounds)} rounds"
