@@ -146,12 +146,15 @@ def diagnostic(vector: str, name: str) -> str:
     return f"{vector}_{name}"
 
 
+CI_SUFFIXES = ("_ci_lo", "_ci_hi")  # a diagnostic's 95% interval, beside it in the trials table
+
+
 def ci_lo(column: str) -> str:
-    return f"{column}_ci_lo"
+    return column + CI_SUFFIXES[0]
 
 
 def ci_hi(column: str) -> str:
-    return f"{column}_ci_hi"
+    return column + CI_SUFFIXES[1]
 
 
 def note(column: str) -> str:
@@ -272,8 +275,8 @@ _DIAGNOSTIC_TEXT = {
     FREQ_SPEARMAN: "Spearman correlation of class frequency and class mean norm",
 }
 _DERIVED = {  # suffix -> what the column says about the column it extends
-    "_ci_lo": "lower end of the 95% interval of {}",
-    "_ci_hi": "upper end of the 95% interval of {}",
+    CI_SUFFIXES[0]: "lower end of the 95% interval of {}",
+    CI_SUFFIXES[1]: "upper end of the 95% interval of {}",
     "_note": "why {} is NaN (empty when it is not)",
 }
 

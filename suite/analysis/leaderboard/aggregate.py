@@ -117,7 +117,7 @@ def _numeric_columns(trials: pd.DataFrame) -> list[str]:
 def metric_choices(trials: pd.DataFrame) -> list[str]:
     """Numeric outcome columns a leaderboard can rank by."""
     return [
-        c for c in _numeric_columns(trials) if schema.role(c) == schema.OUTCOME and not c.endswith(("_ci_lo", "_ci_hi"))
+        c for c in _numeric_columns(trials) if schema.role(c) == schema.OUTCOME and not c.endswith(schema.CI_SUFFIXES)
     ]
 
 
@@ -333,7 +333,7 @@ def build_leaderboard(
         and c not in accuracies
         and (
             c in NORM_COLUMNS
-            or c.startswith(("test_emb_norm_mean", "test_feat_norm_mean"))
+            or c in (schema.eval_norm("test", "emb", "mean"), schema.eval_norm("test", "feat", "mean"))
             or c.endswith(tuple(schema.DIAGNOSTICS))
         )
         and completed[c].notna().any()
