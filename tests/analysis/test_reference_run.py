@@ -172,11 +172,11 @@ def test_every_committed_trial_id_is_what_the_code_computes_from_its_config():
         expected = make_config(yaml.safe_load((trial_dir / "config.yaml").read_text())).trial_id
         assert trial_dir.name == expected
         assert json.loads((trial_dir / "result.json").read_text())["trial_id"] == expected
-        for name in ("curves.csv", "norm_bins.csv"):
+        for name in ("curves.csv", "norm_bins.csv", "class_norms.csv"):
             if (trial_dir / name).is_file():
                 assert set(pd.read_csv(trial_dir / name)["trial_id"]) == {expected}, (trial_dir, name)
     for results_dir in {d.parent for d in dirs}:
-        for table in ("trials", "curves", "norm_bins"):
+        for table in ("trials", "curves", "norm_bins", "class_norms"):
             for suffix in (".parquet", ".csv"):
                 path = results_dir / f"{table}{suffix}"
                 if path.is_file():
