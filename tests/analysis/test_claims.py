@@ -865,6 +865,11 @@ def test_a_run_evaluated_only_at_the_end_says_eval_every_0_is_why():
         assert c3["verdict"] == c7["verdict"] == INCONCLUSIVE
         assert (hint in c3["reason"]) is expected and (hint in c7["reason"]) is expected
         assert "untrained kNN@200 is unknown" in simclr_c7["reason"] and (hint in simclr_c7["reason"]) is expected
+        # a run with eval_every 0 writes no probe columns at all
+        no_probe = curves.drop(columns=[c for c in curves.columns if c.startswith("probe_")]).reset_index()
+        frame = evaluate_claims(trials.assign(eval_every=eval_every).reset_index(drop=True), no_probe)
+        c3 = row(frame, "C3", "probe_angle_change_mean")["reason"]
+        assert "no column probe_angle_change_mean" in c3 and (hint in c3) is expected
 
 
 def test_every_claim_measure_is_a_column_the_runs_write_and_its_test_names_it():

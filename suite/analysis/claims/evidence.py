@@ -253,8 +253,8 @@ def units_c2b(trials: pd.DataFrame, curves: pd.DataFrame | None) -> Units:
 
 def units_c3(trials: pd.DataFrame, curves: pd.DataFrame | None) -> Units:
     cols = [schema.PROBE_ANGLE, schema.PROBE_NORM, schema.LR]
-    if reason := absent(curves, [schema.EPOCH, *cols], "curves"):
-        return Units(_units(trials.iloc[0:0], pd.Series(dtype=float)), reason=reason)
+    if reason := absent(curves, [schema.EPOCH, *cols], "curves"):  # the probe is measured at evaluations only
+        return Units(_units(trials.iloc[0:0], pd.Series(dtype=float)), reason=reason + eval_every_hint(trials))
     c = curves[curves["_key"].isin(set(trials["_key"]))]
     c = pd.DataFrame(
         {
