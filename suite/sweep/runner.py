@@ -115,12 +115,13 @@ CONNECT_TIMEOUT_S = 60.0
 def _recorded_cluster() -> str | None:
     """The address that ``--address auto`` joins: RAY_ADDRESS, else the head the last ``ray start``
     on this machine recorded in ``ray_current_cluster`` under Ray's default temp directory
-    ($RAY_TMPDIR, else $TMPDIR, else /tmp, then ``ray/``). Resolved here rather than through
+    ($RAY_TMPDIR, else $TMPDIR on Linux, else /tmp, then ``ray/``). Resolved here rather than through
     Ray's private ``services`` module; if Ray ever records it elsewhere this finds nothing and
     the sweep says so instead of hanging."""
     if os.environ.get("RAY_ADDRESS", "").strip():
         return os.environ["RAY_ADDRESS"].strip()
-    root = os.environ.get("RAY_TMPDIR") or os.environ.get("TMPDIR") or "/tmp"
+    linux_tmp = os.environ.get("TMPDIR") if sys.platform.startswith("linux") else None
+    root = os.environ.get("RAY_TMPDIR") or linux_tmp or "/tmp"
     try:
         return (Path(root) / "ray" / "ray_current_cluster").read_text().strip() or None
     except OSError:
