@@ -9,8 +9,10 @@ the *cut* online network, as in the paper.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 import torch
@@ -62,6 +64,10 @@ class SSLMethod(nn.Module):
     default_warmup_epochs: ClassVar[int] = 10
     min_batch_size: ClassVar[int] = 2  # BatchNorm needs more than one sample
     num_global_views: ClassVar[int] = 2
+    # Geometry, which the claims read: the 1/||z|| gradient law and the norm-governs-convergence
+    # mechanism are claims about losses that L2-normalize the embedding, and apply only to them.
+    embedding_description: ClassVar[str] = ""  # what "the embedding" is, in words
+    loss_normalizes_embedding: ClassVar[bool] = True
 
     def __init__(
         self, backbone: nn.Module, feature_dim: int, hparams: Any = None, intervention: Intervention | None = None
@@ -78,6 +84,7 @@ class SSLMethod(nn.Module):
                 f"got {type(intervention).__name__}"
             )
         self.intervention = intervention or Intervention()
+        self._embedding_tap: Callable[[Tensor], Tensor] | None = None
         self.build_online()
         if self.intervention.cut is not None:
             cut_init(self, self.intervention.cut)  # only online modules exist at this point
@@ -147,9 +154,33 @@ class SSLMethod(nn.Module):
         """Per-epoch schedules; ``epoch`` is the 0-based index of the epoch about to run."""
 
     def intervene(self, z: Tensor) -> Tensor:
-        """GradScale at the embedding when configured, else identity."""
+        """GradScale at the embedding when configured, else identity; every method passes each
+        embedding through here right before its loss, which is what an embedding tap sees."""
         p = self.intervention.gradscale
-        return z if p is None else grad_scale(z, p)
+        z = z if p is None else grad_scale(z, p)
+        return z if self._embedding_tap is None else self._embedding_tap(z)
+
+    @contextlib.contextmanager
+    def embedding_tap(self, tap: Callable[[Tensor], Tensor]) -> Iterator[None]:
+        """Inside the block, every embedding the forward hands to the loss goes through ``tap``
+        (after GradScale): the mechanism instruments read the embeddings there and rescale them."""
+        previous, self._embedding_tap = self._embedding_tap, tap
+        try:
+            yield
+        finally:
+            self._embedding_tap = previous
+
+    # -- geometry ---------------------------------------------------------
+    def embedding_layer(self) -> nn.Module:
+        """The last layer of the embedding path (a Linear with its bias): scaling its parameters
+        by a scales the embedding by a. Claim C3 rescales it."""
+        raise NotImplementedError
+
+    @classmethod
+    def collapse_loss(cls, hparams: Any, batch_size: int) -> float | None:
+        """The loss of a collapsed network (every embedding the same), where the loss shows a
+        collapse; None where it does not (a negative cosine is at its minimum at collapse too)."""
+        return None
 
     # -- evaluation -------------------------------------------------------
     def embedding(self, features: Tensor) -> Tensor:

@@ -56,6 +56,7 @@ class BYOL(SSLMethod):
     default_weight_decay = 5e-4
     default_warmup_epochs = 10
     min_batch_size = 2
+    embedding_description = "online predictor output of both views"
 
     def build_online(self) -> None:
         h = self.hparams
@@ -71,6 +72,9 @@ class BYOL(SSLMethod):
 
     def embedding(self, features: Tensor) -> Tensor:
         return self.predictor(self.projector(features))
+
+    def embedding_layer(self) -> nn.Module:
+        return self.predictor[-1]
 
     def encode_heads(self, features: Tensor) -> dict[str, Tensor]:
         projection = self.projector(features)

@@ -32,6 +32,7 @@ Defaults (sources):
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import torch
@@ -121,6 +122,7 @@ class DINO(SSLMethod):
     default_weight_decay = 5e-4
     default_warmup_epochs = 10
     min_batch_size = 2
+    embedding_description = "student head's bottleneck output (global crops), before its L2 normalization"
 
     center: Tensor
 
@@ -149,6 +151,14 @@ class DINO(SSLMethod):
 
     def embedding(self, features: Tensor) -> Tensor:
         return self.head.mlp(features)
+
+    def embedding_layer(self) -> nn.Module:
+        return self.head.mlp[-1]
+
+    @classmethod
+    def collapse_loss(cls, hparams: DINOHparams, batch_size: int) -> float:
+        """Uniform teacher and student outputs: the cross-entropy of a uniform distribution."""
+        return math.log(hparams.num_prototypes)
 
     def view_specs(self, image_size: int) -> list:
         if not isinstance(image_size, int) or image_size < 1:

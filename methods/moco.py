@@ -70,6 +70,7 @@ class MoCo(SSLMethod):
     default_weight_decay = 1e-4
     default_warmup_epochs = 10
     min_batch_size = 2
+    embedding_description = "query projector output of both views"
 
     queue: Tensor
     queue_ptr: Tensor
@@ -90,6 +91,14 @@ class MoCo(SSLMethod):
 
     def embedding(self, features: Tensor) -> Tensor:
         return self.projector(features)
+
+    def embedding_layer(self) -> nn.Module:
+        return self.projector[-1]
+
+    @classmethod
+    def collapse_loss(cls, hparams: MoCoHparams, batch_size: int) -> float:
+        """Equal queries, keys and queue entries make the positive one of K + 1 equal logits."""
+        return math.log(hparams.queue_size + 1)
 
     def check_train_size(self, num_train: int) -> list[str]:
         """A queue at least as large as the training set holds earlier keys of

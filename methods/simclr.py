@@ -17,9 +17,11 @@ Defaults (sources):
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from methods.base import HParams, SSLMethod, hparam
 from methods.distributed import gather_with_grad, rank
@@ -67,10 +69,19 @@ class SimCLR(SSLMethod):
     default_weight_decay = 1e-6
     default_warmup_epochs = 10
     min_batch_size = 2
+    embedding_description = "projector output of both views"
 
     def build_online(self) -> None:
         h = self.hparams
         self.projector = mlp(self.feature_dim, h.proj_hidden_dim, h.proj_output_dim, batch_norm=h.proj_batch_norm)
+
+    def embedding_layer(self) -> nn.Module:
+        return self.projector[-1]
+
+    @classmethod
+    def collapse_loss(cls, hparams: SimCLRHparams, batch_size: int) -> float:
+        """Equal embeddings make every one of an anchor's 2N - 1 candidates equally likely."""
+        return math.log(2 * batch_size - 1)
 
     def embedding(self, features: Tensor) -> Tensor:
         return self.projector(features)

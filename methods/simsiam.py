@@ -15,7 +15,7 @@ Defaults (sources):
 from __future__ import annotations
 
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from methods.base import HParams, SSLMethod, hparam
 from methods.heads import mlp
@@ -41,6 +41,7 @@ class SimSiam(SSLMethod):
     default_weight_decay = 5e-4
     default_warmup_epochs = 10
     min_batch_size = 2
+    embedding_description = "predictor output of both views"
 
     def build_online(self) -> None:
         h = self.hparams
@@ -57,6 +58,9 @@ class SimSiam(SSLMethod):
 
     def embedding(self, features: Tensor) -> Tensor:
         return self.predictor(self.projector(features))
+
+    def embedding_layer(self) -> nn.Module:
+        return self.predictor[-1]
 
     def encode_heads(self, features: Tensor) -> dict[str, Tensor]:
         projection = self.projector(features)

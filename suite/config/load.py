@@ -23,6 +23,7 @@ from suite.config.model import CONFIG_FIELDS, TrialConfig
 from suite.core.errors import ConfigError
 from suite.core.files import atomic_write_text
 from suite.data.specs import check_one_ood_source, parse_spec, validate_dataset_name
+from suite.data.subsets import rotated_holdout, rotation_count
 
 KEYS_HELP = "a config key (`normbench list` shows them all)"
 
@@ -158,7 +159,13 @@ def resolve(cfg: TrialConfig) -> TrialConfig:
     if cfg.ood_dataset is not None:
         validate_dataset_name(cfg.ood_dataset, field="ood_dataset")
     check_one_ood_source(cfg.holdout_classes, cfg.ood_dataset)
-    if cfg.holdout_classes is not None and len(set(cfg.holdout_classes)) != len(cfg.holdout_classes):
+    if isinstance(cfg.holdout_classes, str):
+        count = rotation_count(cfg.holdout_classes)
+        if count is None:
+            raise ConfigError("holdout_classes", cfg.holdout_classes, "a list of class indices or names, or rotate:K")
+        if dataset.num_classes is not None:
+            rotated_holdout(count, dataset.num_classes, cfg.seed)
+    elif cfg.holdout_classes is not None and len(set(cfg.holdout_classes)) != len(cfg.holdout_classes):
         raise ConfigError("holdout_classes", cfg.holdout_classes, "distinct class indices")
     validate_device(cfg.device)
     # every field is checked on its own, so one generic view validates the overrides

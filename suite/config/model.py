@@ -114,11 +114,12 @@ class TrialConfig(BaseModel):
         example=10.0,
         ge=1.0,
     )
-    holdout_classes: list[int | str] | None = science(
+    holdout_classes: list[int | str] | str | None = science(
         None,
-        "classes (index or name) removed from training and test; their test images are the out-of-distribution set",
+        "classes (index or name) removed from training and test; their test images are the out-of-distribution set; "
+        "rotate:K holds out K classes that move on with the seed (seed s: classes s*K .. s*K+K-1, modulo the classes)",
         example=[0, 1],
-        allowed="a list of class indices or names, or unset",
+        allowed="a list of class indices or names, rotate:K, or unset",
     )
     ood_dataset: str | None = science(
         None,

@@ -21,12 +21,15 @@ from suite.core.errors import ConfigError
 from suite.data.loader import load_raw_split
 from suite.data.specs import DATASET_NAMES, DatasetSpec, check_one_ood_source, parse_spec, validate_dataset_name
 from suite.data.subsets import (
+    ROTATE,
     channel_stats,
     holdout_split,
     limited_indices,
     long_tail_indices,
     long_tail_order,
     resolve_holdout,
+    rotated_holdout,
+    rotation_count,
     validate_imbalance,
     validation_split,
 )
@@ -78,7 +81,7 @@ def load_splits(
     image_size: int,
     *,
     imbalance: float | None = None,
-    holdout_classes: Sequence[int | str] | None = None,
+    holdout_classes: Sequence[int | str] | str | None = None,
     ood_dataset: str | None = None,
     train_limit: int | None = None,
     val_fraction: float = 0.0,
@@ -90,6 +93,8 @@ def load_splits(
 
     holdout_classes: class indices (or names) removed from train AND test; their test
       images become `ood_images`. Remaining classes are re-indexed 0..C'-1 in order.
+      ``rotate:K``: K classes chosen by the seed (`rotated_holdout`), so an OOD finding
+      over seeds is not one pair of classes.
     imbalance: R >= 1; the classes are ranked in an order drawn with `seed`
       (`long_tail_order`), and the class at rank r keeps min(n, floor(n_max * R^(-r/(C-1))))
       images, chosen with `seed`; test stays as is.
@@ -102,13 +107,20 @@ def load_splits(
     spec = parse_spec(name, "dataset")
     image_size = _validate_image_size(image_size)
     ratio = validate_imbalance(imbalance)
-    if isinstance(holdout_classes, (int, str)):
+    rotation = rotation_count(holdout_classes)
+    if rotation is not None:
+        holdout_classes = f"{ROTATE}{rotation}"
+    elif isinstance(holdout_classes, (int, str)):
         holdout_classes = [holdout_classes]
-    holdout = list(holdout_classes) if holdout_classes else None
+    holdout = list(holdout_classes) if holdout_classes and rotation is None else None
     ood_spec: DatasetSpec | None = None
     if ood_dataset is not None:
         ood_spec = parse_spec(ood_dataset, "ood_dataset")
     check_one_ood_source(holdout, ood_dataset)
+    if rotation is not None:
+        check_one_ood_source([holdout_classes], ood_dataset)
+        if spec.num_classes is not None:
+            rotated_holdout(rotation, spec.num_classes, seed)
     if holdout and spec.num_classes is not None:  # fail before any decoding where we can
         numeric = [c for c in holdout if isinstance(c, int) or (isinstance(c, str) and c.isdigit())]
         if numeric:
@@ -122,8 +134,8 @@ def load_splits(
     derived = False
     ood_images, ood_name, frequency_order, val_x, val_y = None, None, None, None, None
 
-    if holdout:
-        held = resolve_holdout(holdout, class_names)
+    if holdout or rotation is not None:
+        held = resolve_holdout(holdout, class_names) if holdout else rotated_holdout(rotation, num_classes, seed)
         train_x, train_y, _ = holdout_split(train_x, train_y, held, num_classes)
         test_x, test_y, ood_images = holdout_split(test_x, test_y, held, num_classes)
         ood_name = f"{spec.spec} held-out classes {[class_names[c] for c in held]}"

@@ -12,6 +12,31 @@ import torch
 
 from suite.core.errors import ConfigError
 
+ROTATE = "rotate:"  # holdout_classes: "rotate:K" holds out K classes that move on with the seed
+
+
+def rotation_count(holdout, field: str = "holdout_classes") -> int | None:
+    """K of a ``rotate:K`` holdout (None for a list of classes); ConfigError when malformed."""
+    if not (isinstance(holdout, str) and holdout.startswith(ROTATE)):
+        return None
+    count = holdout[len(ROTATE) :].strip()
+    if not count.isdigit() or int(count) < 1:
+        raise ConfigError(field, holdout, "rotate:K with K a whole number >= 1 (K classes, moving on with the seed)")
+    return int(count)
+
+
+def rotated_holdout(count: int, num_classes: int, seed: int, field: str = "holdout_classes") -> list[int]:
+    """The K classes a seed holds out under ``rotate:K``: K consecutive classes starting at seed * K
+    (mod the number of classes), so consecutive seeds cover every class before any repeats."""
+    if count >= num_classes:
+        raise ConfigError(
+            field,
+            f"{ROTATE}{count}",
+            f"rotate:K with K < {num_classes}",
+            hint="holding out every class leaves nothing to train on",
+        )
+    return sorted((seed * count + i) % num_classes for i in range(count))
+
 
 def resolve_holdout(holdout: Sequence, class_names: list[str], field: str = "holdout_classes") -> list[int]:
     """Class indices (ints, or class names) -> sorted unique ints; ConfigError if invalid."""

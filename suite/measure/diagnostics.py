@@ -3,7 +3,9 @@
 Four views of one question, each a single number or a small table per trial
 and vector (``emb`` = the vector the loss normalizes, ``feat`` = backbone features):
 
-* ``correct_auroc`` — AUROC of the norm as a score for "the kNN prediction is correct".
+* ``correct_auroc`` — AUROC of the norm as a score for "the kNN prediction is correct";
+  ``correct_auroc_within`` the same within each class, averaged over classes: a class
+  whose images have large norms *and* are easy would otherwise pose as confidence.
 * accuracy per norm bin — accuracy should rise with the norm; both equal-count
   deciles and the paper's 20 equal-width bins of the min-max-normalized norm.
 * ``ood_auroc`` — AUROC of *minus* the norm for "the sample is out-of-distribution"
@@ -31,7 +33,17 @@ from scipy.stats import rankdata, spearmanr
 
 from suite.core.errors import ConfigError
 from suite.core.stats import bootstrap_auroc_interval
-from suite.results.schema import BIN_COLUMNS, CORRECT_AUROC, FREQ_SPEARMAN, OOD_AUROC, ci_hi, ci_lo, diagnostic, note
+from suite.results.schema import (
+    BIN_COLUMNS,
+    CORRECT_AUROC,
+    CORRECT_AUROC_WITHIN,
+    FREQ_SPEARMAN,
+    OOD_AUROC,
+    ci_hi,
+    ci_lo,
+    diagnostic,
+    note,
+)
 
 __all__ = [
     "auroc",
@@ -41,8 +53,10 @@ __all__ = [
     "AurocEstimate",
     "degenerate_reason",
     "ood_auroc",
+    "within_class_auroc",
     "frequency_norm_spearman",
     "norm_diagnostics",
+    "control_diagnostics",
 ]
 
 N_BOOTSTRAP = 1000
@@ -157,6 +171,36 @@ def ood_auroc(id_norms: Any, ood_norms: Any) -> float:
     return auroc(*_ood_scores_and_labels(id_norms, ood_norms))
 
 
+def within_class_auroc(norms: Any, correct: Any, labels: Any) -> float:
+    """AUROC of the norm for "correct" within each class, averaged over the classes that have both
+    correct and wrong predictions, weighted by their sizes; NaN when no class has both."""
+    n = _as_1d(norms, "norms")
+    c = _as_1d(correct, "correct")
+    y = _as_1d(labels, "labels", dtype=np.int64)
+    if not (n.shape == c.shape == y.shape):
+        raise ConfigError("labels", f"length {y.shape[0]}", f"the length of norms ({n.shape[0]})")
+    if n.size == 0 or not np.isfinite(n).all():
+        return math.nan
+    # Mann-Whitney U per class from ranks within the class: rank by (class, norm) once, no loop over samples.
+    order = np.lexsort((n, y))
+    ys, ns, cs = y[order], n[order], c[order]
+    starts = np.flatnonzero(np.r_[True, ys[1:] != ys[:-1]])
+    sizes = np.diff(np.r_[starts, ys.size])
+    ranks = np.empty(ys.size)
+    for a, size in zip(starts, sizes):  # one rankdata per class (ties averaged), a handful of classes
+        ranks[a : a + size] = rankdata(ns[a : a + size], method="average")
+    group = np.repeat(np.arange(starts.size), sizes)
+    n_pos = np.bincount(group, weights=cs, minlength=starts.size)
+    n_neg = sizes - n_pos
+    rank_pos = np.bincount(group, weights=ranks * cs, minlength=starts.size)
+    both = (n_pos > 0) & (n_neg > 0)
+    if not both.any():
+        return math.nan
+    u = rank_pos[both] - n_pos[both] * (n_pos[both] + 1) / 2.0
+    per_class = u / (n_pos[both] * n_neg[both])
+    return float(np.average(per_class, weights=sizes[both]))
+
+
 def _ood_scores_and_labels(id_norms: Any, ood_norms: Any) -> tuple[np.ndarray, np.ndarray]:
     i = _as_1d(id_norms, "id_norms")
     o = _as_1d(ood_norms, "ood_norms")
@@ -254,6 +298,31 @@ def frequency_norm_spearman(norms: Any, labels: Any, class_counts: Any) -> float
     return float(spearmanr(freq, mean_norm).statistic)
 
 
+def _unless_degenerate(norms: np.ndarray, correct: np.ndarray, statistic, *args) -> float:
+    """``statistic(norms, correct, *args)``, or NaN where `degenerate_reason` says it measures nothing."""
+    return math.nan if degenerate_reason(norms, correct) else statistic(norms, correct, *args)
+
+
+def control_diagnostics(
+    vector_name_prefix: str, test_norms: Any, test_correct: Any, test_labels: Any, ood_norms: Any = None
+) -> dict[str, float]:
+    """The diagnostics claims C7 and C8 compare a trained network with (point values, no intervals):
+    ``{p}_correct_auroc``, ``{p}_correct_auroc_within`` and ``{p}_ood_auroc``, NaN where degenerate.
+    The trainer records them for the untrained network (epoch 0) as ``..._init`` columns."""
+    p = vector_name_prefix
+    norms = _as_1d(test_norms, "test_norms")
+    correct = _as_1d(test_correct, "test_correct")
+    out = {
+        diagnostic(p, CORRECT_AUROC): _unless_degenerate(norms, correct, auroc),
+        diagnostic(p, CORRECT_AUROC_WITHIN): _unless_degenerate(norms, correct, within_class_auroc, test_labels),
+        diagnostic(p, OOD_AUROC): math.nan,
+    }
+    if ood_norms is not None:
+        scores, labels = _ood_scores_and_labels(norms, ood_norms)
+        out[diagnostic(p, OOD_AUROC)] = _unless_degenerate(scores, labels, auroc)
+    return out
+
+
 def norm_diagnostics(
     vector_name_prefix: str,
     test_norms: Any,
@@ -280,6 +349,9 @@ def norm_diagnostics(
     boot = dict(n_resamples=n_resamples, seed=seed)
     scalars: dict[str, float | str] = {}
     scalars.update(auroc_with_interval(norms, correct, **boot).as_columns(diagnostic(p, CORRECT_AUROC)))
+    scalars[diagnostic(p, CORRECT_AUROC_WITHIN)] = (
+        math.nan if test_labels is None else _unless_degenerate(norms, correct, within_class_auroc, test_labels)
+    )
     if ood_norms is None:
         ood = AurocEstimate(math.nan, math.nan, math.nan, "no OOD set")
     else:

@@ -138,7 +138,10 @@ def is_test_metric(column: str) -> bool:
 
 # ---------------------------------------------------------------- diagnostics
 CORRECT_AUROC, OOD_AUROC, FREQ_SPEARMAN = "correct_auroc", "ood_auroc", "freq_spearman"
-DIAGNOSTICS = (CORRECT_AUROC, OOD_AUROC, FREQ_SPEARMAN)
+CORRECT_AUROC_WITHIN = "correct_auroc_within"  # within each class, so class-level norm and accuracy cannot pose as it
+DIAGNOSTICS = (CORRECT_AUROC, CORRECT_AUROC_WITHIN, OOD_AUROC, FREQ_SPEARMAN)
+# The diagnostics the untrained network (epoch 0) gets too: the controls of claims C7 and C8.
+CONTROLLED_DIAGNOSTICS = (CORRECT_AUROC, CORRECT_AUROC_WITHIN, OOD_AUROC)
 
 
 def diagnostic(vector: str, name: str) -> str:
@@ -167,12 +170,17 @@ EPOCH, LOSS, LR = "epoch", "loss", "lr"
 GRAD_NORM, GRAD_COS_ABS, DIR_GRAD_NORM = "emb_grad_norm_mean", "emb_grad_cos_abs_mean", "emb_dir_grad_norm_mean"
 GRAD_COLUMNS = (GRAD_NORM, GRAD_COS_ABS, DIR_GRAD_NORM)
 PROBE_NORM, PROBE_ANGLE = "probe_emb_norm_mean", "probe_angle_change_mean"
+# The mechanism checks at every evaluation (suite.measure.mechanism): claims C2b and C3.
+GRAD_IDENTITY_DEV = "emb_grad_identity_dev"
+STEP_TURN_SLOPE, STEP_TURN_PLACEBO = "emb_step_turn_slope", "emb_step_turn_slope_placebo"
+MECHANISM_COLUMNS = (GRAD_IDENTITY_DEV, STEP_TURN_SLOPE, STEP_TURN_PLACEBO)
 IMAGES_PER_S, EPOCH_TIME = "images_per_s", "epoch_time_s"
 
 # ---------------------------------------------------------------- trial totals
 FINAL_LOSS, TRAIN_TIME, EVAL_TIME, WALL_TIME = "final_loss", "train_time_s", "eval_time_s", "wall_time_s"
 TORCH_THREADS = "torch_threads"  # the intra-op threads the trial ran with (a run fact)
 TORCH_VERSION, CPU_MODEL = "torch_version", "cpu_model"  # the software and CPU it ran on (run facts)
+TRAIN_IMAGES, LR_SUM = "train_images", "lr_sum"  # the training split's size; the sum of the lr over every step
 LOWER_IS_BETTER = (FINAL_LOSS, TRAIN_TIME, EVAL_TIME, WALL_TIME, EPOCH_TIME, LOSS)
 
 # ---------------------------------------------------------------- norm bins
@@ -184,6 +192,7 @@ NORM_BINS_COLUMNS = (TRIAL_ID, BIN_VECTOR, *BIN_COLUMNS)
 CLASS, TRAIN_COUNT, TEST_COUNT, CLASS_NORM_MEAN = "class", "train_count", "test_count", "norm_mean"
 CLASS_NORMS_COLUMNS = (TRIAL_ID, BIN_VECTOR, CLASS, TRAIN_COUNT, TEST_COUNT, CLASS_NORM_MEAN)
 FREQUENCY_ORDER = "long_tail_order"  # trials: classes from most to least frequent (long-tailed training sets)
+OOD_SET = "ood_set"  # trials: what the out-of-distribution set is (the classes a rotate:K holdout drew, ...)
 
 # ---------------------------------------------------------------- per-sample evaluation norms (one file per trial)
 EVAL_NORMS_COLUMNS = ("split", "vector", "norm", "label", "correct")
@@ -243,6 +252,13 @@ _FIXED = {
     DIR_GRAD_NORM: "mean gradient norm x embedding norm (the 1/||z|| law makes it norm-free)",
     PROBE_NORM: "mean embedding norm of the fixed probe images at an evaluation",
     PROBE_ANGLE: "mean angle (radians) the probe embeddings turned since the previous evaluation",
+    GRAD_IDENTITY_DEV: "largest relative deviation of dL/dz * ||z|| from dL/du at u = z/||z|| on a fixed batch "
+    "(claim C2b; float rounding when the loss normalizes z)",
+    STEP_TURN_SLOPE: "slope of log(turn of one plain-SGD step of the embedding layer) on log(a) when its "
+    "parameters are scaled by a (claim C3; theory -2, p - 2 under GradScale p)",
+    STEP_TURN_PLACEBO: "the same slope when the embedding is scaled by a after the layer (the placebo; theory 0)",
+    TRAIN_IMAGES: "images in the training split the trial trained on",
+    LR_SUM: "the learning rate summed over every optimizer step (weight decay x lr_sum: the decay's dose)",
     IMAGES_PER_S: "training throughput",
     EPOCH_TIME: "wall time of the epoch",
     FINAL_LOSS: "the last epoch's loss",
@@ -253,6 +269,7 @@ _FIXED = {
     TORCH_VERSION: "the torch version it ran on",
     CPU_MODEL: "the CPU it ran on",
     FREQUENCY_ORDER: "classes from most to least frequent in a long-tailed training set",
+    OOD_SET: "the out-of-distribution set: the held-out classes (rotate:K draws them with the seed) or a dataset",
     BIN_VECTOR: "the vector measured: embedding, features or projection",
     BINNING: "decile (equal-count bins) or equal_width (equal-width bins of the min-max-normalized norm)",
     BIN: "the bin's index",
@@ -271,6 +288,8 @@ _FIXED = {
 }
 _DIAGNOSTIC_TEXT = {
     CORRECT_AUROC: "AUROC of the norm for 'the kNN prediction is correct'",
+    CORRECT_AUROC_WITHIN: "AUROC of the norm for 'the kNN prediction is correct' within each class, averaged "
+    "over classes weighted by their test images",
     OOD_AUROC: "AUROC of minus the norm for 'the image is out of distribution'",
     FREQ_SPEARMAN: "Spearman correlation of class frequency and class mean norm",
 }
@@ -292,7 +311,10 @@ def owner(column: str) -> str | None:
         return f"config ({role(column)}): {TrialConfig.model_fields[column].description}"
     if column.startswith(SEARCH_SAMPLE_PREFIX):
         return f"the value the search sampled for {column[len(SEARCH_SAMPLE_PREFIX) :]}"
-    if column.endswith(INIT_SUFFIX) and parse_knn(column[: -len(INIT_SUFFIX)]):
+    if column.endswith(INIT_SUFFIX) and (
+        parse_knn(column[: -len(INIT_SUFFIX)])
+        or any(column == init_of(diagnostic(v, d)) for v in VECTORS for d in CONTROLLED_DIAGNOSTICS)
+    ):
         return f"{owner(column[: -len(INIT_SUFFIX)])}, of the untrained network (epoch 0)"
     if parsed := parse_knn(column):
         split, k = parsed

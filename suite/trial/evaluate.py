@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from suite.data.splits import DatasetSplits
-from suite.measure.diagnostics import norm_diagnostics
+from suite.measure.diagnostics import control_diagnostics, norm_diagnostics
 from suite.measure.instruments import recomputed_batchnorm
 from suite.measure.knn import KnnResult, knn_evaluate
 from suite.measure.linear_probe import linear_probe
@@ -127,18 +127,33 @@ def validation_knn(method: nn.Module, splits: DatasetSplits, cfg, s: EvalSetting
     return knn_columns(_knn(train, splits.train_labels, val, splits.val_labels, splits, cfg), "val")
 
 
-def progress_evaluation(method: nn.Module, splits: DatasetSplits, cfg, s: EvalSettings) -> tuple[dict, Encoded]:
+def progress_evaluation(
+    method: nn.Module, splits: DatasetSplits, cfg, s: EvalSettings, controls: bool = False
+) -> tuple[dict, Encoded]:
     """kNN and evaluation-set norm summaries for a curves row (epoch 0 and
-    intermediate epochs); returns the test encoding too."""
+    intermediate epochs); returns the test encoding too. ``controls`` (the untrained
+    network, epoch 0) adds the confidence diagnostics a trained network is compared with
+    (`suite.measure.diagnostics.control_diagnostics`)."""
     train = encode(method, splits.train_images, splits.mean, splits.std, s)
     test = encode(method, splits.test_images, splits.mean, splits.std, s)
-    row = knn_columns(_knn(train, splits.train_labels, test, splits.test_labels, splits, cfg))
+    knn = _knn(train, splits.train_labels, test, splits.test_labels, splits, cfg)
+    row = knn_columns(knn)
     row.update(validation_knn(method, splits, cfg, s, train))
+    ood = (
+        encode(method, splits.ood_images, splits.mean, splits.std, s)
+        if controls and splits.ood_images is not None
+        else None
+    )
+    correct = (knn.predictions[schema.primary_k(cfg.knn_k)].cpu() == splits.test_labels).float()
     for prefix, attr in VECTORS:
         vectors = getattr(test, attr)
         if vectors is not None:
-            summary = norm_summary(vectors.norm(dim=1).cpu())
+            norms = vectors.norm(dim=1).cpu()
+            summary = norm_summary(norms)
             row.update({schema.eval_norm("test", prefix, stat): summary[stat] for stat in schema.PROGRESS_NORM_STATS})
+            if controls:
+                ood_norms = getattr(ood, attr).norm(dim=1).cpu() if ood is not None else None
+                row.update(control_diagnostics(prefix, norms, correct, splits.test_labels, ood_norms))
     return row, test
 
 

@@ -72,6 +72,13 @@ def lr_at(step: int, total_steps: int, warmup_steps: int, base_lr: float, final_
     return floor + (base_lr - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+def lr_sum(total_steps: int, warmup_steps: int, base_lr: float) -> float:
+    """The learning rate summed over every step of training (`lr_at` itself, about a second per
+    million steps, once per trial): weight decay times it is the decay's dose, the log-factor by
+    which decay alone would shrink an untouched weight."""
+    return math.fsum(lr_at(step, total_steps, warmup_steps, base_lr) for step in range(total_steps))
+
+
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
     for group in optimizer.param_groups:
         group["lr"] = lr

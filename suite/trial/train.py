@@ -28,6 +28,7 @@ from suite.core.errors import ConfigError
 from suite.core.machine import cpu_model
 from suite.data.splits import DatasetSplits, load_splits
 from suite.measure.instruments import EmbeddingGradStats, angle_change, probe_indices
+from suite.measure.mechanism import gradient_identity_deviation, step_turn_slopes
 from suite.measure.norms import RunningNormStats
 from suite.results import schema
 from suite.results import store as results
@@ -36,7 +37,7 @@ from suite.trial.augment import BatchAugment
 from suite.trial.backbones import build_backbone
 from suite.trial.evaluate import EvalSettings, encode, final_evaluation, progress_evaluation, settled_batchnorm
 from suite.trial.fastpath import maybe_compile
-from suite.trial.optim import build_optimizer, lr_at, set_lr
+from suite.trial.optim import build_optimizer, lr_at, lr_sum, set_lr
 from suite.trial.progress import TrialProgress
 from suite.trial.runtime import (
     DistContext,
@@ -50,6 +51,8 @@ from suite.trial.runtime import (
 
 Report = Callable[[dict[str, Any], "Path | None"], None]
 CHECKPOINTS = "checkpoints"  # a trial folder's checkpoints (suite.trial.checkpoint: last and previous)
+MECHANISM_BATCH = 64  # probe images (per worker) the mechanism checks run on, with views fixed by MECHANISM_SEED
+MECHANISM_SEED = 0
 
 
 @dataclass
@@ -216,6 +219,7 @@ def _base_row(t: _Trial, status: str, error: str) -> dict[str, Any]:
         schema.TORCH_VERSION: torch.__version__,
         schema.CPU_MODEL: cpu_model(),
         schema.FREQUENCY_ORDER: json.dumps(order) if order is not None else None,
+        schema.OOD_SET: t.splits.ood_name,
     }
 
 
@@ -279,17 +283,39 @@ def _train_epoch(t: _Trial, epoch: int, bar: TrialProgress) -> dict[str, Any]:
     }
 
 
-def _progress_row(t: _Trial) -> dict[str, Any]:
-    """kNN, evaluation-set norms and the probe set's movement on the sphere,
-    with settled BatchNorm statistics. Every worker enters (BatchNorm
-    re-estimation is synchronized); rank 0 measures."""
+def _progress_row(t: _Trial, controls: bool = False) -> dict[str, Any]:
+    """kNN, evaluation-set norms, the probe set's movement on the sphere and the
+    mechanism checks, with settled BatchNorm statistics; ``controls`` (epoch 0) adds
+    the untrained network's confidence diagnostics. Every worker enters (BatchNorm
+    re-estimation is synchronized, the losses of the mechanism checks gather across
+    workers); rank 0 measures."""
     s = t.eval_settings
     with settled_batchnorm(t.method, t.splits, t.cfg, s, t.ctx.rank, t.ctx.world_size):
+        mechanism = _mechanism_row(t)
         if not t.ctx.is_main:
             return {}
-        row, _ = progress_evaluation(t.method, t.splits, t.cfg, s)
+        row, _ = progress_evaluation(t.method, t.splits, t.cfg, s, controls=controls)
         row.update(_probe_movement(t))
+        row.update(mechanism)
     return row
+
+
+def _mechanism_row(t: _Trial) -> dict[str, float]:
+    """Claims C2b and C3 checked exactly on a fixed batch (`suite.measure.mechanism`): the same
+    probe images and augmented views at every evaluation, drawn without touching training's
+    random state. Call with the evaluation's BatchNorm statistics in place, on every worker."""
+    images = t.splits.train_images[probe_indices(len(t.splits.train_labels))[:MECHANISM_BATCH]].to(t.device)
+    with torch.random.fork_rng(devices=[t.device] if t.device.type == "cuda" else []):
+        torch.manual_seed(MECHANISM_SEED)
+        views = [aug(images) for aug in t.augmenters]
+    if t.channels_last:
+        views = [v.contiguous(memory_format=torch.channels_last) for v in views]
+    slope, placebo = step_turn_slopes(t.method, views)
+    return {
+        schema.GRAD_IDENTITY_DEV: gradient_identity_deviation(t.method, views),
+        schema.STEP_TURN_SLOPE: slope,
+        schema.STEP_TURN_PLACEBO: placebo,
+    }
 
 
 def _probe_movement(t: _Trial) -> dict[str, float]:
@@ -334,7 +360,11 @@ def _train(t: _Trial, report: Report | None, progress: bool) -> str:
     """The epochs still to run; returns the failure reason ("" if none)."""
     cfg = t.cfg
     if t.state.epoch == 0 and not t.state.curves and cfg.eval_every > 0:
-        row = {schema.TRIAL_ID: cfg.trial_id, schema.EPOCH: 0, **_progress_row(t)}  # the untrained network (cut-init)
+        row = {
+            schema.TRIAL_ID: cfg.trial_id,
+            schema.EPOCH: 0,
+            **_progress_row(t, controls=True),
+        }  # untrained (cut-init)
         if t.ctx.is_main:
             t.state.curves.append(row)
     bar = TrialProgress(cfg.trial_id, cfg.epochs, t.steps_per_epoch, t.state.epoch, progress and t.ctx.is_main)
@@ -378,6 +408,10 @@ def _totals(t: _Trial) -> dict[str, Any]:
     )
     initial = next((c for c in state.curves if c[schema.EPOCH] == 0), {})
     row.update({schema.knn_init(k): initial.get(schema.knn(k), math.nan) for k in t.cfg.knn_k})
+    controlled = [schema.diagnostic(v, d) for v in schema.VECTORS for d in schema.CONTROLLED_DIAGNOSTICS]
+    row.update({schema.init_of(c): initial[c] for c in controlled if c in initial})
+    row[schema.TRAIN_IMAGES] = len(t.splits.train_labels)
+    row[schema.LR_SUM] = lr_sum(t.total_steps, t.warmup_steps, t.cfg.scaled_lr())
     return row
 
 
@@ -392,7 +426,9 @@ def _finish(t: _Trial, failure: str) -> TrialResult:
         eval_start = time.perf_counter()
         s = t.eval_settings
         with settled_batchnorm(t.method, t.splits, cfg, s, t.ctx.rank, t.ctx.world_size):
+            mechanism = _mechanism_row(t)
             if t.ctx.is_main:
+                last.update(mechanism)
                 final = final_evaluation(t.method, t.splits, cfg, s, cfg.trial_id)
                 result.norm_bins, result.class_norms, result.eval_norms = (
                     final.norm_bins,

@@ -9,7 +9,14 @@ import pytest
 from scipy import stats as scipy_stats
 from sklearn.metrics import roc_auc_score
 
-from suite.core.stats import bootstrap_auroc_interval, difference_interval, resampled_aurocs, t_interval
+from suite.core.stats import (
+    bootstrap_auroc_interval,
+    difference_interval,
+    holm,
+    random_effects,
+    resampled_aurocs,
+    t_interval,
+)
 
 
 def test_each_resampled_auroc_equals_sklearn_on_the_explicit_resample():
@@ -101,3 +108,25 @@ def test_difference_interval_paired_by_seed_or_welch():
     # An interval that straddles 0 is not significant.
     noisy = difference_interval([0.5, 0.7], [0.55, 0.6], seeds=[0, 1], baseline_seeds=[0, 1])
     assert noisy.lo < 0 < noisy.hi and not noisy.significant
+
+
+def test_holm_against_the_bonferroni_bound_and_a_hand_computation():
+    p = np.array([0.01, 0.04, 0.03, 0.005, np.nan])
+    adjusted = holm(p)
+    assert math.isnan(adjusted[4])
+    # sorted 0.005, 0.01, 0.03, 0.04 -> x4, x3, x2, x1 with the running maximum
+    assert adjusted[[3, 0, 2, 1]] == pytest.approx([0.02, 0.03, 0.06, 0.06])
+    assert (adjusted[:4] <= np.minimum(4 * p[:4], 1.0) + 1e-15).all() and (adjusted[:4] >= p[:4]).all()
+    assert holm([0.9, 0.8]) == pytest.approx([1.0, 1.0])  # 0.8 x 2 caps at 1, and the maximum carries on
+
+
+def test_random_effects_reduces_to_the_fixed_effect_without_heterogeneity_and_widens_with_it():
+    same = random_effects([1.0, 1.0, 1.0], [0.04, 0.09, 0.01])
+    w = np.array([1 / 0.04, 1 / 0.09, 1 / 0.01])
+    se = math.sqrt(1 / w.sum())  # tau^2 = 0 and no residual: the floor, the fixed-effect standard error
+    half = scipy_stats.t.ppf(0.975, 2) * se
+    assert same.estimate == pytest.approx(1.0) and (same.lo, same.hi) == pytest.approx((1 - half, 1 + half))
+    spread = random_effects([0.0, 1.0, 2.0], [0.01, 0.01, 0.01])
+    assert spread.estimate == pytest.approx(1.0) and spread.hi - spread.lo > 5 * (same.hi - same.lo)
+    assert random_effects([0.4], [0.01]).n == 1 and math.isnan(random_effects([0.4], [0.01]).lo)
+    assert random_effects([0.4, np.nan, 0.5], [0.01, 0.01, 0.0]).n == 1  # unusable studies are left out

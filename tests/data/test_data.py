@@ -323,6 +323,8 @@ def test_bad_options_and_arguments_raise_config_error(source, tmp_path):
         (dict(name=f"parquet:{source['pqdir']}?lable=x"), ["dataset", "lable"]),
         (dict(name="digits", holdout_classes=[10]), ["holdout_classes", "10", "0..9"]),
         (dict(name="digits", holdout_classes=list(range(10))), ["holdout_classes", "at most 9"]),
+        (dict(name="digits", holdout_classes="rotate:10"), ["holdout_classes", "rotate:K with K < 10"]),
+        (dict(name="digits", holdout_classes="rotate:x"), ["holdout_classes", "rotate:K with K a whole number"]),
         (dict(name="digits", imbalance=0.5), ["imbalance", "0.5", ">= 1"]),
         (dict(name="digits", ood_dataset="nope"), ["ood_dataset", "nope"]),
         (dict(name="digits", holdout_classes=[1], ood_dataset="digits"), ["ood_dataset", "holdout"]),
@@ -355,3 +357,16 @@ def test_train_limit_and_validation_are_prepared_here_with_statistics_of_the_spl
     other = load_splits("digits", SIZE, train_limit=300, val_fraction=0.2, seed=6)
     assert torch.equal(other.train_images, s.train_images) and torch.equal(other.val_images, s.val_images)
     assert torch.equal(s.test_images, full.test_images)
+
+
+def test_rotated_holdout_moves_on_with_the_seed_and_covers_every_class():
+    from suite.data.subsets import rotated_holdout
+
+    held = [rotated_holdout(2, 10, seed) for seed in range(5)]
+    assert held == [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]] and rotated_holdout(2, 10, 5) == [0, 1]
+    assert rotated_holdout(3, 10, 3) == [0, 1, 9]  # 9, 10, 11 wrap around
+    a = load_splits("digits", SIZE, holdout_classes="rotate:2", seed=0)
+    b = load_splits("digits", SIZE, holdout_classes="rotate:2", seed=1)
+    assert a.ood_name.endswith("['0', '1']") and b.ood_name.endswith("['2', '3']")
+    explicit = load_splits("digits", SIZE, holdout_classes=[2, 3], seed=1)
+    assert torch.equal(b.ood_images, explicit.ood_images) and torch.equal(b.train_labels, explicit.train_labels)

@@ -18,9 +18,11 @@ from suite.measure.diagnostics import (
     accuracy_per_norm_bin,
     auroc,
     auroc_with_interval,
+    control_diagnostics,
     frequency_norm_spearman,
     norm_diagnostics,
     ood_auroc,
+    within_class_auroc,
 )
 from suite.results.schema import BIN_COLUMNS
 
@@ -179,7 +181,8 @@ def test_norm_diagnostics_on_digits_pixel_norms():
     )
     assert set(scalars) == {
         f"emb_{name}{suffix}" for name in ("correct_auroc", "ood_auroc") for suffix in ("", "_ci_lo", "_ci_hi", "_note")
-    } | {"emb_freq_spearman"}
+    } | {"emb_freq_spearman", "emb_correct_auroc_within"}
+    assert scalars["emb_correct_auroc_within"] == pytest.approx(within_class_auroc(norms, correct, y))
     for name in ("emb_correct_auroc", "emb_ood_auroc"):
         assert scalars[f"{name}_note"] == ""
         assert scalars[f"{name}_ci_lo"] <= scalars[name] <= scalars[f"{name}_ci_hi"]
@@ -213,3 +216,32 @@ def test_bad_input():
         accuracy_per_norm_bin([1.0, 2.0], [1])
     with pytest.raises(ConfigError, match="labels"):
         frequency_norm_spearman([1.0, 2.0], [0, 9], [1, 2, 3])
+
+
+def test_within_class_auroc_is_the_size_weighted_mean_of_per_class_sklearn_aurocs():
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 5, 400)
+    norms = rng.normal(2.0 + labels, 1.0)  # classes differ in norm level ...
+    correct = (rng.random(400) < 0.2 + 0.15 * labels).astype(float)  # ... and in accuracy: a class confound
+    correct[labels == 4] = 1.0  # one class with no wrong prediction takes no part
+    expected, weights = [], []
+    for c in range(4):
+        m = labels == c
+        expected.append(roc_auc_score(correct[m], norms[m]))
+        weights.append(m.sum())
+    assert within_class_auroc(norms, correct, labels) == pytest.approx(np.average(expected, weights=weights))
+    assert auroc(norms, correct) > within_class_auroc(norms, correct, labels) + 0.1  # the confound, pooled
+    assert math.isnan(within_class_auroc(norms, np.ones(400), labels))
+
+
+def test_control_diagnostics_are_the_point_values_and_nan_where_degenerate():
+    rng = np.random.default_rng(4)
+    norms, labels = rng.random(200), rng.integers(0, 3, 200)
+    correct = (rng.random(200) < 0.6).astype(float)
+    ood = rng.random(50) * 0.8
+    out = control_diagnostics("emb", norms, correct, labels, ood)
+    assert out["emb_correct_auroc"] == pytest.approx(roc_auc_score(correct, norms))
+    assert out["emb_correct_auroc_within"] == pytest.approx(within_class_auroc(norms, correct, labels))
+    assert out["emb_ood_auroc"] == pytest.approx(ood_auroc(norms, ood))
+    flat = control_diagnostics("emb", np.full(200, 3.0), correct, labels, None)
+    assert all(math.isnan(v) for v in flat.values())

@@ -40,6 +40,38 @@ def test_a_trial_with_every_instrument_writes_only_columns_the_schema_names(tmp_
     assert _unowned(result.norm_bins) == []
     assert _unowned(result.class_norms) == []
     assert _unowned(result.eval_norms) == []
+    _check_the_mechanism_and_the_controls(cfg, result)
+
+
+def _check_the_mechanism_and_the_controls(cfg, result) -> None:
+    """The same real trial: the mechanism checks at every evaluation, the untrained network's diagnostics,
+    the training split's size and the learning rate summed over every step (recomputed here), and claim
+    C2b judged on this trial's own tables."""
+    import math
+
+    from suite.analysis.claims.verdicts import HOLDS, POOLED, evaluate_claims
+
+    evaluated = [c for c in result.curves if c.get(schema.GRAD_IDENTITY_DEV) is not None]
+    assert [c[schema.EPOCH] for c in evaluated] == list(range(cfg.epochs + 1))
+    for c in evaluated:
+        assert c[schema.GRAD_IDENTITY_DEV] < 1e-3
+        assert abs(c[schema.STEP_TURN_SLOPE] + 2.0) < 0.05 and abs(c[schema.STEP_TURN_PLACEBO]) < 0.05
+    for vector in ("emb", "proj"):
+        for name in schema.CONTROLLED_DIAGNOSTICS:
+            value = result.row[schema.init_of(schema.diagnostic(vector, name))]
+            assert 0.0 <= value <= 1.0, (vector, name, value)
+    steps = result.row[schema.TRAIN_IMAGES] // cfg.batch_size
+    total, warmup, base = steps * cfg.epochs, steps * cfg.warmup_epochs, cfg.scaled_lr()
+    schedule = [
+        base * (t + 1) / warmup
+        if t < warmup
+        else base * 0.5 * (1 + math.cos(math.pi * (t - warmup) / (total - warmup)))
+        for t in range(total)
+    ]
+    assert result.row[schema.LR_SUM] == pytest.approx(sum(schedule), rel=1e-12)
+    claims = evaluate_claims(pd.DataFrame([result.row]), pd.DataFrame(result.curves))
+    c2b = claims[(claims["claim"] == "C2b") & (claims["method"] == POOLED)].iloc[0]
+    assert c2b["verdict"] == HOLDS and c2b["value"] < 1e-3
 
 
 def test_the_committed_reference_run_holds_only_columns_the_schema_names():
