@@ -367,16 +367,16 @@ def methods_reference() -> str:
 
 def claims_reference() -> str:
     """The page of the paper's claims and the test `normbench claims` applies to each."""
-    from suite.analysis.claims.definitions import CLAIMS
+    from suite.analysis.claims.verdicts import REGISTRY
 
     rows = [
         [f"**{c.claim}**", code(c.measure), escape(c.statement, in_table=True), escape(c.test, in_table=True)]
-        for c in CLAIMS
+        for c in REGISTRY
     ]
     intro = (
         "The claims of the paper that `normbench claims` judges, and the test applied to each, generated from "
-        "`suite.analysis.claims.definitions` (the same text goes into every `claims.md`). How verdicts are "
-        "reached and read: [Claims](../guides/claims.md)."
+        "the claims registry (`suite.analysis.claims.catalog`; the same text goes into every `claims.md`). How "
+        "verdicts are reached and read: [Claims](../guides/claims.md)."
     )
     return (
         _header("Claims and their tests", intro) + "\n" + table(["claim", "measure", "statement", "test"], rows) + "\n"
@@ -412,6 +412,10 @@ def _column_sections() -> list[tuple[str, str, list[str]]]:
         s.WALL_TIME,
         s.IMAGES_PER_S,
         s.FREQUENCY_ORDER,
+        s.OOD_SET,
+        s.TRAIN_IMAGES,
+        s.LR_SUM,
+        *(s.init_of(s.diagnostic(v, d)) for v in vectors for d in s.CONTROLLED_DIAGNOSTICS),
     ]
     curves = [
         s.TRIAL_ID,
@@ -427,6 +431,8 @@ def _column_sections() -> list[tuple[str, str, list[str]]]:
         *(s.eval_norm("test", v, stat) for v in vectors for stat in s.PROGRESS_NORM_STATS),
         s.PROBE_NORM,
         s.PROBE_ANGLE,
+        *s.MECHANISM_COLUMNS,
+        *(s.diagnostic(v, d) for v in vectors for d in s.CONTROLLED_DIAGNOSTICS),
     ]
     return [
         ("trials", "one row per trial", trials),

@@ -9,15 +9,15 @@ fails the test suite instead of misleading a reader.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from suite.analysis.claims.checks import collapse_loss
+from suite.analysis.claims.context import Context, learning_status, primary_knn, setting_of
 from suite.analysis.claims.definitions import POOLED
-from suite.analysis.claims.evidence import learning_status, primary_knn, setting_of
 from suite.analysis.claims.report import md_table
 from suite.analysis.compare import is_baseline
 from suite.core.errors import ConfigError
@@ -34,18 +34,11 @@ def _pct(x: float) -> str:
     return DASH if x is None or not math.isfinite(x) else f"{100 * x:.1f}"
 
 
-def _uniform_loss(method: str, method_args) -> float:
-    """Loss of uniform outputs, where a method's loss has one: DINO's ln(prototypes)."""
-    if method != "dino" or not isinstance(method_args, str):
-        return math.nan
-    prototypes = json.loads(method_args).get("num_prototypes")
-    return math.log(prototypes) if prototypes else math.nan
-
-
 def learning_rows(trials: pd.DataFrame) -> tuple[list[str], list[list[str]], int | None]:
-    """Per method, its balanced ``none`` trials: untrained and final kNN with the primary k, the gain with its
-    95% t-interval over seeds, whether it is shown to learn (the claims' gate), final and uniform-output loss."""
-    done = trials[trials[schema.STATUS].astype(str) == schema.COMPLETED] if schema.STATUS in trials else trials
+    """Per method, its balanced ``none`` trials on the seeds every arm shares: untrained and final kNN with the
+    primary k, the gain with its 95% t-interval over seeds, whether it is shown to learn (the claims' gate),
+    the final loss and the loss of a collapsed network."""
+    done = Context.build(trials).trials  # completed, on the seeds every arm shares: what the claims judge on
     k, _ = primary_knn(done)
     balanced = ~(pd.to_numeric(done.get("imbalance", pd.Series(np.nan, index=done.index)), errors="coerce") > 1)
     base = done[is_baseline(done) & balanced]
@@ -57,7 +50,7 @@ def learning_rows(trials: pd.DataFrame) -> tuple[list[str], list[list[str]], int
         "gain (pp) [95% interval]",
         "shown to learn",
         "final loss",
-        "uniform-output loss",
+        "collapsed-network loss",
     ]
     rows = []
     if k is None:
@@ -71,7 +64,7 @@ def learning_rows(trials: pd.DataFrame) -> tuple[list[str], list[list[str]], int
         interval = t_interval(gain)
         learns = {status.get(s, (None,))[0] for s in settings.loc[group.index]}
         loss = pd.to_numeric(group[schema.FINAL_LOSS], errors="coerce")
-        uniform = _uniform_loss(str(method), group["method_args"].iloc[0] if "method_args" in group else None)
+        uniform = collapse_loss(group.iloc[0])
         gain_text = (
             DASH
             if not gain.size
@@ -112,7 +105,8 @@ def page_block(claims: pd.DataFrame, trials: pd.DataFrame, results_dir: str) -> 
             "same "
             'network untrained (the epoch-0 evaluation), mean over seeds, gain with its 95% t-interval; "shown to '
             'learn" when that interval lies above 0 (only such methods back the accuracy-based verdicts); final SSL '
-            "loss, and for DINO the loss of uniform outputs (ln of its prototypes), which a collapsed run sits at.",
+            "loss, and the loss of a collapsed network where the loss shows one (SimCLR ln(2B - 1), MoCo ln(K + 1), "
+            "DINO ln(prototypes)), which a collapsed run sits at.",
             "",
             markdown_table(header, rows),
             "",

@@ -19,23 +19,26 @@ if TYPE_CHECKING:
     import pandas as pd
 
 DESCRIPTION = """Test the paper's claims (Draganov et al., ICML 2025) on one or more results directories
-(merged): for every claim one verdict per method and one pooled over methods, each holds, does not
-hold or inconclusive, with its number, interval and reason.
+(merged): for every claim one verdict per method and one pooled over methods -- holds, does not
+hold, inconclusive, not applicable, not measured or not testable -- with its number, interval and reason.
 
-  C1  norms grow during training without weight decay            (curves: emb_norm_mean, wd 0 trials)
-  C2a the gradient at the embedding is orthogonal to it          (curves: emb_grad_cos_abs_mean < 1e-3)
-  C2b ... and scales as 1/||z||                                  (slope of log grad norm on log norm in -1 ± 0.25)
-  C3  larger norms move less on the sphere                       (probe angle change ~ probe norm + lr)
-  C4  cut-initialization speeds early convergence                (time to target vs none, paired by seed,
-                                                                  on the loss and on kNN; sign-flip test)
-  C5  GradScale speeds convergence                               (as C4, gradscale arms)
-  C6  weight decay limits norm growth                            (final emb_norm_mean, lowest vs highest wd)
-  C7  the norm predicts kNN correctness                          (emb_ and proj_correct_auroc > 0.5)
-  C8  out-of-distribution samples have smaller norms             (emb_ood_auroc > 0.5)
-  C9  rarer classes have smaller norms                           (long-tailed vs balanced twin, per class)
+  C1  norms grow during training without weight decay     (log final / untrained test norm, wd 0 trials)
+  C2a the gradient at the embedding is orthogonal to it   (identity: |cos(dL/dz, z)| < 1e-3)
+  C2b ... and scales as 1/||z||                           (identity on a fixed batch: dL/dz ||z|| = dL/du)
+  C3  larger norms move less on the sphere                (one probe step with the embedding layer scaled by
+                                                           a: turn slope -2 on log a; a placebo must miss)
+  C4  cut-initialization speeds early convergence         (early effect vs none, paired by seed, on the loss
+                                                           and on kNN; arms that pass manipulation, collapse
+                                                           and protocol checks)
+  C5  GradScale speeds convergence                        (as C4, gradscale arms at the baseline's protocol)
+  C6  weight decay limits norm growth                     (final norm, lowest vs highest wd, where the dose acts)
+  C7  the norm predicts kNN correctness                   (AUROC trained minus untrained; within classes too)
+  C8  out-of-distribution samples have smaller norms      (OOD AUROC trained minus untrained)
+  C9  rarer classes have smaller norms                    (long-tailed vs balanced twin, per class)
 
-Units of one seed share its initialization (and arms their baseline), so every test runs over seed
-clusters; verdicts need >= 3 seeds (C4/C5: >= 6). claims.md states every test in full."""
+Units of one seed share its initialization (and arms their baseline), so mean-based tests run over
+seed clusters (>= 3 seeds), Holm-adjusted over methods, pooled by random effects; units use the
+seeds every arm of a method shares. claims.md states every test in full."""
 
 EPILOG = """writes into --out: claims.csv (claim, measure, method, statement, test, verdict, statistic, value,
 ci_lo, ci_hi, p_value, n, n_seeds, evidence, reason; method "all" for the pooled row) and claims.md;
@@ -115,6 +118,8 @@ def write_claims(
     for w in caught:
         say("warning", str(w.message))
     claims = evaluate_claims(results.trials, results.curves, results.class_norms)
+    for note in claims.attrs.get("notes", []):
+        say("warning", note)
     out_dir = Path(out) if out is not None else results.dirs[0]
     paths = report.write_claims(claims, out_dir, [str(d) for d in results.dirs])
     if page is not None:

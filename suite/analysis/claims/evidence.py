@@ -1,103 +1,61 @@
-"""The units each claim's test runs on, computed from the results tables.
+"""The units each claim's test runs on, computed from the results tables (through a `Context`).
 
-Each ``units_*`` function returns a units frame (method, seed, value, label) and
-what it left out and why; `suite.analysis.claims.judge` turns units into
-verdicts. Per-trial statistics over curves are grouped computations (one pass
-over the curves table), never a loop that filters the table once per trial, so
-claims on 10,000 trials take seconds.
+Each ``units_*`` function returns `Units` (method, seed, value, label per unit) and
+what it left out and why. Per-trial statistics over curves are grouped computations
+(one pass over the curves table), never a loop that filters the table once per
+trial, so claims on 10,000 trials take seconds.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from scipy import stats as scipy_stats
 
 from suite.analysis import compare
-from suite.analysis.claims.definitions import MIN_LOG_NORM_RANGE, MIN_SLOPE_EPOCHS
-from suite.core.stats import t_interval
+from suite.analysis.claims import checks
+from suite.analysis.claims.context import (
+    Context,
+    Units,
+    absent,
+    eval_every_hint,
+    no_units,
+    num,
+    units_from,
+)
+from suite.analysis.claims.definitions import (
+    EARLY_FRACTION,
+    EMB_NORM,
+    FINAL_EPOCHS,
+    MIN_DOSE,
+    NOT_MEASURED,
+    NOT_TESTABLE,
+    TEST_EMB_NORM,
+)
+from suite.core.stats import sign_flip_p, t_interval
+from suite.measure.mechanism import theory_slope
 from suite.results import schema
 
-SETTING_COLUMNS = ("dataset", "backbone", "method", "imbalance")  # what "does this method learn here" is asked of
+REMEASURE = (
+    "this run's trials predate that instrument: train them again with this version of normbench (the same "
+    "sweep spec into a new results directory, or `normbench trial ... eval_every=1`) to record it"
+)
 
 
-@dataclass
-class Units:
-    """A claim's units and what did not make it, with the reasons."""
-
-    frame: pd.DataFrame
-    left_out: dict[str, str] = field(default_factory=dict)  # method -> why it has no units
-    notes: list[str] = field(default_factory=list)  # evidence beyond the units
-    reason: str = ""  # why there are no units at all
-
-
-def num(frame: pd.DataFrame, column: str) -> pd.Series:
-    if column not in frame.columns:
-        return pd.Series(np.nan, index=frame.index, dtype=float)
-    return pd.to_numeric(frame[column], errors="coerce")
-
-
-def absent(frame: pd.DataFrame | None, columns, table: str) -> str:
-    """Why a test cannot run for want of columns ("" when all are there with values)."""
-    if frame is None:
-        return f"no {table} table in the results directory"
-    for column in columns:
-        if column not in frame.columns:
-            return f"the {table} table has no column {column}"
-        if frame[column].notna().sum() == 0:
-            return f"column {column} of the {table} table has no values"
-    return ""
-
-
-def eval_every_hint(trials: pd.DataFrame) -> str:
-    """Why evaluation-epoch values (the epoch-0 row, per-epoch kNN and probe) are missing, when the trials
-    say: every trial ran with ``eval_every`` 0, which evaluates only the final network ("" otherwise)."""
-    every = num(trials, "eval_every")
-    if len(trials) and every.notna().all() and (every <= 0).all():
-        return (
-            "; every trial ran with eval_every 0, which evaluates only the final network: eval_every >= 1 "
-            "adds the untrained network (epoch 0) and per-epoch evaluations"
-        )
-    return ""
-
-
-def labels(trials: pd.DataFrame) -> pd.Series:
-    """``method/intervention/s<seed>`` of every trial (`compare.label`, vectorized)."""
-    return (
-        trials["method"].astype(str)
-        + "/"
-        + trials["intervention"].astype(str)
-        + "/s"
-        + trials["seed"].map(compare._text).astype(str)
-    )
-
-
-def _units(trials: pd.DataFrame, values: pd.Series, fmt: str = "{:.3g}") -> pd.DataFrame:
-    """Units from per-trial values (indexed like ``trials``), finite ones only."""
-    values = pd.to_numeric(values.reindex(trials.index), errors="coerce")
-    ok = np.isfinite(values.to_numpy(float))
-    sel, vals = trials[ok], values[ok]
-    return pd.DataFrame(
-        {
-            "method": sel["method"].astype(str).to_numpy(),
-            "seed": sel["seed"].to_numpy(),
-            "value": vals.to_numpy(float),
-            "label": (labels(sel) + " " + vals.map(fmt.format).astype(str)).to_numpy(),
-        }
-    )
+def not_measured(trials: pd.DataFrame, column: str, what: str) -> Units:
+    return no_units(trials, verdict=NOT_MEASURED, reason=f"not measured in this run: no {column} ({what}); {REMEASURE}")
 
 
 # ---------------------------------------------------------------- grouped curve statistics
-def trained_curves(curves: pd.DataFrame, keys: pd.Series, columns) -> pd.DataFrame:
-    """Rows of epochs >= 1 of the trials in ``keys``, with the numeric ``columns``, sorted by trial and epoch."""
+def evaluated_curves(curves: pd.DataFrame, keys: pd.Series, columns, first_epoch: int = 1) -> pd.DataFrame:
+    """Rows of epochs >= ``first_epoch`` of the trials in ``keys``, with the numeric ``columns``, sorted."""
     c = curves[curves["_key"].isin(set(keys))]
     out = pd.DataFrame({"_key": c["_key"], "epoch": num(c, schema.EPOCH)})
     for column in columns:
         out[column] = num(c, column)
-    return out[out["epoch"] >= 1].sort_values(["_key", "epoch"], kind="stable")
+    return out[out["epoch"] >= first_epoch].sort_values(["_key", "epoch"], kind="stable")
 
 
 def grouped_slope(frame: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
@@ -111,339 +69,387 @@ def grouped_slope(frame: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
     return pd.DataFrame({"slope": slope, "n": n, "range": g[x].max() - g[x].min()})
 
 
-# ---------------------------------------------------------------- learning gate
-def primary_knn(trials: pd.DataFrame) -> tuple[int | None, str]:
-    """The k every kNN-based test uses: the trials' primary k (knn_k[0]) when they agree."""
-    if "knn_k" not in trials.columns or trials["knn_k"].isna().all():
-        return None, "the trials table has no knn_k column"
-    ks = {schema.primary_k(v) for v in trials["knn_k"].dropna()}
-    if len(ks) != 1:
-        return None, f"the trials' knn_k differ in their first k ({sorted(ks)}): no single k to judge on"
-    return ks.pop(), ""
+def _per_method(trials: pd.DataFrame, per_trial: pd.Series) -> dict[str, pd.Series]:
+    values = trials["_key"].map(per_trial)
+    return {str(m): values[trials["method"].astype(str) == m].dropna() for m in trials["method"].astype(str).unique()}
 
 
-def learning_status(trials: pd.DataFrame, k: int) -> dict[tuple, tuple[bool | None, str]]:
-    """Whether each setting (dataset, backbone, method, imbalance) beats its own untrained network.
+# ---------------------------------------------------------------- C1
+def units_c1(ctx: Context) -> Units:
+    """Per weight-decay-0 trial: log(final / untrained) test embedding norm, on the same clean test images."""
+    trials = ctx.trials
+    if reason := absent(trials, ["weight_decay"], "trials"):
+        return no_units(trials, reason=reason)
+    wd0 = trials[num(trials, "weight_decay") == 0]
+    if wd0.empty:
+        listed = ", ".join(f"{w:g}" for w in sorted(num(trials, "weight_decay").dropna().unique()))
+        return no_units(trials, reason=f"condition absent: no trial with weight_decay == 0 (weight decays: {listed})")
+    if reason := absent(ctx.curves, [schema.EPOCH, TEST_EMB_NORM], "curves"):
+        return no_units(trials, reason=reason + eval_every_hint(wd0))
+    c = evaluated_curves(ctx.curves, wd0["_key"], [TEST_EMB_NORM], first_epoch=0)
+    c = c[c[TEST_EMB_NORM] > 0]
+    g = c.groupby("_key")[TEST_EMB_NORM]
+    has_zero = c.assign(zero=c["epoch"] == 0).groupby("_key")["zero"].any()
+    growth = np.log(g.last() / g.first()).where(has_zero & (g.count() >= 2))
+    rose = c.groupby("_key")[TEST_EMB_NORM].apply(
+        lambda s: float((np.diff(s.to_numpy()) > 0).mean()) if len(s) > 1 else np.nan
+    )
+    units = Units(units_from(wd0, wd0["_key"].map(growth), "{:+.3f}"))
+    if units.frame.empty:
+        units.reason = "no weight-decay-0 trial has an epoch-0 evaluation of its test norms" + eval_every_hint(wd0)
+        return units
+    share = _per_method(wd0, rose)
+    units.notes.append(
+        "share of evaluation intervals in which the test norm rose: "
+        + ", ".join(f"{m} {s.mean():.2f}" for m, s in sorted(share.items()) if len(s))
+    )
+    return units
 
-    The gain of a trial is its final kNN top-1 with k minus its epoch-0 score (``knn_top1_k<k>_init``); a
-    setting is shown to learn when the 95% t-interval of the mean gain over its ``none`` trials (all its
-    trials without one) lies above 0 (with no spread between seeds: the exact sign test, p < 0.05)."""
-    out: dict[tuple, tuple[bool | None, str]] = {}
-    gain = num(trials, schema.knn(k)) - num(trials, schema.knn_init(k))
-    cols = [c for c in SETTING_COLUMNS if c in trials.columns]
-    baseline = compare.is_baseline(trials)
-    for setting, group in trials.groupby([trials[c].map(compare._text) for c in cols], sort=True):
-        setting = setting if isinstance(setting, tuple) else (setting,)
-        base = group[baseline.loc[group.index]]
-        base = base if len(base) else group
-        g = gain.loc[base.index].dropna()
-        name = "/".join(v if c != "imbalance" else f"imbalance {v}" for c, v in zip(cols, setting) if v != "—")
-        if g.empty:
-            out[setting] = (
-                None,
-                f"{name}: the untrained kNN@{k} is unknown ({schema.knn_init(k)} has no values"
-                f"{eval_every_hint(group)})",
-            )
+
+# ---------------------------------------------------------------- C2a, C2b, C3
+def units_c2a(ctx: Context) -> Units:
+    if reason := absent(ctx.curves, [schema.EPOCH, schema.GRAD_COS_ABS], "curves"):
+        return no_units(ctx.trials, reason=reason)
+    c = evaluated_curves(ctx.curves, ctx.trials["_key"], [schema.GRAD_COS_ABS])
+    per_trial = c.groupby("_key")[schema.GRAD_COS_ABS].mean()
+    units = Units(units_from(ctx.trials, ctx.trials["_key"].map(per_trial)))
+    units.frame["label"] = [lab.rsplit(" ", 1)[0] for lab in units.frame["label"]]
+    return units
+
+
+def slope_decomposition(ctx: Context) -> dict[str, str]:
+    """Per method (its balanced ``none`` trials), the across-epoch slope of log mean ||dL/dz|| on log mean ||z||
+    split into its three
+    exact terms -- -1 (the law), the slope of log mean(||dL/dz|| ||z||) (the direction gradient, which
+    changes as the loss falls) and the slope of the aggregation gap log(mean g * mean z / mean(g z)) --
+    described, never judged: a regression across epochs mixes the law with everything else that moved."""
+    cols = [schema.GRAD_NORM, EMB_NORM, schema.DIR_GRAD_NORM]
+    if ctx.curves is None or absent(ctx.curves, cols, "curves"):
+        return {}
+    trials = ctx.trials[compare.is_baseline(ctx.trials) & ~(num(ctx.trials, "imbalance") > 1)]  # the clean arms
+    c = evaluated_curves(ctx.curves, trials["_key"], cols)
+    c = c[(c[cols] > 0).all(axis=1)]
+    c = c.assign(lz=np.log(c[EMB_NORM]), lg=np.log(c[schema.GRAD_NORM]), ld=np.log(c[schema.DIR_GRAD_NORM]))
+    c["gap"] = c["lg"] - c["ld"] + c["lz"]
+    fits = {y: grouped_slope(c, "lz", y) for y in ("lg", "ld", "gap")}
+    ok = fits["lg"]["n"] >= 3
+    out = {}
+    for method, slopes in _per_method(trials, fits["lg"]["slope"].where(ok)).items():
+        if not len(slopes):
             continue
-        test = t_interval(g.to_numpy(float))
-        learns = (test.estimate > 0 and test.p_value < 0.05) if test.sign_test else bool(test.lo > 0)
-        verdict = "beats" if learns else "does not beat" if test.estimate <= 0 else "not shown to beat"
-        interval = (
-            f"[{test.lo:+.4f}, {test.hi:+.4f}]"
-            if math.isfinite(test.lo)
-            else "no spread"
-            if test.sign_test
-            else "no interval"
-        )
-        final = num(base, schema.knn(k)).mean()
-        out[setting] = (
-            learns,
-            f"{name}: kNN@{k} {final:.4f} vs untrained {final - test.estimate:.4f}, gain "
-            f"{test.estimate:+.4f} {interval} over {test.n} trial(s) ({verdict} its untrained "
-            f"network)",
+        direction = _per_method(trials, fits["ld"]["slope"].where(ok))[method].mean()
+        gap = _per_method(trials, fits["gap"]["slope"].where(ok))[method].mean()
+        out[method] = (
+            f"described, not judged: across epochs the slope of log mean ||dL/dz|| on log mean ||z|| is "
+            f"{slopes.mean():.3f} = -1 (the law) {direction:+.3f} (direction gradient, the loss falling) "
+            f"{gap:+.3f} (aggregation gap), mean over the {len(slopes)} none trial(s)"
         )
     return out
 
 
-def setting_of(trials: pd.DataFrame) -> pd.Series:
-    cols = [c for c in SETTING_COLUMNS if c in trials.columns]
-    texts = [compare.cell_texts(trials[c]) for c in cols]
-    return pd.Series(list(zip(*texts)) if cols else [()] * len(trials), index=trials.index, dtype=object)
+def units_c2b(ctx: Context) -> Units:
+    """Per trial: the largest deviation from the exact 1/||z|| identity over its evaluations."""
+    column = schema.GRAD_IDENTITY_DEV
+    if ctx.curves is None or column not in ctx.curves.columns or ctx.curves[column].notna().sum() == 0:
+        units = not_measured(ctx.trials, column, "the exact gradient identity on a fixed batch")
+    else:
+        c = evaluated_curves(ctx.curves, ctx.trials["_key"], [column], first_epoch=0)
+        units = Units(units_from(ctx.trials, ctx.trials["_key"].map(c.groupby("_key")[column].max()), "{:.2g}"))
+    units.method_evidence.update(slope_decomposition(ctx))
+    return units
 
 
-def gate(trials: pd.DataFrame, k: int | None, why_no_k: str) -> tuple[pd.DataFrame, dict[str, str]]:
-    """The trials of settings shown to learn, and per method left out the reason."""
-    if k is None:
-        return trials.iloc[0:0], {m: why_no_k for m in trials["method"].astype(str).unique()}
-    status = learning_status(trials, k)
-    settings = setting_of(trials)
-    keep = settings.map(lambda s: bool(status.get(s, (False,))[0]))
-    left = {}
-    for setting, (learns, why) in status.items():
-        if not learns:
-            method = trials.loc[settings == setting, "method"].astype(str).iloc[0]
-            left[method] = (left[method] + "; " if method in left else "") + f"left out {why}"
-    return trials[keep], left
+def _gradscale_power(trials: pd.DataFrame) -> pd.Series:
+    return trials["intervention"].map(lambda v: compare.intervention_of(v).gradscale or 0.0)
 
 
-# ---------------------------------------------------------------- the claims
-def units_c1(trials: pd.DataFrame, curves: pd.DataFrame | None) -> Units:
-    """Per weight-decay-0 trial, log(last / first) of the epoch means of emb_norm_mean (epochs >= 1)."""
-    if reason := absent(trials, ["weight_decay"], "trials"):
-        return Units(_units(trials.iloc[0:0], pd.Series(dtype=float)), reason=reason)
-    wd0 = trials[num(trials, "weight_decay") == 0]
-    if wd0.empty:
-        listed = ", ".join(f"{w:g}" for w in sorted(num(trials, "weight_decay").dropna().unique()))
-        return Units(
-            _units(wd0, pd.Series(dtype=float)),
-            reason=f"condition absent: no trial with weight_decay == 0 (weight decays: {listed})",
-        )
-    if reason := absent(curves, [schema.EPOCH, schema.train_norm("emb", "mean")], "curves"):
-        return Units(_units(wd0, pd.Series(dtype=float)), reason=reason)
-    col = schema.train_norm("emb", "mean")
-    c = trained_curves(curves, wd0["_key"], [col])
-    c = c[c[col] > 0]
-    g = c.groupby("_key")[col]
-    growth = np.log(g.last() / g.first()).where(g.count() >= 2)
-    return Units(_units(wd0, wd0["_key"].map(growth), "{:+.3f}"))
-
-
-def units_c2a(trials: pd.DataFrame, curves: pd.DataFrame | None) -> Units:
-    if reason := absent(curves, [schema.EPOCH, schema.GRAD_COS_ABS], "curves"):
-        return Units(_units(trials.iloc[0:0], pd.Series(dtype=float)), reason=reason)
-    c = trained_curves(curves, trials["_key"], [schema.GRAD_COS_ABS])
-    per_trial = c.groupby("_key")[schema.GRAD_COS_ABS].mean()
-    units = _units(trials, trials["_key"].map(per_trial))
-    units["label"] = [lab.rsplit(" ", 1)[0] for lab in units["label"]]
-    return Units(units)
-
-
-def units_c2b(trials: pd.DataFrame, curves: pd.DataFrame | None) -> Units:
-    cols = [schema.GRAD_NORM, schema.train_norm("emb", "mean")]
-    if reason := absent(curves, [schema.EPOCH, *cols], "curves"):
-        return Units(_units(trials.iloc[0:0], pd.Series(dtype=float)), reason=reason)
-    c = trained_curves(curves, trials["_key"], [*cols, schema.DIR_GRAD_NORM])
-    c = c[(c[cols[0]] > 0) & (c[cols[1]] > 0)]
-    c = c.assign(
-        lz=np.log(c[cols[1]]),
-        lg=np.log(c[cols[0]]),
-        ld=np.log(c[schema.DIR_GRAD_NORM].where(c[schema.DIR_GRAD_NORM] > 0)),
+def units_c3(ctx: Context) -> Units:
+    """Per trial: the largest |measured - predicted| slope of the probe step's turn on log a over its
+    evaluations (prediction -2, p - 2 under GradScale p); the placebo's in the evidence."""
+    column = schema.STEP_TURN_SLOPE
+    if ctx.curves is None or column not in ctx.curves.columns or ctx.curves[column].notna().sum() == 0:
+        return not_measured(ctx.trials, column, "the turn of one probe step against the rescaled embedding layer")
+    c = evaluated_curves(ctx.curves, ctx.trials["_key"], [column, schema.STEP_TURN_PLACEBO], first_epoch=0)
+    theory = ctx.trials.set_index("_key")["intervention"].map(
+        lambda v: theory_slope(compare.intervention_of(v).gradscale)
     )
-    fit = grouped_slope(c, "lz", "lg")
-    flat = fit[(fit["n"] >= MIN_SLOPE_EPOCHS) & (fit["range"] < MIN_LOG_NORM_RANGE)]
-    ok = fit[(fit["n"] >= MIN_SLOPE_EPOCHS) & (fit["range"] >= MIN_LOG_NORM_RANGE)]["slope"]
-    units = Units(_units(trials, trials["_key"].map(ok), "{:.3g}"))
-    if len(flat):
-        units.notes.append(f"{len(flat)} trial(s) left out: log-norm range < {MIN_LOG_NORM_RANGE:g}")
-    direction = grouped_slope(c[np.isfinite(c["ld"])], "lz", "ld")
-    direction = direction[(direction["n"] >= MIN_SLOPE_EPOCHS) & (direction["range"] >= MIN_LOG_NORM_RANGE)]
-    if len(direction):
-        d = t_interval(direction["slope"].dropna().to_numpy())
-        units.notes.append(
-            f"not used by the verdict: slope of log {schema.DIR_GRAD_NORM} on log emb norm (theory 0) "
-            f"{d.estimate:.3g} [{d.lo:.3g}, {d.hi:.3g}] over {d.n} trial(s)"
-        )
-    if units.frame.empty:
-        units.reason = (
-            f"no trial has >= {MIN_SLOPE_EPOCHS} epochs with gradient and norm values and a log-norm "
-            f"range >= {MIN_LOG_NORM_RANGE:g}"
+    c = c.assign(theory=c["_key"].map(theory))
+    c = c.assign(dev=(c[column] - c["theory"]).abs(), placebo=(c[schema.STEP_TURN_PLACEBO] - c["theory"]).abs())
+    worst = c.groupby("_key")["dev"].max()
+    units = Units(units_from(ctx.trials, ctx.trials["_key"].map(worst), "{:.2g}"))
+    placebo = c.groupby("_key")["placebo"].min()
+    slopes = c.groupby("_key")[column].mean()
+    for method, values in _per_method(ctx.trials, slopes).items():
+        if not len(values):
+            continue
+        test = t_interval(values.to_numpy())
+        caught = _per_method(ctx.trials, placebo)[method]
+        interval = f"[{test.lo:.4f}, {test.hi:.4f}]" if math.isfinite(test.lo) else "(no spread)"
+        units.method_evidence[method] = (
+            f"mean measured slope {test.estimate:.4f}, 95% interval {interval} over {test.n} trial(s); the placebo "
+            f"(the norm rescaled after the layer, theory 0) misses the prediction by at least {caught.min():.3f}"
         )
     return units
 
 
-def units_c3(trials: pd.DataFrame, curves: pd.DataFrame | None) -> Units:
-    cols = [schema.PROBE_ANGLE, schema.PROBE_NORM, schema.LR]
-    if reason := absent(curves, [schema.EPOCH, *cols], "curves"):  # the probe is measured at evaluations only
-        return Units(_units(trials.iloc[0:0], pd.Series(dtype=float)), reason=reason + eval_every_hint(trials))
-    c = curves[curves["_key"].isin(set(trials["_key"]))]
-    c = pd.DataFrame(
-        {
-            "_key": c["_key"],
-            "epoch": num(c, schema.EPOCH),
-            "angle": num(c, schema.PROBE_ANGLE),
-            "norm": num(c, schema.PROBE_NORM),
-            "lr": num(c, schema.LR),
-        }
+def placebo_passes(ctx: Context, tolerance: float) -> dict[str, str]:
+    """Methods where the placebo lands within ``tolerance`` of the prediction in some trial: the test cannot
+    tell the mechanism from a coincidence of norms there, so its verdict is inconclusive."""
+    if ctx.curves is None or schema.STEP_TURN_PLACEBO not in ctx.curves.columns:
+        return {}
+    c = evaluated_curves(ctx.curves, ctx.trials["_key"], [schema.STEP_TURN_PLACEBO], first_epoch=0)
+    theory = ctx.trials.set_index("_key")["intervention"].map(
+        lambda v: theory_slope(compare.intervention_of(v).gradscale)
     )
-    c = c[c["norm"].notna()].sort_values(["_key", "epoch"], kind="stable")
-    c["mid"] = 0.5 * (c["norm"] + c.groupby("_key")["norm"].shift(1))  # the norm over the interval moved
-    c = c[(c["epoch"] >= 1) & (c["angle"] > 0) & (c["mid"] > 0) & (c["lr"] > 0)]
-    c = c.assign(la=np.log(c["angle"]), ln=np.log(c["mid"]), ll=np.log(c["lr"]))
-    coef = _norm_coefficient(c)
-    units = Units(_units(trials, trials["_key"].map(coef), "{:.3g}"))
-    skipped = len(trials) - len(units.frame)
-    if skipped:
-        units.notes.append(
-            f"{skipped} trial(s) left out: too few epochs, log-norm range < {MIN_LOG_NORM_RANGE:g} "
-            "or collinear norm and lr"
-        )
-    if units.frame.empty:
-        units.reason = (
-            "no trial has enough evaluation epochs with probe angle, probe norm and lr values" + eval_every_hint(trials)
-        )
-    return units
+    miss = (c[schema.STEP_TURN_PLACEBO] - c["_key"].map(theory)).abs().groupby(c["_key"]).min()
+    out = {}
+    for method, values in _per_method(ctx.trials, miss).items():
+        if len(values) and values.min() < tolerance:
+            out[method] = f"the placebo comes within {values.min():.3g} of the prediction: the test cannot tell"
+    return out
 
 
-def _norm_coefficient(c: pd.DataFrame) -> pd.Series:
-    """Per trial, the coefficient of ln in la ~ 1 + ln (+ ll where the lr varies), by the normal equations."""
-    g = c.groupby("_key")
-    lr_varies = (g["ll"].max() - g["ll"].min()) > 1e-12
-    n, ln_range = g["ln"].count(), g["ln"].max() - g["ln"].min()
-    simple = grouped_slope(c, "ln", "la")["slope"]
-    # two covariates: centre within the trial, then solve the 2x2 normal equations per trial
-    centred = c[["ln", "ll", "la"]] - g[["ln", "ll", "la"]].transform("mean")
-    sums = (
-        pd.DataFrame(
-            {
-                "nn": centred["ln"] ** 2,
-                "nl": centred["ln"] * centred["ll"],
-                "ll": centred["ll"] ** 2,
-                "na": centred["ln"] * centred["la"],
-                "la": centred["ll"] * centred["la"],
-            }
-        )
-        .groupby(c["_key"])
-        .sum()
-    )
-    det = sums["nn"] * sums["ll"] - sums["nl"] ** 2
-    two = (sums["ll"] * sums["na"] - sums["nl"] * sums["la"]) / det.where(det.abs() > 1e-12 * sums["nn"] * sums["ll"])
-    coef = two.where(lr_varies, simple)
-    need = MIN_SLOPE_EPOCHS + lr_varies.astype(int)
-    return coef.where((n >= need) & (ln_range >= MIN_LOG_NORM_RANGE))
+# ---------------------------------------------------------------- C4, C5
+def _window_effect(
+    arm: compare.Trained, base: compare.Trained, start: float, falling: bool, epochs: int
+) -> tuple[float, str]:
+    """The area between the arm's and the baseline's curves over the first ``EARLY_FRACTION`` of
+    training, in units of the baseline's whole improvement (positive: the arm ahead)."""
+    be, bv = base
+    ae, av = arm
+    if be.size < 2:
+        return math.nan, "the baseline has fewer than 2 trained evaluations"
+    end = float(np.mean(bv[-FINAL_EPOCHS:]))
+    scale = (start - end) if falling else (end - start)
+    if not scale > 0:
+        return math.nan, "the baseline does not improve over training"
+    window = max(1, math.ceil(EARLY_FRACTION * epochs))
+    shared = np.intersect1d(be[be <= window], ae[ae <= window])
+    if shared.size == 0:
+        return math.nan, "no evaluation in the early window shared by arm and baseline"
+    a = np.array([av[ae == e][0] for e in shared])
+    b = np.array([bv[be == e][0] for e in shared])
+    diff = (b - a) if falling else (a - b)
+    return float(diff.mean() / scale), ""
 
 
-def units_race(
-    trials: pd.DataFrame,
-    curves: pd.DataFrame | None,
-    kind: str,
-    column: str,
-    falling: bool,
-    k: int | None = None,
-    why_no_k: str = "",
-) -> Units:
-    """C4/C5: one direction per (arm, baseline) pair whose target is observable."""
+def units_effect(ctx: Context, kind: str, column: str, falling: bool) -> Units:
+    """C4/C5: per (arm, baseline) pair of the same seed, science and protocol, that passes the manipulation
+    and collapse checks, the early-training effect (`_window_effect`); the race to a target (which reaches
+    the baseline's midway point first) and its sign-flip test go into the evidence."""
+    trials = ctx.trials
     is_arm = trials["intervention"].map(lambda v: compare.arm_kinds(v) == {kind})
-    empty = _units(trials.iloc[0:0], pd.Series(dtype=float))
     if not is_arm.any():
-        return Units(empty, reason=f"condition absent: no {kind} arm among the interventions")
+        return no_units(trials, reason=f"condition absent: no {kind} arm among the interventions")
     bases = compare.is_baseline(trials)
     if not bases.any():
-        return Units(empty, reason="condition absent: no intervention-none baseline trials")
-    if reason := absent(curves, [schema.EPOCH, column] if column else [schema.EPOCH], "curves"):
-        return Units(empty, reason=reason)
+        return no_units(trials, reason="condition absent: no intervention-none baseline trials")
+    if reason := absent(ctx.curves, [schema.EPOCH, column], "curves"):
+        return no_units(trials, reason=reason + eval_every_hint(trials))
     left: dict[str, str] = {}
     pool = trials
-    if k is not None or why_no_k:
-        pool, left = gate(trials, k, why_no_k)
+    if column != schema.LOSS:
+        pool, left = ctx.learning
         is_arm, bases = is_arm.loc[pool.index], bases.loc[pool.index]
     pairs, notes = compare.baseline_pairs(pool, is_arm, bases)
+    units = Units(no_units(trials).frame, left, notes)
     if pairs.empty:
-        reason = (
+        units.reason = (
             f"no {kind} trial has a none trial with the same seed and settings"
             if not left
             else "no method left to judge (see the per-method rows)"
         )
-        return Units(empty, left, notes, reason)
-    by_trial = compare.trained_by_trial(curves, curves["_key"], column)
+        return units
+    values = ctx.curve_values(column)
+    start_values = ctx.curve_values(column) if falling else _with_epoch_zero(ctx, column)
+    info = pool[["_key", "method", "intervention", "seed", *[c for c in compare.PROTOCOL_COLUMNS if c in pool]]]
+    info = info.to_dict("index")
     rows, unobservable = [], {}
-    info = _row_lookup(pool, ["_key", "method", "intervention", "seed"])
     for arm_label, base_label in pairs.itertuples(index=False):
         arm, base = info[arm_label], info[base_label]
-        race = compare.race_of(
-            by_trial.get(arm["_key"], compare.NO_CURVE), by_trial.get(base["_key"], compare.NO_CURVE), falling
-        )
-        if not race.observable:
-            unobservable[race.why] = unobservable.get(race.why, 0) + 1
+        method = str(arm["method"])
+        failed = checks.pair_checks(ctx, arm, base, kind, column)
+        if failed:
+            units.checks.setdefault(method, []).append(f"{compare.label(arm)}: {failed}")
             continue
-        word = {1: "faster", -1: "slower", 0: "tied"}[race.direction]
-        at = "never" if race.censored else f"epoch {race.arm_epoch:g}"
+        base_curve = values.get(base["_key"], compare.NO_CURVE)
+        start = _start(start_values.get(base["_key"], compare.NO_CURVE), falling)
+        epochs = int(max(base_curve[0].max(initial=0), 1))
+        effect, why = _window_effect(values.get(arm["_key"], compare.NO_CURVE), base_curve, start, falling, epochs)
+        if not math.isfinite(effect):
+            unobservable[why] = unobservable.get(why, 0) + 1
+            continue
+        race = compare.race_of(values.get(arm["_key"], compare.NO_CURVE), base_curve, falling)
         rows.append(
             {
-                "method": str(arm["method"]),
+                "method": method,
                 "seed": arm["seed"],
-                "value": float(race.direction),
-                "censored": race.censored,
-                "label": f"{compare.label(arm)} {word} ({at} vs {race.base_epoch:g})",
+                "value": effect,
+                "direction": float(race.direction) if race.observable else math.nan,
+                "label": f"{compare.label(arm)} {effect:+.3f}",
             }
         )
-    notes += [f"{n} pair(s) with no observable target: {why}" for why, n in unobservable.items()]
-    frame = pd.DataFrame(rows, columns=["method", "seed", "value", "censored", "label"])
-    return Units(frame, left, notes, "" if rows else "no target is observable: " + "; ".join(notes))
+    units.notes += [f"{n} pair(s) with no measurable effect: {why}" for why, n in unobservable.items()]
+    units.frame = pd.DataFrame(rows, columns=["method", "seed", "value", "direction", "label"])
+    if not rows:
+        units.reason = "no pair passes its checks with a measurable effect" + (
+            ": " + "; ".join(units.notes) if units.notes else " (see checks)"
+        )
+    return units
 
 
-def units_c6(trials: pd.DataFrame) -> Units:
-    """Groups of trials equal but for weight decay (same seed and arm): log(norm at lowest / at highest wd)."""
-    empty = _units(trials.iloc[0:0], pd.Series(dtype=float))
-    if reason := absent(trials, ["weight_decay", schema.train_norm("emb", "mean"), "intervention"], "trials"):
-        return Units(empty, reason=reason)
+def _with_epoch_zero(ctx: Context, column: str) -> dict[str, compare.Trained]:
+    """Every trial's values of ``column`` from epoch 0 (the untrained network) on."""
+    if ctx.curves is None or column not in ctx.curves.columns:
+        return {}
+    c = ctx.curves
+    epochs, values = num(c, schema.EPOCH).to_numpy(float), num(c, column).to_numpy(float)
+    out: dict[str, compare.Trained] = {}
+    frame = pd.DataFrame({"_key": c["_key"].to_numpy(), "e": epochs, "v": values}).dropna()
+    for key, g in frame.sort_values(["_key", "e"]).groupby("_key", sort=False):
+        out[key] = (g["e"].to_numpy(), g["v"].to_numpy())
+    return out
+
+
+def _start(curve: compare.Trained, falling: bool) -> float:
+    """Where the baseline starts: its untrained value (epoch 0, accuracies) or its first epoch's (the loss,
+    which has no epoch-0 value); NaN without one."""
+    epochs, values = curve
+    if not epochs.size:
+        return math.nan
+    return float(values[np.argmin(epochs)])
+
+
+def race_evidence(units: pd.DataFrame) -> str:
+    """The time-to-target race over a method's pairs, beside the effect: faster / slower per pair and
+    the exact sign-flip test of the per-seed net direction."""
+    if "direction" not in units.columns:
+        return ""
+    d = units.dropna(subset=["direction"])
+    if d.empty:
+        return "race to the target: no observable pair"
+    per_seed = d.groupby("seed")["direction"].mean().to_numpy()
+    return (
+        f"race to the baseline's midway target: {int((d['direction'] > 0).sum())} faster, "
+        f"{int((d['direction'] < 0).sum())} slower, {int((d['direction'] == 0).sum())} tied; sign-flip p over "
+        f"{per_seed.size} seed(s) {sign_flip_p(per_seed):.3g}"
+    )
+
+
+# ---------------------------------------------------------------- C6
+def units_c6(ctx: Context) -> Units:
+    """Groups of trials equal but for weight decay (same seed and arm), whose dose difference can act:
+    log(final norm at the lowest / at the highest weight decay)."""
+    trials = ctx.trials
+    if reason := absent(trials, ["weight_decay", EMB_NORM, "intervention"], "trials"):
+        return no_units(trials, reason=reason)
     cols = [c for c in compare.setting_columns(trials, exclude=("weight_decay",)) if c in trials.columns]
     frame = trials.assign(
         _arm=trials["intervention"].map(compare.arm_signature),
         _wd=num(trials, "weight_decay"),
-        _norm=num(trials, schema.train_norm("emb", "mean")),
+        _norm=num(trials, EMB_NORM),
+        _lr_sum=checks.lr_sums(ctx),
     )
     frame = frame[frame["_wd"].notna() & (frame["_norm"] > 0)]
-    rows = []
-    protocol = [c for c in compare.PROTOCOL_COLUMNS if c in frame.columns]  # tables from before `cases` lack them
+    protocol = [c for c in compare.PROTOCOL_COLUMNS if c in frame.columns]
     group_keys = compare.keys(frame, cols + ["seed", "_arm", *protocol])
-    frame = frame[["method", "seed", "_arm", "_wd", "_norm"]]  # what a group's rows are read for
+    frame = frame[["method", "seed", "_arm", "_wd", "_norm", "_lr_sum"]]
+    rows, weak = [], {}
     for _, g in frame.groupby(group_keys, sort=True):
         if g["_wd"].nunique() < 2:
             continue
         lo, hi = g.loc[g["_wd"].idxmin()], g.loc[g["_wd"].idxmax()]
+        dose = (hi["_wd"] - lo["_wd"]) * hi["_lr_sum"]
+        label = f"{lo['method']}/{lo['_arm']}/s{compare._text(lo['seed'])} wd {lo['_wd']:g} vs {hi['_wd']:g}"
+        if not dose >= MIN_DOSE:
+            weak.setdefault(str(lo["method"]), []).append(f"{label}: dose {dose:.2g}")
+            continue
         value = math.log(lo["_norm"] / hi["_norm"])
-        rows.append(
-            {
-                "method": str(lo["method"]),
-                "seed": lo["seed"],
-                "value": value,
-                "label": f"{lo['method']}/{lo['_arm']}/s{compare._text(lo['seed'])} wd {lo['_wd']:g} vs "
-                f"{hi['_wd']:g} {value:+.3f}",
-            }
-        )
-    if not rows:
-        return Units(
-            empty, reason="condition absent: no trials that differ only in weight decay (same method, seed, settings)"
-        )
-    return Units(pd.DataFrame(rows))
-
-
-def units_column(trials: pd.DataFrame, column: str, subset: pd.Series | None, condition: str) -> Units:
-    """Per-trial values of a trials column (C7, C8), with the trials whose value is NaN noted with why."""
-    empty = _units(trials.iloc[0:0], pd.Series(dtype=float))
-    if column not in trials.columns:
-        return Units(empty, reason=f"the trials table has no column {column}")
-    sel = trials if subset is None else trials[subset.reindex(trials.index).fillna(False).astype(bool)]
-    if sel.empty:
-        return Units(empty, reason=f"condition absent: {condition}")
-    values = num(sel, column)
-    units = Units(_units(sel, values))
-    nan_rows = sel[values.isna()]
-    if len(nan_rows):
-        notes = sel.get(schema.note(column), pd.Series("", index=sel.index)).fillna("")
-        units.notes.append(
-            f"{len(nan_rows)} trial(s) NaN, left out: "
-            + "; ".join(f"{compare.label(t)} ({notes.loc[i] or 'no note'})" for i, t in nan_rows.iterrows())
-        )
-    lo, hi = num(sel, schema.ci_lo(column)), num(sel, schema.ci_hi(column))
-    if lo.notna().any():
-        threshold = 0.5
-        units.notes.append(
-            f"per-trial 95% bootstrap intervals: {(lo > threshold).sum()} above {threshold:g}, "
-            f"{(hi < threshold).sum()} below, {((lo <= threshold) & (hi >= threshold)).sum()} spanning it"
-        )
-    if units.frame.empty:
-        units.reason = f"{column} is NaN in every trial where the condition holds"
+        rows.append({"method": str(lo["method"]), "seed": lo["seed"], "value": value, "label": f"{label} {value:+.3f}"})
+    units = Units(pd.DataFrame(rows, columns=["method", "seed", "value", "label"]))
+    explain = (
+        f"below the dose {MIN_DOSE:g} (weight-decay difference x the lr summed over training: decay alone would "
+        f"shrink an untouched weight by a factor e^-dose, so below {MIN_DOSE:g} by less than "
+        f"{100 * (1 - math.exp(-MIN_DOSE)):.1f}%, within the seed-to-seed spread of final norms)"
+    )
+    for method, groups in weak.items():
+        units.checks.setdefault(method, []).append(f"{len(groups)} group(s) {explain}: " + ", ".join(groups[:6]))
+        if method not in set(units.frame["method"]):
+            doses = ", ".join(g.rsplit(": dose ", 1)[1] for g in groups[:6])
+            units.per_method_verdict[method] = (NOT_TESTABLE, f"every weight-decay pair is {explain}; doses {doses}")
+    if not rows and not weak:
+        units.reason = "condition absent: no trials that differ only in weight decay (same method, seed, settings)"
+    elif not rows:
+        units.verdict, units.reason = NOT_TESTABLE, f"every weight-decay pair is {explain}"
     return units
 
 
-def _row_lookup(frame: pd.DataFrame, columns: list[str]) -> dict:
-    """{index label: {column: value}} of a few columns: a pair loop reads these per trial, and
-    ``frame.loc[label]`` would build a Series of every column each time."""
-    present = [c for c in columns if c in frame.columns]
-    return frame[present].to_dict("index")
+# ---------------------------------------------------------------- C7, C8
+def units_controlled(ctx: Context, column: str, need_ood: bool) -> Units:
+    """Per trial of a method shown to learn (collapsed trials left out): the diagnostic of the trained
+    network minus that of the same trial's untrained network (epoch 0) -- what training added to what
+    a random network's norms already carry."""
+    trials = ctx.trials
+    if column not in trials.columns:
+        return not_measured(trials, column, "the diagnostic itself")
+    pool = trials[has_ood(trials)] if need_ood else trials
+    if pool.empty:
+        return no_units(trials, reason="condition absent: no trial has holdout_classes or ood_dataset set")
+    having = set(pool.loc[num(pool, column).notna(), "method"].astype(str))
+    learning, left = ctx.learning
+    learning = learning[learning["_key"].isin(set(pool["_key"])) & learning["method"].astype(str).isin(having)]
+    trained = num(pool, column)
+    init = schema.init_of(column)
+    if init not in trials.columns or num(trials, init).notna().sum() == 0:
+        units = not_measured(
+            trials, init, "the untrained network's value, the control every trained value is read against"
+        )
+        for m in sorted(having):
+            values = trained[pool["method"].astype(str) == m].dropna()
+            units.method_evidence[m] = (
+                f"described, not judged: the trained networks' {column} is {values.mean():.3f} (mean of "
+                f"{len(values)} trial(s)); without the untrained value it cannot tell confidence from what a random "
+                "network's norms already carry"
+            )
+        return units
+    if learning.empty:
+        return no_units(
+            trials,
+            left_out={m: why for m, why in left.items() if m in having},
+            reason="no method is shown to beat its untrained network" + eval_every_hint(trials),
+        )
+    collapsed = checks.collapsed(ctx, learning)
+    units = Units(no_units(trials).frame, {m: why for m, why in left.items() if m in having})
+    for key, why in collapsed.items():
+        row = learning[learning["_key"] == key].iloc[0]
+        units.checks.setdefault(str(row["method"]), []).append(f"{compare.label(row)}: {why}")
+    kept = learning[~learning["_key"].isin(set(collapsed))]
+    delta = num(kept, column) - num(kept, init)
+    units.frame = units_from(kept, delta, "{:+.3f}")
+    nan_rows = kept[delta.isna()]
+    if len(nan_rows):
+        notes = kept.get(schema.note(column), pd.Series("", index=kept.index)).fillna("")
+        units.notes.append(
+            f"{len(nan_rows)} trial(s) NaN, left out: "
+            + "; ".join(
+                f"{compare.label(t)} ({notes.loc[i] or 'degenerate untrained value'})" for i, t in nan_rows.iterrows()
+            )
+        )
+    if units.frame.empty:
+        units.reason = f"{column} minus its untrained value is NaN in every trial where the condition holds"
+    return units
 
 
+def has_ood(trials: pd.DataFrame) -> pd.Series:
+    out = pd.Series(False, index=trials.index)
+    for col in ("holdout_classes", "ood_dataset"):
+        if col in trials.columns:
+            text = trials[col].astype(str).str.strip().str.lower()
+            out |= trials[col].notna() & ~text.isin(["", "nan", "none", "null", "[]", "<na>"])
+    return out
+
+
+# ---------------------------------------------------------------- C9
 def _class_arrays(class_norms: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """{trial key: (classes, train counts, norm means)} in the order of the trial's rows."""
     codes, uniques = pd.factorize(class_norms["_key"].to_numpy(dtype=object))
@@ -457,29 +463,29 @@ def _class_arrays(class_norms: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.n
     return {uniques[codes[a]]: (classes[a:b], counts[a:b], norms[a:b]) for a, b in zip(starts, ends)}
 
 
-def units_c9(trials: pd.DataFrame, class_norms: pd.DataFrame | None) -> Units:
+def units_c9(ctx: Context) -> Units:
     """Long-tailed none trials against their balanced twins: Spearman(train count, log norm ratio) over classes."""
-    empty = _units(trials.iloc[0:0], pd.Series(dtype=float))
+    trials, class_norms = ctx.trials, ctx.class_norms
     if "imbalance" not in trials.columns or not (num(trials, "imbalance") > 1).any():
-        return Units(empty, reason="condition absent: no long-tailed trial (imbalance unset in every trial)")
+        return no_units(trials, reason="condition absent: no long-tailed trial (imbalance unset in every trial)")
     if reason := absent(class_norms, list(schema.CLASS_NORMS_COLUMNS), "class_norms"):
-        return Units(
-            empty, reason=reason + " (C9 compares each class's norms between a long-tailed and a balanced trial)"
+        return no_units(
+            trials, reason=reason + " (C9 compares each class's norms between a long-tailed and a balanced trial)"
         )
     none = compare.is_baseline(trials)
     long_tailed = none & (num(trials, "imbalance") > 1)
     balanced = none & ~(num(trials, "imbalance") > 1)
     pairs, notes = compare.baseline_pairs(trials, long_tailed, balanced, exclude=("imbalance",))
     if pairs.empty:
-        return Units(
-            empty,
+        return no_units(
+            trials,
             notes=notes,
             reason="no long-tailed trial has a balanced trial of the same seed and settings to contrast with",
         )
     emb = class_norms[class_norms[schema.BIN_VECTOR] == "embedding"]
     per_trial = _class_arrays(emb)
     rows, missing = [], 0
-    info = _row_lookup(trials, ["_key", "method", "intervention", "seed"])
+    info = trials[["_key", "method", "intervention", "seed"]].to_dict("index")
     for arm_label, base_label in pairs.itertuples(index=False):
         arm, base = info[arm_label], info[base_label]
         a, b = per_trial.get(arm["_key"]), per_trial.get(base["_key"])
@@ -509,5 +515,5 @@ def units_c9(trials: pd.DataFrame, class_norms: pd.DataFrame | None) -> Units:
     if missing:
         notes.append(f"{missing} pair(s) left out: class norms missing or constant")
     if not rows:
-        return Units(empty, notes=notes, reason="no pair has class norms to contrast")
+        return no_units(trials, notes=notes, reason="no pair has class norms to contrast")
     return Units(pd.DataFrame(rows), notes=notes)

@@ -19,14 +19,13 @@ import pandas as pd
 
 from suite.analysis.claims.definitions import (
     CONFIDENCE,
+    IDENTITY_TOL,
     MIN_SEEDS,
     ORTHOGONALITY_TOL,
     POOLED,
     ROW_COLUMNS,
-    SLOPE_MARGIN,
-    SLOPE_TARGET,
+    SLOPE_TOL,
 )
-from suite.analysis.compare import CONV_FRACTION
 from suite.analysis.load import LeaderboardWarning
 from suite.core.files import atomic_path, atomic_write_text
 from suite.core.tables import DASH, markdown_table, text_table
@@ -36,17 +35,19 @@ CLAIMS_FILE = "claims.csv"
 CLAIMS_MD = "claims.md"
 
 RULES = (
-    f"Verdicts, per method and pooled over methods (`all`): **holds** when the {CONFIDENCE:.0%} interval lies on the "
-    f"claim's side of its threshold (C2b: inside {SLOPE_TARGET:g} ± {SLOPE_MARGIN:g}; C2a: largest per-trial mean "
-    f"|cos| < {ORTHOGONALITY_TOL:g}; C4/C5: the sign-flip test is significant in the claim's direction); **does not "
-    f"hold** on the other side; **inconclusive** otherwise, and always with fewer than {MIN_SEEDS} seeds, when a "
-    "needed column or the claim's condition is absent, or when an accuracy-based test (C4/C5 on kNN, C7) would rest "
-    f"on a method not shown to beat its own untrained network (the {CONFIDENCE:.0%} interval of its kNN gain over "
-    "seeds must lie above 0). Units of one seed share its initialization, so every interval is over seed means "
-    "(methods weighing the same in the pooled row), and a pooled row is definite only when every method "
-    "with units gives the same verdict. Convergence targets (C4/C5): the baseline's epoch-1 value plus "
-    f"{CONV_FRACTION:g} of its later improvement; an arm that never reaches it counts as slower, never as an "
-    "invented epoch."
+    f"Verdicts, per method and pooled over methods (`all`). Mean-based claims: **holds** when the {CONFIDENCE:.0%} "
+    "t-interval over seed means lies on the claim's side of its threshold and the p-value, Holm-adjusted over the "
+    "methods judged on the claim, is below 0.05; **does not hold** on the other side; **inconclusive** otherwise "
+    f"and always with fewer than {MIN_SEEDS} seeds. The pooled row is a random-effects estimate over methods, "
+    "definite only when every method with units gives the same verdict. Identities (C2a: |cos| < "
+    f"{ORTHOGONALITY_TOL:g}; C2b: relative deviation < {IDENTITY_TOL:g}; C3: |measured - predicted slope| < "
+    f"{SLOPE_TOL:g} with the placebo missing) hold when the largest deviation over every trial is within "
+    "tolerance. **not applicable**: a claim about losses that L2-normalize the embedding, on a method whose loss "
+    "does not; **not measured**: the run lacks the instrument or the untrained control the test needs; **not "
+    "testable**: the manipulation is too weak to act (a weight-decay dose below the threshold). Intervention "
+    "comparisons (C4, C5) use only arms that pass their manipulation, collapse and protocol checks (listed under "
+    "checks); accuracy-based tests use only methods shown to beat their own untrained network; every unit uses "
+    "the seeds all arms of its method share."
 )
 
 
@@ -66,16 +67,19 @@ def interval_text(row: pd.Series) -> str:
 
 
 def why(row: pd.Series) -> str:
-    """The reason (inconclusive) or else the evidence."""
-    reason, evidence = row.get("reason"), row.get("evidence")
-    return str(reason) if isinstance(reason, str) and reason else (str(evidence) if isinstance(evidence, str) else "")
+    """The reason (inconclusive), else what the checks left out, else the evidence."""
+    for column in ("reason", "checks", "evidence"):
+        text = row.get(column)
+        if isinstance(text, str) and text:
+            return ("left out by the checks: " + text) if column == "checks" else text
+    return ""
 
 
-SUMMARY_COLUMNS = ["claim", "measure", "method", "verdict", "value", "95% interval", "p", "n (seeds)"]
+SUMMARY_COLUMNS = ["claim", "measure", "method", "verdict", "value", "95% interval", "p", "p (Holm)", "n (seeds)"]
 
 
 def summary_rows(claims: pd.DataFrame) -> list[list[str]]:
-    """The compact cells of every row: claim, measure, method, verdict, value, interval, p, n (seeds)."""
+    """The compact cells of every row: claim, measure, method, verdict, value, interval, p, Holm p, n (seeds)."""
     return [
         [
             str(r["claim"]),
@@ -85,6 +89,7 @@ def summary_rows(claims: pd.DataFrame) -> list[list[str]]:
             _fmt(r["value"]),
             interval_text(r),
             _fmt(r["p_value"]),
+            _fmt(r.get("p_holm")),
             f"{int(r['n'])} ({int(r['n_seeds'])})",
         ]
         for _, r in claims.iterrows()
@@ -104,8 +109,9 @@ def _short(text: str, limit: int = 220) -> str:
     return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " …"
 
 
-def to_markdown(claims: pd.DataFrame, dirs: Sequence[str]) -> str:
-    """claims.md: the verdicts, then each row in full (statement, test, statistic, evidence), then the rules."""
+def to_markdown(claims: pd.DataFrame, dirs: Sequence[str], notes: Sequence[str] = ()) -> str:
+    """claims.md: the run-level warnings, the verdicts, then each row in full (statement, test, statistic,
+    evidence, checks), after the rules."""
     parts = [
         "# normbench claims",
         "",
@@ -116,6 +122,7 @@ def to_markdown(claims: pd.DataFrame, dirs: Sequence[str]) -> str:
         "",
         RULES,
         "",
+        *([f"**Design warnings:** {'; '.join(notes)}.", ""] if notes else []),
         md_table(claims),
         "",
         "## Each claim in full",
@@ -135,20 +142,25 @@ def to_markdown(claims: pd.DataFrame, dirs: Sequence[str]) -> str:
             parts.append(
                 f"- **{r['method']}**: {r['verdict']}; value {_fmt(r['value'])}, 95% interval "
                 f"{interval_text(r)}, p {_fmt(r['p_value'])}, n {int(r['n'])} from {int(r['n_seeds'])} "
-                f"seed(s). Evidence: {r['evidence'] or DASH}"
-                + (f" Why inconclusive: {r['reason']}" if r["reason"] else "")
+                f"seed(s), Holm-adjusted p {_fmt(r.get('p_holm'))}. Evidence: {r['evidence'] or DASH}"
+                + (
+                    f" Left out by the checks: {r['checks']}"
+                    if isinstance(r.get("checks"), str) and r["checks"]
+                    else ""
+                )
+                + (f" Why {r['verdict']}: {r['reason']}" if r["reason"] else "")
             )
         parts.append("")
     return "\n".join(parts).rstrip() + "\n"
 
 
 def write_claims(claims: pd.DataFrame, out_dir: Path, dirs: Sequence[str]) -> dict[str, Path]:
-    """Write claims.csv and claims.md atomically into ``out_dir``."""
+    """Write claims.csv and claims.md atomically into ``out_dir`` (claims.md with ``claims.attrs["notes"]``)."""
     out_dir = Path(out_dir)
     paths = {"csv": out_dir / CLAIMS_FILE, "md": out_dir / CLAIMS_MD}
     with atomic_path(paths["csv"]) as tmp:
         claims[ROW_COLUMNS].to_csv(tmp, index=False)
-    atomic_write_text(paths["md"], to_markdown(claims, dirs))
+    atomic_write_text(paths["md"], to_markdown(claims, dirs, claims.attrs.get("notes", ())))
     return paths
 
 
@@ -192,7 +204,9 @@ def load_claims(dirs: Sequence[str | Path]) -> pd.DataFrame | None:
             continue
         frame = frame.reindex(columns=ROW_COLUMNS)
         frame["method"] = frame["method"].fillna(POOLED)
-        frame[["reason", "evidence", "statistic"]] = frame[["reason", "evidence", "statistic"]].fillna("")
+        frame[["reason", "evidence", "statistic", "checks"]] = frame[
+            ["reason", "evidence", "statistic", "checks"]
+        ].fillna("")
         frame[["n", "n_seeds"]] = frame[["n", "n_seeds"]].fillna(0)
         frame.insert(0, schema.RESULTS_DIR, str(d))
         frames.append(frame)

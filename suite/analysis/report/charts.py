@@ -180,53 +180,39 @@ def forest_spec(rows: pd.DataFrame, metric: str) -> dict | None:
     return _spec(chart, values)
 
 
-def loglog_spec(
-    points: pd.DataFrame, fits: pd.DataFrame, methods: Sequence[str], x_title: str, y_title: str, theory: float
+def mechanism_spec(
+    points: pd.DataFrame, methods: Sequence[str], checks: Sequence[str], y_title: str, tolerance: float, log: bool
 ) -> dict | None:
-    """Per-epoch points on log-log axes, coloured by method, with each method's fitted line and its slope
-    (theory: ``theory``)."""
-    if points.empty:
+    """A mechanism check per trial and evaluation (``points`` of `plotdata.mechanism_points`, the rows of
+    ``checks``), one column of points per method, with the tolerance the claim judges with: a rule at it
+    (``log``: deviations on a log axis) or a band of +-tolerance around 0 (differences from the prediction)."""
+    shown = points[points["check"].isin(checks)]
+    if shown.empty:
         return None
-    data, fields, values = _inline(points[["method", "x", "y", "epoch"]], "points")
-    fvalues: dict[str, list] = {}
-    color = alt.Color("method:N", scale=_methods(methods))
-    scatter = (
+    frame = shown[["method", "check", "value", "epoch"]].copy()
+    if log:
+        frame["value"] = frame["value"].clip(lower=1e-16)  # an exact 0 sits at the axis floor
+    data, fields, values = _inline(frame, "checks")
+    y = alt.Y("value:Q", title=y_title, scale=alt.Scale(type="log") if log else alt.Scale(zero=False))
+    dots = (
         alt.Chart(data)
         .transform_flatten(fields)
-        .mark_circle(size=16, opacity=0.45)
+        .mark_point(filled=True, opacity=0.6, size=28)
         .encode(
-            x=alt.X("x:Q", scale=alt.Scale(type="log"), title=x_title),
-            y=alt.Y("y:Q", scale=alt.Scale(type="log"), title=y_title),
-            color=color,
-            tooltip=["method:N", "epoch:Q", alt.Tooltip("x:Q", format=".4g"), alt.Tooltip("y:Q", format=".4g")],
+            x=alt.X("method:N", title=None, scale=alt.Scale(domain=list(methods))),
+            xOffset=alt.XOffset("check:N"),
+            y=y,
+            color=alt.Color("check:N", title=None),
+            tooltip=["method:N", "check:N", "epoch:Q", alt.Tooltip("value:Q", format=".3g")],
         )
     )
-    layers = [scatter]
-    if len(fits):
-        ends = pd.DataFrame(
-            {
-                "method": np.repeat(fits["method"].to_numpy(), 2),
-                "x": np.column_stack([fits["x0"], fits["x1"]]).ravel(),
-                "y": np.column_stack([fits["y0"], fits["y1"]]).ravel(),
-                "slope": np.repeat(fits["slope"].to_numpy(), 2),
-            }
-        )
-        fdata, ffields, fvalues = _inline(ends, "fits")
-        line = alt.Chart(fdata).transform_flatten(ffields)
-        layers.append(
-            line.mark_line(strokeWidth=2.5).encode(
-                x="x:Q", y="y:Q", color=color, tooltip=["method:N", alt.Tooltip("slope:Q", format=".3f")]
-            )
-        )
-        layers.append(
-            line.transform_window(rank="rank()", groupby=["method"], sort=[alt.SortField("x", order="descending")])
-            .transform_filter(alt.datum.rank == 1)
-            .transform_calculate(text="'slope ' + format(datum.slope, '.2f')")
-            .mark_text(align="left", dx=5, fontSize=10)
-            .encode(x="x:Q", y="y:Q", text="text:N", color=color)
-        )
-    chart = alt.layer(*layers).properties(width=460, height=300, title=f"theory: slope {theory:g}")
-    return _spec(chart, values, fvalues)
+    if log:
+        guide = alt.Chart(pd.DataFrame({"y": [tolerance]})).mark_rule(color="#b00", strokeDash=[4, 3]).encode(y="y:Q")
+    else:
+        band = pd.DataFrame({"lo": [-tolerance], "hi": [tolerance]})
+        guide = alt.Chart(band).mark_rect(color="#2a2", opacity=0.15).encode(y="lo:Q", y2="hi:Q")
+    chart = alt.layer(guide, dots).properties(width=460, height=260)
+    return _spec(chart, values)
 
 
 def _epoch_ticks(last: int) -> list[int]:
@@ -237,7 +223,7 @@ def _epoch_ticks(last: int) -> list[int]:
 def race_spec(races: pd.DataFrame, methods: Sequence[str]) -> dict | None:
     """Time to target per (arm, baseline) pair: the baseline's epoch (x) against the arm's (y; "never"
     above the last epoch), per measure; below the diagonal the arm is faster. Size: pairs at the point."""
-    shown = races[races["outcome"] != "not observable"]
+    shown = races[~races["outcome"].isin(["not observable", "left out"])]
     if shown.empty:
         return None
     last = int(np.nanmax(np.r_[shown["base_epoch"].to_numpy(float), shown["arm_epoch"].to_numpy(float)]))

@@ -14,8 +14,10 @@ import numpy as np
 import pandas as pd
 
 from suite.analysis import compare
-from suite.analysis.claims import evidence
+from suite.analysis.claims import checks
+from suite.analysis.claims.context import Context, num
 from suite.analysis.leaderboard.aggregate import Leaderboard
+from suite.measure.mechanism import theory_slope
 from suite.results import schema
 
 OOD_BINS = 24
@@ -38,79 +40,38 @@ def _of_trials(table: pd.DataFrame | None, trials: pd.DataFrame) -> pd.DataFrame
     return out if len(out) else None
 
 
-# ---------------------------------------------------------------- C2b / C3: log-log with a fitted slope
-def _fits(points: pd.DataFrame) -> pd.DataFrame:
-    """Per method, the OLS slope of log y on log x over all its points, and the line's two ends."""
-    logs = pd.DataFrame({"_key": points["method"], "lx": np.log(points["x"]), "ly": np.log(points["y"])})
-    fit = evidence.grouped_slope(logs, "lx", "ly")  # the claims' grouped OLS, grouped by method here
-    means = logs.groupby("_key")[["lx", "ly"]].mean()
-    fit = fit.join(means)
-    fit = fit[np.isfinite(fit["slope"])]
-    x0, x1 = points.groupby("method")["x"].min(), points.groupby("method")["x"].max()
-    out = pd.DataFrame({"method": fit.index.astype(str), "slope": fit["slope"].to_numpy(), "n": fit["n"].to_numpy()})
-    out["x0"], out["x1"] = x0.reindex(fit.index).to_numpy(), x1.reindex(fit.index).to_numpy()
-    for end in ("x0", "x1"):  # the line through the means with the fitted slope
-        offset = np.log(out[end].to_numpy(float)) - fit["lx"].to_numpy()
-        out["y" + end[1]] = np.exp(fit["ly"].to_numpy() + fit["slope"].to_numpy() * offset)
-    return out
-
-
-def loglog(curves: pd.DataFrame | None, trials: pd.DataFrame, x: str, y: str, midpoint: bool = False):
-    """(points, fits) of ``y`` against ``x`` over trained epochs (>= 1), positive values only.
-
-    ``midpoint``: x is the mean of this and the previous evaluation's value of the trial (C3: the probe
-    norm over the interval the probe moved, as `suite.analysis.claims.evidence.units_c3` defines it)."""
-    empty = pd.DataFrame(columns=["method", "x", "y", "epoch", "trial"]), pd.DataFrame()
-    c = _of_trials(curves, trials)
-    if c is None or x not in c.columns or y not in c.columns:
-        return empty
-    frame = pd.DataFrame(
-        {
-            "_key": c["_key"],
-            "method": c["method"].astype(str),
-            "epoch": pd.to_numeric(c[schema.EPOCH], errors="coerce"),
-            "x": pd.to_numeric(c[x], errors="coerce"),
-            "y": pd.to_numeric(c[y], errors="coerce"),
-        }
-    )
-    if midpoint:
-        frame = frame[frame["x"].notna()].sort_values(["_key", "epoch"], kind="stable")
-        frame["x"] = 0.5 * (frame["x"] + frame.groupby("_key")["x"].shift(1))
-    frame = frame[(frame["epoch"] >= 1) & (frame["x"] > 0) & (frame["y"] > 0)]
-    if frame.empty:
-        return empty
-    points = frame.rename(columns={"_key": "trial"})[["method", "x", "y", "epoch", "trial"]].reset_index(drop=True)
-    return points, _fits(points)
-
-
 # ---------------------------------------------------------------- C4 / C5: time to target per pair
 def races(trials: pd.DataFrame, curves: pd.DataFrame | None, knn_column: str | None) -> pd.DataFrame:
     """One row per (claim, measure, arm) pair: the arm's and the baseline's epoch at the target, or
-    ``never`` (censored), exactly as the claims' C4 (cut) and C5 (gradscale) tests pair and race them;
-    on kNN only the settings shown to beat their untrained network (the claims' gate)."""
+    ``never`` (censored), exactly as the claims' C4 (cut) and C5 (gradscale) tests pair them: on the seeds
+    every arm shares, on kNN only the settings shown to beat their untrained network, and a pair that fails
+    its protocol, manipulation or collapse check is listed with the reason (outcome ``left out``)."""
     columns = ["claim", "measure", "method", "arm", "base", "arm_epoch", "base_epoch", "outcome", "why"]
     c = _of_trials(curves, trials)
     if c is None or "intervention" not in trials:
         return pd.DataFrame(columns=columns)
-    trials = trials.assign(_key=_key(trials))
-    by_trial = compare.curves_by_trial(c, c["_key"])
-    empty = c.iloc[0:0]
-    k, why_no_k = evidence.primary_knn(trials)
+    ctx = Context.build(trials.drop(columns=["group"], errors="ignore"), c.drop(columns=["_key"]))
     rows = []
     for claim, kind in (("C4", "cut"), ("C5", "gradscale")):
         for measure, column, falling in (("loss", schema.LOSS, True), ("knn", knn_column, False)):
             if not column or column not in c.columns:
                 continue
-            pool = evidence.gate(trials, k, why_no_k)[0] if measure == "knn" else trials
-            kinds = pool["intervention"].map(compare.arm_kinds)
-            arms = kinds.map(lambda found, kind=kind: found == {kind})
+            pool = ctx.learning[0] if measure == "knn" else ctx.trials
+            arms = pool["intervention"].map(lambda v, kind=kind: compare.arm_kinds(v) == {kind})
             pairs, _ = compare.baseline_pairs(pool, arms, compare.is_baseline(pool))
+            values = ctx.curve_values(column)
             for arm_label, base_label in pairs.itertuples(index=False):  # one race per pair, as the claims run
-                arm, base = pool.loc[arm_label], pool.loc[base_label]
-                arm_curve, base_curve = by_trial.get(arm["_key"], empty), by_trial.get(base["_key"], empty)
-                race = compare.race(arm_curve, base_curve, column, falling)
+                arm, base = pool.loc[arm_label].to_dict(), pool.loc[base_label].to_dict()
+                failed = checks.pair_checks(ctx, arm, base, kind, column)
+                race = compare.race_of(
+                    values.get(arm["_key"], compare.NO_CURVE), values.get(base["_key"], compare.NO_CURVE), falling
+                )
                 outcome = (
-                    "not observable" if not race.observable else {1: "faster", -1: "slower", 0: "tied"}[race.direction]
+                    "left out"
+                    if failed
+                    else "not observable"
+                    if not race.observable
+                    else {1: "faster", -1: "slower", 0: "tied"}[race.direction] + (" (never)" if race.censored else "")
                 )
                 rows.append(
                     {
@@ -121,11 +82,41 @@ def races(trials: pd.DataFrame, curves: pd.DataFrame | None, knn_column: str | N
                         "base": compare.label(base),
                         "arm_epoch": race.arm_epoch,
                         "base_epoch": race.base_epoch,
-                        "outcome": outcome + (" (never)" if race.censored else ""),
-                        "why": race.why,
+                        "outcome": outcome,
+                        "why": failed or race.why,
                     }
                 )
     return pd.DataFrame(rows, columns=columns)
+
+
+# ---------------------------------------------------------------- C2b / C3: the mechanism checks
+def mechanism_points(curves: pd.DataFrame | None, trials: pd.DataFrame) -> pd.DataFrame:
+    """One row per (trial, evaluation, check): the C2b identity's deviation, and C3's measured and placebo
+    slopes minus the prediction (-2, p - 2 under GradScale p), as the claims read them."""
+    columns = ["method", "trial", "epoch", "check", "value"]
+    c = _of_trials(curves, trials)
+    if c is None or schema.GRAD_IDENTITY_DEV not in c.columns:
+        return pd.DataFrame(columns=columns)
+    interventions = trials.assign(_key=_key(trials)).set_index("_key")["intervention"]
+    theory = c["_key"].map(interventions).map(lambda v: theory_slope(compare.intervention_of(v).gradscale))
+    frames = []
+    for check, values in (
+        ("C2b: relative deviation", num(c, schema.GRAD_IDENTITY_DEV)),
+        ("C3: measured - predicted slope", num(c, schema.STEP_TURN_SLOPE) - theory),
+        ("C3: placebo - predicted slope", num(c, schema.STEP_TURN_PLACEBO) - theory),
+    ):
+        frames.append(
+            pd.DataFrame(
+                {
+                    "method": c["method"].astype(str),
+                    "trial": c["_key"],
+                    "epoch": num(c, schema.EPOCH),
+                    "check": check,
+                    "value": values,
+                }
+            ).dropna(subset=["value"])
+        )
+    return pd.concat(frames, ignore_index=True)[columns]
 
 
 # ---------------------------------------------------------------- C7: kNN accuracy per norm bin
