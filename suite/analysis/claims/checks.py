@@ -82,23 +82,32 @@ def collapse_loss(row: dict | pd.Series) -> float:
 
 def collapsed(ctx: Context, trials: pd.DataFrame) -> dict[str, str]:
     """{trial key: why it collapsed} for the trials that ended below their own untrained network on the
-    primary kNN, or at their method's collapsed-network loss."""
+    primary kNN, or at their method's collapsed-network loss (one collapse-loss computation per distinct
+    method, hyper-parameters and batch size, not per trial)."""
     out: dict[str, str] = {}
     if ctx.k is not None:
         final, init = num(trials, schema.knn(ctx.k)), num(trials, schema.knn_init(ctx.k))
-        below = trials[final < init]
-        for i, row in below.iterrows():
-            out[row["_key"]] = (
-                f"collapsed: final kNN@{ctx.k} {final[i]:.4f} below its untrained network's {init[i]:.4f}"
-            )
+        below = final < init
+        for key, f, i in zip(trials.loc[below, "_key"], final[below], init[below]):
+            out[key] = f"collapsed: final kNN@{ctx.k} {f:.4f} below its untrained network's {i:.4f}"
+    columns = [c for c in ("method", "method_args", "batch_size") if c in trials.columns]
+    if len(columns) < 3 or trials.empty:
+        return out
+    signature = compare.keys(trials, columns)
+    firsts = trials.groupby(signature, sort=False).head(1)
+    uniform = signature.map(dict(zip(signature.loc[firsts.index], (collapse_loss(r) for _, r in firsts.iterrows()))))
     loss = num(trials, schema.FINAL_LOSS)
-    for i, row in trials.iterrows():
-        if row["_key"] in out or not math.isfinite(loss[i]):
-            continue
-        uniform = collapse_loss(row)
-        if math.isfinite(uniform) and abs(loss[i] - uniform) <= COLLAPSE_LOSS_TOL * abs(uniform):
-            out[row["_key"]] = f"collapsed: final loss {loss[i]:.4f} at its collapsed-network value {uniform:.4f}"
+    hit = (loss - uniform).abs() <= COLLAPSE_LOSS_TOL * uniform.abs()
+    for key, value, u in zip(trials.loc[hit, "_key"], loss[hit], uniform[hit]):
+        out.setdefault(key, f"collapsed: final loss {value:.4f} at its collapsed-network value {u:.4f}")
     return out
+
+
+def every_collapse(ctx: Context) -> dict[str, str]:
+    """`collapsed` over every trial of the context, computed once."""
+    if "collapsed" not in ctx.cache:
+        ctx.cache["collapsed"] = collapsed(ctx, ctx.trials)
+    return ctx.cache["collapsed"]
 
 
 def pair_checks(ctx: Context, arm: dict, base: dict, kind: str, column: str) -> str:
@@ -107,8 +116,7 @@ def pair_checks(ctx: Context, arm: dict, base: dict, kind: str, column: str) -> 
         return why
     if why := manipulation_reason(ctx, arm, base, kind):
         return why
-    pair = ctx.trials[ctx.trials["_key"].isin([arm["_key"], base["_key"]])]
-    broken = collapsed(ctx, pair)
+    broken = every_collapse(ctx)
     if arm["_key"] in broken:
         return broken[arm["_key"]]
     if base["_key"] in broken:
@@ -128,14 +136,19 @@ def lr_sums(ctx: Context) -> pd.Series:
         counted = num(emb, schema.TRAIN_COUNT).groupby(emb["_key"]).sum()
         sizes = sizes.fillna(trials["_key"].map(counted))
     out = recorded.copy()
-    for i in trials.index[recorded.isna()]:
-        row = trials.loc[i]
+    missing = recorded.isna()
+    columns = ["batch_size", "epochs", "lr", "warmup_epochs", "lr_scaling"]
+    config = trials.loc[missing, [c for c in columns if c in trials.columns]].assign(_size=sizes[missing])
+    known: dict[tuple, float] = {}  # one schedule sum per distinct config, not per trial
+    for i, row in config.iterrows():
         try:
             batch, epochs = int(row["batch_size"]), int(row["epochs"])
-            steps = int(sizes[i]) // batch
+            steps = int(row["_size"]) // batch
             lr = float(row["lr"]) * (batch / 256 if str(row.get("lr_scaling", "linear")) != "none" else 1.0)
             warmup = int(row.get("warmup_epochs") or 0) * steps
         except (KeyError, TypeError, ValueError):
             continue
-        out[i] = lr_sum(steps * epochs, warmup, lr)
+        if (steps, epochs, warmup, lr) not in known:
+            known[(steps, epochs, warmup, lr)] = lr_sum(steps * epochs, warmup, lr)
+        out[i] = known[(steps, epochs, warmup, lr)]
     return out

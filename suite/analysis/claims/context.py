@@ -278,6 +278,8 @@ class Context:
     why_no_k: str
     design: dict[str, str]  # method -> how its arms' seeds differ (empty when every arm runs the same seeds)
     notes: list[str]  # run-level warnings, printed by the CLI and written into claims.md
+    _curve_cache: dict[str, dict] = field(default_factory=dict, repr=False)
+    cache: dict[str, object] = field(default_factory=dict, repr=False)  # what a units function computes once
 
     @classmethod
     def build(
@@ -315,10 +317,13 @@ class Context:
             return None
 
     def curve_values(self, column: str) -> dict[str, compare.Trained]:
-        """Every trial's trained epochs (>= 1) and ``column`` values, by trial key (`compare.trained_by_trial`)."""
+        """Every trial's trained epochs (>= 1) and ``column`` values, by trial key (`compare.trained_by_trial`;
+        computed once per column)."""
         if self.curves is None or column not in self.curves.columns:
             return {}
-        return compare.trained_by_trial(self.curves, self.curves["_key"], column)
+        if column not in self._curve_cache:
+            self._curve_cache[column] = compare.trained_by_trial(self.curves, self.curves["_key"], column)
+        return self._curve_cache[column]
 
 
 def _keyed(table: pd.DataFrame | None, trials: pd.DataFrame) -> pd.DataFrame | None:

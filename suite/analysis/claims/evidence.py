@@ -418,7 +418,8 @@ def units_controlled(ctx: Context, column: str, need_ood: bool) -> Units:
             left_out={m: why for m, why in left.items() if m in having},
             reason="no method is shown to beat its untrained network" + eval_every_hint(trials),
         )
-    collapsed = checks.collapsed(ctx, learning)
+    every = checks.every_collapse(ctx)
+    collapsed = {key: every[key] for key in learning["_key"] if key in every}
     units = Units(no_units(trials).frame, {m: why for m, why in left.items() if m in having})
     for key, why in collapsed.items():
         row = learning[learning["_key"] == key].iloc[0]
