@@ -91,7 +91,7 @@ def collapsed(ctx: Context, trials: pd.DataFrame) -> dict[str, str]:
         for key, f, i in zip(trials.loc[below, "_key"], final[below], init[below]):
             out[key] = f"collapsed: final kNN@{ctx.k} {f:.4f} below its untrained network's {i:.4f}"
     columns = [c for c in ("method", "method_args", "batch_size") if c in trials.columns]
-    if len(columns) < 3 or trials.empty:
+    if "method" not in columns or trials.empty:
         return out
     signature = compare.keys(trials, columns)
     firsts = trials.groupby(signature, sort=False).head(1)
