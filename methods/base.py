@@ -119,6 +119,12 @@ class SSLMethod(nn.Module):
     def check_hparams(cls, hparams: Any) -> None:
         """Cross-field checks; override when needed."""
 
+    @classmethod
+    def schedule_notes(cls, hparams: Any, epochs: int) -> list[str]:
+        """Settings that make little sense for a run of ``epochs`` epochs (a warm-up longer than the run),
+        said once at the start and kept in the row's notes; override when needed."""
+        return []
+
     # -- construction hooks -----------------------------------------------
     def build_online(self) -> None:
         raise NotImplementedError

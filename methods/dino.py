@@ -139,6 +139,19 @@ class DINO(SSLMethod):
     def target_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
         return [(self.backbone, self.backbone_teacher), (self.head, self.head_teacher)]
 
+    @classmethod
+    def schedule_notes(cls, hparams: DINOHparams, epochs: int) -> list[str]:
+        if hparams.warmup_teacher_temp_epochs <= epochs:
+            return []
+        reached = hparams.warmup_teacher_temp + (epochs - 1) / hparams.warmup_teacher_temp_epochs * (
+            hparams.teacher_temp - hparams.warmup_teacher_temp
+        )
+        return [
+            f"dino's teacher-temperature warm-up ({hparams.warmup_teacher_temp_epochs} epochs) is longer than the run "
+            f"({epochs} epochs): the teacher ends at temperature {reached:.3g}, never teacher_temp "
+            f"{hparams.teacher_temp:g}; set method_args.warmup_teacher_temp_epochs to choose"
+        ]
+
     def on_epoch_start(self, epoch: int, total_epochs: int) -> None:
         """Linear teacher-temperature warm-up: warmup value at epoch 0, final at
         ``warmup_teacher_temp_epochs`` and after."""

@@ -134,11 +134,18 @@ def cmd_trial(args: argparse.Namespace) -> int:
     from suite.trial.train import CHECKPOINTS, TrialFault, TrialInterrupted, run_trial
 
     cfg = load_config(args.config, args.overrides)
+    from suite.trial.runtime import DistContext, resolve_device
+
+    resolve_device(cfg.device, DistContext.detect())  # a device this machine lacks: one line, before any work
     if args.dry_run:
         from suite.config.model import resolved_text
+        from suite.trial.train import planned
 
+        machine, data = planned(cfg)
         print(resolved_text(cfg))
-        notes(config_notes(cfg), args.quiet)
+        print("\nresolved on this machine (run settings and defaults that depend on it):")
+        print("\n".join(f"  {name:<17} {value}" for name, value in machine.items()))
+        notes([*config_notes(cfg), *data], args.quiet)
         print("\ndry run: nothing trained, nothing written")
         return OK
     tracking = parse_track(args.track)

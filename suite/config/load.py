@@ -181,6 +181,8 @@ def resolve(cfg: TrialConfig) -> TrialConfig:
     bad_k = [k for k in cfg.knn_k if k < 1]
     if not cfg.knn_k or bad_k:
         raise ConfigError("knn_k", cfg.knn_k, "a non-empty list of positive integers")
+    if len(set(cfg.knn_k)) != len(cfg.knn_k):
+        raise ConfigError("knn_k", cfg.knn_k, "distinct positive integers (each k is one column of the tables)")
 
     weight_decay = cfg.weight_decay
     if intervention.weight_decay is not None:
@@ -204,7 +206,7 @@ def resolve(cfg: TrialConfig) -> TrialConfig:
     }
     if update["warmup_epochs"] >= cfg.epochs and cfg.epochs > 1:
         raise ConfigError("warmup_epochs", update["warmup_epochs"], f"< epochs ({cfg.epochs})")
-    notes = list(cfg._notes)
+    notes = list(cfg._notes) + method_cls.schedule_notes(hparams, cfg.epochs)
     if cfg.warmup_epochs is None and update["warmup_epochs"] < method_cls.default_warmup_epochs:
         notes.append(
             f"warmup_epochs shortened from {cfg.method}'s default {method_cls.default_warmup_epochs} to "

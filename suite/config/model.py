@@ -71,7 +71,7 @@ def _field(kind: str, default: Any, description: str, example: Any, constraints:
 class TrialConfig(BaseModel):
     """Every knob of one trial. ``None`` means "the method's (or the machine's) default"."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=False, frozen=False)
+    model_config = ConfigDict(extra="forbid", validate_assignment=False, frozen=False, strict=True)
     # What resolving changed on the user's behalf (e.g. a shortened warm-up), said once and kept in the row.
     _notes: list[str] = PrivateAttr(default_factory=list)
 

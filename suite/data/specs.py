@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from urllib.parse import parse_qsl
 
 from suite.core.errors import ConfigError
@@ -172,6 +173,10 @@ def parse_spec(name: object, field_name: str = "dataset") -> DatasetSpec:
                 "an existing directory with train/ and test/ sub-folders",
                 hint=f"{path} does not exist",
             )
+        found = _folder_kind(path)
+        expected = {"imagefolder": "image folder", "parquet": "parquet"}[kind]
+        if found is not None and found != expected:
+            raise ConfigError(field_name, name, _PREFIX_FOR[found].format(path=path), hint=f"{path} is a {found}")
         spec = DatasetSpec(name, kind, path=path)
         if kind == "parquet":
             spec = replace(spec, split_column=options.get("split", "split"))
@@ -181,6 +186,29 @@ def parse_spec(name: object, field_name: str = "dataset") -> DatasetSpec:
         label_column=options.get("label", spec.label_column),
         options=options,
     )
+
+
+# What each local layout is read with (hf:PATH reads a `datasets` save_to_disk folder).
+_PREFIX_FOR = {
+    "save_to_disk folder": "hf:{path} (a Hugging Face datasets save_to_disk folder is read with the hf: prefix)",
+    "parquet": "parquet:{path} (train*.parquet and test*.parquet files)",
+    "image folder": "imagefolder:{path} (train/<class>/* and test/<class>/* image files)",
+}
+
+
+def _folder_kind(path: str) -> str | None:
+    """What a local dataset path holds, when it can tell: a save_to_disk folder, parquet files, or an image
+    folder (train/ and test/ sub-folders without either); None for anything else (left to the reader)."""
+    root = Path(path)
+    if not root.is_dir():
+        return "parquet" if root.suffix == ".parquet" else None
+    if (root / "dataset_dict.json").is_file() or (root / "state.json").is_file():
+        return "save_to_disk folder"
+    if any(root.glob("*.parquet")) or any(root.glob("*/*.parquet")):
+        return "parquet"
+    if (root / "train").is_dir():
+        return "image folder"
+    return None
 
 
 def validate_dataset_name(name: str, field: str = "dataset") -> None:

@@ -146,7 +146,14 @@ def load_splits(
         frequency_order = long_tail_order(num_classes, seed)
         keep = long_tail_indices(train_y, num_classes, ratio, seed, frequency_order)
         train_x, train_y, derived = train_x[keep], train_y[keep], True
-    if train_limit is not None and train_limit < len(train_y):
+    if train_limit is not None and train_limit >= len(train_y):
+        # every image either way, but another trial id: refused rather than a silent duplicate
+        raise ConfigError(
+            "train_limit",
+            train_limit,
+            f"< the {len(train_y):,} images of this training split, or unset to train on all of them",
+        )
+    if train_limit is not None:
         keep = limited_indices(len(train_y), train_limit)
         train_x, train_y, derived = train_x[keep], train_y[keep], True
     if val_fraction > 0:

@@ -495,5 +495,19 @@ def run_sweep(
         table if table is not None else pd.DataFrame(),
         interrupted,
         log_file,
-        console.summary(list(tables.rows().values())) if tables.rows() else "",
+        _with_unstarted(
+            console.summary(list(tables.rows().values())) if tables.rows() else "",
+            [] if spec.search else trials,
+            tables,
+        ),
     )
+
+
+def _with_unstarted(summary: str, trials, tables) -> str:
+    """The summary, and how many planned trials never started (a stopped sweep runs them on --resume)."""
+    never = [t.trial_id for t in trials if t.trial_id not in tables.rows()]
+    if not never:
+        return summary
+    shown = ", ".join(never[:5]) + (f", … ({len(never) - 5} more)" if len(never) > 5 else "")
+    line = f"{len(never)} of {len(trials)} planned trial(s) never started: {shown}"
+    return f"{summary}\n{line}" if summary else line

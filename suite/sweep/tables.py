@@ -30,6 +30,8 @@ from ray.tune import Callback
 from suite.results import schema, store
 from suite.sweep import console
 from suite.sweep.failures import MAX_CHARS, describe_failure
+from suite.trial import checkpoint as ckpt
+from suite.trial.train import CHECKPOINTS
 
 CONSOLIDATE_EVERY_S = 60.0
 
@@ -168,10 +170,20 @@ class SweepTables:
         self._curves.pop(tid, None)
 
     def interrupt(self, reason: str) -> list[str]:
-        """The sweep was stopped (SIGINT, SIGTERM): every unfinished trial is ``interrupted``."""
+        """The sweep was stopped (SIGINT, SIGTERM): every unfinished trial is ``interrupted``, in the tables
+        and in its own ``result.json``, with the epochs its curves hold and its newest checkpoint on disk
+        (the worker may have finished an epoch, or saved one, after the driver's last report)."""
         stopped = [tid for tid, row in self._rows.items() if row.get(schema.STATUS) == schema.RUNNING]
         for tid in stopped:
-            self._set_row(tid, self._base_row(tid, schema.INTERRUPTED, reason))
+            trial_dir = Path(self.results_dir) / tid
+            row = self._base_row(tid, schema.INTERRUPTED, reason)
+            row[schema.EPOCHS_COMPLETED] = max(row[schema.EPOCHS_COMPLETED], _epochs_on_disk(trial_dir))
+            row[schema.LAST_CHECKPOINT] = ckpt.newest(trial_dir / CHECKPOINTS)
+            self._set_row(tid, row)
+            recorded = store.read_result(trial_dir)
+            if recorded is not None:
+                recorded.update({k: row[k] for k in schema.STATUS_COLUMNS if k in row and k != schema.NOTES})
+                store.write_result(trial_dir, recorded)
         return stopped
 
     # -- rows -----------------------------------------------------------------------------------
@@ -229,6 +241,20 @@ class SweepTables:
 
     def _write(self, tid: str, table: str, rows: list[dict]) -> None:
         store.write_part(self.results_dir, table, tid, rows)
+
+
+def _epochs_on_disk(trial_dir: Path) -> int:
+    """The last epoch the trial's own curves.csv holds (the trainer writes it after every epoch); 0 without."""
+    path = trial_dir / "curves.csv"
+    if not path.is_file():
+        return 0
+    try:
+        import pandas as pd
+
+        epochs = pd.to_numeric(pd.read_csv(path, usecols=[schema.EPOCH])[schema.EPOCH], errors="coerce")
+    except (OSError, ValueError, KeyError):
+        return 0
+    return int(epochs.max()) if epochs.notna().any() else 0
 
 
 def _missing(value: Any) -> bool:

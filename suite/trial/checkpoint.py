@@ -118,6 +118,19 @@ def has_checkpoint(checkpoints: Path) -> bool:
     return any(path.is_file() for path in _paths(checkpoints))
 
 
+def newest(checkpoints: Path) -> str:
+    """The newest complete checkpoint under ``checkpoints`` as a row records it, ``epoch N (path)``, or ""
+    (read from disk: a checkpoint saved after a stop signal counts)."""
+    last = _paths(checkpoints)[0]
+    if not last.is_file():
+        return ""
+    try:
+        epoch = read(last.parent)["state"]["epoch"]
+    except (CheckpointUnreadable, ConfigError, KeyError, TypeError):
+        return ""
+    return f"epoch {epoch} ({last.parent})"
+
+
 def read(directory: Path, field: str = "--resume", file: str = STATE_FILE) -> dict[str, Any]:
     """The payload of ``directory/state.pt`` (model state, config, train state), on CPU;
     ``field`` names the user's argument in the error if there is none."""

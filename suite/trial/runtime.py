@@ -42,14 +42,32 @@ class DistContext:
         return cls(rank(), world_size(), int(os.environ.get("LOCAL_RANK", 0)) if is_distributed() else 0)
 
 
+def machine_devices() -> str:
+    """The devices this process can train on, in words: ``cpu``, ``cpu, cuda:0-3``, ``cpu, mps``."""
+    found = ["cpu"]
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if count:
+        found.append("cuda:0" if count == 1 else f"cuda:0-{count - 1}")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        found.append("mps")
+    return ", ".join(found)
+
+
 def resolve_device(spec: str, ctx: DistContext) -> torch.device:
+    """The torch device of ``spec`` on this machine; ConfigError (one line, before any work) for a device
+    it does not have."""
     if spec == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda", ctx.local_rank % torch.cuda.device_count())
         return torch.device("cpu")
     device = torch.device(spec)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device", spec, "cpu or auto (no CUDA device is visible)")
+    missing = (
+        (device.type == "cuda" and not torch.cuda.is_available())
+        or (device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count())
+        or (device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()))
+    )
+    if missing:
+        raise ConfigError("device", spec, f"auto or a device this machine has ({machine_devices()})")
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", ctx.local_rank % torch.cuda.device_count())
     return device

@@ -25,7 +25,8 @@ from methods.distributed import all_reduce_mean_, concat_all_gather_no_grad
 from methods.views import with_overrides
 from suite.config import TrialConfig, config_notes, save_config
 from suite.core.errors import ConfigError
-from suite.core.machine import cpu_model
+from suite.core.machine import available_cpus, cpu_model
+from suite.data.specs import parse_spec
 from suite.data.splits import DatasetSplits, load_splits
 from suite.measure.instruments import EmbeddingGradStats, angle_change, probe_indices
 from suite.measure.mechanism import gradient_identity_deviation, step_turn_slopes
@@ -34,7 +35,7 @@ from suite.results import schema
 from suite.results import store as results
 from suite.trial import checkpoint as ckpt
 from suite.trial.augment import BatchAugment
-from suite.trial.backbones import build_backbone
+from suite.trial.backbones import build_backbone, uses_cifar_stem
 from suite.trial.evaluate import EvalSettings, encode, final_evaluation, progress_evaluation, settled_batchnorm
 from suite.trial.fastpath import maybe_compile
 from suite.trial.optim import build_optimizer, lr_at, lr_sum, set_lr
@@ -90,6 +91,52 @@ def load_data(cfg: TrialConfig) -> DatasetSplits:
         seed=cfg.seed,
         decode_workers=cfg.decode_workers,
     )
+
+
+def data_notes(cfg: TrialConfig, method: torch.nn.Module, num_train: int) -> list[str]:
+    """What the data makes of the config, said once at the start and kept in the row's notes: the method's
+    own adaptations to the training set's size (`check_train_size`, e.g. MoCo's queue), a k larger than
+    the kNN bank (its vote then counts every training image, and the column of that k says so only here),
+    and a ViT that sees a single token."""
+    notes = list(method.check_train_size(num_train))
+    for k in cfg.knn_k:
+        if k > num_train:
+            notes.append(
+                f"knn_k {k} exceeds the {num_train} training images of the kNN bank: {schema.knn(k)} votes with "
+                f"all {num_train} of them (k = {num_train})"
+            )
+    patch = getattr(getattr(method.backbone, "patch_embed", None), "patch_size", None)
+    if patch is not None:
+        side = patch[0] if isinstance(patch, (tuple, list)) else int(patch)
+        tokens = (cfg.image_size // side) ** 2
+        if tokens <= 4:
+            notes.append(
+                f"{cfg.backbone} cuts {cfg.image_size}-pixel images into {tokens} patch token(s) of {side} pixels: "
+                "attention has next to nothing to attend over; use a smaller patch or larger images"
+            )
+    return notes
+
+
+def planned(cfg: TrialConfig) -> tuple[dict[str, str], list[str]]:
+    """What ``--dry-run`` adds to the config: the defaults this machine resolves (device, precision,
+    channels-last, threads, the CIFAR stem) and, for the built-in datasets (made in memory in seconds),
+    what the data makes of the config (`data_notes`); other datasets are checked when they load."""
+    device = resolve_device(cfg.device, DistContext.detect())
+    method = build_model(cfg)
+    stem = uses_cifar_stem(method.backbone, cfg.image_size, cfg.cifar_stem) if cfg.cifar_stem is None else None
+    resolved = {
+        "cifar_stem": "true" if stem else "false" if stem is not None else "",
+        "device": str(device),
+        "precision": "bf16"
+        if cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda")
+        else "fp32",
+        "channels_last": str(cfg.channels_last if cfg.channels_last is not None else device.type == "cuda").lower(),
+        "num_threads": str(cfg.num_threads or available_cpus()),
+    }
+    resolved = {k: v for k, v in resolved.items() if v}
+    if parse_spec(cfg.dataset).kind in ("builtin", "synthetic"):
+        return resolved, data_notes(cfg, method, len(load_data(cfg).train_labels))
+    return resolved, [f"{cfg.dataset}'s size is known once it loads: its notes come when the trial starts"]
 
 
 def place_dataset(images: torch.Tensor, device: torch.device, max_fraction: float = 0.25) -> torch.Tensor:
@@ -163,7 +210,7 @@ def _setup(
     if len(splits.train_labels) // cfg.batch_size < 1:
         raise ConfigError("batch_size", cfg.batch_size, f"<= the training set size ({len(splits.train_labels)})")
     method = build_model(cfg)
-    notes = method.check_train_size(len(splits.train_labels))
+    notes = data_notes(cfg, method, len(splits.train_labels))
     method = method.to(device)
     if channels_last:
         method = method.to(memory_format=torch.channels_last)
@@ -382,8 +429,12 @@ def _train(t: _Trial, report: Report | None, progress: bool) -> str:
             t.state.curves.append(row)
             t.state.epoch, t.state.train_time_s = epoch, t.state.train_time_s + row[schema.EPOCH_TIME]
             bar.epoch(epoch, row[schema.LOSS])
-            checkpoint_dir = _checkpoint(t, epoch)
+            # the epoch's wall time before its checkpoint, so the state it saves counts it (a resumed
+            # trial's wall time never falls below its training time); the save itself is counted after
             t.state.wall_time_s += time.perf_counter() - wall_start
+            saving = time.perf_counter()
+            checkpoint_dir = _checkpoint(t, epoch)
+            t.state.wall_time_s += time.perf_counter() - saving
             if report is not None:
                 report(dict(row), checkpoint_dir)
     finally:

@@ -135,3 +135,29 @@ def test_console_script_help_and_list(capsys):
     assert main(["trial", "method=nope"]) == 2
     err = capsys.readouterr().err
     assert "method" in err and "nope" in err
+
+
+def test_every_clamp_is_in_the_dry_run_the_console_and_the_row(capsys, tmp_path):
+    """A k larger than the kNN bank and MoCo's queue cut to the data, said by --dry-run (with the defaults
+    this machine resolves), once at the start of the run, and in the row's notes."""
+    args = ["method=moco", "backbone=test_resnet", "image_size=16", "batch_size=32", "train_limit=64", "epochs=1"]
+    args += ["knn_k=[20,200]", "linear_epochs=2", "method_args.proj_hidden_dim=32"]
+    assert main(["trial", "--dry-run", *args]) == 0
+    out, err = capsys.readouterr()
+    queue = "moco queue clamped from 4096 to 32 keys"
+    bank = "knn_k 200 exceeds the 64 training images of the kNN bank: knn_top1_k200 votes with all 64 of them"
+    assert queue in err and bank in err, err
+    for resolved in ("cifar_stem        true", "device            cpu", "precision         fp32"):
+        assert resolved in out, out
+    assert main(["trial", *args, "--out", str(tmp_path)]) == 0
+    _, err = capsys.readouterr()
+    assert err.count(queue) == 1 and err.count(bank) == 1, err
+    (row,) = [json.loads(p.read_text()) for p in tmp_path.glob("*/result.json")]
+    assert queue in row["notes"] and bank in row["notes"]
+
+
+def test_settings_that_make_little_sense_get_a_note(capsys):
+    assert main(["trial", "--dry-run", "method=dino", "epochs=5", "backbone=test_resnet"]) == 0
+    assert "teacher-temperature warm-up (30 epochs) is longer than the run (5 epochs)" in capsys.readouterr().err
+    assert main(["trial", "--dry-run", "backbone=vit_tiny_patch16_224", "image_size=16"]) == 0
+    assert "cuts 16-pixel images into 1 patch token(s) of 16 pixels" in capsys.readouterr().err

@@ -42,6 +42,47 @@ def test_trial_override_errors_are_ours_and_suggest(capsys, tmp_path, override, 
     assert expected in err, err
 
 
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("epochs=true", "epochs: invalid value True; allowed: an integer >= 1"),
+        ("seed=true", "seed: invalid value True; allowed: an integer >= 0"),
+        ("compile=1", "compile: invalid value 1; allowed: true or false"),
+        ("epochs=2.0", "epochs: invalid value 2.0; allowed: an integer >= 1"),
+        ("device=mps", "device: invalid value 'mps'; allowed: auto or a device this machine has (cpu"),
+        ("device=cuda:7", "device: invalid value 'cuda:7'; allowed: auto or a device this machine has (cpu"),
+        ("knn_k=[200,20,20]", "knn_k: invalid value [200, 20, 20]; allowed: distinct positive integers"),
+        ("knn_k=[0]", "knn_k: invalid value [0]; allowed: a non-empty list of positive integers"),
+        ("train_limit=100000", "train_limit: invalid value 100000; allowed: < the 1,437 images of this training"),
+    ],
+)
+def test_the_last_bad_inputs_exit_2_with_one_line_and_write_nothing(capsys, tmp_path, override, expected):
+    """Booleans are not integers (nor integers booleans), devices are this machine's, each k one column, a
+    training subset smaller than the split; the run (not only the dry run) refuses before writing."""
+    import torch
+
+    if override.startswith("device=cuda") and torch.cuda.device_count() > 7:
+        pytest.skip("this machine has a cuda:7")
+    out = tmp_path / "out"
+    err = _error(capsys, ["trial", "backbone=test_resnet", "epochs=1", override, "--out", str(out)])
+    assert expected in err, err
+    assert not out.exists()
+
+
+def test_a_dataset_folder_of_another_format_says_what_it_is_and_which_prefix_reads_it(capsys, tmp_path):
+    import datasets
+    import numpy as np
+
+    images = [np.zeros((8, 8, 3), dtype=np.uint8)] * 4
+    split = datasets.Dataset.from_dict({"img": images, "label": [0, 1, 0, 1]})
+    datasets.DatasetDict({"train": split, "test": split}).save_to_disk(str(tmp_path / "saved"))
+    capsys.readouterr()  # the library's own progress bar
+    for prefix in ("imagefolder", "parquet"):
+        err = _error(capsys, ["trial", f"dataset={prefix}:{tmp_path / 'saved'}", "--out", str(tmp_path / "out")])
+        assert f"allowed: hf:{tmp_path / 'saved'}" in err and "is a save_to_disk folder" in err, err
+    assert not (tmp_path / "out").exists()
+
+
 def test_dotted_keys_reach_every_mapping_and_the_dry_run_writes_nothing(capsys, tmp_path):
     argv = ["trial", "--dry-run", "augment.flip_p=0", "method=simclr", "method_args.temperature=0.2"]
     assert main([*argv, "--out", str(tmp_path / "out")]) == 0

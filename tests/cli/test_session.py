@@ -258,6 +258,14 @@ def test_a_stopped_sweep_marks_unfinished_trials_interrupted_and_its_resume_comm
     assert set(table["status"]) <= {"interrupted", "completed"} and "interrupted" in set(table["status"])
     name = signal.Signals(signum).name
     assert all(f"stopped by {name}" in e for e in table.loc[table["status"] == "interrupted", "error"])
+    for r in table.itertuples():  # each trial's own result.json says what the tables say, read from its files
+        recorded = json.loads((results / r.trial_id / "result.json").read_text())
+        assert recorded["status"] == r.status and recorded["epochs_completed"] == r.epochs_completed, recorded
+        if r.status == "interrupted":
+            assert r.epochs_completed == max(_curve_epochs(results / r.trial_id), default=0)
+            saved = sorted((results / r.trial_id).glob("checkpoints/last/state.pt"))
+            assert recorded["last_checkpoint"] == (r.last_checkpoint if saved else "")
+            assert (str(r.last_checkpoint).startswith("epoch ")) == bool(saved)
     resume_argv = _resume_argv(stderr, "sweep")  # the command the message prints, checked either way
     if not then_resume:
         return

@@ -202,3 +202,45 @@ def test_a_report_touches_only_its_own_trials_files(tmp_path, planned):
     after = {p: p.stat().st_mtime_ns for p in (tmp_path / store.PARTS_DIR).rglob("*.parquet")}
     changed = {p.relative_to(tmp_path / store.PARTS_DIR).as_posix() for p in after if before.get(p) != after[p]}
     assert changed == {"trials/t7.parquet", "curves/t7.parquet"}
+
+
+def test_an_interrupted_trials_own_files_agree_with_the_tables_after_its_last_report(tmp_path, planned):
+    """The worker finished epoch 2 and saved its checkpoint after the driver's last report (epoch 1): the
+    interrupted row, in the tables and in the trial's result.json, reads both from the trial's files."""
+    import json
+
+    import torch
+
+    tables = SweepTables(tmp_path, "s", planned)
+    tables.open()
+    tables.start("t1")
+    tables.epoch("t1", _curve(1, 2.0))
+    trial_dir = tmp_path / "t1"
+    store.write_result(trial_dir, {"trial_id": "t1", "status": "running", "epochs_completed": 0, "last_checkpoint": ""})
+    pd.DataFrame([_curve(e, 2.0) for e in (1, 2)]).to_csv(trial_dir / "curves.csv", index=False)
+    (trial_dir / "checkpoints" / "last").mkdir(parents=True)
+    torch.save(
+        {"model": {}, "optimizer": {}, "trial_id": "t1", "state": {"epoch": 2}},
+        trial_dir / "checkpoints" / "last" / "state.pt",
+    )
+    assert tables.interrupt("stopped by SIGINT") == ["t1"]
+    recorded = json.loads((trial_dir / "result.json").read_text())
+    row = store.read_tables(tmp_path, ["trials"])["trials"].set_index("trial_id").loc["t1"]
+    expected = f"epoch 2 ({trial_dir / 'checkpoints' / 'last'})"
+    assert recorded["status"] == row["status"] == "interrupted" and recorded["error"] == row["error"]
+    assert recorded["epochs_completed"] == row["epochs_completed"] == 2
+    assert recorded["last_checkpoint"] == row["last_checkpoint"] == expected
+
+
+def test_a_stopped_sweeps_summary_counts_the_trials_that_never_started(tmp_path, planned):
+    from types import SimpleNamespace
+
+    from suite.sweep.runner import _with_unstarted
+
+    tables = SweepTables(tmp_path, "s", planned)
+    tables.open()
+    tables.start("t0")
+    trials = [SimpleNamespace(trial_id=t) for t in planned]
+    text = _with_unstarted("trials:\n...", trials, tables)
+    assert text.endswith(f"{len(planned) - 1} of {len(planned)} planned trial(s) never started: t1, t2")
+    assert _with_unstarted("x", trials[:1], tables) == "x"
