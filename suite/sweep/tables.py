@@ -30,8 +30,6 @@ from ray.tune import Callback
 from suite.results import schema, store
 from suite.sweep import console
 from suite.sweep.failures import MAX_CHARS, describe_failure
-from suite.trial import checkpoint as ckpt
-from suite.trial.train import CHECKPOINTS
 
 CONSOLIDATE_EVERY_S = 60.0
 
@@ -173,6 +171,9 @@ class SweepTables:
         """The sweep was stopped (SIGINT, SIGTERM): every unfinished trial is ``interrupted``, in the tables
         and in its own ``result.json``, with the epochs its curves hold and its newest checkpoint on disk
         (the worker may have finished an epoch, or saved one, after the driver's last report)."""
+        from suite.trial import checkpoint as ckpt  # torch: only when a sweep was stopped
+        from suite.trial.train import CHECKPOINTS
+
         stopped = [tid for tid, row in self._rows.items() if row.get(schema.STATUS) == schema.RUNNING]
         for tid in stopped:
             trial_dir = Path(self.results_dir) / tid

@@ -5,7 +5,8 @@ The Tune trial function `sweep_trial` runs one `suite.trial.train.run_trial`:
 * ``workers == 1``: in the Tune actor itself (no extra processes). Every
   checkpoint `run_trial` writes is reported with ``ray.tune.report``, so a
   retried trial (``FailureConfig(max_failures)``) continues from
-  ``ray.tune.get_checkpoint()``.
+  ``ray.tune.get_checkpoint()``. What Ray stores is a reference to the trial's own
+  checkpoint (`suite.trial.checkpoint.write_reference`), never a second copy.
 * ``workers > 1``: the Tune trial is only a driver (Ray Train V2 pattern, the
   one that replaces the deprecated ``Tuner(TorchTrainer)``): it builds a
   ``TorchTrainer`` whose workers run `run_trial` data-parallel (DDP; NCCL on
@@ -32,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -146,8 +148,14 @@ def _run(
             checkpoint_dir,
         )
 
+    from suite.trial import checkpoint as ckpt
+
     with contextlib.ExitStack() as stack:
-        resume_from = Path(stack.enter_context(checkpoint.as_directory())) if checkpoint is not None else None
+        resume_from = (
+            ckpt.follow_reference(Path(stack.enter_context(checkpoint.as_directory())))
+            if checkpoint is not None
+            else None
+        )
         started = time.perf_counter()
         result = run_trial(
             cfg,
@@ -165,6 +173,19 @@ def _run(
     if rank() == 0:
         write_json(trial_dir / DONE_MARKER, payload)
     report(payload, None)
+
+
+def reported(report, checkpoint_cls, metrics: dict[str, Any], checkpoint_dir: Path | None) -> None:
+    """``report(metrics, checkpoint=...)`` with a reference to the trial's checkpoint, in a folder that
+    lives until Ray has stored its copy (Ray copies the folder while ``report`` runs)."""
+    from suite.trial import checkpoint as ckpt
+
+    if checkpoint_dir is None:
+        report(metrics, checkpoint=None)
+        return
+    with tempfile.TemporaryDirectory(prefix="normbench-ref-") as folder:
+        ckpt.write_reference(Path(folder), checkpoint_dir, int(metrics["epoch"]))
+        report(metrics, checkpoint=checkpoint_cls.from_directory(folder))
 
 
 def assigned_cpus() -> int | None:
@@ -195,8 +216,7 @@ def train_worker_loop(loop_config: dict[str, Any]) -> None:
     import ray.train
 
     def report(metrics: dict[str, Any], checkpoint_dir: Path | None) -> None:
-        ckpt = ray.train.Checkpoint.from_directory(str(checkpoint_dir)) if checkpoint_dir else None
-        ray.train.report(metrics, checkpoint=ckpt)
+        reported(ray.train.report, ray.train.Checkpoint, metrics, checkpoint_dir)
 
     _run(
         loop_config["config"],
@@ -258,8 +278,7 @@ def sweep_trial(config: dict[str, Any]) -> None:
         return
 
     def report(metrics: dict[str, Any], checkpoint_dir: Path | None) -> None:
-        ckpt = ray.tune.Checkpoint.from_directory(str(checkpoint_dir)) if checkpoint_dir else None
-        ray.tune.report(metrics, checkpoint=ckpt)
+        reported(ray.tune.report, ray.tune.Checkpoint, metrics, checkpoint_dir)
 
     _run(trial["config"], sweep, trial["index"], ray.tune.get_checkpoint(), report, notes=trial.get("notes"))
 

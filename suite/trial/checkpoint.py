@@ -8,12 +8,18 @@ checkpoint, and `load` falls back to ``previous`` when ``last`` is
 missing or unreadable (truncated, foreign). Learning-rate schedule and per-epoch
 randomness are pure functions of (seed, epoch, step), so nothing else is needed
 to replay the remaining epochs bit for bit on CPU.
+
+One copy of each: a sweep hands Ray a *reference* (`write_reference`: a small file
+naming the trial's checkpoints folder and the epoch), not a copy of the state, and
+a retried trial follows it back (`follow_reference`). A completed trial keeps only
+what export needs (`compact`): the model of its last checkpoint.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import pickle
 import signal
@@ -146,6 +152,61 @@ def read(directory: Path, field: str = "--resume", file: str = STATE_FILE) -> di
     return payload
 
 
+REFERENCE_FILE = "checkpoint.json"
+
+
+def write_reference(into: Path, checkpoint_dir: Path, epoch: int) -> Path:
+    """A folder Ray may copy in place of a checkpoint: one small file naming the trial's checkpoints folder
+    and the epoch saved (the trial's folder lies on storage every node reads, as a sweep requires)."""
+    into = Path(into)
+    into.mkdir(parents=True, exist_ok=True)
+    payload = {"checkpoints": str(Path(checkpoint_dir).parent), "epoch": int(epoch)}
+    (into / REFERENCE_FILE).write_text(json.dumps(payload))
+    return into
+
+
+def follow_reference(directory: Path) -> Path:
+    """The checkpoint a Ray checkpoint stands for: itself when it holds a state (older sweeps copied it),
+    else the one of the referenced trial saved at the referenced epoch (``last``, or ``previous`` when the
+    trial saved once more after its report); ConfigError when it is gone."""
+    directory = Path(directory)
+    if (directory / STATE_FILE).is_file() or not (directory / REFERENCE_FILE).is_file():
+        return directory
+    ref = json.loads((directory / REFERENCE_FILE).read_text())
+    checkpoints, epoch = Path(ref["checkpoints"]), int(ref["epoch"])
+    last, previous, _ = _paths(checkpoints)
+    for path in (last, previous):
+        if path.is_file():
+            try:
+                if read(path.parent)["state"]["epoch"] == epoch:
+                    return path.parent
+            except CheckpointUnreadable:
+                continue
+    raise ConfigError(
+        "checkpoint", str(checkpoints), f"a checkpoint of epoch {epoch}", hint="the sweep recorded it; it is gone"
+    )
+
+
+def compact(checkpoints: Path) -> None:
+    """What a completed trial keeps: the model of its last checkpoint (export reads it), without the
+    optimizer state or the previous checkpoint, which only resuming needs."""
+    last, previous, staged = _paths(checkpoints)
+    if not last.is_file():
+        return
+    payload = read(last.parent)
+    payload.update(optimizer=None, completed=True)
+    payload["state"] = {**payload["state"], "probe_embedding": None}
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    with atomic_path(last) as tmp:
+        tmp.write_bytes(buf.getvalue())
+    for path in (previous, staged):
+        if path.is_file():
+            path.unlink()
+    if previous.parent.is_dir() and not any(previous.parent.iterdir()):
+        previous.parent.rmdir()
+
+
 def load(source: Path, method: nn.Module, optimizer: torch.optim.Optimizer, cfg) -> tuple[TrainState, str]:
     """Restore the newest readable checkpoint: ``source`` is a trial's checkpoints folder (``last``, else
     ``previous``) or one checkpoint directory (what Ray hands a retried trial). Returns (state, a note
@@ -169,6 +230,13 @@ def load(source: Path, method: nn.Module, optimizer: torch.optim.Optimizer, cfg)
                 str(directory),
                 f"a checkpoint of trial {cfg.trial_id}",
                 hint=f"it belongs to {payload['trial_id']}",
+            )
+        if payload.get("completed"):
+            raise ConfigError(
+                "--resume",
+                str(directory),
+                "an unfinished trial's checkpoint",
+                hint="the trial completed; its checkpoint keeps the model only",
             )
         method.load_state_dict(payload["model"])
         optimizer.load_state_dict(payload["optimizer"])

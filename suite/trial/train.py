@@ -496,6 +496,8 @@ def _finish(t: _Trial, failure: str) -> TrialResult:
     row[schema.WALL_TIME] = state.wall_time_s + row.get(schema.EVAL_TIME, 0.0)
     if t.ctx.is_main:
         _write(t.trial_dir, result)
+        if not failure:
+            ckpt.compact(t.trial_dir / CHECKPOINTS)  # a completed trial keeps the model only (export reads it)
     if t.ctx.distributed:
         torch.distributed.barrier()
     return result

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 import yaml
 from support import REPO, free_port
 
@@ -234,6 +235,12 @@ def test_a_sweep_console_is_short_its_files_follow_the_umask_and_a_dry_run_refus
     assert (results / "sweep.log").stat().st_size > 0
     assert list(pd.read_csv(results / "trials.csv")["status"]) == ["completed"] * 4
     assert _modes_follow(results, 0o027) == []
+    # one copy of each checkpoint: Ray stores references, a completed trial keeps its last model only
+    assert list((tmp_path / "ray_results").rglob("state.pt")) == []
+    assert sorted(p.parent.name for p in results.rglob("state.pt")) == ["last"] * 4
+    files = [p for root in (results, tmp_path / "ray_results") for p in root.rglob("*") if p.is_file()]
+    on_disk = sum(p.stat().st_size for p in files)
+    assert on_disk < 20 * 2**20, f"{on_disk / 2**20:.1f} MiB"
 
     again = _run(["sweep", str(spec), "--dry-run"], tmp_path)
     assert again.returncode == 2 and "name: invalid value 'four'" in again.stderr and "--resume" in again.stderr
@@ -294,11 +301,23 @@ def _mount_tmpfs(where: Path, size_bytes: int) -> bool:
 
 
 def _state_size(tmp_path: Path) -> int:
-    """The size of this test's trial checkpoint, from a run on the normal disk."""
-    out = tmp_path / "sizing"
-    assert normbench(["trial", *TINY, "epochs=1", "--out", str(out), "--quiet"]) == 0  # in process: a size only
-    (state,) = out.glob("*/checkpoints/last/state.pt")
-    return state.stat().st_size
+    """The size of this test's trial checkpoint while it trains (model and optimizer state; a completed
+    trial keeps less), saved here the way the trainer saves it."""
+    import yaml
+
+    from suite.config import make_config
+    from suite.trial import checkpoint as ckpt
+    from suite.trial.optim import build_optimizer
+    from suite.trial.train import build_model
+
+    cfg = make_config({k: yaml.safe_load(v) for k, v in (a.split("=", 1) for a in [*TINY, "epochs=1"])})
+    method = build_model(cfg)
+    optimizer = build_optimizer(method, cfg.optimizer, cfg.scaled_lr(), cfg.weight_decay, cfg.momentum)
+    method(  # one step, so the optimizer holds its momentum buffers as in training
+        [torch.randn(cfg.batch_size, 3, cfg.image_size, cfg.image_size) for _ in range(2)]
+    )["loss"].backward()
+    optimizer.step()
+    return (ckpt.save(tmp_path / "sizing", method, optimizer, cfg, ckpt.TrainState()) / ckpt.STATE_FILE).stat().st_size
 
 
 @pytest.mark.slow

@@ -144,10 +144,16 @@ def test_cut_init_shrinks_the_initial_norms(tiny_trial):
             torch.testing.assert_close(p1, p0 / 3, msg=name)
 
 
-def _interrupt_after_first_epoch(metrics, checkpoint_dir):
-    if metrics["epoch"] == 1:
-        assert checkpoint_dir is not None and (checkpoint_dir / "state.pt").is_file()
-        raise KeyboardInterrupt
+def _interrupt_after_epoch(epoch: int):
+    def report(metrics, checkpoint_dir):
+        if metrics["epoch"] == epoch:
+            assert checkpoint_dir is not None and (checkpoint_dir / "state.pt").is_file()
+            raise KeyboardInterrupt
+
+    return report
+
+
+_interrupt_after_first_epoch = _interrupt_after_epoch(1)
 
 
 # Narrow heads keep the test quick; MoCo's queue (512 keys, 576 pushed in 3 epochs) wraps around after the resume.
@@ -178,6 +184,42 @@ def test_resume_after_interrupt_matches_uninterrupted_run(tmp_path, tiny_trial, 
     full_curves = pd.read_csv(tmp_path / "full" / "curves.csv")
     resumed_curves = pd.read_csv(tmp_path / "cut" / "curves.csv")
     pd.testing.assert_series_equal(full_curves["loss"], resumed_curves["loss"])
+    assert resumed["wall_time_s"] >= resumed["train_time_s"]  # the resumed state counted its epochs' wall time
+
+
+def test_a_reference_leads_back_to_the_checkpoint_of_its_epoch_and_a_completed_trial_keeps_its_model_only(
+    tmp_path, tiny_trial
+):
+    """What a sweep hands Ray is a reference (a few bytes), followed back to ``last``, or to ``previous`` when
+    the trial saved once more after its report; a completed trial keeps the model of its last checkpoint,
+    which export reads, and nothing a resume would need."""
+    from suite.core.errors import ConfigError
+    from suite.trial import checkpoint as ckpt
+    from suite.trial.export import export_trial
+
+    cfg = make_config({**tiny_trial, "method": "simclr", "epochs": 3})
+    with pytest.raises(KeyboardInterrupt):
+        run_trial(cfg, tmp_path / "t", progress=False, report=_interrupt_after_epoch(2))
+    checkpoints = tmp_path / "t" / "checkpoints"
+    ref = ckpt.write_reference(tmp_path / "ref", checkpoints / "last", epoch=2)
+    assert sum(f.stat().st_size for f in ref.iterdir()) < 512
+    assert ckpt.follow_reference(ref) == checkpoints / "last"
+    older = ckpt.write_reference(tmp_path / "older", checkpoints / "last", epoch=1)
+    assert ckpt.follow_reference(older) == checkpoints / "previous"
+    gone = ckpt.write_reference(tmp_path / "gone", checkpoints / "last", epoch=7)
+    with pytest.raises(ConfigError, match="a checkpoint of epoch 7"):
+        ckpt.follow_reference(gone)
+
+    done = run_trial(cfg, tmp_path / "t", resume_from=ckpt.follow_reference(ref), progress=False).row
+    assert done["status"] == "completed" and not (checkpoints / "previous").exists()
+    kept = ckpt.read(checkpoints / "last")
+    assert kept["optimizer"] is None and kept["completed"] and kept["state"]["epoch"] == 3
+    model = build_model(cfg)
+    model.load_state_dict(kept["model"])  # the whole model is there
+    export_trial(tmp_path / "t", tmp_path / "exported")
+    assert (tmp_path / "exported" / "model.safetensors").is_file()
+    with pytest.raises(ConfigError, match="the trial completed"):
+        ckpt.load(checkpoints, model, torch.optim.SGD(model.parameters(), lr=0.1), cfg)
 
 
 SIGNAL_CHECKS = """
