@@ -39,6 +39,7 @@ from suite.core.cli import (
     exit_statuses,
     notes,
     say,
+    silence_progress_bars,
 )
 from suite.core.errors import ConfigError
 from suite.results import schema
@@ -422,6 +423,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse(argv)
+    if getattr(args, "quiet", False) or not sys.stderr.isatty():
+        silence_progress_bars()
     try:
         return int(args.func(args) or 0)
     except ConfigError as err:

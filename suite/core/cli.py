@@ -9,6 +9,7 @@ and one prefix for every message (``normbench: error:``, ``normbench: note:``).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Iterable, Sequence
 
@@ -66,3 +67,13 @@ def say(kind: str, message: str) -> None:
 def notes(lines: Iterable[str], quiet: bool = False) -> None:
     for line in lines if not quiet else ():
         say("note", line)
+
+
+def silence_progress_bars() -> None:
+    """No progress bars from any library (tqdm, Hugging Face datasets and hub), in this process and the
+    processes it starts: for ``-q``, and when the output goes to a log or a pipe, where a carriage-return
+    bar is noise."""
+    for name in ("TQDM_DISABLE", "HF_DATASETS_DISABLE_PROGRESS_BARS", "HF_HUB_DISABLE_PROGRESS_BARS"):
+        os.environ[name] = "1"
+    if "datasets" in sys.modules:  # read its environment at import: tell it directly
+        sys.modules["datasets"].disable_progress_bars()

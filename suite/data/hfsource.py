@@ -6,9 +6,13 @@ columns, decode each image once, resize it and write it into the npy cache.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import urlparse
 
 import numpy as np
 
@@ -17,6 +21,11 @@ from suite.data.images import decode_resize
 from suite.data.specs import DatasetSpec
 
 DECODE_BATCH = 256
+HUB_TIMEOUT_S = 3.0  # how long the hub may take to answer before a load goes offline (cache only)
+LOCAL_COPIES = (
+    "or point dataset= at a local copy: hf:PATH (a datasets save_to_disk folder), parquet:PATH (train*.parquet and "
+    "test*.parquet) or imagefolder:PATH (train/<class>/*, test/<class>/*); the datasets guide shows how"
+)
 
 
 class DatasetUnavailable(ConfigError):
@@ -61,6 +70,53 @@ def _unavailable(spec: DatasetSpec, split: str, hf_cache: Path, err: Exception) 
     )
 
 
+def hub_reachable(timeout: float = HUB_TIMEOUT_S) -> bool:
+    """Whether the Hugging Face hub answers within ``timeout`` seconds (False when HF_HUB_OFFLINE or
+    HF_DATASETS_OFFLINE is set): one quick connection, instead of the library's retries with back-off."""
+    if any(os.environ.get(v, "").lower() in ("1", "true", "yes") for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")):
+        return False
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def offline_hub() -> Iterator[None]:
+    """Inside the block, `datasets` and the hub client read their cache only (no request, no retry)."""
+    import datasets.config
+    import huggingface_hub.constants
+
+    saved = datasets.config.HF_HUB_OFFLINE, huggingface_hub.constants.HF_HUB_OFFLINE
+    datasets.config.HF_HUB_OFFLINE = huggingface_hub.constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        datasets.config.HF_HUB_OFFLINE, huggingface_hub.constants.HF_HUB_OFFLINE = saved
+
+
+def _load_hub(spec: DatasetSpec, split_name: str, hf_cache: Path):
+    """A hub split: from the network when the hub answers, else from the cache at once (an unreachable hub
+    fails in seconds, with what to do, not after the library's retries)."""
+    import datasets
+
+    if os.path.isdir(os.path.expanduser(spec.hub_id)) or hub_reachable():
+        return datasets.load_dataset(spec.hub_id, spec.config, split=split_name, cache_dir=str(hf_cache))
+    try:
+        with offline_hub():
+            return datasets.load_dataset(spec.hub_id, spec.config, split=split_name, cache_dir=str(hf_cache))
+    except Exception as err:  # whatever the library raises for "not in the cache"
+        raise DatasetUnavailable(
+            "dataset",
+            spec.spec,
+            f"the Hugging Face hub does not answer (or HF_HUB_OFFLINE is set) and hub id {spec.hub_id!r}, split "
+            f"{split_name!r}, is not in the cache under {hf_cache} ({type(err).__name__}). Download it once where "
+            f"the hub is reachable, {LOCAL_COPIES}",
+        ) from err
+
+
 def open_split(spec: DatasetSpec, split: str, hf_cache: Path):
     """The `datasets.Dataset` for `split` ('train'/'test') with the label column verified."""
     import datasets  # heavy import; only needed when decoding
@@ -68,7 +124,7 @@ def open_split(spec: DatasetSpec, split: str, hf_cache: Path):
     split_name = spec.train_split if split == "train" else spec.test_split
     try:
         if spec.kind == "hub":
-            ds = datasets.load_dataset(spec.hub_id, spec.config, split=split_name, cache_dir=str(hf_cache))
+            ds = _load_hub(spec, split_name, hf_cache)
         elif spec.kind == "imagefolder":
             ds = datasets.load_dataset("imagefolder", data_dir=spec.path, cache_dir=str(hf_cache))
             names = [split_name] + (["validation"] if split == "test" else [])

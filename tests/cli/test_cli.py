@@ -161,3 +161,37 @@ def test_settings_that_make_little_sense_get_a_note(capsys):
     assert "teacher-temperature warm-up (30 epochs) is longer than the run (5 epochs)" in capsys.readouterr().err
     assert main(["trial", "--dry-run", "backbone=vit_tiny_patch16_224", "image_size=16"]) == 0
     assert "cuts 16-pixel images into 1 patch token(s) of 16 pixels" in capsys.readouterr().err
+
+
+def test_no_carriage_return_bars_in_a_log_and_the_leaderboard_prints_its_table(tmp_path):
+    """Output to a file (not a terminal): no progress bar of any library draws into it; the leaderboard
+    command ends with its headline table, not only paths; an unknown metric gets a did-you-mean."""
+    env = {**os.environ, "NORMBENCH_CACHE": str(tmp_path / "cache")}
+    log = tmp_path / "simulate.log"
+    with log.open("w") as out:
+        proc = subprocess.run(
+            [sys.executable, "-m", "suite.cli", "simulate", "--out", str(tmp_path / "sim"), "--seeds", "1",
+             "--max-steps", "200"],
+            stdout=out, stderr=subprocess.STDOUT, env=env, timeout=600,
+        )  # fmt: skip
+    assert proc.returncode == 0, log.read_text()[-2000:]
+    assert "\r" not in log.read_text()
+    trial = subprocess.run(
+        [sys.executable, "-m", "suite.cli", "trial", *TINY_ARGS, "--out", str(tmp_path / "res")],
+        capture_output=True, text=True, env=env, timeout=600,
+    )  # fmt: skip
+    assert trial.returncode == 0 and "\r" not in trial.stdout + trial.stderr, trial.stderr[-2000:]
+    board = subprocess.run(
+        [sys.executable, "-m", "suite.cli", "leaderboard", str(tmp_path / "res"), "--no-plots", "--formats", "md"],
+        capture_output=True, text=True, env=env, timeout=600,
+    )  # fmt: skip
+    assert board.returncode == 0, board.stderr[-2000:]
+    assert "ranked by kNN@200 (%):" in board.stdout
+    table = board.stdout.split("ranked by kNN@200 (%):")[1].split("md:")[0]
+    assert len(table.strip().splitlines()) == 3  # header, rule, the one row
+    assert "method" in table and "simclr" in table and "kNN@200 (%)" in table
+    bad = subprocess.run(
+        [sys.executable, "-m", "suite.cli", "leaderboard", str(tmp_path / "res"), "--metric", "linear"],
+        capture_output=True, text=True, env=env, timeout=600,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "did you mean 'linear_top1'?" in bad.stderr and len(bad.stderr.splitlines()) == 1

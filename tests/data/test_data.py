@@ -187,6 +187,40 @@ def test_parquet_columns_from_the_spec_and_row_order(source, tmp_path):
     assert coarse.test_labels.tolist() == (source["labels"][source["test_idx"]] % 2).tolist()
 
 
+def test_a_save_to_disk_folder_is_read_with_hf_path_like_the_parquet_copy(source, tmp_path):
+    """The documented local copy of a hub dataset: ``save_to_disk`` of a DatasetDict, read by hf:PATH, gives the
+    same images and labels as the parquet files it was made from (CIFAR-100's label column, chosen by option)."""
+    import datasets
+
+    files = {split: str(source["pqdir"] / f"{split}-00000.parquet") for split in ("train", "test")}
+    datasets.load_dataset("parquet", data_files=files, cache_dir=str(tmp_path / "hf")).save_to_disk(
+        str(tmp_path / "saved")
+    )
+    saved = load_splits(f"hf:{tmp_path / 'saved'}?label=fine_label&image=img", SIZE, cache_dir=tmp_path)
+    parquet = load_splits(pq_spec(source), SIZE, cache_dir=tmp_path)
+    assert torch.equal(saved.train_images, parquet.train_images) and torch.equal(saved.test_labels, parquet.test_labels)
+    assert saved.num_classes == 10
+
+
+def test_an_unreachable_hub_fails_at_once_naming_the_local_copies(tmp_path, monkeypatch):
+    """HF_HUB_OFFLINE=1 (or a hub that does not answer) and nothing cached: one error, no retries, and the
+    local layouts that work instead."""
+    import socket
+
+    from suite.data.hfsource import DatasetUnavailable
+
+    def no_network(*args, **kwargs):
+        raise AssertionError(f"a connection was attempted: {args}")
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    with pytest.raises(DatasetUnavailable) as err:
+        load_splits("cifar10", 32, cache_dir=tmp_path)
+    for needle in ("does not answer (or HF_HUB_OFFLINE is set)", "hf:PATH", "parquet:PATH", "imagefolder:PATH"):
+        assert needle in str(err.value)
+
+
 def test_non_square_images_are_resized_on_the_shorter_side_and_centre_cropped(source, tmp_path):
     spec = f"parquet:{source['wide_file']}?label=fine_label&image=img&split=part"
     s = load_splits(spec, 16, cache_dir=tmp_path)

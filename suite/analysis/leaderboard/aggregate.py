@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from methods.errors import suggestion
 from suite.analysis import compare
 from suite.analysis.load import TRIAL_KEY
 from suite.core.errors import ConfigError
@@ -138,8 +139,15 @@ def default_metric(trials: pd.DataFrame) -> str:
 
 
 def _validate(trials: pd.DataFrame, metric: str, group_by: Sequence[str] | None) -> None:
-    if metric not in metric_choices(trials):
-        raise ConfigError("--metric", metric, metric_choices(trials) or accuracy_columns(trials))
+    choices = metric_choices(trials)
+    if metric not in choices:
+        raise ConfigError(
+            "--metric",
+            metric,
+            f"an accuracy ({', '.join(accuracy_columns(trials)) or 'none in these tables'}) or another of the "
+            f"{len(choices)} numeric outcome columns of trials.csv (final_loss, emb_norm_mean, ...)",
+            hint=suggestion(metric, accuracy_columns(trials)) or suggestion(metric, choices),  # accuracies first
+        )
     if group_by is not None:
         bad = [c for c in group_by if c not in trials.columns or c in TRIAL_KEY or c == schema.STATUS]
         if bad or not group_by:

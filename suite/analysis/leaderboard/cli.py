@@ -81,9 +81,10 @@ def write_leaderboard(
     group_by: Sequence[str] | None = None,
     plots: bool = True,
     all_trials: bool = False,
+    loaded: tuple | None = None,
 ) -> dict[str, Path]:
     """Read, aggregate, and write every requested format (None: all of `FORMATS`);
-    returns {format or plot name: path}."""
+    returns {format or plot name: path}. ``loaded``: what `load_board` gave for these arguments."""
     from suite.analysis.claims.report import load_claims
     from suite.analysis.leaderboard import render
     from suite.analysis.leaderboard.board import load_board
@@ -93,7 +94,7 @@ def write_leaderboard(
     bad = [f for f in formats if f not in FORMATS]
     if bad or not formats:
         raise ConfigError("--formats", list(formats), FORMATS)
-    results, board, selection = load_board(results_dirs, metric, group_by, all_trials)
+    results, board, selection = loaded or load_board(results_dirs, metric, group_by, all_trials)
     out_dir = Path(out) if out is not None else results.dirs[0] / "leaderboard"
     dirs = [str(d) for d in results.dirs]
     claims = load_claims(results.dirs)  # written by `normbench claims`; shown, never recomputed here
@@ -131,10 +132,13 @@ def run(args: argparse.Namespace) -> int:
     """Exit code: 0 written, 2 bad input (unreadable/corrupt results, bad option)."""
     formats = parse_formats(args.formats)
     group_by = csv_list(args.group_by, "--group-by")
+    from suite.analysis.leaderboard.board import load_board
+    from suite.analysis.leaderboard.render import console_table
     from suite.analysis.load import LeaderboardWarning
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", LeaderboardWarning)
+        loaded = load_board(args.results_dirs, args.metric, group_by, args.all_trials)
         written = write_leaderboard(
             args.results_dirs,
             args.out,
@@ -143,12 +147,15 @@ def run(args: argparse.Namespace) -> int:
             group_by,
             plots=not args.no_plots,
             all_trials=args.all_trials,
+            loaded=loaded,
         )
     for w in caught:
         if issubclass(w.category, LeaderboardWarning):
             say("warning", str(w.message))
         else:
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    if not args.quiet:
+        print(console_table(loaded[1]) + "\n")
     for name, path in written.items():
         print(f"{name}: {path}")
     return 0

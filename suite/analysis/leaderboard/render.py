@@ -311,3 +311,21 @@ def to_latex(board: Leaderboard) -> str:
     rows = [[c.cells[i] for c in columns] for i in range(len(board.table))]
     align = "".join("l" if c.group in ("setting", "settings") else "r" for c in columns)
     return latex_table([c.label for c in columns], rows, align, best_mask(board, columns))
+
+
+CONSOLE_ROWS = 10
+
+
+def console_table(board: Leaderboard, rows: int = CONSOLE_ROWS) -> str:
+    """The top of the headline for the terminal: the setting columns, the metric, its Δ and its gain (the
+    files hold every column and row)."""
+    from suite.core.tables import text_table
+
+    cols = [c for c in headline(board) if c.group in ("setting", "accuracy")]
+    if len(board.table) > 1:  # of several rows, the setting columns that tell them apart
+        cols = [c for c in cols if c.group != "setting" or c.key == "n" or len(set(c.cells)) > 1]
+    shown = min(rows, len(board.table))
+    body = [[c.cells[i] for c in cols] for i in range(shown)]
+    more = f"\n({len(board.table) - shown} more row(s) in the files)" if len(board.table) > shown else ""
+    title = f"ranked by {label(board.metric)}:"
+    return title + "\n" + text_table([c.label for c in cols], body) + more
