@@ -154,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
             say("warning", str(w.message))
         else:
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)
-    if not args.quiet:
+    if not getattr(args, "quiet", False):
         print(console_table(loaded[1]) + "\n")
     for name, path in written.items():
         print(f"{name}: {path}")
