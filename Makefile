@@ -37,12 +37,12 @@ demo: $(VENV)/.installed  ## one local trial on the embedded digits dataset, the
 	$(BIN)/normbench trial --out results/demo --overwrite
 
 lint: $(VENV)/.installed-dev  ## ruff: lint and format check
-	$(BIN)/ruff check suite methods tests examples
-	$(BIN)/ruff format --check suite methods tests examples
+	$(BIN)/ruff check suite methods tests examples benchmarks
+	$(BIN)/ruff format --check suite methods tests examples benchmarks
 
 format: $(VENV)/.installed-dev  ## ruff: fix what it can and reformat
-	$(BIN)/ruff check --fix suite methods tests examples
-	$(BIN)/ruff format suite methods tests examples
+	$(BIN)/ruff check --fix suite methods tests examples benchmarks
+	$(BIN)/ruff format suite methods tests examples benchmarks
 
 test: lint  ## everything: lint, then every test (the README's and CI's command)
 	$(PYTEST) -q -m "$(NO_RAY)" -n $(WORKERS)

@@ -406,14 +406,3 @@ _ACTIVE: list[TablesCallback] = []
 def close_active() -> None:
     for callback in list(_ACTIVE):
         callback.close()
-
-    def _trial_ended(self) -> None:
-        self._ended_now += 1
-        if self.exit_after is not None and self._ended_now >= self.exit_after[0]:
-            # Test hook (FaultInjection.driver_exit_after_trials): the sweep driver
-            # dies here, once; the restored callback of `--resume` sees the marker.
-            marker = Path(self.exit_after[1]) / "driver.exit"
-            if not marker.exists():
-                marker.parent.mkdir(parents=True, exist_ok=True)
-                marker.write_text(str(self._ended_now))
-                os._exit(3)

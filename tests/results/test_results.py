@@ -1,4 +1,5 @@
 """Results files: atomic writes, tables rebuilt from trial directories."""
+
 from __future__ import annotations
 
 import json
@@ -29,9 +30,19 @@ def test_collect_results_builds_all_tables_from_trial_dirs(tmp_path):
     for i, status in enumerate(["completed", "failed", "running"]):
         d = tmp_path / f"t{i}"
         d.mkdir()
-        results.write_result(d, {"trial_id": f"t{i}", "status": status, "knn_top1_k200": 0.1 * i,
-                                                     "holdout_classes": None, "error": "boom" if status == "failed" else ""})
-        pd.DataFrame({"trial_id": [f"t{i}"] * 2, "epoch": [1, 2], "loss": [2.0, 1.0 + i]}).to_csv(d / results.CURVES_FILE, index=False)
+        results.write_result(
+            d,
+            {
+                "trial_id": f"t{i}",
+                "status": status,
+                "knn_top1_k200": 0.1 * i,
+                "holdout_classes": None,
+                "error": "boom" if status == "failed" else "",
+            },
+        )
+        pd.DataFrame({"trial_id": [f"t{i}"] * 2, "epoch": [1, 2], "loss": [2.0, 1.0 + i]}).to_csv(
+            d / results.CURVES_FILE, index=False
+        )
     (tmp_path / "not_a_trial").mkdir()
     trials = results.collect_results(tmp_path)
     assert sorted(trials["trial_id"]) == ["t0", "t1", "t2"]
