@@ -93,6 +93,36 @@ def load_data(cfg: TrialConfig) -> DatasetSplits:
     )
 
 
+@dataclass
+class Parts:
+    """What a training loop of a config starts from."""
+
+    method: torch.nn.Module  # backbone + heads + loss, intervention applied, on the device
+    optimizer: torch.optim.Optimizer
+    augmenters: list[BatchAugment]  # one batched view recipe per view, on the device
+    notes: list[str]  # what the data made of the config (`data_notes`)
+
+
+def build_parts(
+    cfg: TrialConfig, splits: DatasetSplits, device: torch.device, channels_last: bool, compile: bool | None = None
+) -> Parts:
+    """Model, optimizer and views for ``cfg`` on ``splits``, built once for every loop that trains them: the
+    trainer and the benchmark's plain PyTorch loop (``compile``: its own choice, else ``cfg.compile``)."""
+    method = build_model(cfg)
+    notes = data_notes(cfg, method, len(splits.train_labels))
+    method = method.to(device)
+    if channels_last:
+        method = method.to(memory_format=torch.channels_last)
+    # backbone and heads, in place: parameters and state_dict keys unchanged
+    maybe_compile(method, cfg.compile if compile is None else compile)
+    optimizer = build_optimizer(method, cfg.optimizer, cfg.scaled_lr(), cfg.weight_decay, cfg.momentum)
+    augmenters = [
+        BatchAugment(spec, splits.mean, splits.std).to(device)
+        for spec in with_overrides(method.view_specs(cfg.image_size), cfg.augment)
+    ]
+    return Parts(method, optimizer, augmenters, notes)
+
+
 def data_notes(cfg: TrialConfig, method: torch.nn.Module, num_train: int) -> list[str]:
     """What the data makes of the config, said once at the start and kept in the row's notes: the method's
     own adaptations to the training set's size (`check_train_size`, e.g. MoCo's queue), a k larger than
@@ -209,18 +239,9 @@ def _setup(
     splits = load_data(cfg)
     if len(splits.train_labels) // cfg.batch_size < 1:
         raise ConfigError("batch_size", cfg.batch_size, f"<= the training set size ({len(splits.train_labels)})")
-    method = build_model(cfg)
-    notes = data_notes(cfg, method, len(splits.train_labels))
-    method = method.to(device)
-    if channels_last:
-        method = method.to(memory_format=torch.channels_last)
-    maybe_compile(method, cfg.compile)  # backbone and heads, in place: parameters and state_dict keys unchanged
+    parts = build_parts(cfg, splits, device, channels_last)
+    method, optimizer, augmenters, notes = parts.method, parts.optimizer, parts.augmenters, parts.notes
     model = prepare_data_parallel(method, device) if ctx.distributed else method
-    optimizer = build_optimizer(method, cfg.optimizer, cfg.scaled_lr(), cfg.weight_decay, cfg.momentum)
-    augmenters = [
-        BatchAugment(spec, splits.mean, splits.std).to(device)
-        for spec in with_overrides(method.view_specs(cfg.image_size), cfg.augment)
-    ]
     state, resume_note = (
         ckpt.load(resume_from, method, optimizer, cfg) if resume_from is not None else (ckpt.TrainState(), "")
     )

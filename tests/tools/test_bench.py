@@ -307,3 +307,25 @@ def test_synthetic_results_have_the_reference_runs_columns_new_ids_and_seeds():
     assert later["seed"].min() >= 1000
     assert not np.allclose(first["knn_top1_k200"].to_numpy(), reference["trials"]["knn_top1_k200"].to_numpy())
     assert trials["knn_top1_k200"].between(0, 1).all()
+
+
+@pytest.mark.parametrize("method", ["simclr", "moco", "byol", "simsiam", "dino"])
+def test_the_plain_loop_and_the_trainer_build_the_same_parts(tmp_path, method):
+    """Parameter by parameter and group by group: the bench's reference loop trains what the trainer trains."""
+    from suite.config import make_config
+    from suite.tools.bench.loop import build_setup
+    from suite.trial.train import _setup, load_data
+
+    heads = {"byol": {"proj_hidden_dim": 64, "pred_hidden_dim": 64}, "simsiam": {"proj_hidden_dim": 64},
+             "moco": {"proj_hidden_dim": 64}, "dino": {"head_hidden_dim": 64, "num_prototypes": 64}}  # fmt: skip
+    cfg = make_config({**TINY, "method": method, "method_args": heads.get(method, {})})
+    splits = load_data(cfg)
+    trial = _setup(cfg, tmp_path / "t", None, torch.device("cpu"), 1)
+    plain = build_setup(cfg, splits)
+    a, b = trial.method.state_dict(), plain.model.state_dict()
+    assert list(a) == list(b) and all(torch.equal(a[k], b[k]) for k in a)
+    assert len(trial.optimizer.param_groups) == len(plain.optimizer.param_groups)
+    for ga, gb in zip(trial.optimizer.param_groups, plain.optimizer.param_groups):
+        assert {k: v for k, v in ga.items() if k != "params"} == {k: v for k, v in gb.items() if k != "params"}
+        assert [p.shape for p in ga["params"]] == [p.shape for p in gb["params"]]
+    assert [aug.spec for aug in trial.augmenters] == [aug.spec for aug in plain.augmenters]

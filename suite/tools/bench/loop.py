@@ -1,9 +1,9 @@
 """The plain PyTorch training loop every trainer figure is compared with.
 
-Same model (``suite.trial.train.build_model``: backbone, heads, loss, intervention),
-same optimizer (``suite.trial.optim.build_optimizer``), same batched views
-(``BatchAugment`` with the method's view specs), same precision and memory
-format, and the trainer's seeding protocol (``suite.trial.runtime.epoch_seed``), so the
+The model (backbone, heads, loss, intervention), optimizer and batched views are
+the trainer's own, built by the one function that builds them
+(``suite.trial.train.build_parts``); same precision and memory format, and the
+trainer's seeding protocol (``suite.trial.runtime.epoch_seed``), so the
 same seed gives the same first batch, views and loss as ``run_trial``. What it
 leaves out is what the trainer adds around the step: the LR schedule, norm and
 loss bookkeeping, progress bar, data-parallel plumbing.
@@ -20,11 +20,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from methods.views import with_overrides
 from suite.measure.norms import RunningNormStats
 from suite.tools.bench.timing import NULL_TIMER, NullTimer, PartTimer, synchronize
 from suite.trial.augment import BatchAugment
-from suite.trial.optim import build_optimizer
 from suite.trial.runtime import DistContext, autocast_context, epoch_seed, resolve_device
 
 
@@ -44,24 +42,15 @@ class LoopSetup:
 
 
 def build_setup(cfg, splits, *, compile_model: bool = False) -> LoopSetup:
-    """Model, optimizer and augmenters exactly as the trainer builds them."""
-    from suite.trial.fastpath import maybe_compile
-    from suite.trial.train import build_model
+    """Model, optimizer and augmenters: the trainer's own (`suite.trial.train.build_parts`)."""
+    from suite.trial.train import build_parts
 
     device = resolve_device(cfg.device, DistContext())
     channels_last = cfg.channels_last if cfg.channels_last is not None else device.type == "cuda"
-    model = build_model(cfg)
-    model.check_train_size(len(splits.train_labels))  # as the trainer does (MoCo clamps its queue)
-    model = model.to(device)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    maybe_compile(model, compile_model)
-    optimizer = build_optimizer(model, cfg.optimizer, cfg.scaled_lr(), cfg.weight_decay, cfg.momentum)
-    augmenters = [
-        BatchAugment(spec, splits.mean, splits.std).to(device)
-        for spec in with_overrides(model.view_specs(cfg.image_size), cfg.augment)
-    ]
-    return LoopSetup(cfg, model, optimizer, augmenters, splits.train_images.to(device), device, channels_last)
+    parts = build_parts(cfg, splits, device, channels_last, compile=compile_model)
+    return LoopSetup(
+        cfg, parts.method, parts.optimizer, parts.augmenters, splits.train_images.to(device), device, channels_last
+    )
 
 
 def train_step(
