@@ -13,6 +13,7 @@ import contextlib
 import copy
 import math
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
@@ -42,6 +43,17 @@ class HParams(BaseModel):
     no string for a number), finite numbers, no unknown keys, immutable."""
 
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+@dataclass
+class MethodOutput:
+    """What a method's forward gives the trainer, the evaluation and the instruments, by name."""
+
+    loss: Tensor
+    live_embeddings: list[Tensor]  # with autograd, per view: the vectors the loss normalizes (gradient watched)
+    embedding: Tensor  # the same, detached and concatenated over the views (norm tracking)
+    features: Tensor  # the backbone features of the views, detached and concatenated
+    extra: dict[str, Any] = field(default_factory=dict)  # anything a method adds
 
 
 def make_target(module: nn.Module) -> nn.Module:
@@ -130,31 +142,15 @@ class SSLMethod(nn.Module):
         raise NotImplementedError
 
     def build_target(self) -> None:
-        """Create momentum/teacher copies (default: none)."""
+        """Create momentum/teacher copies (none here; `MomentumMethod` has them)."""
 
     def target_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
-        """(online, target) module pairs updated by EMA (default: none)."""
+        """(online, target) module pairs updated by EMA (none here)."""
         return []
 
     # -- training hooks ---------------------------------------------------
-    def momentum(self, progress: float) -> float:
-        """Cosine EMA schedule from ``momentum_base`` (progress 0) to ``momentum_final`` (progress 1)."""
-        base = self.hparams.momentum_base
-        final = getattr(self.hparams, "momentum_final", 1.0)
-        progress = min(max(float(progress), 0.0), 1.0)
-        return final - (final - base) * (math.cos(math.pi * progress) + 1.0) / 2.0
-
-    @torch.no_grad()
     def update_target(self, progress: float) -> None:
-        """EMA step target <- tau*target + (1-tau)*online; call after each optimizer step
-        with progress = step / total_steps. No-op for methods without a target."""
-        pairs = self.target_pairs()
-        if not pairs:
-            return
-        tau = self.momentum(progress)
-        for online, target in pairs:
-            for p_online, p_target in zip(online.parameters(), target.parameters()):
-                p_target.mul_(tau).add_(p_online.detach(), alpha=1.0 - tau)
+        """Called after each optimizer step with progress = step / total_steps; nothing to update here."""
 
     def on_epoch_start(self, epoch: int, total_epochs: int) -> None:
         """Per-epoch schedules; ``epoch`` is the 0-based index of the epoch about to run."""
@@ -223,12 +219,34 @@ class SSLMethod(nn.Module):
             raise ValueError(f"{self.name} expects {expected} views, got {len(views)}")
 
     @staticmethod
-    def _output(loss: Tensor, embeddings: list[Tensor], features: list[Tensor], **extra: Any) -> dict[str, Any]:
-        out = {
-            "loss": loss,
-            "live_embeddings": embeddings,  # with autograd: the trainer watches their gradient
-            "embedding": torch.cat([e.detach() for e in embeddings]),
-            "features": torch.cat([f.detach() for f in features]),
-        }
-        out.update(extra)
-        return out
+    def _output(loss: Tensor, embeddings: list[Tensor], features: list[Tensor], **extra: Any) -> MethodOutput:
+        return MethodOutput(
+            loss,
+            embeddings,
+            torch.cat([e.detach() for e in embeddings]),
+            torch.cat([f.detach() for f in features]),
+            extra,
+        )
+
+
+class MomentumMethod(SSLMethod):
+    """A method with a momentum (EMA) copy of part of its online network: MoCo's key encoder, BYOL's
+    target, DINO's teacher. Its hyper-parameters have ``momentum_base`` and ``momentum_final``; the copies
+    are made after cut-initialization (`build_target`), so they start as the cut network."""
+
+    def target_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
+        raise NotImplementedError
+
+    def momentum(self, progress: float) -> float:
+        """Cosine EMA schedule from ``momentum_base`` (progress 0) to ``momentum_final`` (progress 1)."""
+        base, final = self.hparams.momentum_base, self.hparams.momentum_final
+        progress = min(max(float(progress), 0.0), 1.0)
+        return final - (final - base) * (math.cos(math.pi * progress) + 1.0) / 2.0
+
+    @torch.no_grad()
+    def update_target(self, progress: float) -> None:
+        """EMA step target <- tau*target + (1-tau)*online, after each optimizer step."""
+        tau = self.momentum(progress)
+        for online, target in self.target_pairs():
+            for p_online, p_target in zip(online.parameters(), target.parameters()):
+                p_target.mul_(tau).add_(p_online.detach(), alpha=1.0 - tau)

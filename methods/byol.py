@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from methods.base import HParams, SSLMethod, hparam, make_target
+from methods.base import HParams, MomentumMethod, hparam, make_target
 from methods.heads import mlp
 from methods.views import default_view_specs
 
@@ -48,7 +48,7 @@ def asymmetric_view_specs(image_size: int) -> list:
     return first + second
 
 
-class BYOL(SSLMethod):
+class BYOL(MomentumMethod):
     name = "byol"
     Hparams = BYOLHparams
     default_optimizer = "sgd"

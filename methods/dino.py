@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from methods.base import HParams, SSLMethod, hparam, make_target
+from methods.base import HParams, MomentumMethod, hparam, make_target
 from methods.distributed import all_reduce_max_, all_reduce_mean_, all_reduce_sum_, world_size
 from methods.errors import ConfigError
 from methods.heads import DINOHead
@@ -114,7 +114,7 @@ class DINOHparams(HParams):
     num_local_crops: int = hparam(0, lo=0)
 
 
-class DINO(SSLMethod):
+class DINO(MomentumMethod):
     name = "dino"
     Hparams = DINOHparams
     default_optimizer = "sgd"

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from methods.base import HParams, SSLMethod, hparam, make_target
+from methods.base import HParams, MomentumMethod, hparam, make_target
 from methods.distributed import concat_all_gather_no_grad
 from methods.heads import mlp
 from methods.views import default_view_specs
@@ -62,7 +62,7 @@ class MoCoHparams(HParams):
     momentum_final: float = hparam(0.999, lo=0.0, hi=1.0, doc="key-encoder EMA at the end")
 
 
-class MoCo(SSLMethod):
+class MoCo(MomentumMethod):
     name = "moco"
     Hparams = MoCoHparams
     default_optimizer = "sgd"

@@ -56,7 +56,7 @@ def _eval_forward(method: SSLMethod, views: list[Tensor], tap: Callable[[Tensor]
     """The loss of ``views`` in evaluation mode, in float32, with ``tap`` at the embedding."""
     device_type = views[0].device.type
     with method.embedding_tap(tap), torch.autocast(device_type, enabled=False), torch.enable_grad():
-        return method(views)["loss"]
+        return method(views).loss
 
 
 class _evaluation_mode:

@@ -196,7 +196,8 @@ def prepare_data_parallel(method: nn.Module, device: torch.device) -> nn.Module:
     teacher networks stay out), and buffers are not broadcast: every buffer
     update (BN statistics, MoCo queue, DINO centre) is already identical on
     every rank because it is computed from globally gathered tensors.
-    The optimizer must be built from ``method`` *after* this call.
+    The parameters stay the same objects (BatchNorm's are kept, DDP wraps), so an
+    optimizer built from ``method`` before this call steps them as well.
     """
     from torch.nn.parallel import DistributedDataParallel
 

@@ -324,15 +324,15 @@ def _train_epoch(t: _Trial, epoch: int, bar: TrialProgress) -> dict[str, Any]:
             views = [v.contiguous(memory_format=torch.channels_last) for v in views]
         with autocast_context(t.device, cfg.precision):
             out = t.model(views)
-        grads.watch(out["live_embeddings"])
-        loss = out["loss"]
+        grads.watch(out.live_embeddings)
+        loss = out.loss
         t.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         t.optimizer.step()
         t.method.update_target((global_step + 1) / t.total_steps)
         loss_sum += loss.detach().float()
-        emb_norms.update_vectors(out["embedding"])
-        feat_norms.update_vectors(out["features"])
+        emb_norms.update_vectors(out.embedding)
+        feat_norms.update_vectors(out.features)
         bar.step()
     if t.device.type == "cuda":
         torch.cuda.synchronize(t.device)

@@ -315,7 +315,7 @@ def _state_size(tmp_path: Path) -> int:
     optimizer = build_optimizer(method, cfg.optimizer, cfg.scaled_lr(), cfg.weight_decay, cfg.momentum)
     method(  # one step, so the optimizer holds its momentum buffers as in training
         [torch.randn(cfg.batch_size, 3, cfg.image_size, cfg.image_size) for _ in range(2)]
-    )["loss"].backward()
+    ).loss.backward()
     optimizer.step()
     return (ckpt.save(tmp_path / "sizing", method, optimizer, cfg, ckpt.TrainState()) / ckpt.STATE_FILE).stat().st_size
 

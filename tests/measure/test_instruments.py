@@ -201,8 +201,8 @@ def test_every_method_exposes_the_embedding_its_loss_normalizes(name):
     views = [torch.randn(16, 3, s.size, s.size, generator=g) for s in model.view_specs(16)]
     out = model(views)
     stats = EmbeddingGradStats(torch.device("cpu"))
-    stats.watch(out["live_embeddings"])
-    out["loss"].backward()
+    stats.watch(out.live_embeddings)
+    out.loss.backward()
     logged = stats.summary()
     assert logged["emb_grad_norm_mean"] > 0 and logged["emb_grad_cos_abs_mean"] < 1e-4
 

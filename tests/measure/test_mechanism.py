@@ -124,7 +124,7 @@ def _turns_by_hand(model: OneLayer, views: list[Tensor], alpha: float, eta: floa
     tap = (lambda z: z * alpha) if placebo else (lambda z: z)
     with m.embedding_tap(tap):
         before = torch.cat([m.head(v) for v in views]).detach()
-        loss = m(views)["loss"]
+        loss = m(views).loss
     grads = torch.autograd.grad(loss, [m.head.weight, m.head.bias])
     with torch.no_grad():
         m.head.weight.sub_(eta * grads[0])

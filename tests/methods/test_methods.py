@@ -46,11 +46,11 @@ def test_forward_backward(name):
     model.train()
     views = make_views(model)
     out = model(views)
-    assert out["loss"].ndim == 0 and math.isfinite(out["loss"].item())
+    assert out.loss.ndim == 0 and math.isfinite(out.loss.item())
     emb_dim = SMALL_ARGS[name].get("bottleneck_dim") or SMALL_ARGS[name]["proj_output_dim"]
-    assert out["embedding"].shape == (2 * BATCH, emb_dim) and not out["embedding"].requires_grad
-    assert out["features"].shape == (2 * BATCH, model.feature_dim) and not out["features"].requires_grad
-    out["loss"].backward()
+    assert out.embedding.shape == (2 * BATCH, emb_dim) and not out.embedding.requires_grad
+    assert out.features.shape == (2 * BATCH, model.feature_dim) and not out.features.requires_grad
+    out.loss.backward()
     trainable = [p for p in model.parameters() if p.requires_grad]
     frozen = [p for p in model.parameters() if not p.requires_grad]
     assert all(p.grad is None for p in frozen)
@@ -67,15 +67,15 @@ def test_forward_backward(name):
     model_eval.eval()
     with torch.no_grad():
         out_eval = model_eval(views)
-        assert torch.allclose(out_eval["embedding"][:BATCH], model_eval.embed(views[0]), atol=1e-5)
-        assert torch.allclose(out_eval["features"][BATCH:], model_eval.backbone(views[1]), atol=1e-5)
+        assert torch.allclose(out_eval.embedding[:BATCH], model_eval.embed(views[0]), atol=1e-5)
+        assert torch.allclose(out_eval.features[BATCH:], model_eval.backbone(views[1]), atol=1e-5)
 
 
 @pytest.mark.parametrize("name", sorted(METHODS))
 def test_gradscale_changes_gradients_not_loss(name):
     views = make_views(build(name))
     plain, scaled = build(name, "none"), build(name, "gradscale:1")
-    loss_plain, loss_scaled = plain(views)["loss"], scaled(views)["loss"]
+    loss_plain, loss_scaled = plain(views).loss, scaled(views).loss
     assert torch.allclose(loss_plain, loss_scaled)
     loss_plain.backward()
     loss_scaled.backward()
@@ -99,7 +99,7 @@ def _tau(base: float, final: float, progress: float) -> float:
 def test_update_target_is_cosine_ema(name, online_target, base, final):
     model = build(name, momentum_base=base, momentum_final=final)
     opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.5)
-    model(make_views(model))["loss"].backward()
+    model(make_views(model)).loss.backward()
     opt.step()  # online now differs from target
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     progress = 0.3
@@ -118,6 +118,17 @@ def test_update_target_is_cosine_ema(name, online_target, base, final):
     for n, p in model.named_parameters():  # online parameters untouched
         if p.requires_grad:
             assert torch.equal(p, before[n])
+
+
+def test_the_momentum_methods_and_only_they_have_an_ema_schedule():
+    from methods import METHODS
+    from methods.base import MomentumMethod
+
+    momentum = {n for n, cls in METHODS.items() if issubclass(cls, MomentumMethod)}
+    assert momentum == {"moco", "byol", "dino"}
+    for name, cls in METHODS.items():
+        assert hasattr(cls, "momentum") == (name in momentum)
+        assert {"momentum_base", "momentum_final"} <= set(cls.Hparams.model_fields) or name not in momentum
 
 
 @pytest.mark.parametrize("name", ["simclr", "simsiam"])

@@ -254,7 +254,7 @@ def test_compiled_model_gives_the_eager_first_step_loss():
         setup = build_setup(cfg, splits, compile_model=compile_model)
         torch.manual_seed(0)
         views = [aug(setup.images[: cfg.batch_size]) for aug in setup.augmenters]
-        return float(setup.model(views)["loss"].detach()), setup.model
+        return float(setup.model(views).loss.detach()), setup.model
 
     eager, eager_model = first_loss(False)
     compiled, compiled_model = first_loss(True)

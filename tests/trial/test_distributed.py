@@ -80,7 +80,7 @@ def _train(model: nn.Module, method: nn.Module, shard) -> list[float]:
     optimizer = torch.optim.SGD([p for p in method.parameters() if p.requires_grad], lr=LR)
     losses = []
     for step in range(STEPS):
-        loss = model([shard(v) for v in _views(method, step)])["loss"]
+        loss = model([shard(v) for v in _views(method, step)]).loss
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

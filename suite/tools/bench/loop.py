@@ -71,15 +71,15 @@ def train_step(
             out = s.model(views)
     with timer.part("backward"):
         s.optimizer.zero_grad(set_to_none=True)
-        out["loss"].backward()
+        out.loss.backward()
     with timer.part("optimizer"):
         s.optimizer.step()
         s.model.update_target(progress)
     if norms is not None:
         with timer.part("norm logging"):
-            norms[0].update_vectors(out["embedding"])
-            norms[1].update_vectors(out["features"])
-    return out["loss"].detach()
+            norms[0].update_vectors(out.embedding)
+            norms[1].update_vectors(out.features)
+    return out.loss.detach()
 
 
 @dataclass
