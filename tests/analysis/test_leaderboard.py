@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +23,7 @@ import pytest
 from suite.analysis.leaderboard import cli
 from suite.analysis.leaderboard.aggregate import build_leaderboard
 from suite.analysis.leaderboard.plots import build_figures
-from suite.analysis.leaderboard.render import to_latex
+from suite.analysis.leaderboard.render import latex_ascii, to_latex
 from suite.analysis.load import LeaderboardWarning, load_results
 from suite.core.errors import ConfigError
 
@@ -178,6 +179,7 @@ def written(results_dirs, tmp_path_factory):
         group_by=None,
         no_plots=False,
         all_trials=False,
+        quiet=False,
     )
     assert cli.run(args) == 0
     return out
@@ -316,6 +318,57 @@ def test_latex_has_booktabs_rules_and_one_row_per_group(board, written):
     assert "$\\pm$" in tex and "±" not in tex
     for line in lines[1:]:  # every underscore is escaped (first line is a comment)
         assert all(line[i - 1] == "\\" for i, ch in enumerate(line) if ch == "_"), line
+
+
+def test_latex_is_ascii_with_symbols_as_latex_commands(board, written):
+    """A stock pdflatex rejects "≠" and "ρ": the table is ASCII, each symbol a LaTeX command."""
+    tex = (written / "leaderboard.tex").read_text(encoding="utf-8")
+    assert tex.isascii()
+    assert r"settings $\neq$ none \\" in tex.splitlines()[3]  # the last header
+    reference = load_results([REPO / "results" / "reference" / "digits-reference"])
+    ref_tex = to_latex(build_leaderboard(reference.trials, reference.curves))
+    assert ref_tex.isascii() and r"emb. $\rho$ frequency" in ref_tex
+
+
+def test_latex_ascii_writes_every_character_in_plain_latex():
+    assert latex_ascii(r"settings ≠ none") == r"settings $\neq$ none"
+    assert latex_ascii("ρ Ω ‖z‖ ≤ 1") == r"$\rho$ $\Omega$ $\|$z$\|$ $\leq$ 1"
+    assert latex_ascii("café naïve") == r"caf\'{e} na\"{i}ve"
+    assert latex_ascii("ﬁ ½ ✓") == "fi ? ?"  # compatibility forms where ASCII, else a visible "?"
+    text = "".join(chr(c) for c in range(0xA0, 0x3000))  # anything at all comes out ASCII
+    assert latex_ascii(text).isascii()
+
+
+LATEX_DOCUMENT = r"""\documentclass{article}
+\IfFileExists{booktabs.sty}{\usepackage{booktabs}}{%
+  \newcommand{\toprule}{\hline}\newcommand{\midrule}{\hline}\newcommand{\bottomrule}{\hline}}
+\usepackage{graphicx}
+\begin{document}
+\resizebox{\textwidth}{!}{\input{TABLE}}
+\end{document}
+"""
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="needs pdflatex (Debian: texlive-latex-base)")
+def test_latex_compiles_with_stock_pdflatex(written, tmp_path):
+    r"""leaderboard.tex inside a minimal document: texlive-latex-base has no booktabs (it is in
+    texlive-latex-recommended), so the document falls back to \hline rules where it is missing."""
+    reference = load_results([REPO / "results" / "reference" / "digits-reference"])
+    (tmp_path / "reference.tex").write_text(to_latex(build_leaderboard(reference.trials, reference.curves)))
+    shutil.copy(written / "leaderboard.tex", tmp_path / "leaderboard.tex")
+    for name in ("leaderboard", "reference"):
+        (tmp_path / f"doc-{name}.tex").write_text(LATEX_DOCUMENT.replace("TABLE", f"{name}.tex"))
+        done = subprocess.run(
+            ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", f"doc-{name}.tex"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        log = (tmp_path / f"doc-{name}.log").read_text(errors="replace")
+        assert done.returncode == 0, done.stdout[-3000:]
+        assert (tmp_path / f"doc-{name}.pdf").stat().st_size > 1000
+        assert "Missing character" not in log
 
 
 def test_plots_are_pngs_with_expected_panels(results_dirs, board, written):

@@ -16,23 +16,28 @@ import math
 import os
 import re
 import shutil
+import subprocess
+import sys
 import tempfile
 from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import unquote
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from suite.analysis.claims import evidence
+from suite.analysis.claims.definitions import IDENTITY_TOL, SLOPE_TOL
 from suite.analysis.claims.report import load_claims, write_claims
 from suite.analysis.claims.verdicts import evaluate_claims
+from suite.analysis.compare import CONV_FRACTION
 from suite.analysis.leaderboard import cli as leaderboard_cli
 from suite.analysis.leaderboard.board import load_board
 from suite.analysis.leaderboard.cli import write_leaderboard
 from suite.analysis.load import load_results
 from suite.analysis.report import cli as report_cli
-from suite.analysis.report import data, plotdata
+from suite.analysis.report import data, html, plotdata
 from suite.analysis.report.page import build_page, write_page
 from suite.core.errors import ConfigError
 from suite.results import schema
@@ -310,6 +315,75 @@ def fetched_urls(page: Page) -> list[str]:
     return found
 
 
+VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+
+
+class Dom(HTMLParser):
+    """A page as a flat list of elements in document order, each with its attributes, its text (of every
+    descendant) and ``end``: its descendants are ``nodes[index + 1 : end]``."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.nodes: list[dict] = []
+        self.chunks: list[tuple[int, str]] = []  # (the innermost open element, its text), in order
+        self._open: list[int] = []
+        self.feed(text)
+        self.close()
+        for i in self._open:
+            self.nodes[i]["end"] = len(self.nodes)
+
+    def handle_starttag(self, tag, attrs):
+        self.nodes.append({"tag": tag, "attrs": {k: v or "" for k, v in attrs}, "parts": [], "end": None})
+        self.nodes[-1]["index"] = len(self.nodes) - 1
+        if tag in VOID:
+            self.nodes[-1]["end"] = len(self.nodes)
+        else:
+            self._open.append(len(self.nodes) - 1)
+
+    def handle_endtag(self, tag):
+        for depth in range(len(self._open) - 1, -1, -1):
+            if self.nodes[self._open[depth]]["tag"] == tag:
+                for i in self._open[depth:]:
+                    self.nodes[i]["end"] = len(self.nodes)
+                del self._open[depth:]
+                break
+
+    def handle_data(self, text):
+        if self._open and self.nodes[self._open[-1]]["tag"] not in ("script", "style"):
+            for i in self._open:
+                self.nodes[i]["parts"].append(text)
+            self.chunks.append((self._open[-1], text))
+
+    @staticmethod
+    def text(node: dict) -> str:
+        return " ".join("".join(node["parts"]).split())
+
+    def inside(self, node: dict, tag: str | None = None, **attrs: str) -> list[dict]:
+        """Descendants of ``node`` with ``tag`` whose attributes include ``attrs`` (``class_``: one class)."""
+        out = []
+        for n in self.nodes[node["index"] + 1 : node["end"]]:
+            if tag is not None and n["tag"] != tag:
+                continue
+            if "class_" in attrs and attrs["class_"] not in n["attrs"].get("class", "").split():
+                continue
+            if all(n["attrs"].get(k) == v for k, v in attrs.items() if k != "class_"):
+                out.append(n)
+        return out
+
+    def text_without(self, node: dict, skipped: list[dict]) -> str:
+        """The text of ``node`` less that of the ``skipped`` elements inside it."""
+        inside = range(node["index"], node["end"])
+        parts = [
+            t
+            for owner, t in self.chunks
+            if owner in inside and not any(owner in range(n["index"], n["end"]) for n in skipped)
+        ]
+        return " ".join("".join(parts).split())
+
+    def by_id(self, ident: str) -> dict:
+        return next(n for n in self.nodes if n["attrs"].get("id") == ident)
+
+
 # ---------------------------------------------------------------- the page as a file
 @pytest.mark.parametrize("which", ["small", "reference"])
 def test_page_fetches_nothing_and_inlines_the_chart_library_once(which, request):
@@ -393,6 +467,150 @@ def test_failed_trials_are_listed(small):
     results, board, _, path = small
     text = path.read_text(encoding="utf-8")
     assert "Failed, interrupted or incomplete trials (1)" in text and "simclr-none-s9-failed" in text
+
+
+# ---------------------------------------------------------------- the claims: matrix, units, captions
+VERDICT_WORDS = ("holds", "does not hold", "inconclusive", "not applicable", "not measured", "not testable")
+POOLED_SUFFIX = " (random effects over methods)"
+
+
+def _committed_claims(results) -> pd.DataFrame:
+    return pd.read_csv(results.dirs[0] / "claims.csv", keep_default_na=False, na_values=[""])
+
+
+def _four_digits(value: float) -> str:
+    return f"{value:.4g}"
+
+
+@pytest.mark.parametrize("which", ["small", "reference"])
+def test_verdict_matrix_has_a_row_per_claim_in_words_and_a_cell_per_method(which, request):
+    results, _, _, path = request.getfixturevalue(which)
+    committed = _committed_claims(results)
+    dom = Dom(path.read_text(encoding="utf-8"))
+    claims_section, matrix, table = dom.by_id("claims"), dom.by_id("verdict-matrix"), dom.by_id("claims-table")
+    assert claims_section["index"] < matrix["index"] < table["index"] < claims_section["end"]  # on top
+    legend = dom.inside(dom.by_id("verdict-legend"), "span", class_="verdict-swatch")
+    assert [n["attrs"]["data-verdict"] for n in legend] == list(VERDICT_WORDS)
+
+    methods = sorted(set(committed["method"]) - {"all"}) + ["all"]
+    header = [n["attrs"]["data-method"] for n in dom.inside(matrix, "th") if "data-method" in n["attrs"]]
+    assert header == methods
+    rows = [n for n in dom.inside(matrix, "tr") if "data-matrix-claim" in n["attrs"]]
+    expected_rows = list(dict.fromkeys(zip(committed["claim"], committed["measure"])))
+    assert [(r["attrs"]["data-matrix-claim"], r["attrs"]["data-measure"]) for r in rows] == expected_rows
+    row_ids = {n["attrs"]["id"]: n["attrs"] for n in dom.inside(table, "tr") if "data-claim" in n["attrs"]}
+    by_key = committed.set_index(["claim", "measure", "method"])
+    for row in rows:
+        claim, measure = row["attrs"]["data-matrix-claim"], row["attrs"]["data-measure"]
+        first = committed[(committed["claim"] == claim) & (committed["measure"] == measure)].iloc[0]
+        head = Dom.text(dom.inside(row, "th")[0])
+        assert first["statement"] in head  # the claim in words, not only a tooltip
+        assert "value: " + first["statistic"].removesuffix(POOLED_SUFFIX) in head
+        cells = dom.inside(row, "td", class_="verdict-cell")
+        assert [c["attrs"]["data-method"] for c in cells] == methods
+        for cell in cells:
+            method = cell["attrs"]["data-method"]
+            if (claim, measure, method) not in by_key.index:
+                assert cell["attrs"]["data-verdict"] == "" and Dom.text(cell) == "—"
+                continue
+            expected = by_key.loc[(claim, measure, method)]
+            assert cell["attrs"]["data-verdict"] == expected["verdict"]
+            assert Dom.text(dom.inside(cell, "span", class_="verdict-word")[0]) == expected["verdict"]
+            number = dom.inside(cell, "span", class_="num")
+            if pd.isna(expected["value"]):
+                assert number == []
+            else:
+                assert float(Dom.text(number[0])) == pytest.approx(expected["value"], rel=5e-4)
+            target = row_ids[dom.inside(cell, "a")[0]["attrs"]["href"][1:]]  # the cell links to its own row
+            assert (target["data-claim"], target["data-measure"], target["data-method"]) == (claim, measure, method)
+
+
+@pytest.mark.parametrize("which", ["small", "reference"])
+def test_every_value_says_what_it_measures(which, request):
+    """No bare number: each value of the claims table comes with its unit, and its row with the statistic."""
+    results, _, _, path = request.getfixturevalue(which)
+    committed = _committed_claims(results).set_index(["claim", "measure", "method"])
+    dom = Dom(path.read_text(encoding="utf-8"))
+    rows = [n for n in dom.inside(dom.by_id("claims-table"), "tr") if "data-claim" in n["attrs"]]
+    assert len(rows) == len(committed)
+    units = {}
+    for row in rows:
+        key = (row["attrs"]["data-claim"], row["attrs"]["data-measure"], row["attrs"]["data-method"])
+        expected = committed.loc[key]
+        assert row["attrs"]["title"] == expected["statistic"].removesuffix(POOLED_SUFFIX)
+        cell = dom.inside(row, "td", class_="value")[0]
+        if pd.isna(expected["value"]):
+            assert Dom.text(cell) == "—"
+            continue
+        number, unit = Dom.text(dom.inside(cell, class_="num")[0]), Dom.text(dom.inside(cell, class_="unit")[0])
+        assert float(number) == pytest.approx(expected["value"], rel=5e-4) and re.search("[a-zA-Z|]", unit)
+        assert Dom.text(cell) == f"{number} {unit}"
+        units[key[0]] = unit
+    # the issue's examples: C4/C5 values are fractions of the baseline's improvement, C1 a log ratio
+    if which == "reference":
+        assert units["C4"] == "fraction of the baseline's improvement" and units["C1"] == "log ratio"
+        assert units["C9"] == "Spearman correlation"
+    else:
+        assert units["C4"] == units["C5"] == "fraction of the baseline's improvement"
+
+
+def test_value_units_come_from_the_statistic_text():
+    unit = html.value_unit
+    assert unit("mean effect on the loss (fraction of the baseline's improvement) (random effects over methods)") == (
+        "fraction of the baseline's improvement"
+    )
+    assert unit("mean log(final emb_norm_mean at the lowest / at the highest weight decay)") == "log ratio"
+    assert unit("mean emb_ood_auroc trained minus untrained") == "AUROC difference (trained - untrained)"
+    assert unit("median of something new") == "median of something new"  # unknown: the statistic itself
+
+
+# numbers a caption may state besides claims.csv's: the claims' own thresholds and the figures' design
+CAPTION_CONSTANTS = {
+    IDENTITY_TOL,
+    SLOPE_TOL,
+    CONV_FRACTION,
+    *plotdata.OOD_CLIP,
+    plotdata.MIN_BIN_SAMPLES,
+    95.0,  # "95% interval"
+    -2.0,  # C3's theory slope, "p - 2", "+2"
+    2.0,
+    0.0,  # "theory 0", "0%"
+    100.0,  # "100%"
+    1.0,  # "epoch-1"
+    -1.0,
+}
+
+
+@pytest.mark.parametrize("which", ["small", "reference"])
+def test_caption_numbers_are_the_claims_rows(which, request):
+    """Every number a figure's caption states about its claim is that claim's row of claims.csv, and the
+    caption states every value of it; no other number but the claims' thresholds and the design constants."""
+    results, _, _, path = request.getfixturevalue(which)
+    committed = _committed_claims(results)
+    dom = Dom(path.read_text(encoding="utf-8"))
+    figures = [n for n in dom.nodes if n["tag"] == "figure"]
+    checked = 0
+    for figure in figures:
+        caption = dom.inside(figure, "figcaption")[0]
+        spans = dom.inside(caption, "span", class_="claim-value")
+        claims = figure["attrs"].get("data-claims", "").split()
+        shown = {}
+        for span in spans:
+            a = span["attrs"]
+            assert a["data-claim"] in claims
+            shown[(a["data-claim"], a["data-measure"], a["data-method"])] = Dom.text(span)
+        mine = committed[committed["claim"].isin(claims) & committed["value"].notna()]
+        expected = {(r.claim, r.measure, r.method): _four_digits(r.value) for r in mine.itertuples()}
+        assert shown == expected
+        checked += len(shown)
+        text = dom.text_without(caption, spans)
+        text = re.sub(r"[A-Za-z_]+\d[\w.]*", " ", text)  # names such as C2b, knn_top1_k200
+        numbers = {float(x) for x in re.findall(r"[-+±]?\d+(?:\.\d+)?(?:e[-+]?\d+)?", text.replace("±", ""))}
+        assert numbers <= CAPTION_CONSTANTS, (figure["attrs"]["id"], numbers - CAPTION_CONSTANTS)
+    assert (
+        checked
+        == (committed["claim"].isin(["C2b", "C3", "C4", "C5", "C7", "C8", "C9"]) & committed["value"].notna()).sum()
+    )
 
 
 @pytest.mark.slow
@@ -490,28 +708,123 @@ def test_time_to_target_pairs_are_the_claims_pairs(reference):
     ].str.len().min() > 10
 
 
-def test_ood_histograms_are_densities_of_every_sample(small):
+def _eval_norms(trials: pd.DataFrame) -> pd.DataFrame:
+    return pd.concat(
+        [
+            pd.read_parquet(Path(d) / t / "eval_norms.parquet").assign(results_dir=d, trial_id=t)
+            for d, t in zip(trials["results_dir"], trials["trial_id"])
+        ]
+    )
+
+
+def test_ood_histograms_count_every_sample_per_trial_with_outliers_clipped(small):
     results, board, _, _ = small
     trials = data.completed_trials(results, board)
-    hist = plotdata.ood_histograms(
-        pd.concat(
-            [
-                pd.read_parquet(Path(d) / t / "eval_norms.parquet").assign(results_dir=d, trial_id=t)
-                for d, t in zip(trials["results_dir"], trials["trial_id"])
-            ]
-        ),
-        trials,
-        data.group_labels(board),
-    )
-    for (group, split), sub in hist.groupby(["group", "split"]):
-        assert (sub["density"] * (sub["hi"] - sub["lo"])).sum() == pytest.approx(1.0)
-        members = trials[trials["group"] == group]
-        expected = sum(
-            (pd.read_parquet(Path(d) / t / "eval_norms.parquet")["split"] == split).sum()
-            for d, t in zip(members["results_dir"], members["trial_id"])
-        )
-        assert sub["n"].iloc[0] == expected
-    assert hist["group"].nunique() == len(board.table)  # every group has OOD samples here
+    norms = _eval_norms(trials)
+    outlier = norms["trial_id"].eq(trials["trial_id"].iloc[0]) & norms["split"].eq("test")
+    norms.loc[norms.index[outlier.to_numpy()][0], "norm"] = 4000.0  # one sample far out, as byol·cut:3's
+    hist = plotdata.ood_histograms(norms, trials, data.group_labels(board))
+    assert len(hist.groupby(["group", "seed"])) == len(trials)  # one panel per trial: every one has OOD samples
+    for (group, seed), panel in hist.groupby(["group", "seed"]):
+        member = trials[(trials["group"] == group) & (trials["seed"] == int(seed.split()[1]))]
+        assert len(member) == 1
+        mine = norms[(norms["trial_id"] == member["trial_id"].iloc[0]) & (norms["vector"] == "embedding")]
+        lo, hi = np.percentile(mine["norm"], [1, 99])  # both splits together
+        for split, sub in panel.groupby("split"):
+            values = mine.loc[mine["split"] == split, "norm"].to_numpy()
+            assert sub["count"].sum() == sub["n"].iloc[0] == len(values)  # every sample, outliers in end bins
+            assert sub["share"].sum() == pytest.approx(1.0)
+            assert sub["clipped"].iloc[0] == ((values < lo) | (values > hi)).sum()
+            assert sub["lo"].min() == pytest.approx(lo) and sub["hi"].max() == pytest.approx(hi)
+            assert np.allclose(np.diff(np.log(sub["hi"])), np.diff(np.log(sub["hi"]))[0])  # log-spaced
+    first = hist[hist["seed"] == "seed 0"]
+    first = first[first["group"] == trials["group"].iloc[0]]
+    assert first["hi"].max() < 100 and first["clipped"].max() >= 1  # the outlier does not set the range
+
+
+def test_norm_bin_accuracy_pools_samples_and_leaves_out_near_empty_bins(reference):
+    results, board, _, _ = reference
+    trials = data.completed_trials(results, board)
+    bins = plotdata.norm_bin_accuracy(results.norm_bins, trials)
+    raw = pd.read_csv(REFERENCE / "norm_bins.csv").merge(trials[["trial_id", "method"]], on="trial_id")
+    raw = raw[raw["count"] > 0]
+    raw["correct"] = raw["accuracy"] * raw["count"]
+    pooled = raw.groupby(["vector", "binning", "method", "bin"]).agg(correct=("correct", "sum"), n=("count", "sum"))
+    kept = pooled[pooled["n"] >= plotdata.MIN_BIN_SAMPLES]
+    assert 0 < len(kept) < len(pooled)  # equal-width bins in the tails hold few samples: some are left out
+    mine = bins.set_index(["vector", "binning", "method", "bin"]).sort_index()
+    assert list(mine.index) == list(kept.index)
+    np.testing.assert_allclose(mine["accuracy"], kept["correct"] / kept["n"])
+    assert mine["samples"].tolist() == kept["n"].astype(int).tolist()
+    spec = next(n for _, n in _walk(Page(reference[3].read_text()).data()["charts"]["C7"]) if "size" in n)
+    assert spec["size"]["field"] == "samples"  # a point's size shows the samples behind it
+
+
+def test_each_arm_trial_is_paired_with_the_none_trial_of_its_seed(reference):
+    """The detail pane's overlay: per arm trial, the ``none`` trial of the same method, seed and science
+    (protocol and weight decay aside, as the claims pair them), found here by plain matching."""
+    results, board, _, path = reference
+    trials = data.completed_trials(results, board)
+    pairs = data.baseline_trials(trials)
+    same = ["method", "seed", "dataset", "backbone", "epochs", "imbalance"]
+    key = pd.Series(["/".join(map(str, row)) for row in trials[same].itertuples(index=False)], index=trials.index)
+    none = trials["intervention"] == "none"
+    for i in trials.index:
+        if none[i]:
+            assert i not in pairs
+            continue
+        candidates = trials.index[none & (key == key[i])]
+        assert len(candidates) == 1 and pairs[i] == candidates[0], trials.loc[i, "trial_id"]
+    payload = Page(path.read_text(encoding="utf-8")).data()
+    assert [t["baseline"] for t in payload["trials"]] == [pairs.get(i) for i in range(len(trials))]
+    table = board.table.set_index("group")
+    for gid, group in payload["groups"].items():
+        expected = table.loc[int(gid), "baseline_group"]
+        assert group["baseline"] == (None if pd.isna(expected) else str(int(expected)))
+
+
+def _walk(node, key: str = ""):
+    """Every mapping inside a spec with the key it sits under, depth first."""
+    if isinstance(node, dict):
+        yield key, node
+        for name, value in node.items():
+            yield from _walk(value, name)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _walk(value, key)
+
+
+@pytest.mark.parametrize("which", ["small", "reference"])
+def test_epoch_axes_have_integer_ticks(which, request):
+    _, _, _, path = request.getfixturevalue(which)
+    payload = Page(path.read_text(encoding="utf-8")).data()
+    axes = 0
+    for spec in [*payload["charts"].values(), payload["detail"]["spec"]]:
+        for channel, node in _walk(spec):
+            title = str(node.get("title") or node.get("field"))
+            if channel in ("x", "y") and "epoch" in title:  # an axis of epochs
+                axis = node.get("axis") or {}
+                assert axis.get("format") == "d" and axis.get("tickMinStep") == 1, node
+                assert all(float(v).is_integer() for v in axis.get("values", [])), node
+                axes += 1
+    assert axes >= (3 if which == "small" else 2)
+
+
+def test_headline_marks_the_identifying_columns_sticky(reference):
+    results, board, _, path = reference
+    page = Dom(path.read_text(encoding="utf-8"))
+    header = page.inside(page.by_id("headline"), "th")
+    sticky = [h["attrs"]["data-key"] for h in header if "sticky" in h["attrs"]["class"].split()]
+    varying = [k for k in board.group_keys if board.table[k].map(str).nunique() > 1]
+    assert sticky == varying and set(sticky) >= {"method", "intervention", "imbalance"}
+    last = [h["attrs"]["data-key"] for h in header if "sticky-last" in h["attrs"]["class"].split()]
+    assert last == sticky[-1:]
+    body = [n for n in page.inside(page.by_id("headline"), "tr") if "data-group" in n["attrs"]]
+    for row in body:
+        cells = page.inside(row, "td")
+        assert ["sticky" in c["attrs"]["class"].split() for c in cells] == [
+            h["attrs"]["data-key"] in sticky for h in header
+        ]
 
 
 def test_class_contrast_is_the_log_ratio_to_the_balanced_twin(small):
@@ -693,24 +1006,28 @@ def test_page_opens_offline_with_every_chart_and_no_console_error(browser, which
 
 
 @pytest.mark.browser
-def test_clicking_headers_sorts_rows(browser, reference):
+def test_clicking_headers_sorts_metrics_descending_first(browser, reference):
     from selenium.webdriver.common.by import By
 
     _, board, _, path = reference
     _open(browser, path)
-    header = browser.find_element(By.CSS_SELECTOR, f'#headline th[data-key="{board.metric}"]')
-    header.click()  # ascending: NaN last, ties in rank order
-    t = board.table.reset_index(drop=True)
-    ascending = t.assign(_rank=t.index).sort_values([f"{board.metric}_mean", "_rank"], na_position="last")
-    assert _visible_groups(browser) == ascending["group"].tolist()
-    assert header.get_attribute("aria-sort") == "ascending"
-    header.click()
-    values = t.set_index("group")[f"{board.metric}_mean"]
-    shown = values.loc[_visible_groups(browser)].to_numpy()
-    assert (np.diff(shown[~np.isnan(shown)]) <= 0).all() and header.get_attribute("aria-sort") == "descending"
-    browser.find_element(By.CSS_SELECTOR, '#headline th[data-key="method"] button').click()
+    t = board.table.reset_index(drop=True).assign(_rank=lambda f: f.index)
+    for column in (board.metric, f"delta_{board.metric}"):
+        header = browser.find_element(By.CSS_SELECTOR, f'#headline th[data-key="{column}"]')
+        header.click()  # a metric: largest first, NaN last, ties in rank order
+        values = f"{column}_mean" if column == board.metric else column
+        descending = t.sort_values([values, "_rank"], ascending=[False, True], na_position="last")
+        assert _visible_groups(browser) == descending["group"].tolist()
+        assert header.get_attribute("aria-sort") == "descending"
+        header.click()
+        ascending = t.sort_values([values, "_rank"], na_position="last")
+        assert _visible_groups(browser) == ascending["group"].tolist()
+        assert header.get_attribute("aria-sort") == "ascending"
+    browser.find_element(By.CSS_SELECTOR, '#headline th[data-key="method"] button').click()  # a setting: A to Z
     methods = t.set_index("group")["method"].loc[_visible_groups(browser)].tolist()
     assert methods == sorted(methods)
+    method = browser.find_element(By.CSS_SELECTOR, '#headline th[data-key="method"]')
+    assert method.get_attribute("aria-sort") == "ascending"
 
 
 @pytest.mark.browser
@@ -771,7 +1088,226 @@ def test_a_verdict_link_leads_to_its_drawn_figure(browser, reference):
 
     _, _, _, path = reference
     _open(browser, path)
-    link = browser.find_element(By.CSS_SELECTOR, '#claims tr[data-claim="C3"][data-method="all"] a.verdict')
+    link = browser.find_element(By.CSS_SELECTOR, '#claims-table tr[data-claim="C9"][data-method="all"] a.verdict')
     link.click()
-    assert browser.execute_script("return location.hash") == "#plot-C3"
-    assert browser.find_elements(By.CSS_SELECTOR, "#plot-C3 svg")
+    assert browser.execute_script("return location.hash") == "#plot-C9"
+    assert browser.find_elements(By.CSS_SELECTOR, "#plot-C9 svg")
+
+
+@pytest.fixture(scope="module")
+def six_verdicts(small, tmp_path_factory):
+    """The small run's page with claims.csv rows set to the verdicts it lacks, so the matrix shows all six."""
+    results, board, claims, _ = small
+    changed = claims.copy()
+    for verdict, claim in (("does not hold", "C1"), ("not applicable", "C2a"), ("not testable", "C6")):
+        changed.loc[(changed["claim"] == claim) & (changed["method"] == "byol"), "verdict"] = verdict
+    assert set(changed["verdict"]) == set(VERDICT_WORDS)
+    path = tmp_path_factory.mktemp("six-verdicts") / "report.html"
+    path.write_text(build_page(results, board, changed), encoding="utf-8")
+    return changed, path
+
+
+def _background(driver, element) -> str:
+    return driver.execute_script(
+        "var s = getComputedStyle(arguments[0]); return s.backgroundColor + ' ' + s.backgroundImage;", element
+    )
+
+
+@pytest.mark.browser
+def test_verdict_matrix_reads_without_hovering_and_links_each_cell_to_its_row(browser, six_verdicts):
+    from selenium.webdriver.common.by import By
+
+    claims, path = six_verdicts
+    _open(browser, path)
+    matrix = browser.find_element(By.ID, "verdict-matrix")
+    browser.execute_script("arguments[0].scrollIntoView()", matrix)
+    assert matrix.is_displayed()
+    # every claim's statement is on the page as text, in view with its row
+    rows = matrix.find_elements(By.CSS_SELECTOR, "tr[data-matrix-claim]")
+    assert len(rows) == len(claims.groupby(["claim", "measure"]))
+    statements = claims.drop_duplicates(["claim", "measure"]).set_index(["claim", "measure"])["statement"]
+    for row in rows:
+        statement = row.find_element(By.CSS_SELECTOR, ".statement")
+        key = (row.get_attribute("data-matrix-claim"), row.get_attribute("data-measure"))
+        assert statement.is_displayed() and statement.text == statements[key]
+        assert statement.size["height"] > 0 and statement.value_of_css_property("visibility") == "visible"
+    # one colour per verdict, the legend's, with the verdict's word in the cell
+    swatches = {
+        s.get_attribute("data-verdict"): _background(browser, s)
+        for s in browser.find_elements(By.CSS_SELECTOR, "#verdict-legend .verdict-swatch")
+    }
+    assert list(swatches) == list(VERDICT_WORDS) and len(set(swatches.values())) == 6
+    verdicts = claims.set_index(["claim", "measure", "method"])["verdict"]
+    cells = matrix.find_elements(By.CSS_SELECTOR, "td.verdict-cell")
+    assert len(cells) == len(claims)  # the small run judges every claim for every method and all
+    for row in rows:
+        claim, measure = row.get_attribute("data-matrix-claim"), row.get_attribute("data-measure")
+        for cell in row.find_elements(By.CSS_SELECTOR, "td.verdict-cell"):
+            verdict = verdicts[(claim, measure, cell.get_attribute("data-method"))]
+            assert cell.find_element(By.CSS_SELECTOR, ".verdict-word").text == verdict
+            assert _background(browser, cell) == swatches[verdict]
+    # a cell leads to its row of the table, which comes into view marked
+    cell = matrix.find_element(By.CSS_SELECTOR, 'tr[data-matrix-claim="C1"] td[data-method="byol"] a')
+    cell.click()
+    target = browser.find_element(By.CSS_SELECTOR, browser.execute_script("return location.hash"))
+    assert (target.get_attribute("data-claim"), target.get_attribute("data-method")) == ("C1", "byol")
+    assert target.get_attribute("data-verdict") == "does not hold"
+    top = browser.execute_script("return arguments[0].getBoundingClientRect().top", target)
+    assert 0 <= top < browser.execute_script("return window.innerHeight")
+    other = browser.find_element(By.CSS_SELECTOR, '#claims-table tr[data-claim="C1"][data-method="simclr"]')
+    assert _background(browser, target) != _background(browser, other)
+    # a claim leads to its figure
+    matrix.find_element(By.CSS_SELECTOR, 'tr[data-matrix-claim="C4"] a.claim-id').click()
+    assert browser.execute_script("return location.hash") == "#plot-C4"
+    assert browser.find_elements(By.CSS_SELECTOR, "#plot-C4 svg")
+
+
+def _show(driver, group: int) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.find_element(By.CSS_SELECTOR, f'#headline tr[data-group="{group}"] td').click()
+    WebDriverWait(driver, 30).until(
+        lambda d: d.find_element(By.ID, "detail").get_attribute("data-rendered") == str(group)
+    )
+
+
+@pytest.mark.browser
+def test_detail_pane_draws_each_trial_over_its_none_trial(browser, reference):
+    from selenium.webdriver.common.by import By
+
+    results, board, _, path = reference
+    _open(browser, path)
+    t, trials, curves = board.table, results.trials, results.curves
+    arm = int(t.loc[(t["method"] == "simclr") & (t["intervention"] == "cut:3"), "group"].iloc[0])
+    base = int(
+        t.loc[(t["method"] == "simclr") & (t["intervention"] == "none") & t["imbalance"].isna(), "group"].iloc[0]
+    )
+    _show(browser, arm)
+    drawn = pd.DataFrame(browser.execute_script("return window.normbenchReport.views.detail.view.data('curve')"))
+    members = board.trials[board.trials["group"] == arm]
+    assert set(drawn["role"]) == {"this group", "none baseline"}
+    for seed in members["seed"]:
+        # the none trial of the same method and seed on the balanced set, by plain lookup in the trials table
+        twin = trials[
+            (trials["method"] == "simclr")
+            & (trials["intervention"] == "none")
+            & (trials["seed"] == seed)
+            & trials["imbalance"].isna()
+        ]
+        assert len(twin) == 1
+        for role, trial_id in (
+            ("none baseline", twin["trial_id"].iloc[0]),
+            ("this group", members.loc[members["seed"] == seed, "trial_id"].iloc[0]),
+        ):
+            want = curves[curves["trial_id"] == trial_id].dropna(subset=[schema.LOSS]).sort_values("epoch")
+            got = drawn[(drawn["role"] == role) & (drawn["p"] == "loss") & (drawn["seed"] == f"seed {seed}")]
+            got = got.sort_values("epoch")
+            assert got["epoch"].tolist() == want["epoch"].astype(int).tolist()
+            np.testing.assert_allclose(got["v"], want[schema.LOSS], rtol=1e-3)
+    dashed = browser.execute_script(
+        "return document.querySelectorAll('#detail-charts path[stroke-dasharray=\"5,3\"]').length"
+    )
+    panels = len(Page(path.read_text(encoding="utf-8")).data()["detail"]["panels"])
+    assert dashed >= panels  # each panel draws the baselines dashed
+    note = browser.find_element(By.ID, "detail-baseline")
+    assert note.get_attribute("data-baseline") == str(base) and "simclr · none" in note.text
+    _show(browser, base)  # a baseline group: nothing to overlay
+    drawn = pd.DataFrame(browser.execute_script("return window.normbenchReport.views.detail.view.data('curve')"))
+    assert set(drawn["role"]) == {"this group"} and "is a baseline" in note.text
+
+
+@pytest.mark.browser
+def test_identifying_columns_stay_in_view_when_the_table_scrolls_sideways(browser, reference):
+    from selenium.webdriver.common.by import By
+
+    _, board, _, path = reference
+    _open(browser, path)
+    wrap = browser.find_element(By.CSS_SELECTOR, "#leaderboard .table-wrap")
+    browser.execute_script("arguments[0].scrollIntoView()", wrap)
+    assert browser.execute_script("return arguments[0].scrollWidth > arguments[0].clientWidth + 200", wrap)
+    sticky = [k for k in board.group_keys if board.table[k].map(str).nunique() > 1]
+    browser.execute_script("arguments[0].scrollLeft = arguments[0].scrollWidth", wrap)
+    browser.execute_script("return new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+    edge = browser.execute_script("var r = arguments[0]; return r.getBoundingClientRect().left + r.clientLeft", wrap)
+    left = edge
+    for key in sticky:  # side by side from the left edge, in order
+        th = browser.find_element(By.CSS_SELECTOR, f'#headline th[data-key="{key}"]')
+        box = browser.execute_script("return arguments[0].getBoundingClientRect().toJSON()", th)
+        assert box["left"] == pytest.approx(left, abs=1.5), key
+        left = box["right"]
+        column = [h.get_attribute("data-key") for h in browser.find_elements(By.CSS_SELECTOR, "#headline th")]
+        cell = browser.find_elements(By.CSS_SELECTOR, "#headline tbody tr[data-group]")[0].find_elements(
+            By.TAG_NAME, "td"
+        )[column.index(key)]
+        for element in (th, cell):  # on top: what is under its centre is itself
+            assert browser.execute_script(
+                "var e = arguments[0], b = e.getBoundingClientRect();"
+                "var hit = document.elementFromPoint(b.left + b.width / 2, b.top + b.height / 2);"
+                "return hit !== null && e.contains(hit);",
+                element,
+            ), key
+    metric = browser.find_element(By.CSS_SELECTOR, f'#headline th[data-key="{board.metric}"]')
+    assert browser.execute_script("return arguments[0].getBoundingClientRect().right", metric) < left  # scrolled past
+
+
+@pytest.mark.browser
+def test_epoch_axes_are_labelled_with_whole_numbers(browser, small):
+    _, board, _, path = small
+    _open(browser, path)
+    arm = int(board.table.loc[~board.table["is_baseline"].astype(bool), "group"].iloc[0])
+    _show(browser, arm)
+    axes = browser.execute_script(
+        "return Array.from(document.querySelectorAll('g.role-axis'))"
+        ".filter(g => /epoch/.test(g.getAttribute('aria-label') || ''))"
+        ".map(g => Array.from(g.querySelectorAll('.role-axis-label text')).map(t => t.textContent));"
+    )
+    assert len(axes) >= 6  # the detail pane's panels and the races' axes
+    for labels in axes:
+        assert labels and all(re.fullmatch(r"\d+|never", label) for label in labels), labels
+
+
+# ---------------------------------------------------------------- the docs site, browsed from disk
+@pytest.fixture(scope="module")
+def docs_site(tmp_path_factory) -> Path:
+    """The site `make docs` builds (mkdocs.yml as committed), into a temporary folder."""
+    pytest.importorskip("mkdocs", reason="the docs extra: pip install -e '.[docs]'")
+    site = tmp_path_factory.mktemp("site")
+    done = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
+        cwd=REPO,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return site
+
+
+def test_docs_site_links_name_files_so_it_browses_from_file_urls(docs_site):
+    """Opened from disk, a link to a folder (``guides/report/``) shows a directory listing: every link and
+    asset of every page must name a file. (404.html is for servers: its links are absolute on purpose.)"""
+    checked, broken = 0, []
+    for page in docs_site.rglob("*.html"):
+        if page.name == "404.html":
+            continue
+        for ref in re.findall(r'(?:href|src)="([^"]*)"', page.read_text(encoding="utf-8")):
+            ref = ref.split("#", 1)[0].split("?", 1)[0]
+            if not ref or re.match(r"^[a-z][a-z0-9+.-]*:|^//", ref):  # same-page anchors, other sites
+                continue
+            checked += 1
+            if not (page.parent / unquote(ref)).resolve().is_file():
+                broken.append(f"{page.relative_to(docs_site)} -> {ref}")
+    assert checked > 500 and broken == []
+
+
+@pytest.mark.browser
+def test_docs_site_navigates_from_file_urls(browser, docs_site):
+    from selenium.webdriver.common.by import By
+
+    browser.get((docs_site / "index.html").resolve().as_uri())
+    link = browser.find_element(By.CSS_SELECTOR, 'nav a[href$="guides/report.html"]')
+    browser.execute_script("arguments[0].click()", link)
+    assert browser.current_url == (docs_site / "guides" / "report.html").resolve().as_uri()
+    assert browser.find_element(By.TAG_NAME, "h1").text == "The report page"

@@ -216,7 +216,7 @@ def _mkdocs_build(root: Path, site: Path) -> subprocess.CompletedProcess:
 def test_mkdocs_build_strict(tmp_path):
     done = _mkdocs_build(ROOT, tmp_path / "site")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert (tmp_path / "site" / "reference" / "config" / "index.html").is_file()
+    assert (tmp_path / "site" / "reference" / "config.html").is_file()  # file:// browsable: page.html links
 
 
 def test_the_strict_build_catches_a_broken_anchor(tmp_path):

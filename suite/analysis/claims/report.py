@@ -204,9 +204,8 @@ def load_claims(dirs: Sequence[str | Path]) -> pd.DataFrame | None:
             continue
         frame = frame.reindex(columns=ROW_COLUMNS)
         frame["method"] = frame["method"].fillna(POOLED)
-        frame[["reason", "evidence", "statistic", "checks"]] = frame[
-            ["reason", "evidence", "statistic", "checks"]
-        ].fillna("")
+        texts = ["reason", "evidence", "statistic", "checks"]
+        frame[texts] = frame[texts].astype(object).fillna("")  # an all-empty column reads back as float
         frame[["n", "n_seeds"]] = frame[["n", "n_seeds"]].fillna(0)
         frame.insert(0, schema.RESULTS_DIR, str(d))
         frames.append(frame)

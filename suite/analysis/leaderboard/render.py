@@ -10,6 +10,7 @@ once by `headline`. CSV is the machine-readable aggregated frame itself.
 from __future__ import annotations
 
 import math
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -305,12 +306,73 @@ def to_csv(board: Leaderboard, path: Path) -> None:
     board.table.to_csv(path, index=False)
 
 
+# Non-ASCII text as LaTeX: a stock pdflatex (no unicode-math, no extra packages) rejects "≠" or "ρ" outright.
+LATEX_SYMBOLS = {
+    "≠": r"$\neq$",
+    "≤": r"$\leq$",
+    "≥": r"$\geq$",
+    "≈": r"$\approx$",
+    "→": r"$\rightarrow$",
+    "←": r"$\leftarrow$",
+    "‖": r"$\|$",
+    "·": r"$\cdot$",
+    "−": "-",
+    "–": "--",
+    "…": r"\ldots{}",
+    "‘": "`",
+    "’": "'",
+    "“": "``",
+    "”": "''",
+    "∞": r"$\infty$",
+    "°": r"$^\circ$",
+    "µ": r"$\mu$",
+    "×": r"$\times$",
+    "±": r"$\pm$",
+}
+LATEX_ACCENTS = {  # combining marks (after NFD) -> LaTeX accent commands: "é" -> \'{e}
+    "\u0301": "'",
+    "\u0300": "`",
+    "\u0302": "^",
+    "\u0308": '"',
+    "\u0303": "~",
+    "\u0327": "c",
+    "\u030a": "r",
+}
+
+
+def latex_ascii(text: str) -> str:
+    """``text`` (already escaped for LaTeX) with every non-ASCII character written in plain LaTeX: known
+    symbols as commands, Greek letters as ``$\\rho$``, accented letters as ``\\'{e}``, anything else by
+    its compatibility form or ``?``; the result is ASCII."""
+    out = []
+    for ch in text:
+        if ch.isascii():
+            out.append(ch)
+        elif ch in LATEX_SYMBOLS:
+            out.append(LATEX_SYMBOLS[ch])
+        elif unicodedata.name(ch, "").startswith(("GREEK SMALL LETTER ", "GREEK CAPITAL LETTER ")):
+            name = unicodedata.name(ch).split(" LETTER ", 1)[1].lower()
+            capital = unicodedata.name(ch).startswith("GREEK CAPITAL")
+            out.append(f"$\\{name.capitalize() if capital else name}$" if name.isalpha() else "?")
+        else:
+            base, *marks = unicodedata.normalize("NFD", ch)
+            if base.isascii() and marks and all(m in LATEX_ACCENTS for m in marks):
+                for mark in marks:
+                    base = f"\\{LATEX_ACCENTS[mark]}{{{base}}}"
+                out.append(base)
+            else:
+                plain = unicodedata.normalize("NFKD", ch)  # "ﬁ" -> "fi"; "½" -> "1⁄2", not ASCII: "?"
+                out.append(plain if plain.isascii() else "?")
+    return "".join(out)
+
+
 def to_latex(board: Leaderboard) -> str:
-    """A booktabs ``tabular`` to ``\\input`` (needs ``\\usepackage{booktabs}``)."""
+    """A booktabs ``tabular`` to ``\\input`` (needs ``\\usepackage{booktabs}``), ASCII only: it compiles
+    with a stock pdflatex whatever the column names and settings hold."""
     columns = headline(board)
     rows = [[c.cells[i] for c in columns] for i in range(len(board.table))]
     align = "".join("l" if c.group in ("setting", "settings") else "r" for c in columns)
-    return latex_table([c.label for c in columns], rows, align, best_mask(board, columns))
+    return latex_ascii(latex_table([c.label for c in columns], rows, align, best_mask(board, columns)))
 
 
 CONSOLE_ROWS = 10

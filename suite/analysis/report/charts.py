@@ -26,6 +26,8 @@ from suite.results import schema
 CURVE_DATA = "curve"  # the detail template's named data source, filled by report.js
 PANEL_W, PANEL_H = 230, 150
 METHOD_SCHEME = "category10"
+EPOCH_AXIS = {"tickMinStep": 1, "format": "d"}  # epochs are whole numbers: no 0.5 ticks, no "1.0" labels
+ROLES = ("this group", "none baseline")  # the detail pane's curves: the group's trials, their paired baselines
 
 
 @dataclass(frozen=True)
@@ -42,18 +44,17 @@ class Panel:
 
 def detail_panels(knn_column: str | None, present: Sequence[str], at_epoch0: Sequence[str] = ()) -> list[Panel]:
     """The detail pane's panels whose columns the curves table has: loss, kNN, embedding norm (train
-    batches and test set: the test set's epoch 0 is the untrained network), gradient, probe angle.
-    ``at_epoch0``: the columns with values at epoch 0 (training-batch columns have none)."""
+    batches; test set, whose epoch 0 is the untrained network), gradient, probe angle. One series per
+    panel, so a line's dash is free to mark the baseline. ``at_epoch0``: the columns with values at
+    epoch 0 (training-batch columns have none)."""
     candidates = [
         Panel("loss", "SSL loss", ((schema.LOSS, "train"),)),
         Panel("knn", column_label(knn_column or "") or "kNN", ((knn_column or "", "test"),), percent=True),
+        Panel("norm", "embedding norm, train batches (log)", ((schema.train_norm("emb", "mean"), "train"),), log=True),
         Panel(
-            "norm",
-            "embedding norm (log)",
-            (
-                (schema.train_norm("emb", "mean"), "train batches"),
-                (schema.eval_norm("test", "emb", "mean"), "test set"),
-            ),
+            "testnorm",
+            "embedding norm, test set (log)",
+            ((schema.eval_norm("test", "emb", "mean"), "test set"),),
             log=True,
         ),
         Panel("grad", "‖dL/dz‖ at the embedding (log)", ((schema.GRAD_NORM, "train"),), log=True),
@@ -100,8 +101,9 @@ def _methods(methods: Sequence[str]) -> alt.Scale:
 
 
 def detail_spec(panels: Sequence[Panel]) -> dict | None:
-    """The detail pane's template: one chart per panel, one line per trial (seed), the untrained network
-    (epoch 0) as a black diamond. Rows come from report.js as ``{p, s, seed, epoch, v}``."""
+    """The detail pane's template: one chart per panel, one line per trial (seed), the paired ``none``
+    trial of the same seed dashed and lighter in the same colour, the untrained network (epoch 0) of the
+    group's own trials as a black diamond. Rows come from report.js as ``{p, s, seed, role, epoch, v}``."""
     if not panels:
         return None
     charts = []
@@ -115,22 +117,31 @@ def detail_spec(panels: Sequence[Panel]) -> dict | None:
             scale=alt.Scale(type="log") if panel.log else alt.Scale(zero=False),
             axis=alt.Axis(format=".0%") if panel.percent else alt.Axis(),
         )
-        x = alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1))
+        x = alt.X("epoch:Q", title="epoch", axis=alt.Axis(**EPOCH_AXIS))
         tip = [
             alt.Tooltip("seed:N", title="trial"),
+            alt.Tooltip("role:N", title="curve"),
             alt.Tooltip("s:N", title="series"),
-            alt.Tooltip("epoch:Q"),
+            alt.Tooltip("epoch:Q", format="d"),
             alt.Tooltip("v:Q", title="value", format=".1%" if panel.percent else ".4g"),
         ]
-        line = base.mark_line(point=alt.OverlayMarkDef(size=16), strokeWidth=1.5).encode(
-            x=x, y=y, color=alt.Color("seed:N", title="trial"), tooltip=tip
+        line = base.mark_line(point=alt.OverlayMarkDef(size=14), strokeWidth=1.5).encode(
+            x=x,
+            y=y,
+            color=alt.Color("seed:N", title="trial"),
+            strokeDash=alt.StrokeDash(
+                "role:N",
+                title="curve",
+                scale=alt.Scale(domain=list(ROLES), range=[[1, 0], [5, 3]]),
+                legend=alt.Legend(symbolType="stroke", symbolStrokeWidth=2),
+            ),
+            opacity=alt.condition(alt.datum.role == ROLES[1], alt.value(0.45), alt.value(1.0)),
+            tooltip=tip,
         )
-        if len(panel.series) > 1:
-            line = line.encode(strokeDash=alt.StrokeDash("s:N", title="series"))
         layers = [line]
         if panel.untrained:  # only where epoch 0 exists: an empty layer has no extent to draw
             layers.append(
-                base.transform_filter(alt.datum.epoch == 0)
+                base.transform_filter((alt.datum.epoch == 0) & (alt.datum.role == ROLES[0]))
                 .mark_point(shape="diamond", size=110, filled=True, color="black")
                 .encode(x=x, y=y, tooltip=tip)
             )
@@ -203,7 +214,7 @@ def mechanism_spec(
             xOffset=alt.XOffset("check:N"),
             y=y,
             color=alt.Color("check:N", title=None),
-            tooltip=["method:N", "check:N", "epoch:Q", alt.Tooltip("value:Q", format=".3g")],
+            tooltip=["method:N", "check:N", alt.Tooltip("epoch:Q", format="d"), alt.Tooltip("value:Q", format=".3g")],
         )
     )
     if log:
@@ -250,12 +261,21 @@ def race_spec(races: pd.DataFrame, methods: Sequence[str]) -> dict | None:
     )
     data, fields, values = _inline(pd.concat([pairs, diagonal], ignore_index=True))
     scale = alt.Scale(domain=[0, never + 0.5], nice=False)
-    x = alt.X("x:Q", title="baseline's epoch at the target", scale=alt.Scale(domain=[0, last + 0.5], nice=False))
+    x = alt.X(
+        "x:Q",
+        title="baseline's epoch at the target",
+        scale=alt.Scale(domain=[0, last + 0.5], nice=False),
+        axis=alt.Axis(values=_epoch_ticks(last), **EPOCH_AXIS),
+    )
     y = alt.Y(
         "y:Q",
         title="arm's epoch at the target",
         scale=scale,
-        axis=alt.Axis(values=[*_epoch_ticks(last), never], labelExpr=f"datum.value > {last} ? 'never' : datum.label"),
+        axis=alt.Axis(
+            values=[*_epoch_ticks(last), never],
+            labelExpr=f"datum.value > {last} ? 'never' : datum.label",
+            **EPOCH_AXIS,
+        ),
     )
     diag = alt.Chart().transform_filter(alt.datum.kind == "diagonal").mark_line(color="#999", strokeDash=[4, 3])
     diag = diag.encode(x=x, y=y)
@@ -269,7 +289,13 @@ def race_spec(races: pd.DataFrame, methods: Sequence[str]) -> dict | None:
             color=alt.Color("method:N", scale=_methods(methods)),
             shape=alt.Shape("outcome:N"),
             size=alt.Size("count():Q", title="pairs", scale=alt.Scale(range=[30, 300], zero=False)),
-            tooltip=["method:N", "outcome:N", alt.Tooltip("count():Q", title="pairs"), "x:Q", "y:Q"],
+            tooltip=[
+                "method:N",
+                "outcome:N",
+                alt.Tooltip("count():Q", title="pairs"),
+                alt.Tooltip("x:Q", title="baseline's epoch", format="d"),
+                alt.Tooltip("y:Q", title="arm's epoch", format="d"),
+            ],
         )
     )
     chart = (
@@ -282,53 +308,83 @@ def race_spec(races: pd.DataFrame, methods: Sequence[str]) -> dict | None:
 
 
 def norm_bins_spec(bins: pd.DataFrame, methods: Sequence[str]) -> dict | None:
-    """kNN accuracy per norm bin (small norms left), mean over trials per method; panels per vector
-    (rows) and binning (columns)."""
+    """kNN accuracy per norm bin (small norms left) per method, each point sized by the samples in its
+    bin; panels per vector (rows) and binning (columns). Near-empty bins are not in ``bins``."""
     if bins.empty:
         return None
-    data, fields, values = _inline(bins[["vector", "binning", "method", "bin", "accuracy", "trials"]])
-    line = (
+    data, fields, values = _inline(bins[["vector", "binning", "method", "bin", "accuracy", "samples", "trials"]])
+    x = alt.X("bin:Q", title="norm bin (small → large)", axis=alt.Axis(tickMinStep=1, format="d"))
+    y = alt.Y("accuracy:Q", title="kNN accuracy in bin", axis=alt.Axis(format=".0%"), scale=alt.Scale(zero=False))
+    color = alt.Color("method:N", scale=_methods(methods))
+    tip = [
+        "method:N",
+        alt.Tooltip("bin:Q", format="d"),
+        alt.Tooltip("accuracy:Q", format=".1%"),
+        alt.Tooltip("samples:Q", title="samples in bin"),
+        "trials:Q",
+    ]
+    line = alt.Chart().mark_line(opacity=0.8).encode(x=x, y=y, color=color)
+    points = (
         alt.Chart()
-        .mark_line(point=True)
+        .mark_point(filled=True, opacity=0.85)
         .encode(
-            x=alt.X("bin:Q", title="norm bin (small → large)", axis=alt.Axis(tickMinStep=1)),
-            y=alt.Y(
-                "accuracy:Q", title="kNN accuracy in bin", axis=alt.Axis(format=".0%"), scale=alt.Scale(zero=False)
-            ),
-            color=alt.Color("method:N", scale=_methods(methods)),
-            tooltip=["method:N", "bin:Q", alt.Tooltip("accuracy:Q", format=".1%"), "trials:Q"],
+            x=x,
+            y=y,
+            color=color,
+            size=alt.Size("samples:Q", title="samples in bin", scale=alt.Scale(range=[8, 160], zero=True)),
+            tooltip=tip,
         )
-        .properties(width=260, height=160)
     )
     chart = (
-        line.facet(row=alt.Row("vector:N", title=None), column=alt.Column("binning:N", title=None), data=data)
+        alt.layer(line, points)
+        .properties(width=260, height=160)
+        .facet(row=alt.Row("vector:N", title=None), column=alt.Column("binning:N", title=None), data=data)
         .transform_flatten(fields)
         .resolve_scale(x="independent")
     )
     return _spec(chart, values)
 
 
-def ood_spec(hist: pd.DataFrame) -> dict | None:
-    """Per group with OOD samples: density histograms of test and OOD embedding norms (pre-binned)."""
+def ood_spec(hist: pd.DataFrame, log: bool = True) -> dict | None:
+    """Per trial with OOD samples (a row per group, a panel per seed): the share of its test and of its OOD
+    samples per embedding-norm bin (pre-binned, ``log``: on a log axis), the count in the tooltip."""
     if hist.empty:
         return None
-    data, fields, values = _inline(hist[["label", "split", "lo", "hi", "density"]])
-    chart = (
-        alt.Chart(data)
-        .transform_flatten(fields)
+    data, fields, values = _inline(hist[["label", "seed", "split", "lo", "hi", "count", "share", "n", "clipped"]])
+    scale = alt.Scale(type="log", nice=False) if log else alt.Scale(zero=False, nice=False)
+    bars = (
+        alt.Chart()
         .mark_bar(opacity=0.55, binSpacing=0)
         .encode(
-            x=alt.X("lo:Q", title="embedding norm", scale=alt.Scale(zero=False)),
+            x=alt.X("lo:Q", title=None, scale=scale, axis=alt.Axis(labelOverlap="greedy", format="~g", tickCount=4)),
             x2="hi:Q",
-            y=alt.Y("density:Q", stack=None, title="density"),
+            y=alt.Y("share:Q", stack=None, title=None, axis=alt.Axis(format=".0%", tickCount=3)),
             y2=alt.datum(0),
             color=alt.Color("split:N", scale=alt.Scale(domain=["test", "ood"], range=["#4c78a8", "#e45756"])),
-            facet=alt.Facet("label:N", columns=5, title=None, header=alt.Header(labelFontSize=10)),
-            tooltip=["label:N", "split:N", alt.Tooltip("lo:Q", format=".3g"), alt.Tooltip("density:Q", format=".3g")],
+            tooltip=[
+                alt.Tooltip("label:N", title="group"),
+                "seed:N",
+                "split:N",
+                alt.Tooltip("lo:Q", format=".4g", title="from"),
+                alt.Tooltip("hi:Q", format=".4g", title="to"),
+                alt.Tooltip("count:Q", title="samples in bin"),
+                alt.Tooltip("n:Q", title="samples in split"),
+                alt.Tooltip("clipped:Q", title="clipped into the end bins"),
+            ],
         )
-        .properties(width=150, height=80)
-        .resolve_scale(x="independent", y="independent")
+        .properties(width=130, height=55)
     )
+    rows = []
+    for label in dict.fromkeys(hist["label"]):  # one row per group, only its own seeds
+        title = alt.TitleParams(str(label), anchor="start", fontSize=11, fontWeight="normal")
+        rows.append(
+            bars.facet(column=alt.Column("seed:N", title=None, header=alt.Header(labelFontSize=10)), data=data)
+            .transform_flatten(fields)  # each row reads the one inlined dataset
+            .transform_filter(alt.datum.label == label)
+            .resolve_scale(x="independent", y="independent")
+            .properties(title=title)
+        )
+    chart = alt.vconcat(*rows, spacing=6)
     return _spec(chart, values)
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from suite.analysis import compare
 from suite.analysis.leaderboard.aggregate import Leaderboard
 from suite.analysis.leaderboard.render import Column
 from suite.analysis.load import TRIAL_KEY, Results
@@ -119,9 +120,24 @@ def untrained_columns(curves: pd.DataFrame | None, columns: Sequence[str]) -> li
     return [c for c in columns if first[c].notna().any()]
 
 
-def trials_payload(results: Results, board: Leaderboard, columns: Sequence[str]) -> list[dict]:
-    """One entry per trial of the board (its order): group, seed, label, folder and its curves columnar
-    (``{"epoch": [...], "loss": [...], ...}``), every column rounded in one pass over the curves table."""
+def baseline_trials(trials: pd.DataFrame) -> dict[int, int]:
+    """Per arm trial (its position in ``trials``, the board's order), the position of its ``none`` trial of
+    the same seed and science: the claims' pairing (`suite.analysis.compare.baseline_pairs`), so the
+    detail pane overlays the very curve the arm's Δ and race are measured against."""
+    if trials.empty or "intervention" not in trials:
+        return {}
+    frame = trials.reset_index(drop=True)
+    bases = compare.is_baseline(frame)
+    pairs, _ = compare.baseline_pairs(frame, ~bases, bases)
+    return {int(a): int(b) for a, b in pairs.itertuples(index=False)}
+
+
+def trials_payload(
+    results: Results, board: Leaderboard, columns: Sequence[str], baselines: dict[int, int] | None = None
+) -> list[dict]:
+    """One entry per trial of the board (its order): group, seed, label, folder, the index of its paired
+    ``none`` trial (``baseline``, from `baseline_trials`; None for a baseline or an unpaired arm) and its
+    curves columnar (``{"epoch": [...], "loss": [...], ...}``), every column rounded in one pass."""
     trials = board.trials.reset_index(drop=True)
     if trials.empty:
         return []
@@ -140,9 +156,10 @@ def trials_payload(results: Results, board: Leaderboard, columns: Sequence[str])
             "seed": None if pd.isna(s) else text(s),
             "label": lab,
             "path": p,
+            "baseline": (baselines or {}).get(i),
             "curve": {},
         }
-        for g, s, lab, p in zip(trials["group"], seeds, labels, paths)
+        for i, (g, s, lab, p) in enumerate(zip(trials["group"], seeds, labels, paths))
     ]
     if results.curves is None or results.curves.empty:
         return out

@@ -19,12 +19,17 @@ from suite.analysis.compare import CONV_FRACTION
 from suite.analysis.leaderboard.aggregate import Leaderboard
 from suite.analysis.load import Results, load_eval_norms
 from suite.analysis.report.data import group_labels
-from suite.analysis.report.html import Figure, simple_table
+from suite.analysis.report.html import ClaimsView, Figure, claim_values, simple_table
 from suite.core.tables import DASH
 
 
 def _epoch(value: float) -> str:
     return DASH if pd.isna(value) else f"{value:g}"
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
 
 
 def _race_table(races: pd.DataFrame, claim: str) -> str:
@@ -48,13 +53,18 @@ def _race_table(races: pd.DataFrame, claim: str) -> str:
     return f"<details><summary>Every pair ({len(rows)})</summary>{table}</details>"
 
 
-def build_figures(results: Results, board: Leaderboard, trials: pd.DataFrame, labels: dict[int, str]):
-    """(figures in page order, {chart key: Vega-Lite spec}, {claim: figure id})."""
+def build_figures(
+    results: Results, board: Leaderboard, trials: pd.DataFrame, labels: dict[int, str], claims: pd.DataFrame | None
+):
+    """(figures in page order, {chart key: Vega-Lite spec}, {claim: figure id}). A claim's figure ends its
+    caption with that claim's rows of claims.csv (`html.claim_values`): the caption computes no statistic."""
     methods = sorted(trials["method"].dropna().astype(str).unique()) if "method" in trials else []
     specs: dict[str, dict] = {}
     figures: list[Figure] = []
+    view = ClaimsView.of(claims)
 
     def add(fig: Figure, spec: dict | None) -> None:
+        fig.caption += "".join(" " + claim_values(view, claim) for claim in fig.claims)
         if spec is not None and fig.chart:
             specs[fig.chart] = spec
         else:
@@ -136,25 +146,32 @@ def build_figures(results: Results, board: Leaderboard, trials: pd.DataFrame, la
         Figure(
             "plot-C7",
             "C7: kNN accuracy per norm bin.",
-            "Mean over trials per method (all interventions); bins from the smallest norms (left) to the "
-            "largest: deciles, and equal-width bins of the min-max-normalised norm.",
+            "Per method, the share of correct kNN predictions among all samples in a bin, over its trials (every "
+            "intervention); a point's size is the number of samples in its bin, and bins with fewer than "
+            f"{plotdata.MIN_BIN_SAMPLES} samples are not drawn (a near-empty bin is 0% or 100% by chance). Bins "
+            "run from the smallest norms (left) to the largest: deciles, and equal-width bins of the "
+            "min-max-normalised norm.",
             "C7",
             ("C7",),
         ),
         charts.norm_bins_spec(bins, methods),
     )
     hist = plotdata.ood_histograms(load_eval_norms(board.trials), trials, labels)
+    clip_lo, clip_hi = plotdata.OOD_CLIP
     add(
         Figure(
             "plot-C8",
             "C8: test and OOD embedding norms.",
-            "Per group with out-of-distribution samples, density histograms of the test and OOD samples' "
-            "embedding norms at the final epoch (seeds pooled; binned when the page was built).",
+            "One panel per trial with out-of-distribution samples (rows: groups, columns: seeds; seeds of one "
+            "setting can sit at very different norms): the share of its test and of its OOD samples per "
+            "embedding-norm bin at the final epoch, on a log axis; the tooltip gives each bin's count. Bins "
+            f"span the trial's {_ordinal(clip_lo)} to {_ordinal(clip_hi)} percentile; the norms outside are "
+            "counted in the end bins.",
             "C8",
             ("C8",),
             missing="No per-trial eval_norms files with OOD samples.",
         ),
-        charts.ood_spec(hist),
+        charts.ood_spec(hist, log=bool(len(hist)) and bool((hist["lo"] > 0).all())),
     )
     classes = plotdata.class_frequency(results.class_norms, trials)
     add(

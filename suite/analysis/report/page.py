@@ -60,16 +60,22 @@ def page_data(
         board.knn_column, curve_columns, data.untrained_columns(results.curves, curve_columns)
     )
     config_columns, configs = data.config_payload(trials)
-    trial_rows = data.trials_payload(results, board, curve_columns)
+    trial_rows = data.trials_payload(results, board, curve_columns, data.baseline_trials(trials))
     members: dict[int, list[int]] = {}
     for index, row in enumerate(trial_rows):
         members.setdefault(row["group"], []).append(index)
+    base_of = board.table.set_index("group")["baseline_group"] if "baseline_group" in board.table else {}
     return {
         "metric": board.metric,
         "headline": data.headline_payload(columns),
         "configColumns": config_columns,
         "groups": {
-            str(int(g)): {"label": labels[int(g)], "config": configs.get(int(g), []), "trials": members.get(int(g), [])}
+            str(int(g)): {
+                "label": labels[int(g)],
+                "config": configs.get(int(g), []),
+                "trials": members.get(int(g), []),
+                "baseline": _group_id(base_of.get(g)),
+            }
             for g in board.table["group"]
         },
         "trials": trial_rows,
@@ -82,13 +88,17 @@ def page_data(
     }
 
 
+def _group_id(value) -> str | None:
+    return None if value is None or pd.isna(value) else str(int(value))
+
+
 def build_page(results: Results, board: Leaderboard, claims: pd.DataFrame | None) -> str:
     """The page as one string (UTF-8 HTML) for the board of ``results`` and the claims.csv rows (or None)."""
     columns = render.headline(board)
     best = render.best_mask(board, columns)
     trials = data.completed_trials(results, board)
     labels = data.group_labels(board)
-    figures, specs, plots = build_figures(results, board, trials, labels)
+    figures, specs, plots = build_figures(results, board, trials, labels, claims)
     payload = page_data(results, board, columns, trials, specs)
     dirs = [str(d) for d in results.dirs]
     forest = [f for f in figures if f.id == "forest"]
@@ -108,8 +118,9 @@ def build_page(results: Results, board: Leaderboard, claims: pd.DataFrame | None
         *(html.figure(f) for f in forest),
         "</section>",
         '<section id="claims"><h2>Paper claims</h2>',
-        "<p>Verdicts of <code>normbench claims</code> (claims.csv), per method and pooled (<code>all</code>); "
-        "each verdict links to the figure that supports it. claims.md states every test in full.</p>",
+        "<p>Verdicts of <code>normbench claims</code> (claims.csv), per method and pooled (<code>all</code>). "
+        "In the matrix each cell links to its row of the table below it, and each claim to the figure that "
+        "supports it; claims.md states every test in full.</p>",
         html.claims_panel(claims, plots, dirs),
         '<div id="claim-plots">',
         *(html.figure(f) for f in evidence),

@@ -20,7 +20,9 @@ from suite.analysis.leaderboard.aggregate import Leaderboard
 from suite.measure.mechanism import theory_slope
 from suite.results import schema
 
-OOD_BINS = 24
+OOD_BINS = 20
+OOD_CLIP = (1, 99)  # percentiles of a trial's norms that bound its histogram; the rest go to the end bins
+MIN_BIN_SAMPLES = 50  # pooled samples below which a norm bin's accuracy is not drawn
 EMBEDDING = "embedding"  # the norm_bins / class_norms / eval_norms name of the `emb` vector
 
 
@@ -121,47 +123,78 @@ def mechanism_points(curves: pd.DataFrame | None, trials: pd.DataFrame) -> pd.Da
 
 # ---------------------------------------------------------------- C7: kNN accuracy per norm bin
 def norm_bin_accuracy(norm_bins: pd.DataFrame | None, trials: pd.DataFrame) -> pd.DataFrame:
-    """Mean kNN accuracy per (vector, binning, method, bin) over the trials, with the trial count."""
+    """Per (vector, binning, method, bin): the share of correct kNN predictions among every sample in that
+    bin over the method's trials (each trial's accuracy weighted by its count), the samples and the trials.
+    Bins with fewer than `MIN_BIN_SAMPLES` samples are left out: a bin of one or two samples is 0 % or 100 %
+    by chance, and drawn as a jump it reads as a finding."""
+    columns = ["vector", "binning", "method", "bin", "accuracy", "samples", "trials"]
     b = _of_trials(norm_bins, trials)
     if b is None:
-        return pd.DataFrame(columns=["vector", "binning", "method", "bin", "accuracy", "trials"])
+        return pd.DataFrame(columns=columns)
+    count = pd.to_numeric(b["count"], errors="coerce").fillna(0.0)
+    accuracy = pd.to_numeric(b["accuracy"], errors="coerce")
+    known = accuracy.notna() & (count > 0)
     b = b.assign(
         binning=b[schema.BINNING].fillna("decile") if schema.BINNING in b else "decile",
-        accuracy=pd.to_numeric(b["accuracy"], errors="coerce"),
+        _correct=(accuracy * count).where(known, 0.0),
+        _samples=count.where(known, 0.0),
     )
     out = (
         b.groupby([schema.BIN_VECTOR, "binning", "method", schema.BIN], sort=True)
-        .agg(accuracy=("accuracy", "mean"), trials=("_key", "nunique"))
+        .agg(correct=("_correct", "sum"), samples=("_samples", "sum"), trials=("_key", "nunique"))
         .reset_index()
         .rename(columns={schema.BIN_VECTOR: "vector", schema.BIN: "bin"})
     )
-    return out[out["accuracy"].notna()]
+    out = out[out["samples"] >= MIN_BIN_SAMPLES]
+    out = out.assign(accuracy=out["correct"] / out["samples"], samples=out["samples"].round().astype(int))
+    return out[columns].reset_index(drop=True)
 
 
 # ---------------------------------------------------------------- C8: OOD norm histograms
 def ood_histograms(eval_norms: pd.DataFrame | None, trials: pd.DataFrame, labels: dict[int, str]) -> pd.DataFrame:
-    """Per group whose trials have OOD samples: density histograms of the test and OOD embedding norms
-    (seeds pooled, shared bin edges per group), pre-binned so no sample goes into the page."""
-    columns = ["group", "label", "split", "lo", "hi", "density", "n"]
+    """Per trial with OOD samples (one panel per seed: seeds of one setting can sit at norms far apart, so a
+    pooled histogram shows the seeds, not the splits): the share and count of its test and OOD embedding
+    norms per bin. Bins are log-spaced over the trial's `OOD_CLIP` percentiles of both splits together;
+    samples outside go into the end bins (``clipped`` counts them), so one trial's long tail does not
+    squeeze every other sample into a single bar. Pre-binned: no sample goes into the page."""
+    columns = ["group", "label", "seed", "split", "lo", "hi", "count", "share", "n", "clipped"]
     e = _of_trials(eval_norms, trials)
     if e is None:
         return pd.DataFrame(columns=columns)
     e = e[(e["vector"] == EMBEDDING) & e["split"].isin(["test", "ood"])]
     norms = pd.to_numeric(e["norm"], errors="coerce")
     e = e.assign(norm=norms)[np.isfinite(norms)]
+    seeds = trial_seed_labels(trials)
     rows = []
-    for group, sub in e.groupby("group", sort=True):  # one numpy histogram per group and split
+    for (group, key), sub in e.groupby(["group", "_key"], sort=True):  # one numpy histogram per trial and split
         if not (sub["split"] == "ood").any():
             continue
-        edges = np.histogram_bin_edges(sub["norm"].to_numpy(float), bins=OOD_BINS)
+        values = sub["norm"].to_numpy(float)
+        lo, hi = np.percentile(values, OOD_CLIP)
+        if not hi > lo:  # every norm equal: one bin around it
+            lo, hi = lo - 0.5 * abs(lo) - 1e-12, hi + 0.5 * abs(hi) + 1e-12
+        edges = np.geomspace(lo, hi, OOD_BINS + 1) if lo > 0 else np.linspace(lo, hi, OOD_BINS + 1)
         for split in ("test", "ood"):
-            values = sub.loc[sub["split"] == split, "norm"].to_numpy(float)
-            if not len(values):
+            x = sub.loc[sub["split"] == split, "norm"].to_numpy(float)
+            if not len(x):
                 continue
-            density, _ = np.histogram(values, bins=edges, density=True)
-            for lo, hi, d in zip(edges[:-1], edges[1:], density):
-                rows.append((int(group), labels.get(int(group), str(group)), split, lo, hi, d, len(values)))
+            counts, _ = np.histogram(np.clip(x, lo, hi), bins=edges)
+            clipped = int(((x < lo) | (x > hi)).sum())
+            for a, b, c in zip(edges[:-1], edges[1:], counts):
+                rows.append(
+                    (int(group), labels.get(int(group), str(group)), seeds[key], split, a, b, int(c))
+                    + (c / len(x), len(x), clipped)
+                )
     return pd.DataFrame(rows, columns=columns)
+
+
+def trial_seed_labels(trials: pd.DataFrame) -> dict[str, str]:
+    """Per trial key, ``seed N`` (``seed N #2`` for a second trial of that seed in its group)."""
+    keys = _key(trials)
+    seed = trials["seed"].map(lambda v: "?" if pd.isna(v) else f"{v:g}" if isinstance(v, float) else str(v))
+    nth = seed.groupby([trials["group"], seed]).cumcount()
+    text = ("seed " + seed).where(nth == 0, "seed " + seed + " #" + (nth + 1).astype(str))
+    return dict(zip(keys, text))
 
 
 # ---------------------------------------------------------------- C9: class norm against class frequency

@@ -49,12 +49,40 @@
   }
   report.sortBy = function (key, descending) { sortBy(keys.indexOf(key), !!descending); };
 
+  // First click: a metric descending (the largest first, as one reads a leaderboard), a setting (text)
+  // ascending; a second click reverses.
   headers.forEach(function (th) {
     th.addEventListener("click", function () {
       var index = keys.indexOf(th.getAttribute("data-key"));
-      sortBy(index, th.getAttribute("aria-sort") === "ascending");  // first click ascending, then toggles
+      var state = th.getAttribute("aria-sort");
+      var first = th.getAttribute("data-column-group") !== "setting";
+      sortBy(index, state === "none" ? first : state === "ascending");
     });
   });
+
+  // ------------------------------------------------------------------ sticky identifying columns
+  // The columns that tell rows apart (th.sticky) stay at the left edge while the table scrolls sideways:
+  // each sticks at the summed width of the sticky columns before it, measured after layout.
+  var stickyHeaders = headers.filter(function (th) { return th.classList.contains("sticky"); });
+  function layoutSticky() {
+    var left = 0;
+    stickyHeaders.forEach(function (th) {
+      var index = headers.indexOf(th), offset = left + "px";
+      th.style.left = offset;
+      Array.prototype.forEach.call(tbody.rows, function (tr) {
+        if (tr.cells[index]) tr.cells[index].style.left = offset;
+      });
+      left += th.getBoundingClientRect().width;
+    });
+  }
+  report.layoutSticky = layoutSticky;
+  layoutSticky();
+  if (typeof ResizeObserver === "function") {
+    var observer = new ResizeObserver(function () { layoutSticky(); });
+    stickyHeaders.forEach(function (th) { observer.observe(th); });
+  } else {
+    window.addEventListener("resize", layoutSticky);
+  }
 
   // ------------------------------------------------------------------ filtering
   function applyFilters() {
@@ -101,23 +129,45 @@
   var detailCharts = document.getElementById("detail-charts");
   var showing = 0;
 
+  var ROLES = ["this group", "none baseline"];  // charts.ROLES: solid, and dashed lighter
+
+  function pushCurve(out, panelId, series, trial, label, role) {
+    var epochs = trial.curve.epoch, values = trial.curve[series[0]];
+    if (!epochs || !values) return;
+    for (var i = 0; i < epochs.length; i += 1) {
+      if (values[i] !== null && epochs[i] !== null) {
+        out.push({ p: panelId, s: series[1], seed: label, role: role, epoch: epochs[i], v: values[i] });
+      }
+    }
+  }
+
+  // Each trial's curves, and its paired none trial's (same seed and science) under the trial's own label,
+  // so a seed's baseline has the seed's colour.
   function curveRows(group) {
     var out = [];
     DATA.detail.panels.forEach(function (panel) {
       panel.series.forEach(function (series) {
-        var column = series[0], name = series[1];
         group.trials.forEach(function (t) {
-          var trial = DATA.trials[t], epochs = trial.curve.epoch, values = trial.curve[column];
-          if (!epochs || !values) return;
-          for (var i = 0; i < epochs.length; i += 1) {
-            if (values[i] !== null && epochs[i] !== null) {
-              out.push({ p: panel.id, s: name, seed: trial.label, epoch: epochs[i], v: values[i] });
-            }
+          var trial = DATA.trials[t];
+          pushCurve(out, panel.id, series, trial, trial.label, ROLES[0]);
+          if (trial.baseline !== null && trial.baseline !== undefined) {
+            pushCurve(out, panel.id, series, DATA.trials[trial.baseline], trial.label, ROLES[1]);
           }
         });
       });
     });
     return out;
+  }
+
+  function baselineNote(id, group) {
+    var paired = group.trials.filter(function (t) {
+      return DATA.trials[t].baseline !== null && DATA.trials[t].baseline !== undefined;
+    }).length;
+    var base = group.baseline !== null && group.baseline !== id ? DATA.groups[group.baseline] : null;
+    if (group.baseline === id) return "This group is a baseline (intervention none).";
+    if (!paired) return "No none trial of the same seed and settings to compare with.";
+    return "Dashed, lighter: the none trial of the same seed and settings" +
+      (base ? " (" + base.label + ")" : "") + ", " + paired + " of " + group.trials.length + " trials paired.";
   }
 
   function fillList(group) {
@@ -151,6 +201,9 @@
     detail.setAttribute("data-group", id);
     detail.removeAttribute("data-rendered");
     document.getElementById("detail-title").textContent = group.label;
+    var note = document.getElementById("detail-baseline");
+    note.textContent = baselineNote(id, group);
+    note.setAttribute("data-baseline", group.baseline === null ? "" : group.baseline);
     fillList(group);
     if (report.views.detail) { report.views.detail.finalize(); report.views.detail = null; }
     detailCharts.textContent = "";
