@@ -42,6 +42,7 @@ from suite.core.cli import (
     silence_progress_bars,
 )
 from suite.core.errors import ConfigError
+from suite.data import cli as prepare_cli
 from suite.results import schema
 from suite.sweep import cli as sweep_cli
 from suite.tools.bench import cli as bench_cli
@@ -49,7 +50,7 @@ from suite.tools.simulate import cli as simulate_cli
 
 DEFAULT_OUT = Path("results") / "local"
 _OVERRIDE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*=")
-SUBCOMMAND_MODULES = (sweep_cli, leaderboard_cli, report_cli, claims_cli, simulate_cli, bench_cli)
+SUBCOMMAND_MODULES = (sweep_cli, leaderboard_cli, report_cli, claims_cli, simulate_cli, bench_cli, prepare_cli)
 
 
 def _fmt(value: Any, pct: bool = False) -> str:

@@ -219,24 +219,43 @@ def labels_and_names(ds, spec: DatasetSpec) -> tuple[np.ndarray, list[str] | Non
     )
 
 
+PROGRESS_EVERY = 64  # batches between two recorded progress points of a resumable decode
+
+
 def decode_into(
-    ds, column: str, out: np.ndarray, image_size: int, desc: str, decode_workers: int | None = None
+    ds,
+    column: str,
+    out: np.ndarray,
+    image_size: int,
+    desc: str,
+    decode_workers: int | None = None,
+    start: int = 0,
+    on_progress=None,
 ) -> None:
-    """Decode + resize every image of `ds[column]` into `out`, in parallel batches, with progress."""
+    """Decode + resize every image of `ds[column]` from ``start`` on into `out`, in parallel batches, with a
+    progress bar (rate and time left); ``on_progress(n)`` hears, every few batches and at the end, that the
+    first n images are written (a resumed decode starts there)."""
     import datasets
     from tqdm.auto import tqdm
 
     if not isinstance(ds.features[column], datasets.Image):
         ds = ds.cast_column(column, datasets.Image())  # e.g. raw {bytes, path} structs from pyarrow
     ds = ds.select_columns([column])
-    starts = range(0, len(ds), DECODE_BATCH)
+    begin = start - start % DECODE_BATCH
+    starts = range(begin, len(ds), DECODE_BATCH)
     workers = decode_workers or min(8, os.cpu_count() or 1)
 
-    def work(start: int) -> int:
-        stop = min(start + DECODE_BATCH, len(ds))
-        out[start:stop] = decode_resize(ds[start:stop][column], image_size)
-        return stop - start
+    def work(first: int) -> int:
+        stop = min(first + DECODE_BATCH, len(ds))
+        out[first:stop] = decode_resize(ds[first:stop][column], image_size)
+        return stop
 
-    with tqdm(total=len(ds), desc=desc, unit="img") as bar, ThreadPoolExecutor(workers) as pool:
-        for n in pool.map(work, starts):  # threads: PIL decoding and torch resizing release the GIL
-            bar.update(n)
+    with tqdm(total=len(ds), initial=begin, desc=desc, unit="img") as bar, ThreadPoolExecutor(workers) as pool:
+        # threads: PIL decoding and torch resizing release the GIL; map yields in order, so every batch
+        # before a yielded one is written too
+        previous = begin
+        for i, stop in enumerate(pool.map(work, starts), 1):
+            bar.update(stop - previous)
+            previous = stop
+            if on_progress is not None and (i % PROGRESS_EVERY == 0 or stop == len(ds)):
+                on_progress(stop)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -14,3 +15,4 @@ class RawSplit:
     class_names: list[str]
     mean: tuple[float, float, float] | None = None  # cached channel stats (train split)
     std: tuple[float, float, float] | None = None
+    entry: Path | None = None  # its cache entry (a decoded dataset): derived subsets cache their stats there

@@ -18,12 +18,14 @@ import torch
 from torch import Tensor
 
 from suite.core.errors import ConfigError
+from suite.data import cache
+from suite.data.imageset import ImageSet
 from suite.data.loader import load_raw_split
 from suite.data.specs import DATASET_NAMES, DatasetSpec, check_one_ood_source, parse_spec, validate_dataset_name
 from suite.data.subsets import (
     ROTATE,
     channel_stats,
-    holdout_split,
+    holdout_indices,
     limited_indices,
     long_tail_indices,
     long_tail_order,
@@ -39,18 +41,21 @@ __all__ = ["DatasetSplits", "DATASET_NAMES", "validate_dataset_name", "load_spli
 
 @dataclass
 class DatasetSplits:
+    """A trial's data. The images are `ImageSet` views over the decoded (memory-mapped) splits: a trial
+    holds index arrays and the batches it gathers, never a private copy of a split."""
+
     name: str
-    train_images: Tensor  # uint8 [N,3,H,W]
+    train_images: ImageSet  # uint8 [N,3,H,W]
     train_labels: Tensor  # int64 [N]
-    test_images: Tensor
+    test_images: ImageSet
     test_labels: Tensor
     num_classes: int
     class_names: list[str]
     mean: tuple[float, float, float]  # per-channel, in [0,1], of the train split
     std: tuple[float, float, float]
-    ood_images: Tensor | None = None  # uint8, for OOD diagnostics
+    ood_images: ImageSet | None = None  # uint8, for OOD diagnostics
     ood_name: str | None = None
-    val_images: Tensor | None = None  # uint8, held out of the training set (val_fraction)
+    val_images: ImageSet | None = None  # uint8, held out of the training set (val_fraction)
     val_labels: Tensor | None = None
     frequency_order: list[int] | None = None  # long-tailed training set: classes from most to least frequent
 
@@ -130,14 +135,18 @@ def load_splits(
     test = load_raw_split(spec, "test", image_size, cache_dir, decode_workers)
     class_names = _class_names(spec, train.class_names, train.labels, test.labels)
     num_classes = len(class_names)
-    train_x, train_y, test_x, test_y = train.images, train.labels, test.images, test.labels
+    # views over the (memory-mapped) splits: every subset below is an index array, never a copy
+    train_x, train_y = ImageSet(train.images), train.labels
+    test_x, test_y = ImageSet(test.images), test.labels
     derived = False
     ood_images, ood_name, frequency_order, val_x, val_y = None, None, None, None, None
 
     if holdout or rotation is not None:
         held = resolve_holdout(holdout, class_names) if holdout else rotated_holdout(rotation, num_classes, seed)
-        train_x, train_y, _ = holdout_split(train_x, train_y, held, num_classes)
-        test_x, test_y, ood_images = holdout_split(test_x, test_y, held, num_classes)
+        keep, train_y, _ = holdout_indices(train_y, held, num_classes)
+        train_x = train_x.subset(keep)
+        keep, test_y, held_test = holdout_indices(test_y, held, num_classes)
+        test_x, ood_images = test_x.subset(keep), test_x.subset(held_test)
         ood_name = f"{spec.spec} held-out classes {[class_names[c] for c in held]}"
         class_names = [n for i, n in enumerate(class_names) if i not in set(held)]
         num_classes = len(class_names)
@@ -145,7 +154,7 @@ def load_splits(
     if ratio is not None and ratio > 1:
         frequency_order = long_tail_order(num_classes, seed)
         keep = long_tail_indices(train_y, num_classes, ratio, seed, frequency_order)
-        train_x, train_y, derived = train_x[keep], train_y[keep], True
+        train_x, train_y, derived = train_x.subset(keep), train_y[keep], True
     if train_limit is not None and train_limit >= len(train_y):
         # every image either way, but another trial id: refused rather than a silent duplicate
         raise ConfigError(
@@ -155,15 +164,19 @@ def load_splits(
         )
     if train_limit is not None:
         keep = limited_indices(len(train_y), train_limit)
-        train_x, train_y, derived = train_x[keep], train_y[keep], True
+        train_x, train_y, derived = train_x.subset(keep), train_y[keep], True
     if val_fraction > 0:
         keep, val = validation_split(train_y, val_fraction)
-        val_x, val_y = train_x[val], train_y[val]
-        train_x, train_y, derived = train_x[keep], train_y[keep], True
+        val_x, val_y = train_x.subset(val), train_y[val]
+        train_x, train_y, derived = train_x.subset(keep), train_y[keep], True
     if ood_spec is not None:
-        ood_images = load_raw_split(ood_spec, "test", image_size, cache_dir, decode_workers).images
+        ood_images = ImageSet(load_raw_split(ood_spec, "test", image_size, cache_dir, decode_workers).images)
         ood_name = ood_spec.spec
-    mean, std = channel_stats(train_x) if derived else (train.mean, train.std)
+    if derived:  # a pass over the subset, once per cache entry and subset
+        rows = train_x.index if train_x.index is not None else torch.arange(len(train_x))
+        mean, std = cache.subset_stats(train.entry, rows, lambda: channel_stats(train_x))
+    else:
+        mean, std = train.mean, train.std
     return DatasetSplits(
         name=spec.spec,
         train_images=train_x,

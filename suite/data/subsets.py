@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import torch
 
 from suite.core.errors import ConfigError
+from suite.data.imageset import as_imageset
 
 ROTATE = "rotate:"  # holdout_classes: "rotate:K" holds out K classes that move on with the seed
 
@@ -69,16 +70,16 @@ def resolve_holdout(holdout: Sequence, class_names: list[str], field: str = "hol
     return sorted(out)
 
 
-def holdout_split(
-    images: torch.Tensor, labels: torch.Tensor, held: list[int], num_classes: int
+def holdout_indices(
+    labels: torch.Tensor, held: list[int], num_classes: int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(kept images, re-indexed kept labels 0..C'-1, held-out images)."""
+    """(indices of the kept images, their labels re-indexed 0..C'-1, indices of the held-out images)."""
     held_mask = torch.zeros(num_classes, dtype=torch.bool)
     held_mask[held] = True
     is_held = held_mask[labels]
     new_index = torch.cumsum(~held_mask, 0) - 1  # old class -> new class among the kept ones
-    keep = ~is_held
-    return images[keep], new_index[labels[keep]], images[is_held]
+    keep = torch.nonzero(~is_held).flatten()
+    return keep, new_index[labels[keep]], torch.nonzero(is_held).flatten()
 
 
 def long_tail_order(num_classes: int, seed: int) -> list[int]:
@@ -139,13 +140,15 @@ def validate_imbalance(ratio, field: str = "imbalance") -> float | None:
     return r
 
 
-def channel_stats(images: torch.Tensor) -> tuple[tuple, tuple]:
-    """Per-channel mean and std in [0,1] of uint8 [N,3,H,W], in chunks (works on memory maps)."""
-    chunk = max(1, (1 << 24) // max(1, images[0].numel()))  # ~16M values (128 MB float64) per chunk
+def channel_stats(images) -> tuple[tuple, tuple]:
+    """Per-channel mean and std in [0,1] of uint8 [N,3,H,W] (a tensor or an `ImageSet`), in chunks: a
+    memory map or a subset of one is read a bounded block at a time, never copied whole."""
+    # ~1M values (8 MB as float64) a block: small enough that the allocator hands every block back
+    chunk = max(1, (1 << 20) // max(1, images[0].numel()))
     total = torch.zeros(3, dtype=torch.float64)
     total_sq = torch.zeros(3, dtype=torch.float64)
-    for start in range(0, len(images), chunk):
-        x = images[start : start + chunk].to(torch.float64)
+    for block in as_imageset(images).chunks(chunk):
+        x = block.to(torch.float64)
         total += x.sum(dim=(0, 2, 3))
         total_sq += (x * x).sum(dim=(0, 2, 3))
     n = len(images) * images.shape[2] * images.shape[3]

@@ -21,6 +21,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from suite.data.imageset import ImageSet
 from suite.data.splits import DatasetSplits
 from suite.measure.diagnostics import control_diagnostics, norm_diagnostics
 from suite.measure.instruments import recomputed_batchnorm
@@ -50,7 +51,7 @@ class EvalSettings:
     channels_last: bool
 
 
-def _batches(images: torch.Tensor, mean, std, s: EvalSettings, rank: int = 0, world: int = 1):
+def _batches(images: torch.Tensor | ImageSet, mean, std, s: EvalSettings, rank: int = 0, world: int = 1):
     """Clean, normalized batches; with several workers each takes an equal share."""
     per_worker = len(images) // world if world > 1 else len(images)
     start = rank * per_worker
@@ -60,7 +61,7 @@ def _batches(images: torch.Tensor, mean, std, s: EvalSettings, rank: int = 0, wo
 
 
 @torch.no_grad()
-def encode(method: nn.Module, images: torch.Tensor, mean, std, s: EvalSettings) -> Encoded:
+def encode(method: nn.Module, images: torch.Tensor | ImageSet, mean, std, s: EvalSettings) -> Encoded:
     """Backbone features, embeddings and projections of clean images, in eval mode."""
     was_training = method.training
     method.eval()

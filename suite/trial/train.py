@@ -36,6 +36,7 @@ from suite.results import store as results
 from suite.trial import checkpoint as ckpt
 from suite.trial.augment import BatchAugment
 from suite.trial.backbones import build_backbone, uses_cifar_stem
+from suite.trial.batches import BatchSource, place_dataset
 from suite.trial.evaluate import EvalSettings, encode, final_evaluation, progress_evaluation, settled_batchnorm
 from suite.trial.fastpath import maybe_compile
 from suite.trial.optim import build_optimizer, lr_at, lr_sum, set_lr
@@ -169,17 +170,6 @@ def planned(cfg: TrialConfig) -> tuple[dict[str, str], list[str]]:
     return resolved, [f"{cfg.dataset}'s size is known once it loads: its notes come when the trial starts"]
 
 
-def place_dataset(images: torch.Tensor, device: torch.device, max_fraction: float = 0.25) -> torch.Tensor:
-    """Keep the uint8 training set on the GPU when it fits comfortably (batches
-    are then gathered on the device), else in pinned host memory."""
-    if device.type != "cuda":
-        return images
-    free, _ = torch.cuda.mem_get_info(device)
-    if images.numel() * images.element_size() <= max_fraction * free:
-        return images.to(device)
-    return images.pin_memory()
-
-
 @dataclass
 class _Trial:
     """Everything the epochs of one trial share."""
@@ -194,7 +184,7 @@ class _Trial:
     model: torch.nn.Module  # what the step calls (DDP-wrapped when distributed)
     optimizer: torch.optim.Optimizer
     augmenters: list[BatchAugment]
-    train_images: torch.Tensor
+    batches: BatchSource  # a step's images on the device: resident, or streamed from the host map
     state: ckpt.TrainState
     config_row: dict[str, Any]
     notes: str = ""  # settings the method adapted to the data (see check_train_size)
@@ -258,7 +248,7 @@ def _setup(
         model,
         optimizer,
         augmenters,
-        place_dataset(splits.train_images, device),
+        BatchSource(place_dataset(splits.train_images, device), device, cfg.batch_size // ctx.world_size),
         state,
         results.flatten_config(cfg.model_dump()),
         "; ".join(notes),
@@ -306,8 +296,8 @@ def _train_epoch(t: _Trial, epoch: int, bar: TrialProgress) -> dict[str, Any]:
     cfg = t.cfg
     torch.manual_seed(epoch_seed(cfg.seed, epoch, t.ctx.rank))
     t.method.on_epoch_start(epoch - 1, cfg.epochs)  # methods count epochs from 0
-    order = torch.randperm(len(t.train_images), generator=torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch, 0)))
-    order = order.to(t.train_images.device)
+    generator = torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch, 0))
+    order = torch.randperm(len(t.splits.train_labels), generator=generator).to(t.batches.index_device)
     per_worker = cfg.batch_size // t.ctx.world_size
     emb_norms, feat_norms, grads = RunningNormStats(), RunningNormStats(), EmbeddingGradStats(t.device)
     loss_sum = torch.zeros((), device=t.device)
@@ -318,7 +308,7 @@ def _train_epoch(t: _Trial, epoch: int, bar: TrialProgress) -> dict[str, Any]:
         set_lr(t.optimizer, t.lr(global_step))
         batch_idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
         batch_idx = batch_idx[t.ctx.rank * per_worker : (t.ctx.rank + 1) * per_worker]
-        images = t.train_images[batch_idx].to(t.device, non_blocking=True)
+        images = t.batches(batch_idx)
         views = [aug(images) for aug in t.augmenters]
         if t.channels_last:
             views = [v.contiguous(memory_format=torch.channels_last) for v in views]

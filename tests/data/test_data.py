@@ -140,15 +140,22 @@ def test_digits_are_the_sklearn_images_in_a_fixed_stratified_split():
     a = load_splits("digits", SIZE, seed=0)
     b = load_splits("digits", SIZE, seed=123)  # the split ignores the trial seed
     assert a.train_images.dtype == torch.uint8 and a.train_labels.dtype == torch.int64
-    assert a.train_images.shape == (1437, 3, SIZE, SIZE) and a.test_images.shape == (360, 3, SIZE, SIZE)
-    assert torch.equal(a.train_images, b.train_images) and torch.equal(a.test_labels, b.test_labels)
-    assert close(a.train_images, expected_resize(images[exp_train], SIZE))
-    assert close(a.test_images, expected_resize(images[exp_test], SIZE))
+    assert a.train_images.shape == (1437, 3, SIZE, SIZE) and a.test_images.shape == (
+        360,
+        3,
+        SIZE,
+        SIZE,
+    )
+    assert torch.equal(a.train_images.materialize(), b.train_images.materialize()) and torch.equal(
+        a.test_labels, b.test_labels
+    )
+    assert close(a.train_images.materialize(), expected_resize(images[exp_train], SIZE))
+    assert close(a.test_images.materialize(), expected_resize(images[exp_test], SIZE))
     assert a.train_labels.tolist() == labels[exp_train].tolist()
     assert a.test_labels.tolist() == labels[exp_test].tolist()
     total, test = np.bincount(labels), a.test_labels.bincount().numpy()
     assert np.all(np.abs(test - 0.2 * total) < 1)  # stratified
-    x = a.train_images.double() / 255
+    x = a.train_images.materialize().double() / 255
     assert np.allclose(a.mean, x.mean(dim=(0, 2, 3)).numpy(), atol=1e-9)
     assert np.allclose(a.std, x.std(dim=(0, 2, 3), unbiased=False).numpy(), atol=1e-9)
     assert a.num_classes == 10 and a.class_names == [str(c) for c in range(10)]
@@ -162,8 +169,8 @@ def test_imagefolder_gives_the_right_images_and_labels(source, tmp_path):
     s = load_splits(f"imagefolder:{source['folder']}", SIZE, cache_dir=tmp_path)
     assert s.class_names == [f"class{c}" for c in range(10)] and s.num_classes == 10
     for x, y, idx in (
-        (s.train_images, s.train_labels, source["train_idx"]),
-        (s.test_images, s.test_labels, source["test_idx"]),
+        (s.train_images.materialize(), s.train_labels, source["train_idx"]),
+        (s.test_images.materialize(), s.test_labels, source["test_idx"]),
     ):
         expected = expected_resize(source["images"][idx], SIZE)
         # the builder's row order is its own: match every loaded image to its nearest source image
@@ -179,8 +186,8 @@ def test_imagefolder_gives_the_right_images_and_labels(source, tmp_path):
 
 def test_parquet_columns_from_the_spec_and_row_order(source, tmp_path):
     s = load_splits(pq_spec(source), SIZE, cache_dir=tmp_path)
-    assert close(s.train_images, expected_resize(source["images"][source["train_idx"]], SIZE))
-    assert close(s.test_images, expected_resize(source["images"][source["test_idx"]], SIZE))
+    assert close(s.train_images.materialize(), expected_resize(source["images"][source["train_idx"]], SIZE))
+    assert close(s.test_images.materialize(), expected_resize(source["images"][source["test_idx"]], SIZE))
     assert s.train_labels.tolist() == source["labels"][source["train_idx"]].tolist()
     coarse = load_splits(f"parquet:{source['pqdir']}?label=coarse&image=img", SIZE, cache_dir=tmp_path)
     assert coarse.num_classes == 2
@@ -198,7 +205,9 @@ def test_a_save_to_disk_folder_is_read_with_hf_path_like_the_parquet_copy(source
     )
     saved = load_splits(f"hf:{tmp_path / 'saved'}?label=fine_label&image=img", SIZE, cache_dir=tmp_path)
     parquet = load_splits(pq_spec(source), SIZE, cache_dir=tmp_path)
-    assert torch.equal(saved.train_images, parquet.train_images) and torch.equal(saved.test_labels, parquet.test_labels)
+    assert torch.equal(saved.train_images.materialize(), parquet.train_images.materialize()) and torch.equal(
+        saved.test_labels, parquet.test_labels
+    )
     assert saved.num_classes == 10
 
 
@@ -225,8 +234,8 @@ def test_non_square_images_are_resized_on_the_shorter_side_and_centre_cropped(so
     spec = f"parquet:{source['wide_file']}?label=fine_label&image=img&split=part"
     s = load_splits(spec, 16, cache_dir=tmp_path)
     wide, both = source["wide"], source["both"]  # 8x12 -> 16x24 -> centre 16x16
-    assert close(s.train_images, expected_resize(wide[both[:40]], 16, out_hw=(16, 24)))
-    assert close(s.test_images, expected_resize(wide[both[40:]], 16, out_hw=(16, 24)))
+    assert close(s.train_images.materialize(), expected_resize(wide[both[:40]], 16, out_hw=(16, 24)))
+    assert close(s.test_images.materialize(), expected_resize(wide[both[40:]], 16, out_hw=(16, 24)))
     assert s.test_labels.tolist() == source["labels"][both[40:]].tolist()
 
 
@@ -240,7 +249,7 @@ def test_second_load_reads_the_cache_and_a_changed_folder_is_decoded_again(sourc
     before = DECODE_STATS["images"]
     second = load_splits(spec, SIZE, cache_dir=tmp_path)
     assert DECODE_STATS["images"] == before  # nothing decoded
-    assert torch.equal(first.train_images, second.train_images)
+    assert torch.equal(first.train_images.materialize(), second.train_images.materialize())
     assert torch.equal(first.test_labels, second.test_labels) and first.mean == second.mean
     some_png = next(source["folder"].rglob("*.png"))
     st = some_png.stat()
@@ -288,17 +297,21 @@ def test_long_tail_profile_is_exact_and_seeded():
     orders = {tuple(load_splits("digits", SIZE, imbalance=ratio, seed=s).frequency_order) for s in range(4)}
     assert len(orders) == 4 and len({o[0] for o in orders}) > 1
     assert full.frequency_order is None
-    assert torch.equal(lt.test_images, full.test_images) and torch.equal(lt.test_labels, full.test_labels)
-    pairs = Counter(zip(map(bytes, full.train_images.flatten(1).numpy()), full.train_labels.tolist()))
-    picked = Counter(zip(map(bytes, lt.train_images.flatten(1).numpy()), lt.train_labels.tolist()))
+    assert torch.equal(lt.test_images.materialize(), full.test_images.materialize()) and torch.equal(
+        lt.test_labels, full.test_labels
+    )
+    pairs = Counter(zip(map(bytes, full.train_images.materialize().flatten(1).numpy()), full.train_labels.tolist()))
+    picked = Counter(zip(map(bytes, lt.train_images.materialize().flatten(1).numpy()), lt.train_labels.tolist()))
     assert not picked - pairs  # a subset of the real training pairs
     again = load_splits("digits", SIZE, imbalance=ratio, seed=3)
     other = load_splits("digits", SIZE, imbalance=ratio, seed=4)
-    assert torch.equal(again.train_images, lt.train_images)
-    assert not torch.equal(other.train_images, lt.train_images)
-    x = lt.train_images.double() / 255
+    assert torch.equal(again.train_images.materialize(), lt.train_images.materialize())
+    assert not torch.equal(other.train_images.materialize(), lt.train_images.materialize())
+    x = lt.train_images.materialize().double() / 255
     assert np.allclose(lt.std, x.std(dim=(0, 2, 3), unbiased=False).numpy(), atol=1e-9)
-    assert torch.equal(load_splits("digits", SIZE, imbalance=1).train_images, full.train_images)
+    assert torch.equal(
+        load_splits("digits", SIZE, imbalance=1).train_images.materialize(), full.train_images.materialize()
+    )
 
 
 def test_held_out_classes_leave_train_and_test_and_become_the_ood_set():
@@ -310,14 +323,16 @@ def test_held_out_classes_leave_train_and_test_and_become_the_ood_set():
     as_bytes = lambda t: [bytes(r) for r in t.flatten(1).numpy()]
     held = torch.isin(full.train_labels, torch.tensor([3, 7]))
     held_test = torch.isin(full.test_labels, torch.tensor([3, 7]))
-    held_images = set(as_bytes(full.train_images[held])) | set(as_bytes(full.test_images[held_test]))
-    assert not held_images & set(as_bytes(s.train_images))
-    assert not held_images & set(as_bytes(s.test_images))
-    assert Counter(as_bytes(s.ood_images)) == Counter(as_bytes(full.test_images[held_test]))
+    held_images = set(as_bytes(full.train_images.materialize()[held])) | set(
+        as_bytes(full.test_images.materialize()[held_test])
+    )
+    assert not held_images & set(as_bytes(s.train_images.materialize()))
+    assert not held_images & set(as_bytes(s.test_images.materialize()))
+    assert Counter(as_bytes(s.ood_images.materialize())) == Counter(as_bytes(full.test_images.materialize()[held_test]))
     # re-indexing: new label k is old class keep[k]; the long tail applies to the kept classes
     old_of_new = torch.tensor(keep)
-    assert Counter(zip(as_bytes(s.test_images), old_of_new[s.test_labels].tolist())) == Counter(
-        zip(as_bytes(full.test_images[~held_test]), full.test_labels[~held_test].tolist())
+    assert Counter(zip(as_bytes(s.test_images.materialize()), old_of_new[s.test_labels].tolist())) == Counter(
+        zip(as_bytes(full.test_images.materialize()[~held_test]), full.test_labels[~held_test].tolist())
     )
     counts = np.bincount(full.train_labels.numpy())[keep]
     rank = {c: r for r, c in enumerate(s.frequency_order)}  # over the 8 kept (re-indexed) classes
@@ -328,7 +343,7 @@ def test_held_out_classes_leave_train_and_test_and_become_the_ood_set():
 
 def test_ood_dataset_is_the_other_datasets_test_split(source, tmp_path):
     s = load_splits("digits", SIZE, ood_dataset=pq_spec(source), cache_dir=tmp_path)
-    assert close(s.ood_images, expected_resize(source["images"][source["test_idx"]], SIZE))
+    assert close(s.ood_images.materialize(), expected_resize(source["images"][source["test_idx"]], SIZE))
     assert s.ood_name == pq_spec(source) and s.train_images.shape[0] == 1437
 
 
@@ -383,14 +398,16 @@ def test_train_limit_and_validation_are_prepared_here_with_statistics_of_the_spl
     assert len(s.train_labels) + len(s.val_labels) == 300
     assert len(s.val_labels) == pytest.approx(60, abs=10)
     assert s.val_labels.unique().numel() == 10  # stratified
-    x = s.train_images.double() / 255
+    x = s.train_images.materialize().double() / 255
     assert np.allclose(s.mean, x.mean(dim=(0, 2, 3)).numpy(), atol=1e-9)
     assert np.allclose(s.std, x.std(dim=(0, 2, 3), unbiased=False).numpy(), atol=1e-9)
     assert not np.allclose(s.mean, full.mean, atol=1e-6)  # not the full training set's
     # the subset is fixed: another seed trains and validates on the same images
     other = load_splits("digits", SIZE, train_limit=300, val_fraction=0.2, seed=6)
-    assert torch.equal(other.train_images, s.train_images) and torch.equal(other.val_images, s.val_images)
-    assert torch.equal(s.test_images, full.test_images)
+    assert torch.equal(other.train_images.materialize(), s.train_images.materialize()) and torch.equal(
+        other.val_images.materialize(), s.val_images.materialize()
+    )
+    assert torch.equal(s.test_images.materialize(), full.test_images.materialize())
 
 
 def test_rotated_holdout_moves_on_with_the_seed_and_covers_every_class():
@@ -403,4 +420,6 @@ def test_rotated_holdout_moves_on_with_the_seed_and_covers_every_class():
     b = load_splits("digits", SIZE, holdout_classes="rotate:2", seed=1)
     assert a.ood_name.endswith("['0', '1']") and b.ood_name.endswith("['2', '3']")
     explicit = load_splits("digits", SIZE, holdout_classes=[2, 3], seed=1)
-    assert torch.equal(b.ood_images, explicit.ood_images) and torch.equal(b.train_labels, explicit.train_labels)
+    assert torch.equal(b.ood_images.materialize(), explicit.ood_images.materialize()) and torch.equal(
+        b.train_labels, explicit.train_labels
+    )

@@ -58,13 +58,17 @@ def test_val_fraction_out_of_range_names_the_field(value):
 def test_trial_seed_does_not_move_the_split_and_training_excludes_it():
     a = load_data(make_config({**TINY, "val_fraction": 0.25, "seed": 0}))
     b = load_data(make_config({**TINY, "val_fraction": 0.25, "seed": 5}))
-    assert torch.equal(a.val_images, b.val_images) and torch.equal(a.train_labels, b.train_labels)
+    assert torch.equal(a.val_images.materialize(), b.val_images.materialize()) and torch.equal(
+        a.train_labels, b.train_labels
+    )
     full = load_data(make_config(TINY))
     assert len(a.train_labels) + len(a.val_labels) == len(full.train_labels) == 128
     assert len(a.val_labels) == pytest.approx(32, abs=5)
     # every validation image is one of the limited training images, none stays in training
     flat = lambda x: {bytes(img.numpy().tobytes()) for img in x}  # noqa: E731
-    assert flat(a.val_images) <= flat(full.train_images) and not flat(a.val_images) & flat(a.train_images)
+    assert flat(a.val_images.materialize()) <= flat(full.train_images.materialize()) and not flat(
+        a.val_images.materialize()
+    ) & flat(a.train_images.materialize())
     assert make_config(TINY).trial_id != make_config({**TINY, "val_fraction": 0.25}).trial_id
 
 

@@ -114,8 +114,8 @@ def test_epoch_zero_row_is_the_untrained_network(tmp_path):
 
     model = build_model(cfg)
     splits = load_data(cfg)
-    train_x = normalize(splits.train_images, splits.mean, splits.std)
-    test_x = normalize(splits.test_images, splits.mean, splits.std)
+    train_x = normalize(splits.train_images.materialize(), splits.mean, splits.std)
+    test_x = normalize(splits.test_images.materialize(), splits.mean, splits.std)
     for m in model.modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm):
             m.reset_running_stats()
@@ -231,7 +231,7 @@ def test_bf16_evaluation_keeps_fp32_outputs_close_to_the_fp32_evaluation():
     cfg = make_config({**TINY, "method": "byol"})
     model = build_model(cfg)
     splits = load_data(cfg)
-    images = splits.test_images[:96]
+    images = splits.test_images.materialize()[:96]
     out = {
         p: encode(model, images, splits.mean, splits.std, EvalSettings(32, torch.device("cpu"), p, False))
         for p in ("fp32", "bf16")

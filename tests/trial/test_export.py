@@ -31,7 +31,7 @@ def _checkpoint_features(cfg, trial_dir):
     method = build_model(cfg)
     method.load_state_dict(ckpt.read(trial_dir / "checkpoints" / "last")["model"])
     splits = load_data(cfg)
-    images = normalize(splits.test_images[:96], splits.mean, splits.std)
+    images = normalize(splits.test_images.materialize()[:96], splits.mean, splits.std)
     with torch.no_grad():
         return images, splits, method.backbone.eval()(images)
 

@@ -25,6 +25,9 @@ numbers on a shared machine are noisy). The sections (--sections picks some):
                   time per report at each size, and its growth (target <= 2)
   analysis_scale  normbench claims and leaderboard on 1,000 and 10,000 synthetic trials
                   (the reference run replicated): seconds and growth per trial (linear: 1)
+  data_scale      a trial's private memory on cached splits of 10k, 100k and 1M images (and of each
+                  of two data-parallel ranks): its growth as a share of the decoded growth (target
+                  <= 0.1), and an epoch from the memory map vs an in-memory copy (target >= 0.9)
   fastpath        torch.compile (not under --quick), foreach/fused optimizer steps, host syncs (CUDA)
 
 --quick uses a tiny model and small sizes (about a minute on 2 CPU cores);
@@ -193,6 +196,10 @@ def _measure_section(section: str, report, settings, splits, workdir: Path, tria
         from suite.tools.bench.analysis_scale import measure_analysis_scale
 
         measure_analysis_scale(report, settings, workdir)
+    elif section == "data_scale":
+        from suite.tools.bench.data_scale import measure_data_scale
+
+        measure_data_scale(report, settings, workdir)
     elif section == "fastpath":
         from suite.tools.bench import speedups
 

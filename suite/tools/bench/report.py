@@ -17,7 +17,17 @@ from typing import Any
 from suite.core.tables import text_table
 
 # Section order in the table and the JSON (`normbench bench --sections` takes these names).
-SECTIONS = ("views", "training", "breakdown", "evaluation", "ray", "sweep_scale", "analysis_scale", "fastpath")
+SECTIONS = (
+    "views",
+    "training",
+    "breakdown",
+    "evaluation",
+    "ray",
+    "sweep_scale",
+    "analysis_scale",
+    "data_scale",
+    "fastpath",
+)
 
 
 @dataclass(frozen=True)

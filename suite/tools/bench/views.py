@@ -87,7 +87,7 @@ def measure_views(report: Report, settings, splits, workers: int) -> None:
 
     device = torch.device(settings.device)
     cpu = torch.device("cpu")
-    images = splits.train_images[: settings.view_images]
+    images = splits.train_images[: settings.view_images].materialize()
     n = len(images)
     on_device = images.to(device)
     for name in settings.methods:
