@@ -24,8 +24,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("suite.analysis", "suite.analysis.load", "suite.analysis.compare"),
     ("suite.analysis.claims",),
     ("suite.analysis.leaderboard",),
-    ("suite.analysis.report",),
-    ("suite.analysis.leaderboard.cli",),  # writes every format, the report page (html) among them
+    # the report draws every figure and owns the page; the leaderboard command writes its tables and calls it
+    ("suite.analysis.report", "suite.analysis.leaderboard.cli"),
     ("suite.tracking",),
     ("suite.sweep",),
     ("suite.tools",),

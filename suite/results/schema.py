@@ -228,6 +228,65 @@ def outcome_columns(columns: Iterable[str]) -> list[str]:
     return [c for c in columns if role(c) == OUTCOME]
 
 
+# ---------------------------------------------------------------- config columns the readers group, pair and label by
+def _config_column(name: str) -> str:
+    """``name``, checked to be a field of the trial config (so a renamed field fails on import, not in a reader)."""
+    if name not in CONFIG_FIELDS:
+        raise ValueError(f"{name!r} is not a field of the trial config (suite.config.model)")
+    return name
+
+
+NAME, DATASET, BACKBONE, METHOD = (_config_column(c) for c in ("name", "dataset", "backbone", "method"))
+INTERVENTION, EPOCHS, SEED = (_config_column(c) for c in ("intervention", "epochs", "seed"))
+IMBALANCE, KNN_K, WEIGHT_DECAY = (_config_column(c) for c in ("imbalance", "knn_k", "weight_decay"))
+
+# ---------------------------------------------------------------- the leaderboard's columns (leaderboard.csv)
+# One row per group of trials (suite.analysis.leaderboard.aggregate). Beside the group keys (config
+# columns), every aggregated column ``<c>`` has ``over_seeds(c, MEAN)`` and ``over_seeds(c, STD)``, each
+# headline accuracy its difference against the baseline (``delta``) and its gain over the untrained
+# network (``gain``), and the convergence race its counts (``convergence``).
+GROUP, N, N_EXPECTED, N_SHORT, SEEDS = "group", "n", "n_expected", "n_short", "seeds"
+BASELINE_GROUP, IS_BASELINE, BASELINE_DIFFERS, BEST = "baseline_group", "is_baseline", "baseline_differs", "best"
+MEAN, STD = "mean", "std"
+DELTA_PARTS = ("ci_lo", "ci_hi", "n", "paired", "significant")  # beside delta(c): its 95% interval and how
+GAIN_PARTS = ("mean", "std", "ci_lo", "ci_hi", "n")  # of the per-trial gain over seeds
+CONVERGENCE_MEASURES = ("loss", "knn")  # the race to the baseline's target, on the loss and on the primary kNN
+RACE_OUTCOMES = ("faster", "slower", "tied", "censored")  # pairs counted per outcome (censored: never reached)
+
+
+def _part(prefix: str, column: str, part: str, parts: tuple[str, ...]) -> str:
+    if part and part not in parts:
+        raise ValueError(f"{part!r} is not one of {parts}")
+    return f"{prefix}_{column}" + (f"_{part}" if part else "")
+
+
+def over_seeds(column: str, stat: str) -> str:
+    """A group's ``mean`` or ``std`` (ddof=1) of ``column`` over its trials: ``knn_top1_k200_mean``."""
+    if stat not in (MEAN, STD):
+        raise ValueError(f"{stat!r} is not one of {(MEAN, STD)}")
+    return f"{column}_{stat}"
+
+
+def delta(column: str, part: str = "") -> str:
+    """A group's difference of ``column`` against its baseline group (``delta_knn_top1_k200``) or one of
+    its `DELTA_PARTS` (``delta_knn_top1_k200_ci_lo``)."""
+    return _part("delta", column, part, DELTA_PARTS)
+
+
+def gain(column: str, part: str = "") -> str:
+    """A group's gain of ``column`` over the untrained network: one of `GAIN_PARTS` (``gain_linear_top1_mean``);
+    without ``part`` the headline column that shows them (``gain_linear_top1``)."""
+    return _part("gain", column, part, GAIN_PARTS)
+
+
+def convergence(measure: str, outcome: str = "") -> str:
+    """A group's count of seed pairs per `RACE_OUTCOMES` in the race on ``measure`` (``conv_loss_faster``);
+    without ``outcome`` the headline column that shows them (``conv_loss``)."""
+    if measure not in CONVERGENCE_MEASURES:
+        raise ValueError(f"{measure!r} is not one of {CONVERGENCE_MEASURES}")
+    return _part("conv", measure, outcome, RACE_OUTCOMES)
+
+
 # ---------------------------------------------------------------- what a column is
 _FIXED = {
     TRIAL_ID: "the trial's id: method, backbone, dataset, intervention and seed, then a hash of its science",

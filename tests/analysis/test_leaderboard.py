@@ -1,4 +1,4 @@
-"""Leaderboard: aggregation against hand arithmetic, every format, plots, bad inputs.
+"""Leaderboard: aggregation against hand arithmetic, every format, figures, bad inputs.
 
 The fixture is a small hand-written trials/curves/norm_bins table in the
 schema of docs/ARCHITECTURE.md ("Results"), split over a Parquet directory and
@@ -8,24 +8,27 @@ a CSV directory, as a local run plus a sweep would be.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
 import shutil
+import struct
 import subprocess
 import sys
 from pathlib import Path
 
-import matplotlib.image as mpimg
 import numpy as np
 import pandas as pd
 import pytest
 
 from suite.analysis.leaderboard import cli
 from suite.analysis.leaderboard.aggregate import build_leaderboard
-from suite.analysis.leaderboard.plots import build_figures
 from suite.analysis.leaderboard.render import latex_ascii, to_latex
 from suite.analysis.load import LeaderboardWarning, load_results
+from suite.analysis.report import export
+from suite.analysis.report.data import completed_trials, group_labels
+from suite.analysis.report.figures import build_figures, exported_figures, norm_bins_chart
 from suite.core.errors import ConfigError
 
 NAN = float("nan")
@@ -377,31 +380,61 @@ def test_latex_compiles_with_stock_pdflatex(written, tmp_path):
         assert "Missing character" not in log
 
 
-def test_plots_are_pngs_with_expected_panels(results_dirs, board, written):
+def chart_rows(spec: dict) -> pd.DataFrame:
+    """The rows a chart draws: its one inlined columnar dataset, expanded as its ``flatten`` transform does."""
+    ((columns,),) = spec["datasets"].values()
+    return pd.DataFrame(columns)
+
+
+def test_figures_are_pngs_of_the_reports_specs_with_expected_panels(results_dirs, board, written):
     results = load_results([results_dirs["A"], results_dirs["B"]])
-    figures = build_figures(results, board)
+    figures = exported_figures(results, board)
+    curve_figures = ["knn_top1_k200_vs_epoch", "loss_vs_epoch", "emb_norm_vs_epoch"]
+    assert list(figures) == [*curve_figures, "accuracy_per_norm_bin", "ood_norm_histograms"]
     completed = [r for r in TRIALS if r[5] == "completed"]
+    knn = chart_rows(figures["knn_top1_k200_vs_epoch"])
     method_panels = len({(r[2], r[1]) for r in completed})  # (backbone row, method column)
-    assert len(figures["knn_top1_k200_vs_epoch"].axes) == method_panels == 2
-    assert len(figures["emb_norm_vs_epoch"].axes) == method_panels
-    assert all(ax.get_yscale() == "log" for ax in figures["emb_norm_vs_epoch"].axes)  # norms span decades
-    assert all("nan" not in ax.get_title() for f in figures.values() for ax in f.axes)
-    bins_panels = 2 * len({(r[2], r[1]) for r in completed if r[0] == "A"})  # x 2 vectors
-    assert len(figures["accuracy_per_norm_bin"].axes) == bins_panels == 4
+    assert knn["panel"].nunique() == method_panels == 2
+    assert chart_rows(figures["emb_norm_vs_epoch"])["panel"].nunique() == method_panels
+    layers = figures["emb_norm_vs_epoch"]["spec"]["layer"]
+    assert all(layer["encoding"]["y"]["scale"]["type"] == "log" for layer in layers)  # norms span decades
+    assert not any("nan" in panel for name in curve_figures for panel in chart_rows(figures[name])["panel"])
+    # one line per intervention in each curve panel: the mean over seeds, with the std (ddof=1)
+    for panel, rows in knn.groupby("panel"):
+        method = panel.split(" · ")[0]
+        assert set(rows["intervention"]) == {r[3] for r in completed if r[1] == method}
+    simclr = [r[11][1] for r in completed if r[1] == "simclr" and r[3] == "none"]  # epoch 2 of each seed
+    point = knn[knn["panel"].str.startswith("simclr") & (knn["intervention"] == "none") & (knn["epoch"] == 2)]
+    assert point["mean"].item() == pytest.approx(_mean(simclr), rel=1e-3)
+    assert point["std"].item() == pytest.approx(_std(simclr), rel=1e-3) and point["n"].item() == 3
+    bins = chart_rows(figures["accuracy_per_norm_bin"])
+    assert set(bins["vector"]) == {"embedding", "features"}
+    assert set(bins["method"]) == {r[1] for r in completed if r[0] == "A"}
+    ood = chart_rows(figures["ood_norm_histograms"])  # a row per group with OOD samples, a panel per seed
     ood_groups = {(r[1], r[3]) for r in completed if r[0] == "A" and r[1] == "simclr"}
-    assert len(figures["ood_norm_histograms"].axes) == len(ood_groups) == 2
-    # one line per intervention in each curve panel
-    for ax in figures["knn_top1_k200_vs_epoch"].axes:
-        method = ax.get_title().split("\n")[0]
-        assert len(ax.get_lines()) == len({r[3] for r in completed if r[1] == method})
+    assert ood["label"].nunique() == len(ood_groups) == 2 and set(ood.groupby("label")["seed"].nunique()) == {3}
+    # the norm-bin and OOD figures are the report page's C7 and C8 figures, spec for spec
+    trials = completed_trials(results, board)
+    _, page_specs, _ = build_figures(results, board, trials, group_labels(board), None)
+    assert figures["accuracy_per_norm_bin"] == page_specs["C7"]
+    assert figures["ood_norm_histograms"] == page_specs["C8"]
     for name in figures:
-        path = written / "plots" / f"{name}.png"
-        data = path.read_bytes()
-        assert data.startswith(PNG_SIGNATURE) and len(data) > 1000
-        image = mpimg.imread(path)
-        assert image.shape[0] > 100 and image.shape[1] > 100 and image.std() > 0  # not blank
+        data = (written / "plots" / f"{name}.png").read_bytes()
+        width, height = struct.unpack(">II", data[16:24])  # the IHDR chunk
+        assert data.startswith(PNG_SIGNATURE) and width > 300 and height > 200 and len(data) > 10_000
     md = (written / "leaderboard.md").read_text()
     assert all(f"](plots/{name}.png)" in md for name in figures)
+
+
+def test_figures_save_as_svg_and_refuse_other_formats(results_dirs, board, tmp_path):
+    results = load_results([results_dirs["A"], results_dirs["B"]])
+    spec = exported_figures(results, board)["loss_vs_epoch"]
+    paths = export.save_figures({"loss": spec}, tmp_path, "svg")
+    assert paths == {"loss": tmp_path / "loss.svg"}
+    svg = paths["loss"].read_text()
+    assert svg.startswith("<svg") and "simclr" in svg and "gradscale:1" in svg
+    with pytest.raises(ValueError, match="jpg"):
+        export.render(spec, "jpg")
 
 
 def test_group_keys_include_config_varying_within_a_cell_and_delta_uses_wd_baseline():
@@ -640,13 +673,15 @@ def test_no_init_columns_means_no_gain_columns(board):
     assert board.table.filter(like="gain_").empty
 
 
-def test_norm_bin_plot_has_a_row_per_binning(results_dirs, board):
-    from suite.analysis.leaderboard.plots import plot_norm_bins
-
-    bins = load_results([results_dirs["A"]]).norm_bins
+def test_norm_bin_figure_has_a_column_per_binning(results_dirs, board):
+    results = load_results([results_dirs["A"]])
+    bins = results.norm_bins
     both = pd.concat([bins.assign(binning="decile"), bins.assign(binning="equal_width")], ignore_index=True)
-    assert len(plot_norm_bins(bins, board).axes) == 4  # old tables: deciles only
-    assert len(plot_norm_bins(both, board).axes) == 8
+    trials = completed_trials(results, board)
+    for table, binnings in ((bins, {"decile"}), (both, {"decile", "equal_width"})):  # old tables: deciles only
+        spec = norm_bins_chart(dataclasses.replace(results, norm_bins=table), trials)
+        assert spec["facet"]["column"]["field"] == "binning" and spec["facet"]["row"]["field"] == "vector"
+        assert set(chart_rows(spec)["binning"]) == binnings
 
 
 def test_convergence_follows_the_claims_rule_and_epoch_zero_does_not_count():

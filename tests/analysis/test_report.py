@@ -33,17 +33,21 @@ from suite.analysis.claims.report import load_claims, write_claims
 from suite.analysis.claims.verdicts import evaluate_claims
 from suite.analysis.compare import CONV_FRACTION
 from suite.analysis.leaderboard import cli as leaderboard_cli
+from suite.analysis.leaderboard import render
 from suite.analysis.leaderboard.board import load_board
 from suite.analysis.leaderboard.cli import write_leaderboard
 from suite.analysis.load import load_results
 from suite.analysis.report import cli as report_cli
 from suite.analysis.report import data, html, plotdata
+from suite.analysis.report.figures import exported_figures
 from suite.analysis.report.page import build_page, write_page
 from suite.core.errors import ConfigError
 from suite.results import schema
 
 REPO = Path(__file__).resolve().parents[2]
-REFERENCE = REPO / "results" / "reference" / "digits-reference"
+REFERENCE_REL = "results/reference/digits-reference"  # as the committed files name it
+REFERENCE = REPO / REFERENCE_REL
+COMMITTED = REFERENCE / "leaderboard"  # `normbench leaderboard results/reference/digits-reference`, committed
 MAX_BYTES = 2 * 1024 * 1024
 NAN = float("nan")
 
@@ -394,6 +398,44 @@ def test_page_fetches_nothing_and_inlines_the_chart_library_once(which, request)
     code = [text for attrs, text in page.scripts if attrs.get("type") != "application/json"]
     assert sum(text.count("window.vegaEmbed=") for text in code) == 1
     assert {"headline", "filter", "detail", "claims", "claims-table", "forest"} <= page.ids()
+
+
+def _as_committed(page: str) -> str:
+    """A page of the reference run as the committed one was written (the directory named as on the command
+    line, relative to the repository), without the inlined chart library (vl-convert's bundle: it follows
+    the installed version, not this code)."""
+    page = page.replace(str(REFERENCE), REFERENCE_REL)
+    scripts = [m for m in re.finditer(r"<script>(.*?)</script>", page, flags=re.S) if "window.vegaEmbed=" in m[1]]
+    assert len(scripts) == 1  # "</script" inside a script is escaped, so each match is one whole script
+    return page[: scripts[0].start(1)] + "[the chart library]" + page[scripts[0].end(1) :]
+
+
+def test_reference_page_is_the_committed_one_figure_for_figure(reference):
+    """The committed leaderboard.html of the reference run is what the code writes today: every chart spec
+    (Vega-Lite) equal, then the whole page byte for byte, but for the chart library."""
+    fresh = _as_committed(reference[3].read_text(encoding="utf-8"))
+    committed = _as_committed((COMMITTED / "leaderboard.html").read_text(encoding="utf-8"))
+    fresh_data, committed_data = Page(fresh).data(), Page(committed).data()
+    assert sorted(fresh_data["charts"]) == sorted(committed_data["charts"])
+    for key, spec in committed_data["charts"].items():
+        assert fresh_data["charts"][key] == spec, f"chart {key} differs from the committed page's"
+    assert fresh_data["detail"] == committed_data["detail"]
+    assert fresh == committed
+
+
+def test_reference_tables_are_the_committed_ones(reference, tmp_path):
+    """leaderboard.csv, .tex, .md and failures.csv of the reference run, byte for byte as committed (the
+    Markdown file's links name the figures the leaderboard draws; drawing them is not compared)."""
+    results, board, claims, _ = reference
+    written = write_leaderboard(
+        [REFERENCE], tmp_path, formats=("csv", "tex"), plots=False, loaded=(results, board, None)
+    )
+    for name in ("leaderboard.csv", "leaderboard.tex", "failures.csv"):
+        assert (tmp_path / name).read_bytes() == (COMMITTED / name).read_bytes(), name
+    assert set(written) == {"csv", "tex", "failures_csv"}
+    plots = {name: tmp_path / "plots" / f"{name}.png" for name in exported_figures(results, board)}
+    md = render.to_markdown(board, [REFERENCE_REL], plots, tmp_path, claims)
+    assert md == (COMMITTED / "leaderboard.md").read_text(encoding="utf-8")
 
 
 def test_reference_page_is_under_two_megabytes(reference):

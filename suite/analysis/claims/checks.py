@@ -55,7 +55,7 @@ def manipulation_reason(ctx: Context, arm: dict, base: dict, kind: str) -> str:
         if math.isfinite(a) and math.isfinite(b) and not a < b:
             return f"manipulation failed: epoch-1 embedding norm {a:.4g} is not below the baseline's {b:.4g}"
         return ""
-    p = compare.intervention_of(arm["intervention"]).gradscale
+    p = compare.intervention_of(arm[schema.INTERVENTION]).gradscale
     values = arm_curve[1][np.isfinite(arm_curve[1]) & (arm_curve[1] > 0)]
     if p and values.size:
         boost = float(np.mean(values**p))
@@ -71,7 +71,7 @@ def collapse_loss(row: dict | pd.Series) -> float:
     """The loss of a collapsed network for a trial's method and hyper-parameters (NaN where the loss
     does not show a collapse, or the row does not say enough)."""
     try:
-        cls = get_method(str(row.get("method")))
+        cls = get_method(str(row.get(schema.METHOD)))
         args = row.get("method_args")
         hparams = cls.build_hparams(json.loads(args) if isinstance(args, str) else (args or {}))
         value = cls.collapse_loss(hparams, int(row.get("batch_size")))
@@ -90,8 +90,8 @@ def collapsed(ctx: Context, trials: pd.DataFrame) -> dict[str, str]:
         below = final < init
         for key, f, i in zip(trials.loc[below, "_key"], final[below], init[below]):
             out[key] = f"collapsed: final kNN@{ctx.k} {f:.4f} below its untrained network's {i:.4f}"
-    columns = [c for c in ("method", "method_args", "batch_size") if c in trials.columns]
-    if "method" not in columns or trials.empty:
+    columns = [c for c in (schema.METHOD, "method_args", "batch_size") if c in trials.columns]
+    if schema.METHOD not in columns or trials.empty:
         return out
     signature = compare.keys(trials, columns)
     firsts = trials.groupby(signature, sort=False).head(1)
@@ -137,12 +137,12 @@ def lr_sums(ctx: Context) -> pd.Series:
         sizes = sizes.fillna(trials["_key"].map(counted))
     out = recorded.copy()
     missing = recorded.isna()
-    columns = ["batch_size", "epochs", "lr", "warmup_epochs", "lr_scaling"]
+    columns = ["batch_size", schema.EPOCHS, "lr", "warmup_epochs", "lr_scaling"]
     config = trials.loc[missing, [c for c in columns if c in trials.columns]].assign(_size=sizes[missing])
     known: dict[tuple, float] = {}  # one schedule sum per distinct config, not per trial
     for i, row in config.iterrows():
         try:
-            batch, epochs = int(row["batch_size"]), int(row["epochs"])
+            batch, epochs = int(row["batch_size"]), int(row[schema.EPOCHS])
             steps = int(row["_size"]) // batch
             lr = float(row["lr"]) * (batch / 256 if str(row.get("lr_scaling", "linear")) != "none" else 1.0)
             warmup = int(row.get("warmup_epochs") or 0) * steps

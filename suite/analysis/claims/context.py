@@ -15,12 +15,14 @@ import pandas as pd
 
 from methods import get_method
 from suite.analysis import compare
+from suite.analysis.load import TRIAL_KEY
 from suite.core.errors import ConfigError
 from suite.core.stats import t_interval
 from suite.results import schema
 
-SETTING_COLUMNS = ("dataset", "backbone", "method", "imbalance")  # what "does this method learn here" is asked of
-UNIT_COLUMNS = ["method", "seed", "value", "label"]
+# what "does this method learn here" is asked of
+SETTING_COLUMNS = (schema.DATASET, schema.BACKBONE, schema.METHOD, schema.IMBALANCE)
+UNIT_COLUMNS = [schema.METHOD, schema.SEED, "value", "label"]
 
 
 @dataclass
@@ -70,11 +72,11 @@ def eval_every_hint(trials: pd.DataFrame) -> str:
 def labels(trials: pd.DataFrame) -> pd.Series:
     """``method/intervention/s<seed>`` of every trial (`compare.label`, vectorized)."""
     return (
-        trials["method"].astype(str)
+        trials[schema.METHOD].astype(str)
         + "/"
-        + trials["intervention"].astype(str)
+        + trials[schema.INTERVENTION].astype(str)
         + "/s"
-        + trials["seed"].map(compare._text).astype(str)
+        + trials[schema.SEED].map(compare._text).astype(str)
     )
 
 
@@ -85,8 +87,8 @@ def units_from(trials: pd.DataFrame, values: pd.Series, fmt: str = "{:.3g}") -> 
     sel, vals = trials[ok], values[ok]
     return pd.DataFrame(
         {
-            "method": sel["method"].astype(str).to_numpy(),
-            "seed": sel["seed"].to_numpy(),
+            schema.METHOD: sel[schema.METHOD].astype(str).to_numpy(),
+            schema.SEED: sel[schema.SEED].to_numpy(),
             "value": vals.to_numpy(float),
             "label": (labels(sel) + " " + vals.map(fmt.format).astype(str)).to_numpy(),
         }
@@ -99,10 +101,22 @@ def no_units(trials: pd.DataFrame, **kw) -> Units:
 
 
 def trial_key(frame: pd.DataFrame) -> pd.Series:
-    """Trial identity across merged directories: ``results_dir/trial_id``."""
-    rd = frame[schema.RESULTS_DIR].astype(str) if schema.RESULTS_DIR in frame.columns else ""
-    ids = frame[schema.TRIAL_ID].astype(str) if schema.TRIAL_ID in frame.columns else frame.index.astype(str)
-    return rd + "/" + pd.Series(ids, index=frame.index)
+    """Trial identity across merged directories (`suite.analysis.load.TRIAL_KEY`) as one text per row,
+    ``results_dir/trial_id``: what the claims, the leaderboard's races and the report's figures match
+    trials, curves, class norms and per-sample norms on. A table without ``results_dir`` (read from one
+    directory) has ``""`` there; one without ``trial_id``, its index."""
+    parts = []
+    for column in TRIAL_KEY:
+        if column in frame.columns:
+            parts.append(frame[column].astype(str))
+        elif column == schema.TRIAL_ID:
+            parts.append(pd.Series(frame.index.astype(str), index=frame.index))
+        else:
+            parts.append("")
+    key = parts[0]
+    for part in parts[1:]:
+        key = key + "/" + part
+    return key
 
 
 def _seed_list(seeds) -> str:
@@ -127,9 +141,9 @@ def _arm_names(group: pd.DataFrame, arm: pd.Series, science: list[str]) -> dict[
         extra = [
             f"{c} {texts[c][first]}"
             for c in science
-            if c not in ("intervention", "weight_decay") and texts[c][first] != usual[c]
+            if c not in (schema.INTERVENTION, schema.WEIGHT_DECAY) and texts[c][first] != usual[c]
         ]
-        intervention = str(group.loc[first, "intervention"]) if "intervention" in group else "?"
+        intervention = str(group.loc[first, schema.INTERVENTION]) if schema.INTERVENTION in group else "?"
         names[a] = intervention + (f" ({', '.join(extra)})" if extra else "")
     return names
 
@@ -141,17 +155,17 @@ def seed_design(trials: pd.DataFrame) -> tuple[pd.Series, dict[str, str]]:
     the same unit as seed 0 holding every arm), so units use the shared seeds only."""
     keep = pd.Series(True, index=trials.index)
     notes: dict[str, str] = {}
-    science = [c for c in schema.science_columns(trials.columns) if c != "seed"]
-    if "seed" not in trials.columns or not science or trials.empty:
+    science = [c for c in schema.science_columns(trials.columns) if c != schema.SEED]
+    if schema.SEED not in trials.columns or not science or trials.empty:
         return keep, notes
     arm = compare.keys(trials, science)
-    group_cols = [c for c in ("dataset", "backbone", "method") if c in trials.columns]
+    group_cols = [c for c in (schema.DATASET, schema.BACKBONE, schema.METHOD) if c in trials.columns]
     for _, group in trials.groupby([trials[c].astype(str) for c in group_cols], sort=True):
-        seeds = {a: set(g["seed"].tolist()) for a, g in group.groupby(arm.loc[group.index], sort=True)}
+        seeds = {a: set(g[schema.SEED].tolist()) for a, g in group.groupby(arm.loc[group.index], sort=True)}
         shared = set.intersection(*seeds.values())
         if all(s == shared for s in seeds.values()):
             continue
-        method = str(group["method"].iloc[0])
+        method = str(group[schema.METHOD].iloc[0])
         named = _arm_names(group, arm.loc[group.index], science)
         by_seeds: dict[str, list[str]] = {}
         for a, s in seeds.items():
@@ -160,7 +174,7 @@ def seed_design(trials: pd.DataFrame) -> tuple[pd.Series, dict[str, str]]:
         if not shared:
             notes[method] = f"{method}: arms run different seeds ({listing}) and no seed is common to all"
             continue
-        dropped = group[~group["seed"].isin(shared)]
+        dropped = group[~group[schema.SEED].isin(shared)]
         keep.loc[dropped.index] = False
         notes[method] = (
             f"{method}: arms run different seeds ({listing}); units use the seeds every arm shares "
@@ -171,9 +185,9 @@ def seed_design(trials: pd.DataFrame) -> tuple[pd.Series, dict[str, str]]:
 
 def primary_knn(trials: pd.DataFrame) -> tuple[int | None, str]:
     """The k every kNN-based test uses: the trials' primary k (knn_k[0]) when they agree."""
-    if "knn_k" not in trials.columns or trials["knn_k"].isna().all():
+    if schema.KNN_K not in trials.columns or trials[schema.KNN_K].isna().all():
         return None, "the trials table has no knn_k column"
-    ks = {schema.primary_k(v) for v in trials["knn_k"].dropna()}
+    ks = {schema.primary_k(v) for v in trials[schema.KNN_K].dropna()}
     if len(ks) != 1:
         return None, f"the trials' knn_k differ in their first k ({sorted(ks)}): no single k to judge on"
     return ks.pop(), ""
@@ -223,7 +237,7 @@ def learning_status(trials: pd.DataFrame, k: int) -> dict[tuple, tuple[bool | No
         base = group[baseline.loc[group.index]]
         base = base if len(base) else group
         g = gain.loc[base.index].dropna()
-        name = "/".join(v if c != "imbalance" else f"imbalance {v}" for c, v in zip(cols, setting) if v != "—")
+        name = "/".join(v if c != schema.IMBALANCE else f"imbalance {v}" for c, v in zip(cols, setting) if v != "—")
         if g.empty:
             out[setting] = (
                 None,
@@ -254,14 +268,14 @@ def learning_status(trials: pd.DataFrame, k: int) -> dict[tuple, tuple[bool | No
 def gate(trials: pd.DataFrame, k: int | None, why_no_k: str) -> tuple[pd.DataFrame, dict[str, str]]:
     """The trials of settings shown to learn, and per method left out the reason."""
     if k is None:
-        return trials.iloc[0:0], {m: why_no_k for m in trials["method"].astype(str).unique()}
+        return trials.iloc[0:0], {m: why_no_k for m in trials[schema.METHOD].astype(str).unique()}
     status = learning_status(trials, k)
     settings = setting_of(trials)
     keep = settings.map(lambda s: bool(status.get(s, (False,))[0]))
     left = {}
     for setting, (learns, why) in status.items():
         if not learns:
-            method = trials.loc[settings == setting, "method"].astype(str).iloc[0]
+            method = trials.loc[settings == setting, schema.METHOD].astype(str).iloc[0]
             left[method] = (left[method] + "; " if method in left else "") + f"left out {why}"
     return trials[keep], left
 
@@ -288,10 +302,10 @@ class Context:
         trials = trials.copy()
         if schema.STATUS in trials.columns:
             trials = trials[trials[schema.STATUS].astype(str) == schema.COMPLETED]
-        if "intervention" not in trials.columns:
-            trials["intervention"] = "none"
-        if "seed" not in trials.columns:
-            trials["seed"] = 0
+        if schema.INTERVENTION not in trials.columns:
+            trials[schema.INTERVENTION] = "none"
+        if schema.SEED not in trials.columns:
+            trials[schema.SEED] = 0
         trials["_key"] = trial_key(trials)
         keep, design = seed_design(trials)
         kept = trials[keep]
@@ -307,7 +321,7 @@ class Context:
 
     @property
     def methods(self) -> list[str]:
-        return sorted(self.trials["method"].astype(str).unique()) if len(self.trials) else []
+        return sorted(self.trials[schema.METHOD].astype(str).unique()) if len(self.trials) else []
 
     def normalizes(self, method: str) -> bool | None:
         """Whether ``method``'s loss L2-normalizes its embedding (None for a method normbench does not know)."""

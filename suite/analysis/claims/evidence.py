@@ -71,18 +71,21 @@ def grouped_slope(frame: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
 
 def _per_method(trials: pd.DataFrame, per_trial: pd.Series) -> dict[str, pd.Series]:
     values = trials["_key"].map(per_trial)
-    return {str(m): values[trials["method"].astype(str) == m].dropna() for m in trials["method"].astype(str).unique()}
+    return {
+        str(m): values[trials[schema.METHOD].astype(str) == m].dropna()
+        for m in trials[schema.METHOD].astype(str).unique()
+    }
 
 
 # ---------------------------------------------------------------- C1
 def units_c1(ctx: Context) -> Units:
     """Per weight-decay-0 trial: log(final / untrained) test embedding norm, on the same clean test images."""
     trials = ctx.trials
-    if reason := absent(trials, ["weight_decay"], "trials"):
+    if reason := absent(trials, [schema.WEIGHT_DECAY], "trials"):
         return no_units(trials, reason=reason)
-    wd0 = trials[num(trials, "weight_decay") == 0]
+    wd0 = trials[num(trials, schema.WEIGHT_DECAY) == 0]
     if wd0.empty:
-        listed = ", ".join(f"{w:g}" for w in sorted(num(trials, "weight_decay").dropna().unique()))
+        listed = ", ".join(f"{w:g}" for w in sorted(num(trials, schema.WEIGHT_DECAY).dropna().unique()))
         return no_units(trials, reason=f"condition absent: no trial with weight_decay == 0 (weight decays: {listed})")
     if reason := absent(ctx.curves, [schema.EPOCH, TEST_EMB_NORM], "curves"):
         return no_units(trials, reason=reason + eval_every_hint(wd0))
@@ -126,7 +129,7 @@ def slope_decomposition(ctx: Context) -> dict[str, str]:
     cols = [schema.GRAD_NORM, EMB_NORM, schema.DIR_GRAD_NORM]
     if ctx.curves is None or absent(ctx.curves, cols, "curves"):
         return {}
-    trials = ctx.trials[compare.is_baseline(ctx.trials) & ~(num(ctx.trials, "imbalance") > 1)]  # the clean arms
+    trials = ctx.trials[compare.is_baseline(ctx.trials) & ~(num(ctx.trials, schema.IMBALANCE) > 1)]  # the clean arms
     c = evaluated_curves(ctx.curves, trials["_key"], cols)
     c = c[(c[cols] > 0).all(axis=1)]
     c = c.assign(lz=np.log(c[EMB_NORM]), lg=np.log(c[schema.GRAD_NORM]), ld=np.log(c[schema.DIR_GRAD_NORM]))
@@ -160,7 +163,7 @@ def units_c2b(ctx: Context) -> Units:
 
 
 def _gradscale_power(trials: pd.DataFrame) -> pd.Series:
-    return trials["intervention"].map(lambda v: compare.intervention_of(v).gradscale or 0.0)
+    return trials[schema.INTERVENTION].map(lambda v: compare.intervention_of(v).gradscale or 0.0)
 
 
 def units_c3(ctx: Context) -> Units:
@@ -170,7 +173,7 @@ def units_c3(ctx: Context) -> Units:
     if ctx.curves is None or column not in ctx.curves.columns or ctx.curves[column].notna().sum() == 0:
         return not_measured(ctx.trials, column, "the turn of one probe step against the rescaled embedding layer")
     c = evaluated_curves(ctx.curves, ctx.trials["_key"], [column, schema.STEP_TURN_PLACEBO], first_epoch=0)
-    theory = ctx.trials.set_index("_key")["intervention"].map(
+    theory = ctx.trials.set_index("_key")[schema.INTERVENTION].map(
         lambda v: theory_slope(compare.intervention_of(v).gradscale)
     )
     c = c.assign(theory=c["_key"].map(theory))
@@ -198,7 +201,7 @@ def placebo_passes(ctx: Context, tolerance: float) -> dict[str, str]:
     if ctx.curves is None or schema.STEP_TURN_PLACEBO not in ctx.curves.columns:
         return {}
     c = evaluated_curves(ctx.curves, ctx.trials["_key"], [schema.STEP_TURN_PLACEBO], first_epoch=0)
-    theory = ctx.trials.set_index("_key")["intervention"].map(
+    theory = ctx.trials.set_index("_key")[schema.INTERVENTION].map(
         lambda v: theory_slope(compare.intervention_of(v).gradscale)
     )
     miss = (c[schema.STEP_TURN_PLACEBO] - c["_key"].map(theory)).abs().groupby(c["_key"]).min()
@@ -238,7 +241,7 @@ def units_effect(ctx: Context, kind: str, column: str, falling: bool) -> Units:
     and collapse checks, the early-training effect (`_window_effect`); the race to a target (which reaches
     the baseline's midway point first) and its sign-flip test go into the evidence."""
     trials = ctx.trials
-    is_arm = trials["intervention"].map(lambda v: compare.arm_kinds(v) == {kind})
+    is_arm = trials[schema.INTERVENTION].map(lambda v: compare.arm_kinds(v) == {kind})
     if not is_arm.any():
         return no_units(trials, reason=f"condition absent: no {kind} arm among the interventions")
     bases = compare.is_baseline(trials)
@@ -262,12 +265,14 @@ def units_effect(ctx: Context, kind: str, column: str, falling: bool) -> Units:
         return units
     values = ctx.curve_values(column)
     start_values = ctx.curve_values(column) if falling else _with_epoch_zero(ctx, column)
-    info = pool[["_key", "method", "intervention", "seed", *[c for c in compare.PROTOCOL_COLUMNS if c in pool]]]
+    info = pool[
+        ["_key", schema.METHOD, schema.INTERVENTION, schema.SEED, *[c for c in compare.PROTOCOL_COLUMNS if c in pool]]
+    ]
     info = info.to_dict("index")
     rows, unobservable = [], {}
     for arm_label, base_label in pairs.itertuples(index=False):
         arm, base = info[arm_label], info[base_label]
-        method = str(arm["method"])
+        method = str(arm[schema.METHOD])
         failed = checks.pair_checks(ctx, arm, base, kind, column)
         if failed:
             units.checks.setdefault(method, []).append(f"{compare.label(arm)}: {failed}")
@@ -282,15 +287,15 @@ def units_effect(ctx: Context, kind: str, column: str, falling: bool) -> Units:
         race = compare.race_of(values.get(arm["_key"], compare.NO_CURVE), base_curve, falling)
         rows.append(
             {
-                "method": method,
-                "seed": arm["seed"],
+                schema.METHOD: method,
+                schema.SEED: arm[schema.SEED],
                 "value": effect,
                 "direction": float(race.direction) if race.observable else math.nan,
                 "label": f"{compare.label(arm)} {effect:+.3f}",
             }
         )
     units.notes += [f"{n} pair(s) with no measurable effect: {why}" for why, n in unobservable.items()]
-    units.frame = pd.DataFrame(rows, columns=["method", "seed", "value", "direction", "label"])
+    units.frame = pd.DataFrame(rows, columns=[schema.METHOD, schema.SEED, "value", "direction", "label"])
     if not rows:
         units.reason = "no pair passes its checks with a measurable effect" + (
             ": " + "; ".join(units.notes) if units.notes else " (see checks)"
@@ -328,7 +333,7 @@ def race_evidence(units: pd.DataFrame) -> str:
     d = units.dropna(subset=["direction"])
     if d.empty:
         return "race to the target: no observable pair"
-    per_seed = d.groupby("seed")["direction"].mean().to_numpy()
+    per_seed = d.groupby(schema.SEED)["direction"].mean().to_numpy()
     return (
         f"race to the baseline's midway target: {int((d['direction'] > 0).sum())} faster, "
         f"{int((d['direction'] < 0).sum())} slower, {int((d['direction'] == 0).sum())} tied; sign-flip p over "
@@ -341,19 +346,19 @@ def units_c6(ctx: Context) -> Units:
     """Groups of trials equal but for weight decay (same seed and arm), whose dose difference can act:
     log(final norm at the lowest / at the highest weight decay)."""
     trials = ctx.trials
-    if reason := absent(trials, ["weight_decay", EMB_NORM, "intervention"], "trials"):
+    if reason := absent(trials, [schema.WEIGHT_DECAY, EMB_NORM, schema.INTERVENTION], "trials"):
         return no_units(trials, reason=reason)
-    cols = [c for c in compare.setting_columns(trials, exclude=("weight_decay",)) if c in trials.columns]
+    cols = [c for c in compare.setting_columns(trials, exclude=(schema.WEIGHT_DECAY,)) if c in trials.columns]
     frame = trials.assign(
-        _arm=trials["intervention"].map(compare.arm_signature),
-        _wd=num(trials, "weight_decay"),
+        _arm=trials[schema.INTERVENTION].map(compare.arm_signature),
+        _wd=num(trials, schema.WEIGHT_DECAY),
         _norm=num(trials, EMB_NORM),
         _lr_sum=checks.lr_sums(ctx),
     )
     frame = frame[frame["_wd"].notna() & (frame["_norm"] > 0)]
     protocol = [c for c in compare.PROTOCOL_COLUMNS if c in frame.columns]
-    group_keys = compare.keys(frame, cols + ["seed", "_arm", *protocol])
-    frame = frame[["method", "seed", "_arm", "_wd", "_norm", "_lr_sum"]]
+    group_keys = compare.keys(frame, cols + [schema.SEED, "_arm", *protocol])
+    frame = frame[[schema.METHOD, schema.SEED, "_arm", "_wd", "_norm", "_lr_sum"]]
     rows, weak = [], {}
     for _, g in frame.groupby(group_keys, sort=True):
         if g["_wd"].nunique() < 2:
@@ -362,11 +367,18 @@ def units_c6(ctx: Context) -> Units:
         dose = (hi["_wd"] - lo["_wd"]) * hi["_lr_sum"]
         label = f"{lo['method']}/{lo['_arm']}/s{compare._text(lo['seed'])} wd {lo['_wd']:g} vs {hi['_wd']:g}"
         if not dose >= MIN_DOSE:
-            weak.setdefault(str(lo["method"]), []).append(f"{label}: dose {dose:.2g}")
+            weak.setdefault(str(lo[schema.METHOD]), []).append(f"{label}: dose {dose:.2g}")
             continue
         value = math.log(lo["_norm"] / hi["_norm"])
-        rows.append({"method": str(lo["method"]), "seed": lo["seed"], "value": value, "label": f"{label} {value:+.3f}"})
-    units = Units(pd.DataFrame(rows, columns=["method", "seed", "value", "label"]))
+        rows.append(
+            {
+                schema.METHOD: str(lo[schema.METHOD]),
+                schema.SEED: lo[schema.SEED],
+                "value": value,
+                "label": f"{label} {value:+.3f}",
+            }
+        )
+    units = Units(pd.DataFrame(rows, columns=[schema.METHOD, schema.SEED, "value", "label"]))
     explain = (
         f"below the dose {MIN_DOSE:g} (weight-decay difference x the lr summed over training: decay alone would "
         f"shrink an untouched weight by a factor e^-dose, so below {MIN_DOSE:g} by less than "
@@ -374,7 +386,7 @@ def units_c6(ctx: Context) -> Units:
     )
     for method, groups in weak.items():
         units.checks.setdefault(method, []).append(f"{len(groups)} group(s) {explain}: " + ", ".join(groups[:6]))
-        if method not in set(units.frame["method"]):
+        if method not in set(units.frame[schema.METHOD]):
             doses = ", ".join(g.rsplit(": dose ", 1)[1] for g in groups[:6])
             units.per_method_verdict[method] = (NOT_TESTABLE, f"every weight-decay pair is {explain}; doses {doses}")
     if not rows and not weak:
@@ -395,9 +407,9 @@ def units_controlled(ctx: Context, column: str, need_ood: bool) -> Units:
     pool = trials[has_ood(trials)] if need_ood else trials
     if pool.empty:
         return no_units(trials, reason="condition absent: no trial has holdout_classes or ood_dataset set")
-    having = set(pool.loc[num(pool, column).notna(), "method"].astype(str))
+    having = set(pool.loc[num(pool, column).notna(), schema.METHOD].astype(str))
     learning, left = ctx.learning
-    learning = learning[learning["_key"].isin(set(pool["_key"])) & learning["method"].astype(str).isin(having)]
+    learning = learning[learning["_key"].isin(set(pool["_key"])) & learning[schema.METHOD].astype(str).isin(having)]
     trained = num(pool, column)
     init = schema.init_of(column)
     if init not in trials.columns or num(trials, init).notna().sum() == 0:
@@ -405,7 +417,7 @@ def units_controlled(ctx: Context, column: str, need_ood: bool) -> Units:
             trials, init, "the untrained network's value, the control every trained value is read against"
         )
         for m in sorted(having):
-            values = trained[pool["method"].astype(str) == m].dropna()
+            values = trained[pool[schema.METHOD].astype(str) == m].dropna()
             units.method_evidence[m] = (
                 f"described, not judged: the trained networks' {column} is {values.mean():.3f} (mean of "
                 f"{len(values)} trial(s)); without the untrained value it cannot tell confidence from what a random "
@@ -423,7 +435,7 @@ def units_controlled(ctx: Context, column: str, need_ood: bool) -> Units:
     units = Units(no_units(trials).frame, {m: why for m, why in left.items() if m in having})
     for key, why in collapsed.items():
         row = learning[learning["_key"] == key].iloc[0]
-        units.checks.setdefault(str(row["method"]), []).append(f"{compare.label(row)}: {why}")
+        units.checks.setdefault(str(row[schema.METHOD]), []).append(f"{compare.label(row)}: {why}")
     kept = learning[~learning["_key"].isin(set(collapsed))]
     delta = num(kept, column) - num(kept, init)
     units.frame = units_from(kept, delta, "{:+.3f}")
@@ -467,16 +479,16 @@ def _class_arrays(class_norms: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.n
 def units_c9(ctx: Context) -> Units:
     """Long-tailed none trials against their balanced twins: Spearman(train count, log norm ratio) over classes."""
     trials, class_norms = ctx.trials, ctx.class_norms
-    if "imbalance" not in trials.columns or not (num(trials, "imbalance") > 1).any():
+    if schema.IMBALANCE not in trials.columns or not (num(trials, schema.IMBALANCE) > 1).any():
         return no_units(trials, reason="condition absent: no long-tailed trial (imbalance unset in every trial)")
     if reason := absent(class_norms, list(schema.CLASS_NORMS_COLUMNS), "class_norms"):
         return no_units(
             trials, reason=reason + " (C9 compares each class's norms between a long-tailed and a balanced trial)"
         )
     none = compare.is_baseline(trials)
-    long_tailed = none & (num(trials, "imbalance") > 1)
-    balanced = none & ~(num(trials, "imbalance") > 1)
-    pairs, notes = compare.baseline_pairs(trials, long_tailed, balanced, exclude=("imbalance",))
+    long_tailed = none & (num(trials, schema.IMBALANCE) > 1)
+    balanced = none & ~(num(trials, schema.IMBALANCE) > 1)
+    pairs, notes = compare.baseline_pairs(trials, long_tailed, balanced, exclude=(schema.IMBALANCE,))
     if pairs.empty:
         return no_units(
             trials,
@@ -486,7 +498,7 @@ def units_c9(ctx: Context) -> Units:
     emb = class_norms[class_norms[schema.BIN_VECTOR] == "embedding"]
     per_trial = _class_arrays(emb)
     rows, missing = [], 0
-    info = trials[["_key", "method", "intervention", "seed"]].to_dict("index")
+    info = trials[["_key", schema.METHOD, schema.INTERVENTION, schema.SEED]].to_dict("index")
     for arm_label, base_label in pairs.itertuples(index=False):
         arm, base = info[arm_label], info[base_label]
         a, b = per_trial.get(arm["_key"]), per_trial.get(base["_key"])
@@ -507,8 +519,8 @@ def units_c9(ctx: Context) -> Units:
         rho = float(scipy_stats.spearmanr(counts, contrast[ok]).statistic)
         rows.append(
             {
-                "method": str(arm["method"]),
-                "seed": arm["seed"],
+                schema.METHOD: str(arm[schema.METHOD]),
+                schema.SEED: arm[schema.SEED],
                 "value": rho,
                 "label": f"{compare.label(arm)} {rho:+.3f}",
             }

@@ -41,16 +41,17 @@ import pandas as pd
 
 from methods.errors import suggestion
 from suite.analysis import compare
+from suite.analysis.claims.context import trial_key
 from suite.analysis.load import TRIAL_KEY
 from suite.core.errors import ConfigError
 from suite.core.stats import difference_interval, t_interval
 from suite.results import schema
 
-CORE_KEYS = ["dataset", "backbone", "method", "intervention", "epochs"]
+CORE_KEYS = [schema.DATASET, schema.BACKBONE, schema.METHOD, schema.INTERVENTION, schema.EPOCHS]
 BASELINE = compare.BASELINE
 NORM_COLUMNS = [schema.train_norm("emb", "mean"), schema.train_norm("feat", "mean")]
 # Science columns that never make a group: the per-trial label and the unit of replication.
-NOT_GROUPING = {"name", "seed"}
+NOT_GROUPING = {schema.NAME, schema.SEED}
 
 
 @dataclass
@@ -130,8 +131,8 @@ def accuracy_columns(trials: pd.DataFrame) -> list[str]:
 
 def default_metric(trials: pd.DataFrame) -> str:
     """The primary kNN column (knn_k[0] of the trials) when it exists, else the first accuracy."""
-    if "knn_k" in trials.columns and trials["knn_k"].notna().any():
-        primary = schema.knn(schema.primary_k(trials["knn_k"].dropna().iloc[0]))
+    if schema.KNN_K in trials.columns and trials[schema.KNN_K].notna().any():
+        primary = schema.knn(schema.primary_k(trials[schema.KNN_K].dropna().iloc[0]))
         if primary in trials.columns:
             return primary
     accuracies = accuracy_columns(trials)
@@ -158,7 +159,7 @@ def _baseline_groups(completed: pd.DataFrame) -> tuple[pd.Series, list[str]]:
     """Per group, the group of its trials' baselines (NaN: none, or not one group)."""
     if completed.empty:
         return pd.Series(dtype=float), []
-    arms = ~compare.is_baseline(completed) if "intervention" in completed else pd.Series(False, completed.index)
+    arms = ~compare.is_baseline(completed) if schema.INTERVENTION in completed else pd.Series(False, completed.index)
     bases = ~arms
     seeded, notes = compare.baseline_pairs(completed, arms, bases)
     unpaired = completed.index[arms & ~completed.index.isin(seeded["arm"])]
@@ -195,7 +196,7 @@ def _baseline_differences(completed: pd.DataFrame, base: pd.Series, keys: list[s
     columns = [
         c
         for c in config_columns(completed)
-        if c not in keys and c not in ("intervention", "weight_decay") and not c.startswith("_")
+        if c not in keys and c not in (schema.INTERVENTION, schema.WEIGHT_DECAY) and not c.startswith("_")
     ]
     texts = pd.DataFrame(
         {c: _hashable(completed[c]).groupby(completed["_group"]).agg(_setting_text) for c in columns}, index=base.index
@@ -224,10 +225,12 @@ def _planned_counts(trials: pd.DataFrame, table: pd.DataFrame, keys: list[str]) 
 
 
 def _add_delta_intervals(table: pd.DataFrame, completed: pd.DataFrame, base: pd.Series, column: str) -> None:
-    """``delta_<column>`` and its ``_ci_lo/_ci_hi/_n/_paired/_significant`` for every group with a
-    baseline (one `difference_interval` per group: paired on shared seeds, else Welch)."""
+    """``schema.delta(column)`` and its `schema.DELTA_PARTS` (interval, n, paired, significant) for every
+    group with a baseline (one `difference_interval` per group: paired on shared seeds, else Welch)."""
     values = {g: sub[column].to_numpy(dtype=float) for g, sub in completed.groupby("_group")}
-    seeds = {g: sub["seed"].to_numpy() for g, sub in completed.groupby("_group")} if "seed" in completed else {}
+    seeds = (
+        {g: sub[schema.SEED].to_numpy() for g, sub in completed.groupby("_group")} if schema.SEED in completed else {}
+    )
     n_rows = len(table)
     delta, lo, hi = np.full(n_rows, np.nan), np.full(n_rows, np.nan), np.full(n_rows, np.nan)
     n = np.zeros(n_rows, dtype=np.int64)
@@ -241,36 +244,38 @@ def _add_delta_intervals(table: pd.DataFrame, completed: pd.DataFrame, base: pd.
         )
         delta[i], lo[i], hi[i], n[i] = interval.estimate, interval.lo, interval.hi, interval.n
         paired[i], significant[i] = interval.paired, interval.significant
-    table[f"delta_{column}"], table[f"delta_{column}_ci_lo"], table[f"delta_{column}_ci_hi"] = delta, lo, hi
-    table[f"delta_{column}_n"], table[f"delta_{column}_paired"] = n, paired
-    table[f"delta_{column}_significant"] = significant
+    table[schema.delta(column)] = delta
+    for part, values_of_part in zip(schema.DELTA_PARTS, (lo, hi, n, paired, significant)):
+        table[schema.delta(column, part)] = values_of_part
 
 
 def _add_gain_over_init(table: pd.DataFrame, completed: pd.DataFrame, column: str, init: str) -> None:
-    """``gain_<column>_mean/_std/_ci_lo/_ci_hi/_n``: per-trial final minus untrained score, over seeds."""
+    """``schema.gain(column, part)`` for each of `schema.GAIN_PARTS`: per-trial final minus untrained score,
+    over seeds (mean, std, 95% t-interval, n)."""
     gain = (completed[column] - completed[init]).groupby(completed["_group"])
     intervals = {g: t_interval(sub.to_numpy(dtype=float)) for g, sub in gain}
-    table[f"gain_{column}_mean"] = [intervals[g].estimate for g in table.index]
-    table[f"gain_{column}_std"] = gain.std().reindex(table.index).astype(float)
-    table[f"gain_{column}_ci_lo"] = [intervals[g].lo for g in table.index]
-    table[f"gain_{column}_ci_hi"] = [intervals[g].hi for g in table.index]
-    table[f"gain_{column}_n"] = [intervals[g].n for g in table.index]
+    table[schema.gain(column, schema.MEAN)] = [intervals[g].estimate for g in table.index]
+    table[schema.gain(column, schema.STD)] = gain.std().reindex(table.index).astype(float)
+    table[schema.gain(column, "ci_lo")] = [intervals[g].lo for g in table.index]
+    table[schema.gain(column, "ci_hi")] = [intervals[g].hi for g in table.index]
+    table[schema.gain(column, "n")] = [intervals[g].n for g in table.index]
 
 
-CONVERGENCE = ("loss", "knn")
+CONVERGENCE = schema.CONVERGENCE_MEASURES
 
 
 def _add_convergence(
     table: pd.DataFrame, completed: pd.DataFrame, curves: pd.DataFrame | None, knn_column: str | None
 ) -> None:
-    """``conv_<measure>_faster/_slower/_tied/_censored``: the claims' race over each group's seed pairs."""
+    """``schema.convergence(measure, outcome)``: the claims' race over each group's seed pairs, counted per
+    outcome (`schema.RACE_OUTCOMES`)."""
     for measure in CONVERGENCE:
-        for outcome in ("faster", "slower", "tied", "censored"):
-            table[f"conv_{measure}_{outcome}"] = 0
-    if curves is None or curves.empty or "intervention" not in completed or completed.empty:
+        for outcome in schema.RACE_OUTCOMES:
+            table[schema.convergence(measure, outcome)] = 0
+    if curves is None or curves.empty or schema.INTERVENTION not in completed or completed.empty:
         return
-    curve_key = curves[schema.RESULTS_DIR].astype(str) + "/" + curves[schema.TRIAL_ID].astype(str)
-    trial_key = (completed[schema.RESULTS_DIR].astype(str) + "/" + completed[schema.TRIAL_ID].astype(str)).to_dict()
+    curve_key = trial_key(curves)
+    key_of = trial_key(completed).to_dict()
     group_of = completed["_group"].to_dict()
     arms = ~compare.is_baseline(completed)
     pairs, _ = compare.baseline_pairs(completed, arms, ~arms)
@@ -281,7 +286,7 @@ def _add_convergence(
         counts: dict[tuple[int, str], int] = {}
         for arm, base in pairs.itertuples(index=False):
             race = compare.race_of(
-                by_trial.get(trial_key[arm], compare.NO_CURVE), by_trial.get(trial_key[base], compare.NO_CURVE), falling
+                by_trial.get(key_of[arm], compare.NO_CURVE), by_trial.get(key_of[base], compare.NO_CURVE), falling
             )
             if not race.observable:
                 continue
@@ -291,7 +296,7 @@ def _add_convergence(
             if race.censored:
                 counts[(group, "censored")] = counts.get((group, "censored"), 0) + 1
         for (group, outcome), count in counts.items():
-            table.loc[group, f"conv_{measure}_{outcome}"] = count
+            table.loc[group, schema.convergence(measure, outcome)] = count
 
 
 def build_leaderboard(
@@ -322,7 +327,7 @@ def build_leaderboard(
         TRIAL_KEY
         + [schema.STATUS]
         + [k for k in keys if k in trials]
-        + [c for c in ("seed", schema.EPOCHS_COMPLETED, schema.ERROR) if c in trials]
+        + [c for c in (schema.SEED, schema.EPOCHS_COMPLETED, schema.ERROR) if c in trials]
     )
     failures = trials.loc[
         ~completed_mask & (trials[schema.STATUS] != schema.STOPPED), list(dict.fromkeys(fail_cols))
@@ -351,50 +356,58 @@ def build_leaderboard(
     completed["_group"] = completed.groupby(keys, dropna=False, sort=True).ngroup()
     by_group = completed.groupby("_group")
     table = by_group[keys].first()
-    table["n"] = by_group.size()
-    stats = by_group[metric_columns].agg(["mean", "std"])  # pandas std: ddof=1, NaN for n=1
+    table[schema.N] = by_group.size()
+    stats = by_group[metric_columns].agg([schema.MEAN, schema.STD])  # pandas std: ddof=1, NaN for n=1
     table = pd.concat(
         [
             table,
             pd.DataFrame(
-                {f"{c}_{s}": stats[(c, s)].astype(float) for c in metric_columns for s in ("mean", "std")},
+                {
+                    schema.over_seeds(c, s): stats[(c, s)].astype(float)
+                    for c in metric_columns
+                    for s in (schema.MEAN, schema.STD)
+                },
                 index=table.index,
             ),
         ],
         axis=1,
     )
-    table["n_expected"] = _planned_counts(trials, table, keys)
-    table["n_short"] = table["n"] < table["n_expected"]
-    table["seeds"] = (
-        by_group["seed"].agg(lambda s: ", ".join(compare._text(v) for v in sorted(s))) if "seed" in completed else ""
+    table[schema.N_EXPECTED] = _planned_counts(trials, table, keys)
+    table[schema.N_SHORT] = table[schema.N] < table[schema.N_EXPECTED]
+    table[schema.SEEDS] = (
+        by_group[schema.SEED].agg(lambda s: ", ".join(compare._text(v) for v in sorted(s)))
+        if schema.SEED in completed
+        else ""
     )
 
-    base, _ = _baseline_groups(completed) if "intervention" in keys else (pd.Series(np.nan, table.index), [])
-    table["baseline_group"] = base.reindex(table.index)
-    table["is_baseline"] = table["baseline_group"] == table.index
-    table["baseline_differs"] = _baseline_differences(completed, table["baseline_group"], keys)
+    base, _ = _baseline_groups(completed) if schema.INTERVENTION in keys else (pd.Series(np.nan, table.index), [])
+    table[schema.BASELINE_GROUP] = base.reindex(table.index)
+    table[schema.IS_BASELINE] = table[schema.BASELINE_GROUP] == table.index
+    table[schema.BASELINE_DIFFERS] = _baseline_differences(completed, table[schema.BASELINE_GROUP], keys)
     for c in accuracies:
-        _add_delta_intervals(table, completed, table["baseline_group"], c)
+        _add_delta_intervals(table, completed, table[schema.BASELINE_GROUP], c)
         init = schema.init_of(c)
         if init in numeric and completed[init].notna().any():
             _add_gain_over_init(table, completed, c, init)
     knn_column = default_metric(completed) if schema.parse_knn(default_metric(completed)) else None
     _add_convergence(table, completed, curves, knn_column)
 
-    col = table[f"{metric}_mean"]
-    scope = [table[k] for k in ("dataset", "backbone") if k in keys]
+    ranked_by = schema.over_seeds(metric, schema.MEAN)
+    col = table[ranked_by]
+    scope = [table[k] for k in (schema.DATASET, schema.BACKBONE) if k in keys]
     reducer = "max" if higher else "min"
     best_value = col.groupby(scope, dropna=False).transform(reducer) if scope else col.agg(reducer)
-    table["best"] = col.notna() & (col == best_value)
-    table["group"] = table.index
-    table = table.sort_values(f"{metric}_mean", ascending=not higher, na_position="last", kind="stable")
+    table[schema.BEST] = col.notna() & (col == best_value)
+    table[schema.GROUP] = table.index
+    table = table.sort_values(ranked_by, ascending=not higher, na_position="last", kind="stable")
     table = table.reset_index(drop=True).copy()
-    plot_keys = [k for k in ("method", "intervention") if k not in keys]
-    per_trial = completed[TRIAL_KEY + keys + plot_keys + (["seed"] if "seed" in completed else []) + ["_group"]]
+    plot_keys = [k for k in (schema.METHOD, schema.INTERVENTION) if k not in keys]
+    seed = [schema.SEED] if schema.SEED in completed else []
+    per_trial = completed[TRIAL_KEY + keys + plot_keys + seed + ["_group"]]
     return Leaderboard(
         table=table,
         failures=failures,
-        trials=per_trial.rename(columns={"_group": "group"}),
+        trials=per_trial.rename(columns={"_group": schema.GROUP}),
         group_keys=keys,
         metric=metric,
         metric_columns=metric_columns,

@@ -1,7 +1,9 @@
-"""``normbench leaderboard`` (also ``python -m suite.analysis.leaderboard``).
+"""``normbench leaderboard`` (also ``python -m suite.analysis.leaderboard``): the tables (Markdown, CSV,
+LaTeX) of `suite.analysis.leaderboard.render`; its figures and its page are the report's
+(`suite.analysis.report.export`, `suite.analysis.report.page`), called as they are.
 
 Kept import-light: the main CLI imports this module to register the
-subcommand, so pandas/matplotlib load only when the command runs.
+subcommand, so pandas and Altair load only when the command runs.
 """
 
 from __future__ import annotations
@@ -104,10 +106,10 @@ def write_leaderboard(
         with atomic_path(written["search_selection"]) as tmp:
             selection.to_csv(tmp, index=False)
     plot_paths: dict[str, Path] = {}
-    if plots and "md" in formats:
-        from suite.analysis.leaderboard.plots import build_figures, save_figures
+    if plots and "md" in formats:  # the report's figures as PNG files, linked from the Markdown file
+        from suite.analysis.report.export import write_figures
 
-        plot_paths = save_figures(build_figures(results, board), out_dir / "plots")
+        plot_paths = write_figures(results, board, out_dir / "plots")
         written.update({f"plot:{k}": v for k, v in plot_paths.items()})
     if "md" in formats:
         written["md"] = out_dir / "leaderboard.md"

@@ -24,11 +24,11 @@ from suite.results import schema
 PM = " ± "
 GROUPS = ("setting", "accuracy", "convergence", "norms", "diagnostics", "settings")
 KEY_LABELS = {
-    "intervention": "intervention",
-    "method": "method",
-    "dataset": "dataset",
-    "backbone": "backbone",
-    "epochs": "epochs",
+    schema.INTERVENTION: "intervention",
+    schema.METHOD: "method",
+    schema.DATASET: "dataset",
+    schema.BACKBONE: "backbone",
+    schema.EPOCHS: "epochs",
 }
 
 
@@ -112,6 +112,18 @@ def _sortable(values) -> list:
     ]
 
 
+def _mean_std_column(t: pd.DataFrame, c: str, group: str) -> Column:
+    """``c`` as mean ± std over seeds."""
+    mean, std = schema.over_seeds(c, schema.MEAN), schema.over_seeds(c, schema.STD)
+    return Column(
+        c, label(c), group, f"{mean}, {std}", [mean_std(m, s, c) for m, s in zip(t[mean], t[std])], _sortable(t[mean])
+    )
+
+
+def _interval_cells(t: pd.DataFrame, value: str, lo: str, hi: str, n: str, c: str) -> list[str]:
+    return [interval_cell(v, a, b, k, c) for v, a, b, k in zip(t[value], t[lo], t[hi], t[n])]
+
+
 def headline(board: Leaderboard) -> list[Column]:
     """The columns of every human-readable leaderboard, in order; rows are ``board.table``'s (rank order)."""
     t = board.table
@@ -119,88 +131,62 @@ def headline(board: Leaderboard) -> list[Column]:
         Column(k, KEY_LABELS.get(k, k), "setting", k, [DASH if pd.isna(v) else str(v) for v in t[k]], _sortable(t[k]))
         for k in board.group_keys
     ]
+    n, expected, short = t[schema.N], t[schema.N_EXPECTED], t[schema.N_SHORT]
     cols.append(
         Column(
-            "n",
+            schema.N,
             "seeds",
             "setting",
-            "n",
-            [f"{n} (of {ne})" if short else str(n) for n, ne, short in zip(t["n"], t["n_expected"], t["n_short"])],
-            _sortable(t["n"]),
+            schema.N,
+            [f"{k} (of {ke})" if s else str(k) for k, ke, s in zip(n, expected, short)],
+            _sortable(n),
         )
     )
     c = board.metric  # the metric, then its Δ against the baseline and its gain over the untrained network
-    cols.append(
-        Column(
-            c,
-            label(c),
-            "accuracy",
-            f"{c}_mean, {c}_std",
-            [mean_std(m, s, c) for m, s in zip(t[f"{c}_mean"], t[f"{c}_std"])],
-            _sortable(t[f"{c}_mean"]),
-        )
-    )
+    cols.append(_mean_std_column(t, c, "accuracy"))
     unit = " (pp)" if schema.is_accuracy(c) else ""
     short = label(c).replace(" (%)", "")
-    if f"delta_{c}" in t:
-        cells = [
-            DASH if base else interval_cell(v, lo, hi, n, c)
-            for v, lo, hi, n, base in zip(
-                t[f"delta_{c}"], t[f"delta_{c}_ci_lo"], t[f"delta_{c}_ci_hi"], t[f"delta_{c}_n"], t["is_baseline"]
-            )
-        ]
+    delta = schema.delta(c)
+    if delta in t:
+        lo, hi, k = (schema.delta(c, part) for part in ("ci_lo", "ci_hi", "n"))
+        cells = _interval_cells(t, delta, lo, hi, k, c)
+        cells = [DASH if base else cell for cell, base in zip(cells, t[schema.IS_BASELINE])]
         cols.append(
             Column(
-                f"delta_{c}",
-                f"Δ {short} vs {BASELINE}{unit}",
-                "accuracy",
-                f"delta_{c}, delta_{c}_ci_lo, delta_{c}_ci_hi",
-                cells,
-                _sortable(t[f"delta_{c}"]),
+                delta, f"Δ {short} vs {BASELINE}{unit}", "accuracy", f"{delta}, {lo}, {hi}", cells, _sortable(t[delta])
             )
         )
-    if f"gain_{c}_mean" in t:
+    gain = schema.gain(c, schema.MEAN)
+    if gain in t:
+        lo, hi, k = (schema.gain(c, part) for part in ("ci_lo", "ci_hi", "n"))
         cols.append(
             Column(
-                f"gain_{c}",
+                schema.gain(c),
                 f"gain {short} vs untrained{unit}",
                 "accuracy",
-                f"gain_{c}_mean, gain_{c}_ci_lo, gain_{c}_ci_hi",
-                [
-                    interval_cell(v, lo, hi, n, c)
-                    for v, lo, hi, n in zip(
-                        t[f"gain_{c}_mean"], t[f"gain_{c}_ci_lo"], t[f"gain_{c}_ci_hi"], t[f"gain_{c}_n"]
-                    )
-                ],
-                _sortable(t[f"gain_{c}_mean"]),
+                f"{gain}, {lo}, {hi}",
+                _interval_cells(t, gain, lo, hi, k, c),
+                _sortable(t[gain]),
             )
         )
     for c in [c for c in board.accuracy_columns if c != board.metric]:
-        cols.append(
-            Column(
-                c,
-                label(c),
-                "accuracy",
-                f"{c}_mean, {c}_std",
-                [mean_std(m, s, c) for m, s in zip(t[f"{c}_mean"], t[f"{c}_std"])],
-                _sortable(t[f"{c}_mean"]),
-            )
-        )
+        cols.append(_mean_std_column(t, c, "accuracy"))
     for measure in CONVERGENCE:
         what = "loss" if measure == "loss" else label(board.knn_column or "").replace(" (%)", "") or "kNN"
-        f, s, ti, ce = (t[f"conv_{measure}_{o}"] for o in ("faster", "slower", "tied", "censored"))
+        counts = [schema.convergence(measure, o) for o in schema.RACE_OUTCOMES]  # faster, slower, tied, censored
+        f, s, ti, ce = (t[name] for name in counts)
         cells = [
             DASH
             if base or (a + b + c) == 0
             else f"{a} faster, {b} slower" + (f" ({d} never)" if d else "") + (f", {c} tied" if c else "")
-            for a, b, c, d, base in zip(f, s, ti, ce, t["is_baseline"])
+            for a, b, c, d, base in zip(f, s, ti, ce, t[schema.IS_BASELINE])
         ]
         cols.append(
             Column(
-                f"conv_{measure}",
+                schema.convergence(measure),
                 f"to {what} target vs {BASELINE}",
                 "convergence",
-                f"conv_{measure}_faster, conv_{measure}_slower, conv_{measure}_tied, conv_{measure}_censored",
+                ", ".join(counts),
                 cells,
                 _sortable(f - s),
             )
@@ -208,26 +194,17 @@ def headline(board: Leaderboard) -> list[Column]:
     for c in board.metric_columns:
         if c in board.accuracy_columns or c == board.metric:
             continue
-        group = "diagnostics" if c.endswith(tuple(schema.DIAGNOSTICS)) else "norms"
+        cols.append(_mean_std_column(t, c, "diagnostics" if c.endswith(tuple(schema.DIAGNOSTICS)) else "norms"))
+    if schema.BASELINE_DIFFERS in t:
+        differs = t[schema.BASELINE_DIFFERS]
         cols.append(
             Column(
-                c,
-                label(c),
-                group,
-                f"{c}_mean, {c}_std",
-                [mean_std(m, s, c) for m, s in zip(t[f"{c}_mean"], t[f"{c}_std"])],
-                _sortable(t[f"{c}_mean"]),
-            )
-        )
-    if "baseline_differs" in t:
-        cols.append(
-            Column(
-                "baseline_differs",
+                schema.BASELINE_DIFFERS,
                 f"settings ≠ {BASELINE}",
                 "settings",
-                "baseline_differs",
-                [DASH if pd.isna(v) else str(v) for v in t["baseline_differs"]],
-                _sortable(t["baseline_differs"]),
+                schema.BASELINE_DIFFERS,
+                [DASH if pd.isna(v) else str(v) for v in differs],
+                _sortable(differs),
             )
         )
     return cols
@@ -235,7 +212,7 @@ def headline(board: Leaderboard) -> list[Column]:
 
 def best_mask(board: Leaderboard, columns: list[Column]) -> list[list[bool]]:
     """Per row and column: bold (the best metric per dataset and backbone)."""
-    return [[col.key == board.metric and bool(best) for col in columns] for best in board.table["best"]]
+    return [[col.key == board.metric and bool(best) for col in columns] for best in board.table[schema.BEST]]
 
 
 def explanation(board: Leaderboard) -> str:
@@ -385,7 +362,7 @@ def console_table(board: Leaderboard, rows: int = CONSOLE_ROWS) -> str:
 
     cols = [c for c in headline(board) if c.group in ("setting", "accuracy")]
     if len(board.table) > 1:  # of several rows, the setting columns that tell them apart
-        cols = [c for c in cols if c.group != "setting" or c.key == "n" or len(set(c.cells)) > 1]
+        cols = [c for c in cols if c.group != "setting" or c.key == schema.N or len(set(c.cells)) > 1]
     shown = min(rows, len(board.table))
     body = [[c.cells[i] for c in cols] for i in range(shown)]
     more = f"\n({len(board.table) - shown} more row(s) in the files)" if len(board.table) > shown else ""

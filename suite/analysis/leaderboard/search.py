@@ -49,7 +49,7 @@ def select_search_trials(trials: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFra
     kept = trials.loc[sorted(set(keep_index))]
     columns = (
         TRIAL_KEY
-        + [c for c in (CELL, "seed", "method", "intervention", schema.SEARCH_METRIC) if c in trials]
+        + [c for c in (CELL, schema.SEED, schema.METHOD, schema.INTERVENTION, schema.SEARCH_METRIC) if c in trials]
         + [c for c in trials.columns if c.startswith(SAMPLE_PREFIX)]
         + [c for c in trials.columns if schema.is_accuracy(c) and not c.endswith(schema.INIT_SUFFIX)]
     )

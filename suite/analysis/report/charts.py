@@ -1,8 +1,10 @@
-"""The page's charts as Vega-Lite specs written by Altair (``chart.to_dict()``), rendered in the browser
-by vega-embed from the one inlined copy of the library.
+"""Every chart of the leaderboard and the report, as Vega-Lite specs written by Altair (``chart.to_dict()``): the report
+page renders them in the browser by vega-embed from the one inlined copy of the library, and the
+leaderboard saves some as PNG files through vl-convert (`suite.analysis.report.export`).
 
 Why Altair: a well-kept library that writes standalone, interactive Vega-Lite, so
-the page draws crisp, zoomable charts with tooltips and needs no server. Data is
+the page draws crisp, zoomable charts with tooltips and needs no server, and the
+same spec renders offline to PNG or SVG for a paper. Data is
 inlined columnar (one array per field, expanded in the browser by Vega-Lite's
 ``flatten`` transform) so the page stays small; the detail pane's spec is a
 template with a named data source the page's script fills for the clicked row.
@@ -19,6 +21,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
+from suite.analysis.compare import BASELINE
 from suite.analysis.leaderboard.render import label as column_label
 from suite.analysis.report.data import rounded
 from suite.results import schema
@@ -67,6 +70,15 @@ def detail_panels(knn_column: str | None, present: Sequence[str], at_epoch0: Seq
             untrained = any(column in at_epoch0 for column, _ in series)
             out.append(Panel(panel.id, panel.title, series, panel.log, panel.percent, untrained))
     return out
+
+
+def vegalite_version() -> str | None:
+    """The Vega-Lite version (major.minor) Altair writes its specs for, where vl-convert bundles it (None:
+    vl-convert's default); the page's inlined library and the static exports both use it."""
+    import vl_convert
+
+    version = ".".join(alt.VEGALITE_VERSION.split(".")[:2])
+    return version if version in vl_convert.get_vegalite_versions() else None
 
 
 def _inline(frame: pd.DataFrame, name: str = "values") -> tuple[alt.NamedData, list[str], dict[str, list]]:
@@ -147,6 +159,66 @@ def detail_spec(panels: Sequence[Panel]) -> dict | None:
             )
         charts.append(alt.layer(*layers).properties(width=PANEL_W, height=PANEL_H, title=panel.title))
     return alt.concat(*charts, columns=3).to_dict()
+
+
+def curves_spec(summary: pd.DataFrame, y_title: str, log: bool = False, percent: bool = False) -> dict | None:
+    """A curves column against epoch (``summary`` of `plotdata.curve_summary`): one panel per setting and
+    method (a column per method), one line per intervention (``none`` first, one colour each on every
+    panel), the mean over seeds with a band of ± one std (none for one seed); ``log``: a log axis, as
+    norms span decades across interventions; ``percent``: fractions shown in %."""
+    if summary.empty:
+        return None
+    frame = summary[["panel", "intervention", "epoch", "mean", "std", "n", "lo", "hi"]]
+    if log:  # a log axis has no place for a band's end at or below 0
+        frame = frame.assign(lo=frame["lo"].where(frame["lo"] > 0))
+    data, fields, values = _inline(frame)
+    interventions = sorted(set(frame["intervention"]), key=lambda v: (v != BASELINE, v))
+    panels = list(dict.fromkeys(summary.sort_values("order", kind="stable")["panel"]))
+    scale = alt.Scale(type="log") if log else alt.Scale(zero=False)
+    axis = alt.Axis(format=".0%") if percent else alt.Axis()
+    x = alt.X("epoch:Q", title="epoch", axis=alt.Axis(**EPOCH_AXIS))
+    colors = alt.Scale(domain=interventions, scheme=METHOD_SCHEME)
+    legend = alt.Legend(symbolType="stroke", symbolStrokeWidth=2, symbolOpacity=1)  # lines, not the bands
+    number = ".1%" if percent else ".4g"
+    band = (
+        alt.Chart()
+        .transform_filter("isValid(datum.lo) && isValid(datum.hi)")
+        .mark_area(opacity=0.2)
+        .encode(
+            x=x,
+            y=alt.Y("lo:Q", scale=scale, axis=axis, title=y_title),
+            y2="hi:Q",
+            color=alt.Color("intervention:N", scale=colors, legend=legend),
+        )
+    )
+    line = (
+        alt.Chart()
+        .mark_line(point=alt.OverlayMarkDef(size=14), strokeWidth=1.5)
+        .encode(
+            x=x,
+            y=alt.Y("mean:Q", scale=scale, axis=axis, title=y_title),
+            color=alt.Color("intervention:N", scale=colors, legend=legend),
+            tooltip=[
+                "intervention:N",
+                alt.Tooltip("epoch:Q", format="d"),
+                alt.Tooltip("mean:Q", format=number),
+                alt.Tooltip("std:Q", format=number),
+                alt.Tooltip("n:Q", title="seeds"),
+            ],
+        )
+    )
+    chart = (
+        alt.layer(band, line)
+        .properties(width=PANEL_W, height=PANEL_H)
+        .facet(
+            facet=alt.Facet("panel:N", sort=panels, title=None, header=alt.Header(labelFontSize=11)),
+            columns=min(summary["method"].nunique(), len(panels)),
+            data=data,
+        )
+        .transform_flatten(fields)
+        .resolve_scale(y="independent")
+    )
+    return _spec(chart, values)
 
 
 def forest_spec(rows: pd.DataFrame, metric: str) -> dict | None:

@@ -69,19 +69,20 @@ def group_labels(board: Leaderboard, exclude: Sequence[str] = (), always: Sequen
     keys = [k for k in board.group_keys if k not in exclude]
     varying = [k for k in keys if k in always or table[k].map(text).nunique() > 1] or keys[:1]
     labels = {}
-    for row in table[["group", *varying]].itertuples(index=False):  # one per group, not per trial
+    for row in table[[schema.GROUP, *varying]].itertuples(index=False):  # one per group, not per trial
         parts = []
         for key, value in zip(varying, row[1:]):
             shown = text(value)
             if shown != DASH:
-                parts.append(shown if key in ("method", "intervention", "dataset", "backbone") else f"{key}={shown}")
+                named = key in (schema.METHOD, schema.INTERVENTION, schema.DATASET, schema.BACKBONE)
+                parts.append(shown if named else f"{key}={shown}")
         labels[int(row[0])] = " · ".join(parts) or f"group {row[0]}"
     return labels
 
 
 def completed_trials(results: Results, board: Leaderboard) -> pd.DataFrame:
     """The full trials rows of the board's (completed, selected) trials, with their ``group``."""
-    return board.trials[[*TRIAL_KEY, "group"]].merge(results.trials, on=TRIAL_KEY, how="left", suffixes=("", "_"))
+    return board.trials[[*TRIAL_KEY, schema.GROUP]].merge(results.trials, on=TRIAL_KEY, how="left", suffixes=("", "_"))
 
 
 def headline_payload(columns: Sequence[Column]) -> dict:
@@ -94,7 +95,7 @@ def config_payload(trials: pd.DataFrame) -> tuple[list[str], dict[int, list[str]
     distinct values joined by "/" (the seeds, an arm's own lr, ...)."""
     columns = [c for c in trials.columns if schema.role(c) in (schema.SCIENCE, schema.RUN)]
     texts = pd.DataFrame({c: trials[c].map(text) for c in columns})
-    joined = texts.groupby(trials["group"].to_numpy()).agg(lambda s: "/".join(sorted(set(s))))
+    joined = texts.groupby(trials[schema.GROUP].to_numpy()).agg(lambda s: "/".join(sorted(set(s))))
     return columns, {int(g): row.tolist() for g, row in joined.iterrows()}
 
 
@@ -124,7 +125,7 @@ def baseline_trials(trials: pd.DataFrame) -> dict[int, int]:
     """Per arm trial (its position in ``trials``, the board's order), the position of its ``none`` trial of
     the same seed and science: the claims' pairing (`suite.analysis.compare.baseline_pairs`), so the
     detail pane overlays the very curve the arm's Δ and race are measured against."""
-    if trials.empty or "intervention" not in trials:
+    if trials.empty or schema.INTERVENTION not in trials:
         return {}
     frame = trials.reset_index(drop=True)
     bases = compare.is_baseline(frame)
@@ -141,10 +142,10 @@ def trials_payload(
     trials = board.trials.reset_index(drop=True)
     if trials.empty:
         return []
-    seeds = trials["seed"] if "seed" in trials else pd.Series(np.nan, index=trials.index)
+    seeds = trials[schema.SEED] if schema.SEED in trials else pd.Series(np.nan, index=trials.index)
     seed_text = seeds.map(text)
     # duplicate seeds in one group (the same trial in two directories): number them
-    nth = seed_text.groupby([trials["group"], seed_text]).cumcount()
+    nth = seed_text.groupby([trials[schema.GROUP], seed_text]).cumcount()
     labels = ("seed " + seed_text).where(nth == 0, "seed " + seed_text + " #" + (nth + 1).astype(str))
     paths = [
         (str(d).rstrip("/") + "/" if str(d) else "") + str(t)
@@ -159,7 +160,7 @@ def trials_payload(
             "baseline": (baselines or {}).get(i),
             "curve": {},
         }
-        for i, (g, s, lab, p) in enumerate(zip(trials["group"], seeds, labels, paths))
+        for i, (g, s, lab, p) in enumerate(zip(trials[schema.GROUP], seeds, labels, paths))
     ]
     if results.curves is None or results.curves.empty:
         return out

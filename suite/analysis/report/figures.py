@@ -1,9 +1,12 @@
-"""The page's static figures: the forest plot of Δ per intervention and the evidence behind each claim.
+"""Every figure of the leaderboard and the report, decided here: the page's figures (the forest plot of Δ per
+intervention and the evidence behind each claim, `build_figures`) and the leaderboard's PNG files
+(`exported_figures`, saved by `suite.analysis.report.export`).
 
 Why one module: each figure is a (data, chart, caption) triple, and the claims panel
 links every verdict to its figure by id (``plot-<claim>``), so the ids, captions and
 specs are decided together here; the numbers come from `plotdata`, the drawing from
-`charts`.
+`charts`. A figure both show (accuracy per norm bin, the OOD norm histograms) is one
+function here, so the page and the files cannot draw it differently.
 """
 
 from __future__ import annotations
@@ -17,10 +20,12 @@ import suite.analysis.report.plotdata as plotdata
 from suite.analysis.claims.definitions import IDENTITY_TOL, SLOPE_TOL
 from suite.analysis.compare import CONV_FRACTION
 from suite.analysis.leaderboard.aggregate import Leaderboard
+from suite.analysis.leaderboard.render import label
 from suite.analysis.load import Results, load_eval_norms
-from suite.analysis.report.data import group_labels
+from suite.analysis.report.data import completed_trials, group_labels
 from suite.analysis.report.html import ClaimsView, Figure, claim_values, simple_table
 from suite.core.tables import DASH
+from suite.results import schema
 
 
 def _epoch(value: float) -> str:
@@ -53,12 +58,52 @@ def _race_table(races: pd.DataFrame, claim: str) -> str:
     return f"<details><summary>Every pair ({len(rows)})</summary>{table}</details>"
 
 
+def _methods(trials: pd.DataFrame) -> list[str]:
+    """The methods of the trials, sorted: the colour domain of every per-method chart."""
+    return sorted(trials[schema.METHOD].dropna().astype(str).unique()) if schema.METHOD in trials else []
+
+
+def norm_bins_chart(results: Results, trials: pd.DataFrame) -> dict | None:
+    """kNN accuracy per norm bin per method (claim C7's figure; the leaderboard's accuracy_per_norm_bin)."""
+    return charts.norm_bins_spec(plotdata.norm_bin_accuracy(results.norm_bins, trials), _methods(trials))
+
+
+def ood_chart(board: Leaderboard, trials: pd.DataFrame, labels: dict[int, str]) -> dict | None:
+    """Test and OOD embedding-norm histograms per trial (claim C8's figure; the leaderboard's
+    ood_norm_histograms), on a log axis where every bin's edge is positive."""
+    hist = plotdata.ood_histograms(load_eval_norms(board.trials), trials, labels)
+    return charts.ood_spec(hist, log=bool(len(hist)) and bool((hist["lo"] > 0).all()))
+
+
+def exported_figures(results: Results, board: Leaderboard) -> dict[str, dict]:
+    """The leaderboard's figures as Vega-Lite specs, by file stem, where the data has them: the primary kNN
+    accuracy (else the ranking metric), the SSL loss and the embedding norm of the training batches against
+    epoch (a panel per setting and method, a line per intervention, mean ± std over seeds), and the page's
+    accuracy per norm bin (C7) and OOD norm histograms (C8)."""
+    trials = completed_trials(results, board)
+    curve = board.knn_column or board.metric
+    percent = schema.is_accuracy(curve)
+    emb_norm = schema.train_norm("emb", "mean")
+
+    def curves(column: str, title: str, **kw) -> dict | None:
+        return charts.curves_spec(plotdata.curve_summary(results.curves, trials, board, column), title, **kw)
+
+    candidates = {
+        f"{curve}_vs_epoch": curves(curve, label(curve).replace(" (%)", ""), percent=percent),
+        "loss_vs_epoch": curves(schema.LOSS, "SSL loss"),
+        "emb_norm_vs_epoch": curves(emb_norm, "mean embedding norm (log)", log=True),
+        "accuracy_per_norm_bin": norm_bins_chart(results, trials),
+        "ood_norm_histograms": ood_chart(board, trials, group_labels(board)),
+    }
+    return {name: spec for name, spec in candidates.items() if spec is not None}
+
+
 def build_figures(
     results: Results, board: Leaderboard, trials: pd.DataFrame, labels: dict[int, str], claims: pd.DataFrame | None
 ):
     """(figures in page order, {chart key: Vega-Lite spec}, {claim: figure id}). A claim's figure ends its
     caption with that claim's rows of claims.csv (`html.claim_values`): the caption computes no statistic."""
-    methods = sorted(trials["method"].dropna().astype(str).unique()) if "method" in trials else []
+    methods = _methods(trials)
     specs: dict[str, dict] = {}
     figures: list[Figure] = []
     view = ClaimsView.of(claims)
@@ -71,13 +116,14 @@ def build_figures(
             fig.chart = None
         figures.append(fig)
 
-    forest_labels = group_labels(board, exclude=("intervention",), always=("method", "dataset"))
+    forest_labels = group_labels(board, exclude=(schema.INTERVENTION,), always=(schema.METHOD, schema.DATASET))
     rows = plotdata.forest_rows(board, forest_labels)
     add(
         Figure(
             "forest",
             "Δ against none, per intervention.",
-            f"<code>delta_{escape(board.metric)}</code> with its 95% interval over seeds (paired on shared seeds, "
+            f"<code>{escape(schema.delta(board.metric))}</code> with its 95% interval over seeds "
+            "(paired on shared seeds, "
             "else Welch's), one line per method and dataset; filled and coloured: the interval excludes 0.",
             "forest",
         ),
@@ -141,7 +187,6 @@ def build_figures(
             charts.race_spec(sub, methods),
         )
 
-    bins = plotdata.norm_bin_accuracy(results.norm_bins, trials)
     add(
         Figure(
             "plot-C7",
@@ -154,9 +199,8 @@ def build_figures(
             "C7",
             ("C7",),
         ),
-        charts.norm_bins_spec(bins, methods),
+        norm_bins_chart(results, trials),
     )
-    hist = plotdata.ood_histograms(load_eval_norms(board.trials), trials, labels)
     clip_lo, clip_hi = plotdata.OOD_CLIP
     add(
         Figure(
@@ -171,7 +215,7 @@ def build_figures(
             ("C8",),
             missing="No per-trial eval_norms files with OOD samples.",
         ),
-        charts.ood_spec(hist, log=bool(len(hist)) and bool((hist["lo"] > 0).all())),
+        ood_chart(board, trials, labels),
     )
     classes = plotdata.class_frequency(results.class_norms, trials)
     add(

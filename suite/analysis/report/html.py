@@ -69,7 +69,7 @@ def headline_table(board: Leaderboard, columns: Sequence[Column], best: Sequence
         for c, cls in zip(columns, classes)
     )
     body = []
-    for i, group in enumerate(board.table["group"]):
+    for i, group in enumerate(board.table[schema.GROUP]):
         cells = "".join(
             f'<td class="{cls}{" best" if best[i][j] else ""}">{escape(c.cells[i])}</td>'
             for j, (c, cls) in enumerate(zip(columns, classes))

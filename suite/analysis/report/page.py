@@ -25,6 +25,7 @@ from suite.analysis.leaderboard.aggregate import Leaderboard
 from suite.analysis.load import Results
 from suite.analysis.report.figures import build_figures
 from suite.core.files import atomic_write_text
+from suite.results import schema
 
 TITLE = "normbench report"
 
@@ -37,12 +38,9 @@ def _asset(name: str) -> str:
 def chart_library() -> str:
     """Vega, Vega-Lite (the version Altair writes for) and vega-embed as one script defining
     ``window.vegaEmbed``; ``</script`` escaped so the inlined copy cannot end its element."""
-    import altair as alt
     import vl_convert
 
-    version = ".".join(alt.VEGALITE_VERSION.split(".")[:2])
-    supported = vl_convert.get_vegalite_versions()
-    bundle = vl_convert.javascript_bundle(vl_version=version if version in supported else None)
+    bundle = vl_convert.javascript_bundle(vl_version=charts.vegalite_version())
     return re.sub(r"</(script)", r"<\\/\1", bundle, flags=re.IGNORECASE)
 
 
@@ -64,7 +62,8 @@ def page_data(
     members: dict[int, list[int]] = {}
     for index, row in enumerate(trial_rows):
         members.setdefault(row["group"], []).append(index)
-    base_of = board.table.set_index("group")["baseline_group"] if "baseline_group" in board.table else {}
+    table = board.table
+    base_of = table.set_index(schema.GROUP)[schema.BASELINE_GROUP] if schema.BASELINE_GROUP in table else {}
     return {
         "metric": board.metric,
         "headline": data.headline_payload(columns),
@@ -76,7 +75,7 @@ def page_data(
                 "trials": members.get(int(g), []),
                 "baseline": _group_id(base_of.get(g)),
             }
-            for g in board.table["group"]
+            for g in board.table[schema.GROUP]
         },
         "trials": trial_rows,
         "detail": {

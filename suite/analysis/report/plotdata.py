@@ -15,8 +15,10 @@ import pandas as pd
 
 from suite.analysis import compare
 from suite.analysis.claims import checks
-from suite.analysis.claims.context import Context, num
+from suite.analysis.claims.context import Context, num, trial_key
 from suite.analysis.leaderboard.aggregate import Leaderboard
+from suite.analysis.report.data import text
+from suite.core.tables import DASH
 from suite.measure.mechanism import theory_slope
 from suite.results import schema
 
@@ -26,18 +28,13 @@ MIN_BIN_SAMPLES = 50  # pooled samples below which a norm bin's accuracy is not 
 EMBEDDING = "embedding"  # the norm_bins / class_norms / eval_norms name of the `emb` vector
 
 
-def _key(frame: pd.DataFrame) -> pd.Series:
-    """``results_dir/trial_id``: a trial's identity across merged directories (the claims' key)."""
-    return frame[schema.RESULTS_DIR].astype(str) + "/" + frame[schema.TRIAL_ID].astype(str)
-
-
 def _of_trials(table: pd.DataFrame | None, trials: pd.DataFrame) -> pd.DataFrame | None:
     """Rows of ``table`` that belong to ``trials``, with their ``_key``, ``method`` and ``group``."""
     if table is None or table.empty:
         return None
-    keyed = table.assign(_key=_key(table))
-    keep = trials.assign(_key=_key(trials))[["_key", "method", "group"]]
-    keyed = keyed.drop(columns=[c for c in ("method", "group") if c in keyed.columns])
+    keyed = table.assign(_key=trial_key(table))
+    keep = trials.assign(_key=trial_key(trials))[["_key", schema.METHOD, schema.GROUP]]
+    keyed = keyed.drop(columns=[c for c in (schema.METHOD, schema.GROUP) if c in keyed.columns])
     out = keyed.merge(keep, on="_key", how="inner")
     return out if len(out) else None
 
@@ -50,16 +47,16 @@ def races(trials: pd.DataFrame, curves: pd.DataFrame | None, knn_column: str | N
     its protocol, manipulation or collapse check is listed with the reason (outcome ``left out``)."""
     columns = ["claim", "measure", "method", "arm", "base", "arm_epoch", "base_epoch", "outcome", "why"]
     c = _of_trials(curves, trials)
-    if c is None or "intervention" not in trials:
+    if c is None or schema.INTERVENTION not in trials:
         return pd.DataFrame(columns=columns)
-    ctx = Context.build(trials.drop(columns=["group"], errors="ignore"), c.drop(columns=["_key"]))
+    ctx = Context.build(trials.drop(columns=[schema.GROUP], errors="ignore"), c.drop(columns=["_key"]))
     rows = []
     for claim, kind in (("C4", "cut"), ("C5", "gradscale")):
         for measure, column, falling in (("loss", schema.LOSS, True), ("knn", knn_column, False)):
             if not column or column not in c.columns:
                 continue
             pool = ctx.learning[0] if measure == "knn" else ctx.trials
-            arms = pool["intervention"].map(lambda v, kind=kind: compare.arm_kinds(v) == {kind})
+            arms = pool[schema.INTERVENTION].map(lambda v, kind=kind: compare.arm_kinds(v) == {kind})
             pairs, _ = compare.baseline_pairs(pool, arms, compare.is_baseline(pool))
             values = ctx.curve_values(column)
             for arm_label, base_label in pairs.itertuples(index=False):  # one race per pair, as the claims run
@@ -79,7 +76,7 @@ def races(trials: pd.DataFrame, curves: pd.DataFrame | None, knn_column: str | N
                     {
                         "claim": claim,
                         "measure": measure,
-                        "method": str(arm["method"]),
+                        "method": str(arm[schema.METHOD]),
                         "arm": compare.label(arm),
                         "base": compare.label(base),
                         "arm_epoch": race.arm_epoch,
@@ -99,7 +96,7 @@ def mechanism_points(curves: pd.DataFrame | None, trials: pd.DataFrame) -> pd.Da
     c = _of_trials(curves, trials)
     if c is None or schema.GRAD_IDENTITY_DEV not in c.columns:
         return pd.DataFrame(columns=columns)
-    interventions = trials.assign(_key=_key(trials)).set_index("_key")["intervention"]
+    interventions = trials.assign(_key=trial_key(trials)).set_index("_key")[schema.INTERVENTION]
     theory = c["_key"].map(interventions).map(lambda v: theory_slope(compare.intervention_of(v).gradscale))
     frames = []
     for check, values in (
@@ -110,7 +107,7 @@ def mechanism_points(curves: pd.DataFrame | None, trials: pd.DataFrame) -> pd.Da
         frames.append(
             pd.DataFrame(
                 {
-                    "method": c["method"].astype(str),
+                    "method": c[schema.METHOD].astype(str),
                     "trial": c["_key"],
                     "epoch": num(c, schema.EPOCH),
                     "check": check,
@@ -140,7 +137,7 @@ def norm_bin_accuracy(norm_bins: pd.DataFrame | None, trials: pd.DataFrame) -> p
         _samples=count.where(known, 0.0),
     )
     out = (
-        b.groupby([schema.BIN_VECTOR, "binning", "method", schema.BIN], sort=True)
+        b.groupby([schema.BIN_VECTOR, "binning", schema.METHOD, schema.BIN], sort=True)
         .agg(correct=("_correct", "sum"), samples=("_samples", "sum"), trials=("_key", "nunique"))
         .reset_index()
         .rename(columns={schema.BIN_VECTOR: "vector", schema.BIN: "bin"})
@@ -166,7 +163,7 @@ def ood_histograms(eval_norms: pd.DataFrame | None, trials: pd.DataFrame, labels
     e = e.assign(norm=norms)[np.isfinite(norms)]
     seeds = trial_seed_labels(trials)
     rows = []
-    for (group, key), sub in e.groupby(["group", "_key"], sort=True):  # one numpy histogram per trial and split
+    for (group, key), sub in e.groupby([schema.GROUP, "_key"], sort=True):  # one numpy histogram per trial and split
         if not (sub["split"] == "ood").any():
             continue
         values = sub["norm"].to_numpy(float)
@@ -190,9 +187,9 @@ def ood_histograms(eval_norms: pd.DataFrame | None, trials: pd.DataFrame, labels
 
 def trial_seed_labels(trials: pd.DataFrame) -> dict[str, str]:
     """Per trial key, ``seed N`` (``seed N #2`` for a second trial of that seed in its group)."""
-    keys = _key(trials)
-    seed = trials["seed"].map(lambda v: "?" if pd.isna(v) else f"{v:g}" if isinstance(v, float) else str(v))
-    nth = seed.groupby([trials["group"], seed]).cumcount()
+    keys = trial_key(trials)
+    seed = trials[schema.SEED].map(lambda v: "?" if pd.isna(v) else f"{v:g}" if isinstance(v, float) else str(v))
+    nth = seed.groupby([trials[schema.GROUP], seed]).cumcount()
     text = ("seed " + seed).where(nth == 0, "seed " + seed + " #" + (nth + 1).astype(str))
     return dict(zip(keys, text))
 
@@ -203,26 +200,26 @@ def class_frequency(class_norms: pd.DataFrame | None, trials: pd.DataFrame) -> p
     ``contrast``, log(norm / the balanced twin's norm of the same class), the claims' C9 pairing."""
     columns = ["method", "trial", "class", "train_count", "norm", "contrast"]
     cn = _of_trials(class_norms, trials)
-    if cn is None or "imbalance" not in trials:
+    if cn is None or schema.IMBALANCE not in trials:
         return pd.DataFrame(columns=columns)
-    imbalance = pd.to_numeric(trials["imbalance"], errors="coerce")
+    imbalance = pd.to_numeric(trials[schema.IMBALANCE], errors="coerce")
     none = compare.is_baseline(trials)
     long_tailed, balanced = none & (imbalance > 1), none & ~(imbalance > 1)
     if not long_tailed.any():
         return pd.DataFrame(columns=columns)
-    keys = _key(trials)
+    keys = trial_key(trials)
     emb = cn[cn[schema.BIN_VECTOR] == EMBEDDING]
     lt = emb[emb["_key"].isin(set(keys[long_tailed]))]
     out = pd.DataFrame(
         {
-            "method": lt["method"].astype(str),
+            "method": lt[schema.METHOD].astype(str),
             "trial": lt["_key"],
             "class": lt[schema.CLASS],
             "train_count": pd.to_numeric(lt[schema.TRAIN_COUNT], errors="coerce"),
             "norm": pd.to_numeric(lt[schema.CLASS_NORM_MEAN], errors="coerce"),
         }
     )
-    pairs, _ = compare.baseline_pairs(trials, long_tailed, balanced, exclude=("imbalance",))
+    pairs, _ = compare.baseline_pairs(trials, long_tailed, balanced, exclude=(schema.IMBALANCE,))
     twin = pd.Series(keys.loc[pairs["base"]].to_numpy(), index=keys.loc[pairs["arm"]].to_numpy())
     base_norm = emb.set_index(["_key", schema.CLASS])[schema.CLASS_NORM_MEAN]
     lookup = pd.MultiIndex.from_arrays([out["trial"].map(twin), out["class"]])
@@ -232,26 +229,70 @@ def class_frequency(class_norms: pd.DataFrame | None, trials: pd.DataFrame) -> p
     return out[out["norm"] > 0].reset_index(drop=True)
 
 
+# ---------------------------------------------------------------- a curves column per setting and intervention
+def curve_summary(curves: pd.DataFrame | None, trials: pd.DataFrame, board: Leaderboard, column: str) -> pd.DataFrame:
+    """Per panel (the board's settings besides method and intervention, then the method), intervention and
+    epoch: the mean, std (ddof=1; NaN for one seed) and number of ``column``'s values over the seeds, and
+    ``lo``/``hi`` = mean ∓ std. Panels come in order of their settings, then method; ``panel`` names them
+    (``byol · dataset=digits, epochs=5``), ``order`` gives their position."""
+    columns = ["panel", "order", "method", "intervention", "epoch", "mean", "std", "n", "lo", "hi"]
+    c = _of_trials(curves, trials)
+    if c is None or column not in c.columns:
+        return pd.DataFrame(columns=columns)
+    settings = [k for k in board.group_keys if k not in (schema.METHOD, schema.INTERVENTION)]
+    info = trials.assign(_key=trial_key(trials)).set_index("_key")
+    frame = pd.DataFrame(
+        {
+            **{k: c["_key"].map(info[k]) for k in settings},
+            "method": c[schema.METHOD],
+            "intervention": c["_key"].map(info[schema.INTERVENTION]).astype(str),
+            "epoch": num(c, schema.EPOCH),
+            "value": num(c, column),
+        }
+    ).dropna(subset=["value", "epoch"])
+    if frame.empty:
+        return pd.DataFrame(columns=columns)
+    panels = settings + ["method"]
+    out = (
+        frame.groupby([*panels, "intervention", "epoch"], dropna=False, sort=True)["value"]
+        .agg(["mean", "std", "count"])
+        .reset_index()
+        .rename(columns={"count": "n"})
+    )
+    names = []
+    for values in out[panels].itertuples(index=False, name=None):
+        shown = ", ".join(f"{k}={text(v)}" for k, v in zip(settings, values) if text(v) != DASH)
+        names.append(f"{values[-1]} · {shown}" if shown else str(values[-1]))
+    out = out.assign(
+        panel=names,
+        order=out.groupby(panels, dropna=False, sort=True).ngroup(),  # settings, then method
+        method=out["method"].astype(str),
+        lo=out["mean"] - out["std"],
+        hi=out["mean"] + out["std"],
+    )
+    return out[columns].reset_index(drop=True)
+
+
 # ---------------------------------------------------------------- forest: Δ per intervention
 def forest_rows(board: Leaderboard, labels: dict[int, str]) -> pd.DataFrame:
     """Per group with a Δ against its baseline: intervention, label (method, dataset, other keys), Δ and
     its 95% interval (accuracies in percentage points, as in the headline)."""
     t, c = board.table, board.metric
     columns = ["intervention", "label", "delta", "lo", "hi", "significant", "group"]
-    if f"delta_{c}" not in t or "intervention" not in t:
+    if schema.delta(c) not in t or schema.INTERVENTION not in t:
         return pd.DataFrame(columns=columns)
     scale = 100.0 if schema.is_accuracy(c) else 1.0
-    has = t[f"delta_{c}"].notna() & ~t["is_baseline"].astype(bool)
+    has = t[schema.delta(c)].notna() & ~t[schema.IS_BASELINE].astype(bool)
     sel = t[has]
     out = pd.DataFrame(
         {
-            "intervention": sel["intervention"].astype(str),
-            "label": sel["group"].map(labels),
-            "delta": sel[f"delta_{c}"].to_numpy(float) * scale,
-            "lo": sel[f"delta_{c}_ci_lo"].to_numpy(float) * scale,
-            "hi": sel[f"delta_{c}_ci_hi"].to_numpy(float) * scale,
-            "significant": sel[f"delta_{c}_significant"].astype(bool).to_numpy(),
-            "group": sel["group"].astype(int),
+            "intervention": sel[schema.INTERVENTION].astype(str),
+            "label": sel[schema.GROUP].map(labels),
+            "delta": sel[schema.delta(c)].to_numpy(float) * scale,
+            "lo": sel[schema.delta(c, "ci_lo")].to_numpy(float) * scale,
+            "hi": sel[schema.delta(c, "ci_hi")].to_numpy(float) * scale,
+            "significant": sel[schema.delta(c, "significant")].astype(bool).to_numpy(),
+            "group": sel[schema.GROUP].astype(int),
         }
     )
     return out.sort_values(["intervention", "label"], kind="stable").reset_index(drop=True)
