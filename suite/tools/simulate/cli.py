@@ -1,7 +1,7 @@
 """``normbench simulate``: the paper's norm-dynamics simulations, CSV + PNG + a printed table.
 
 Import-light: the main CLI imports this module to register the command; torch,
-pandas and matplotlib load only when it runs.
+pandas and Altair load only when it runs.
 """
 
 from __future__ import annotations

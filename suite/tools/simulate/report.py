@@ -1,4 +1,5 @@
-"""What `normbench simulate` writes: CSV tables, PNG figures and the printed summary.
+"""What `normbench simulate` writes: CSV tables, PNG figures (Altair specs rendered like the report's) and
+the printed summary.
 
 Kept apart from `dynamics` so the science stays a set of pure functions and the
 figures can change without touching it.
@@ -11,10 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
-from suite.core.files import atomic_path
+from suite.analysis.report.export import save_figures
 from suite.core.tables import text_table
 from suite.results.store import atomic_write_frame
 from suite.tools.simulate.dynamics import NOT_CONVERGED
@@ -101,48 +100,52 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return text_table(header, rows, right=range(len(header))).split("\n")
 
 
-def steps_figure(steps: pd.DataFrame, exps: pd.DataFrame) -> Figure:
-    """Log-log steps vs initial norm, one line per variant (mean over seeds), seeds as dots."""
-    fig = Figure(figsize=(6.0, 4.5), layout="constrained")
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot(1, 1, 1)
+def steps_figure(steps: pd.DataFrame, exps: pd.DataFrame) -> dict:
+    """Log-log steps vs initial norm, one line per variant (mean over seeds), seeds as dots, runs that did
+    not converge as crosses at the step limit; a Vega-Lite spec (the report's figure stack)."""
+    import altair as alt
+
     slopes = dict(zip(exps["variant"], exps["exponent"]))
-    for variant, group in steps.groupby("variant", sort=False):
-        ok = group[group["converged"]]
-        mean = ok.groupby("radius")["steps"].mean()
-        (line,) = ax.plot(
-            mean.index, mean.values, marker="o", label=f"{variant} (a = {slopes.get(variant, math.nan):.2f})"
-        )
-        ax.scatter(ok["radius"], ok["steps"], s=8, color=line.get_color(), alpha=0.5)
-        failed = group[~group["converged"]]
-        if len(failed):
-            ax.scatter(failed["radius"], failed["max_steps"], marker="x", color=line.get_color())
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("initial norm r")
-    ax.set_ylabel("SGD steps to mean cos > threshold")
-    ax.set_title("Steps to converge vs initial embedding norm (x: did not converge)", fontsize=9)
-    ax.legend(fontsize=8)
-    return fig
+    frame = steps.assign(
+        label=[f"{v} (a = {slopes.get(v, math.nan):.2f})" for v in steps["variant"]],
+        y=np.where(steps["converged"], steps["steps"], steps["max_steps"]),
+    )[["label", "radius", "y", "converged"]]
+    order = list(dict.fromkeys(frame["label"]))
+    ok = frame[frame["converged"]]
+    mean = ok.groupby(["label", "radius"], sort=False, as_index=False)["y"].mean()
+    x = alt.X("radius:Q", scale=alt.Scale(type="log"), title="initial norm r")
+    y = alt.Y("y:Q", scale=alt.Scale(type="log"), title="SGD steps to mean cos > threshold")
+    colour = alt.Color("label:N", sort=order, title="variant (fitted exponent a)")
+    layers = [
+        alt.Chart(mean).mark_line(point=True).encode(x=x, y=y, color=colour),
+        alt.Chart(ok).mark_circle(size=14, opacity=0.5).encode(x=x, y=y, color=colour),
+    ]
+    failed = frame[~frame["converged"]]
+    if len(failed):
+        layers.append(alt.Chart(failed).mark_point(shape="cross", size=40).encode(x=x, y=y, color=colour))
+    title = "Steps to converge vs initial embedding norm (x: did not converge)"
+    return alt.layer(*layers).properties(width=420, height=300, title=title).to_dict()
 
 
-def classes_figure(per_seed: pd.DataFrame) -> Figure:
-    """Final norm per class frequency: bars = mean over seeds, dots = each seed."""
-    fig = Figure(figsize=(4.5, 3.5), layout="constrained")
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot(1, 1, 1)
+def classes_figure(per_seed: pd.DataFrame) -> dict:
+    """Final norm per class frequency: bars = mean over seeds, dots = each seed; a Vega-Lite spec."""
+    import altair as alt
+
     summary = class_summary(per_seed)
-    positions = np.arange(len(summary))
-    ax.bar(positions, summary["mean_norm"], color="tab:blue", alpha=0.6)
-    for pos, freq in zip(positions, summary["frequency"]):
-        values = per_seed[per_seed["frequency"] == freq]["mean_norm"]
-        ax.scatter(np.full(len(values), pos), values, color="black", s=10)
-    ax.set_xticks(positions, [f"{f:g}" for f in summary["frequency"]])
-    ax.set_xlabel("relative class frequency")
-    ax.set_ylabel("final mean embedding norm")
-    ax.set_ylim(bottom=min(1.0, float(per_seed["mean_norm"].min())) * 0.95)
-    ax.set_title("Norms vs class frequency (start norm 1)", fontsize=9)
-    return fig
+    order = [f"{f:g}" for f in summary["frequency"]]
+    bars = summary.assign(freq=order)[["freq", "mean_norm"]]
+    dots = per_seed.assign(freq=[f"{f:g}" for f in per_seed["frequency"]])[["freq", "mean_norm"]]
+    low = min(1.0, float(per_seed["mean_norm"].min())) * 0.95
+    x = alt.X("freq:N", sort=order, title="relative class frequency", axis=alt.Axis(labelAngle=0))
+    y = alt.Y("mean_norm:Q", scale=alt.Scale(domainMin=low, zero=False), title="final mean embedding norm")
+    return (
+        alt.layer(
+            alt.Chart(bars).mark_bar(opacity=0.6, clip=True).encode(x=x, y=y),
+            alt.Chart(dots).mark_circle(size=20, color="black").encode(x=x, y=y),
+        )
+        .properties(width=300, height=240, title="Norms vs class frequency (start norm 1)")
+        .to_dict()
+    )
 
 
 def write_outputs(steps: pd.DataFrame, exps: pd.DataFrame, class_seeds: pd.DataFrame, out: Path) -> list[Path]:
@@ -157,9 +160,6 @@ def write_outputs(steps: pd.DataFrame, exps: pd.DataFrame, class_seeds: pd.DataF
     ):
         atomic_write_frame(frame, out / stem, formats=("csv",))
         paths.append(out / f"{stem}.csv")
-    for fig, stem in ((steps_figure(steps, exps), STEPS_FILE), (classes_figure(class_seeds), CLASSES_FILE)):
-        path = out / f"{stem}.png"
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png", dpi=110)
-        paths.append(path)
+    figures = {STEPS_FILE: steps_figure(steps, exps), CLASSES_FILE: classes_figure(class_seeds)}
+    paths += save_figures(figures, out).values()  # the report's renderer: one figure stack
     return paths
