@@ -27,6 +27,8 @@ __all__ = [
     "sign_test_p",
     "holm",
     "random_effects",
+    "t_test_power",
+    "seeds_for_power",
 ]
 
 # Upper bound on (resamples x samples) materialized at once: 4M float64 = 32 MB per array.
@@ -306,3 +308,24 @@ def random_effects(estimates: Any, variances: Any, confidence: float = 0.95, thr
     lo, hi = _t_bounds(pooled, se, k - 1, confidence)
     p = float(2 * scipy_stats.t.sf(abs(pooled - threshold) / se, k - 1))
     return Interval(pooled, lo, hi, k, p_value=p, method=f"random effects over {k} (DL tau^2 {tau2:.3g}, HKSJ)")
+
+
+def t_test_power(n: int, effect: float, alpha: float) -> float:
+    """Power of the two-sided one-sample t-test on ``n`` per-seed paired differences (the claims' test over
+    seed clusters) to find a true mean difference of ``effect`` standard deviations at level ``alpha``:
+    the noncentral t (df n - 1, noncentrality effect * sqrt(n)) beyond the critical value."""
+    if n < 2:
+        return float("nan")
+    df = n - 1
+    critical = scipy_stats.t.ppf(1 - alpha / 2, df)
+    noncentrality = effect * math.sqrt(n)
+    return float(scipy_stats.nct.sf(critical, df, noncentrality) + scipy_stats.nct.cdf(-critical, df, noncentrality))
+
+
+def seeds_for_power(effect: float, alpha: float, power: float = 0.8, most: int = 1000) -> int:
+    """The fewest seeds (paired units) whose `t_test_power` reaches ``power``: how a run is sized before it
+    trains. ``alpha`` is the level the smallest p must pass (Holm over m methods: alpha / m)."""
+    for n in range(2, most + 1):
+        if t_test_power(n, effect, alpha) >= power:
+            return n
+    raise ValueError(f"more than {most} seeds for effect {effect} at alpha {alpha} and power {power}")

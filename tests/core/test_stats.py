@@ -15,7 +15,9 @@ from suite.core.stats import (
     holm,
     random_effects,
     resampled_aurocs,
+    seeds_for_power,
     t_interval,
+    t_test_power,
 )
 
 
@@ -130,3 +132,16 @@ def test_random_effects_reduces_to_the_fixed_effect_without_heterogeneity_and_wi
     assert spread.estimate == pytest.approx(1.0) and spread.hi - spread.lo > 5 * (same.hi - same.lo)
     assert random_effects([0.4], [0.01]).n == 1 and math.isnan(random_effects([0.4], [0.01]).lo)
     assert random_effects([0.4, np.nan, 0.5], [0.01, 0.01, 0.0]).n == 1  # unusable studies are left out
+
+
+def test_t_test_power_matches_a_simulation_and_the_textbook_sample_size():
+    """Power from the noncentral t against the rejection rate of scipy's one-sample t-test on simulated
+    paired differences; and the textbook size for a medium effect (d = 0.5, two-sided 0.05, power 0.8: 34)."""
+    rng = np.random.default_rng(0)
+    for n, effect, alpha in ((8, 1.35, 0.01), (10, 1.0, 0.05), (5, 2.0, 0.05)):
+        draws = rng.normal(effect, 1.0, size=(20_000, n))
+        rejected = (scipy_stats.ttest_1samp(draws, 0.0, axis=1).pvalue < alpha).mean()
+        assert abs(t_test_power(n, effect, alpha) - rejected) < 0.012, (n, effect, alpha, rejected)
+    assert seeds_for_power(0.5, 0.05, 0.8) == 34
+    n = seeds_for_power(1.35, 0.01, 0.8)
+    assert t_test_power(n, 1.35, 0.01) >= 0.8 > t_test_power(n - 1, 1.35, 0.01)
