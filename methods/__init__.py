@@ -1,8 +1,10 @@
 """SSL methods and norm interventions.
 
 ``METHODS`` maps a method name to its :class:`~methods.base.SSLMethod` subclass;
-``get_method`` is the validated lookup used by the config and the CLI. Adding a
-method: write its module and add its class to ``_REGISTERED`` below.
+``get_method`` is the validated lookup used by the config and the CLI;
+``method_names`` lists the names without importing torch. Adding a method: write
+its module and add its class to ``_REGISTERED`` below (docs/ARCHITECTURE.md,
+"Where to add things").
 
 The registry loads on first use, so importing a light submodule
 (``methods.errors``, ``methods.views``) does not import torch.
@@ -22,6 +24,11 @@ _REGISTERED = {
     "byol": "methods.byol:BYOL",
     "simsiam": "methods.simsiam:SimSiam",
     "dino": "methods.dino:DINO",
+    "mocov3": "methods.mocov3:MoCoV3",
+    "nnclr": "methods.nnclr:NNCLR",
+    "swav": "methods.swav:SwAV",
+    "barlow": "methods.barlow:BarlowTwins",
+    "vicreg": "methods.vicreg:VICReg",
 }
 _registry: dict[str, type[SSLMethod]] | None = None
 
@@ -38,6 +45,11 @@ def _methods() -> dict[str, type[SSLMethod]]:
             )
         _registry = classes
     return _registry
+
+
+def method_names() -> tuple[str, ...]:
+    """The registered names, in registry order, without importing a method (or torch)."""
+    return tuple(_REGISTERED)
 
 
 def get_method(name: str) -> type[SSLMethod]:
@@ -62,4 +74,19 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(name)
 
 
-__all__ = ["METHODS", "SSLMethod", "get_method", "SimCLR", "MoCo", "BYOL", "SimSiam", "DINO"]
+__all__ = [
+    "METHODS",
+    "SSLMethod",
+    "get_method",
+    "method_names",
+    "SimCLR",
+    "MoCo",
+    "BYOL",
+    "SimSiam",
+    "DINO",
+    "MoCoV3",
+    "NNCLR",
+    "SwAV",
+    "BarlowTwins",
+    "VICReg",
+]

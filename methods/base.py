@@ -69,17 +69,21 @@ class SSLMethod(nn.Module):
     ``target_pairs`` when they have a momentum network)."""
 
     name: ClassVar[str] = ""
+    title: ClassVar[str] = ""  # the name in prose ("SimCLR", "Barlow Twins")
     Hparams: ClassVar[type[HParams]]
     default_optimizer: ClassVar[str] = "sgd"
     default_lr: ClassVar[float] = 0.1  # per 256 images; the trainer scales lr * batch / 256
     default_weight_decay: ClassVar[float] = 5e-4
     default_warmup_epochs: ClassVar[int] = 10
+    # Where the defaults come from (papers, reference code, CIFAR recipes), for the methods reference page.
+    default_sources: ClassVar[str] = ""
     min_batch_size: ClassVar[int] = 2  # BatchNorm needs more than one sample
     num_global_views: ClassVar[int] = 2
     # Geometry, which the claims read: the 1/||z|| gradient law and the norm-governs-convergence
     # mechanism are claims about losses that L2-normalize the embedding, and apply only to them.
     embedding_description: ClassVar[str] = ""  # what "the embedding" is, in words
     loss_normalizes_embedding: ClassVar[bool] = True
+    collapse_loss_formula: ClassVar[str] = ""  # `collapse_loss` in symbols ("ln(2B - 1)"), "" where there is none
 
     def __init__(
         self, backbone: nn.Module, feature_dim: int, hparams: Any = None, intervention: Intervention | None = None
@@ -151,6 +155,10 @@ class SSLMethod(nn.Module):
     # -- training hooks ---------------------------------------------------
     def update_target(self, progress: float) -> None:
         """Called after each optimizer step with progress = step / total_steps; nothing to update here."""
+
+    def after_step(self, steps_done: int) -> None:
+        """Called after each optimizer step (after `update_target`) with the optimizer steps taken so far in
+        the run (1 after the first); schedules counted in steps (SwAV's prototype freeze) read it here."""
 
     def on_epoch_start(self, epoch: int, total_epochs: int) -> None:
         """Per-epoch schedules; ``epoch`` is the 0-based index of the epoch about to run."""
@@ -230,7 +238,7 @@ class SSLMethod(nn.Module):
 
 
 class MomentumMethod(SSLMethod):
-    """A method with a momentum (EMA) copy of part of its online network: MoCo's key encoder, BYOL's
+    """A method with a momentum (EMA) copy of part of its online network: MoCo's (v2, v3) key encoder, BYOL's
     target, DINO's teacher. Its hyper-parameters have ``momentum_base`` and ``momentum_final``; the copies
     are made after cut-initialization (`build_target`), so they start as the cut network."""
 

@@ -50,11 +50,16 @@ def asymmetric_view_specs(image_size: int) -> list:
 
 class BYOL(MomentumMethod):
     name = "byol"
+    title = "BYOL"
     Hparams = BYOLHparams
     default_optimizer = "sgd"
     default_lr = 0.12
     default_weight_decay = 5e-4
     default_warmup_epochs = 10
+    default_sources = (
+        "BYOL (Grill et al., 2020) and solo-learn's CIFAR recipe: heads, EMA 0.99 -> 1, views; lightly's CIFAR-10 "
+        "benchmark: SGD lr 0.12 per 256, weight decay 5e-4; the norm paper's code: warm-up"
+    )
     min_batch_size = 2
     embedding_description = "online predictor output of both views"
 

@@ -116,12 +116,19 @@ class DINOHparams(HParams):
 
 class DINO(MomentumMethod):
     name = "dino"
+    title = "DINO"
     Hparams = DINOHparams
     default_optimizer = "sgd"
     default_lr = 0.12
     default_weight_decay = 5e-4
     default_warmup_epochs = 10
+    default_sources = (
+        "DINO (Caron et al., 2021) and its README: temperatures, centre, EMA, crops, warm-up; solo-learn's CIFAR "
+        "recipe: head sizes; lightly's CIFAR-10 benchmark: SGD lr 0.12 per 256, weight decay 5e-4; DINOv2 (Oquab "
+        "et al., 2023): Sinkhorn-Knopp centering"
+    )
     min_batch_size = 2
+    collapse_loss_formula = "ln(prototypes)"
     embedding_description = "student head's bottleneck output (global crops), before its L2 normalization"
 
     center: Tensor

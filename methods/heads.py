@@ -17,11 +17,13 @@ def mlp(
     last_batch_norm: bool = False,
     last_batch_norm_affine: bool = True,
     activation: type[nn.Module] = nn.ReLU,
+    last_bias: bool = True,
 ) -> nn.Sequential:
     """Linear -> [BN] -> act, repeated, then a last Linear [-> BN].
 
     Linear layers followed by BatchNorm have no bias (BN's shift makes it redundant),
-    as in the SimSiam / BYOL reference implementations.
+    as in the SimSiam / BYOL reference implementations; ``last_bias=False`` drops the last
+    one's too (Barlow Twins and VICReg, whose losses remove each dimension's mean anyway).
     """
     if num_layers < 1:
         raise ValueError(f"num_layers must be >= 1, got {num_layers}")
@@ -32,7 +34,7 @@ def mlp(
         if batch_norm:
             layers.append(nn.BatchNorm1d(d_out))
         layers.append(activation())
-    layers.append(nn.Linear(dims[-1], out_dim, bias=not last_batch_norm))
+    layers.append(nn.Linear(dims[-1], out_dim, bias=last_bias and not last_batch_norm))
     if last_batch_norm:
         layers.append(nn.BatchNorm1d(out_dim, affine=last_batch_norm_affine))
     return nn.Sequential(*layers)

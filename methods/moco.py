@@ -64,13 +64,19 @@ class MoCoHparams(HParams):
 
 class MoCo(MomentumMethod):
     name = "moco"
+    title = "MoCo"
     Hparams = MoCoHparams
     default_optimizer = "sgd"
     default_lr = 0.3
     default_weight_decay = 1e-4
     default_warmup_epochs = 10
+    default_sources = (
+        "solo-learn's CIFAR MoCo v2+ recipe (scripts/pretrain/cifar/mocov2plus.yaml): optimizer, temperature, "
+        "projector, EMA; lightly's CIFAR-10 benchmark: queue 4096"
+    )
     min_batch_size = 2
     embedding_description = "query projector output of both views"
+    collapse_loss_formula = "ln(K + 1)"
 
     queue: Tensor
     queue_ptr: Tensor

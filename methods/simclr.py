@@ -63,13 +63,19 @@ class SimCLRHparams(HParams):
 
 class SimCLR(SSLMethod):
     name = "simclr"
+    title = "SimCLR"
     Hparams = SimCLRHparams
     default_optimizer = "sgd"
     default_lr = 0.3
     default_weight_decay = 1e-6
     default_warmup_epochs = 10
+    default_sources = (
+        "the norm paper's code (configs/simclr_default.yml): lr, weight decay, temperature, projector; SimCLR "
+        "(Chen et al., 2020): lr 0.3 per 256, temperature (appendix B.7); SGD instead of LARS"
+    )
     min_batch_size = 2
     embedding_description = "projector output of both views"
+    collapse_loss_formula = "ln(2B - 1)"
 
     def build_online(self) -> None:
         h = self.hparams

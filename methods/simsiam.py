@@ -35,11 +35,16 @@ class SimSiamHparams(HParams):
 
 class SimSiam(SSLMethod):
     name = "simsiam"
+    title = "SimSiam"
     Hparams = SimSiamHparams
     default_optimizer = "sgd"
     default_lr = 0.03
     default_weight_decay = 5e-4
     default_warmup_epochs = 10
+    default_sources = (
+        "SimSiam (Chen & He, 2021), its CIFAR-10 recipe: SGD lr 0.03 per 256, weight decay 5e-4, heads; the norm "
+        "paper's code: warm-up"
+    )
     min_batch_size = 2
     embedding_description = "predictor output of both views"
 

@@ -251,6 +251,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     print("methods (method=NAME; method_args.KEY=VALUE):")
     for name, cls in sorted(METHODS.items()):
         print(f"  {name:<9} {_first_line(sys.modules[cls.__module__].__doc__ or cls.__doc__)}")
+        normalizes = "L2-normalized by the loss" if cls.loss_normalizes_embedding else "not L2-normalized (a control)"
+        print(f"            embedding: {cls.embedding_description}; {normalizes}")
         print(
             f"            defaults: optimizer={cls.default_optimizer} lr={cls.default_lr} (per 256) "
             f"weight_decay={cls.default_weight_decay} warmup_epochs={cls.default_warmup_epochs}"

@@ -212,6 +212,13 @@ def resolve(cfg: TrialConfig) -> TrialConfig:
             f"warmup_epochs shortened from {cfg.method}'s default {method_cls.default_warmup_epochs} to "
             f"{update['warmup_epochs']} (it must be < epochs = {cfg.epochs}); set warmup_epochs to choose"
         )
+    if intervention.gradscale is not None and not method_cls.loss_normalizes_embedding:
+        p = f"{intervention.gradscale:g}"
+        notes.append(
+            f"gradscale:{p} on {cfg.method}, whose loss does not L2-normalize its embedding: there is no 1/||z|| "
+            f"to cancel, so it multiplies the embedding's gradient by ||z||^{p} (at the method's default lr this "
+            "can diverge)"
+        )
     resolved = cfg.model_copy(update=update)
     resolved._notes = notes
     return resolved

@@ -27,6 +27,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, PrivateAttr
 
+from methods import method_names
 from methods.intervention_spec import Intervention, parse_intervention
 
 SCIENCE, RUN = "science", "run"
@@ -81,7 +82,7 @@ class TrialConfig(BaseModel):
         "simclr",
         "SSL method (`normbench list` shows each with its defaults)",
         example="byol",
-        allowed="simclr, moco, byol, simsiam or dino",
+        allowed=", ".join(method_names()[:-1]) + " or " + method_names()[-1],
     )
     method_args: dict[str, Any] = science(
         default_factory=dict,

@@ -48,7 +48,8 @@ INCOMPLETE_STATUSES = (RUNNING, FAILED, INTERRUPTED)
 # ---------------------------------------------------------------- vectors and norm statistics
 # Column prefix -> what the vector is. ``emb`` is the vector the loss L2-normalizes
 # (per method: docs/guides/methods), ``feat`` the backbone features, ``proj`` the
-# projector output of BYOL and SimSiam (their ``emb`` is the predictor output).
+# projector output where a predictor sits on it (the method's ``encode_heads``; its ``emb``
+# is then the predictor output).
 VECTORS = {"emb": "embedding", "feat": "features", "proj": "projection"}
 EVAL_NORM_STATS = ("mean", "std", "q05", "q25", "q50", "q75", "q95")
 TRAIN_NORM_STATS = ("mean", "std", "q05", "q50", "q95")
@@ -174,6 +175,9 @@ PROBE_NORM, PROBE_ANGLE = "probe_emb_norm_mean", "probe_angle_change_mean"
 GRAD_IDENTITY_DEV = "emb_grad_identity_dev"
 STEP_TURN_SLOPE, STEP_TURN_PLACEBO = "emb_step_turn_slope", "emb_step_turn_slope_placebo"
 MECHANISM_COLUMNS = (GRAD_IDENTITY_DEV, STEP_TURN_SLOPE, STEP_TURN_PLACEBO)
+# Label-free ranks of the clean training set's representations at every evaluation (suite.measure.rank).
+EMB_RANKME, FEAT_RANKME = "emb_rankme", "feat_rankme"
+RANK_COLUMNS = (EMB_RANKME, FEAT_RANKME)
 IMAGES_PER_S, EPOCH_TIME = "images_per_s", "epoch_time_s"
 
 # ---------------------------------------------------------------- trial totals
@@ -316,6 +320,9 @@ _FIXED = {
     STEP_TURN_SLOPE: "slope of log(turn of one plain-SGD step of the embedding layer) on log(a) when its "
     "parameters are scaled by a (claim C3; theory -2, p - 2 under GradScale p)",
     STEP_TURN_PLACEBO: "the same slope when the embedding is scaled by a after the layer (the placebo; theory 0)",
+    EMB_RANKME: "RankMe of the clean training set's embeddings: exp of the entropy of their normalized singular "
+    "values (Garrido et al. 2023; about 1 when collapsed, at most min(images, dimensions))",
+    FEAT_RANKME: "the same effective rank of the clean training set's backbone features",
     TRAIN_IMAGES: "images in the training split the trial trained on",
     LR_SUM: "the learning rate summed over every optimizer step (weight decay x lr_sum: the decay's dose)",
     IMAGES_PER_S: "training throughput",

@@ -358,7 +358,12 @@ def methods_reference() -> str:
             for key, default, allowed, desc in cls.describe_hparams()
         ]
         hparams = table(["hyper-parameter", "default", "allowed", "description"], rows)
-        parts.append(f"\n## {name}\n\n{escape(summary)}\n\n{defaults}\n\n{hparams}\n")
+        normalizes = "the loss " + ("L2-normalizes it" if cls.loss_normalizes_embedding else "does not L2-normalize it")
+        geometry = f"**Embedding:** {escape(cls.embedding_description)}; {normalizes}."
+        if cls.collapse_loss_formula:
+            geometry += f" **Collapsed-network loss:** {escape(cls.collapse_loss_formula)}."
+        geometry += f" **Defaults from:** {escape(cls.default_sources)}."
+        parts.append(f"\n## {name}\n\n{escape(summary)}\n\n{geometry}\n\n{defaults}\n\n{hparams}\n")
     return "".join(parts)
 
 
@@ -402,6 +407,7 @@ def _column_sections() -> list[tuple[str, str, list[str]]]:
         s.knn(200, "val"),
         s.LINEAR_TOP1,
         s.LINEAR_L2,
+        *s.RANK_COLUMNS,
         *(s.train_norm(v, stat) for v in vectors for stat in s.TRAIN_NORM_STATS),
         *(s.eval_norm(split, v, stat) for split in s.EVAL_SPLITS for v in vectors for stat in s.EVAL_NORM_STATS),
         *(s.diagnostic(v, d) for v in vectors for d in s.DIAGNOSTICS),
@@ -432,6 +438,7 @@ def _column_sections() -> list[tuple[str, str, list[str]]]:
         s.PROBE_NORM,
         s.PROBE_ANGLE,
         *s.MECHANISM_COLUMNS,
+        *s.RANK_COLUMNS,
         *(s.diagnostic(v, d) for v in vectors for d in s.CONTROLLED_DIAGNOSTICS),
     ]
     return [
@@ -451,7 +458,8 @@ def columns_reference() -> str:
         "Every column of the results tables and what it is, generated from `suite.results.schema` "
         "(`schema.owner(column)`), which every writer and reader takes the names from. `200` stands for each "
         "k of the trial's `knn_k`; `emb`, `feat` and `proj` are the embedding, the backbone features and "
-        "BYOL's and SimSiam's projector output (absent for the other methods). The `trials` table also has "
+        "the projector output of the methods whose embedding is a predictor's output (absent for the others). "
+        "The `trials` table also has "
         "one column per [config key](config.md), whose role is science or run. How to read them: "
         "[Results](../guides/results.md)."
     )

@@ -1,10 +1,11 @@
 """Evaluation of a trained (or training) model, following the protocol:
 
 kNN on L2-normalized backbone features of the un-augmented train set (cosine,
-weighted vote exp(sim/T)), a linear probe on frozen precomputed features, and
-the norms of every evaluation sample -- of the backbone features, of the
-intervened embedding and (BYOL, SimSiam) of the projector output -- for the
-norm-as-confidence diagnostics. Each batch goes through the backbone once.
+weighted vote exp(sim/T)), a linear probe on frozen precomputed features, the
+norms of every evaluation sample -- of the backbone features, of the intervened
+embedding and (where a predictor sits on a projector) of the projector output --
+for the norm-as-confidence diagnostics, and the label-free RankMe of the train
+set's embeddings and features. Each batch goes through the backbone once.
 
 With ``eval_bn: recompute`` BatchNorm statistics are re-estimated on the clean
 training set first (``suite.measure.instruments.recomputed_batchnorm``): after a few
@@ -28,6 +29,7 @@ from suite.measure.instruments import recomputed_batchnorm
 from suite.measure.knn import KnnResult, knn_evaluate
 from suite.measure.linear_probe import linear_probe
 from suite.measure.norms import norm_summary
+from suite.measure.rank import rankme
 from suite.results import schema
 from suite.trial.augment import normalize
 from suite.trial.runtime import autocast_context
@@ -40,7 +42,7 @@ VECTORS = tuple(schema.VECTORS.items())
 class Encoded:
     features: torch.Tensor  # backbone features, float32
     embedding: torch.Tensor  # the vector the loss normalizes
-    projection: torch.Tensor | None = field(default=None)  # projector output (BYOL, SimSiam)
+    projection: torch.Tensor | None = field(default=None)  # projector output (below a predictor)
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,11 @@ def validation_knn(method: nn.Module, splits: DatasetSplits, cfg, s: EvalSetting
     return knn_columns(_knn(train, splits.train_labels, val, splits.val_labels, splits, cfg), "val")
 
 
+def rank_columns(train: Encoded) -> dict[str, float]:
+    """RankMe of the clean training set's embeddings and the effective rank of its backbone features."""
+    return {schema.EMB_RANKME: rankme(train.embedding), schema.FEAT_RANKME: rankme(train.features)}
+
+
 def progress_evaluation(
     method: nn.Module, splits: DatasetSplits, cfg, s: EvalSettings, controls: bool = False
 ) -> tuple[dict, Encoded]:
@@ -140,6 +147,7 @@ def progress_evaluation(
     knn = _knn(train, splits.train_labels, test, splits.test_labels, splits, cfg)
     row = knn_columns(knn)
     row.update(validation_knn(method, splits, cfg, s, train))
+    row.update(rank_columns(train))
     ood = (
         encode(method, splits.ood_images, splits.mean, splits.std, s)
         if controls and splits.ood_images is not None
@@ -176,6 +184,7 @@ def final_evaluation(method: nn.Module, splits: DatasetSplits, cfg, s: EvalSetti
     knn = _knn(train, splits.train_labels, test, splits.test_labels, splits, cfg)
     metrics = knn_columns(knn)
     metrics.update(validation_knn(method, splits, cfg, s, train))
+    metrics.update(rank_columns(train))
     probe = linear_probe(
         train.features,
         splits.train_labels,

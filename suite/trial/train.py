@@ -320,6 +320,7 @@ def _train_epoch(t: _Trial, epoch: int, bar: TrialProgress) -> dict[str, Any]:
         loss.backward()
         t.optimizer.step()
         t.method.update_target((global_step + 1) / t.total_steps)
+        t.method.after_step(global_step + 1)
         loss_sum += loss.detach().float()
         emb_norms.update_vectors(out.embedding)
         feat_norms.update_vectors(out.features)
@@ -391,8 +392,9 @@ def _probe_movement(t: _Trial) -> dict[str, float]:
 
 
 def _progress_columns(cfg: TrialConfig) -> list[str]:
-    """The columns a progress evaluation fills (kNN and evaluation-set norm summaries)."""
+    """The columns a progress evaluation fills (kNN, evaluation-set norm summaries, the label-free ranks)."""
     cols = [schema.knn(k) for k in cfg.knn_k] + ([schema.knn(k, "val") for k in cfg.knn_k] if cfg.val_fraction else [])
+    cols += list(schema.RANK_COLUMNS)
     return cols + [schema.eval_norm("test", v, stat) for v in schema.VECTORS for stat in schema.PROGRESS_NORM_STATS]
 
 

@@ -266,6 +266,23 @@ def test_c2_and_c3_not_measured_without_their_instruments_and_not_applicable_wit
     assert row(frame, "C2b")["verdict"] == NOT_APPLICABLE
 
 
+def test_c2b_on_the_non_normalizing_controls_is_not_applicable_beside_a_normalizing_method_that_holds():
+    """Barlow Twins and VICReg (real registered methods) deviate by O(1) from the identity, as their losses
+    must; that is "not applicable" with the reason, never "does not hold", and the pooled verdict is the
+    normalizing method's."""
+    normalizing = c2_world()
+    controls = [renamed(c2_world(dev=0.9, cos=0.3), m) for m in ("barlow", "vicreg")]
+    trials = normalizing[0] + [t for w in controls for t in w[0]]
+    curves = normalizing[1] + [c for w in controls for c in w[1]]
+    frame = run(trials, curves)
+    for method in ("barlow", "vicreg"):
+        for claim in ("C2a", "C2b", "C3"):
+            r = row(frame, claim, method=method)
+            assert r.verdict == NOT_APPLICABLE and "does not L2-normalize" in r.reason, (method, claim, r.verdict)
+    assert row(frame, "C2b", method="simclr")["verdict"] == HOLDS
+    assert row(frame, "C2b")["verdict"] == HOLDS
+
+
 # ---------------------------------------------------------------- C3: the probe step against the rescaled layer
 def c3_world(slopes: list[float], placebo: float = 0.0, intervention: str = "none"):
     trials, curves = [], []
@@ -1021,3 +1038,13 @@ def test_load_claims_skips_a_corrupt_file_with_a_warning(tmp_path):
 
     with pytest.warns(LeaderboardWarning, match="no claim/verdict columns"):
         assert report.load_claims([tmp_path]) is None
+
+
+def test_the_collapsed_network_losses_the_block_names_come_from_the_method_declarations():
+    from suite.analysis.claims.block import collapse_formulas
+
+    # registry order, only the methods given, none for a loss that does not show a collapse (BYOL)
+    assert collapse_formulas(["vicreg", "byol", "simclr", "dino"]) == (
+        "SimCLR ln(2B - 1), DINO ln(prototypes), VICReg 0.99 var_weight"
+    )
+    assert collapse_formulas(["byol", "simsiam"]) == ""

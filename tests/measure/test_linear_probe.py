@@ -68,18 +68,21 @@ def sklearn_predictions(train_f, train_y, test_f, l2: float | None = None) -> np
 @pytest.mark.slow  # trains a trial first (the raw-pixel comparison below is the fast tier's)
 @pytest.mark.parametrize("factor", [1.0, 1e-9], ids=["as encoded", "scaled by 1e-9"])
 def test_lbfgs_probe_reaches_sklearns_accuracy_on_trained_features(trained_features, factor):
+    """The same objective solved by an independent implementation gives the same predictions, at
+    scikit-learn's default penalty (C = 1) and at well-posed grid values. The nearly unpenalized end
+    of the grid is left out: there the features are close to separable and both solvers stop at
+    different points of a flat valley, so equal predictions are not a property of either."""
     train_f, train_y, test_f, test_y = trained_features
-    out = lbfgs_probe(train_f * factor, train_y, test_f * factor, test_y, num_classes=10, seed=0)
-    n_test = len(test_y)
-    ref_default = float((sklearn_predictions(train_f, train_y, test_f) == test_y.numpy()).mean())
-    # the same objective (the penalty our validation split chose), solved by an independent implementation
-    same = sklearn_predictions(train_f, train_y, test_f, l2=out["l2"])
-    ref_same = float((same == test_y.numpy()).mean())
-    assert abs(out["top1"] - ref_same) * n_test <= 1 + 1e-9, (out["top1"], ref_same)
-    assert int((out["predictions"].numpy() != same).sum()) <= 2
-    assert out["top1"] * n_test >= ref_default * n_test - 1 - 1e-9, (out["top1"], ref_default)
-    assert out["top1"] > 0.5  # two epochs of SimCLR: far above chance (0.1)
-    assert out["l2"] in L2_GRID
+    n_test, n_train = len(test_y), len(train_y)
+    for l2 in (1.0 / n_train, 1e-2, 1e-3):  # 1 / N_train is scikit-learn's default C = 1
+        ours = lbfgs_probe(train_f * factor, train_y, test_f * factor, test_y, num_classes=10, seed=0, l2_grid=(l2,))
+        same = sklearn_predictions(train_f, train_y, test_f, l2=l2)
+        ref = float((same == test_y.numpy()).mean())
+        assert abs(ours["top1"] - ref) * n_test <= 1 + 1e-9, (l2, ours["top1"], ref)
+        assert int((ours["predictions"].numpy() != same).sum()) <= 2, l2
+    selected = lbfgs_probe(train_f * factor, train_y, test_f * factor, test_y, num_classes=10, seed=0)
+    assert selected["l2"] in L2_GRID
+    assert selected["top1"] > 0.5  # two epochs of SimCLR: far above chance (0.1)
 
 
 def test_lbfgs_probe_matches_sklearn_on_raw_pixels_and_is_deterministic():

@@ -165,28 +165,42 @@ def test_the_checks_leave_the_model_exactly_as_they_found_it():
         assert torch.equal(v, before[k]), k
 
 
+SMALL_HEADS = {
+    "simclr": {"proj_hidden_dim": 32, "proj_output_dim": 16},
+    "moco": {"proj_hidden_dim": 32, "proj_output_dim": 16, "queue_size": 64},
+    "byol": {"proj_hidden_dim": 32, "proj_output_dim": 16, "pred_hidden_dim": 32},
+    "simsiam": {"proj_hidden_dim": 32, "proj_output_dim": 16, "pred_hidden_dim": 8},
+    "dino": {"head_hidden_dim": 32, "bottleneck_dim": 16, "num_prototypes": 32},
+    "mocov3": {"proj_hidden_dim": 32, "proj_output_dim": 16, "pred_hidden_dim": 32},
+    "nnclr": {"proj_hidden_dim": 32, "proj_output_dim": 16, "pred_hidden_dim": 32, "support_size": 64},
+    "swav": {"proj_hidden_dim": 32, "proj_output_dim": 16, "num_prototypes": 32, "num_local_crops": 2},
+    "barlow": {"proj_hidden_dim": 32, "proj_output_dim": 16},
+    "vicreg": {"proj_hidden_dim": 32, "proj_output_dim": 16},
+}
+
+
 @pytest.mark.parametrize("name", sorted(METHODS))
 @pytest.mark.parametrize("intervention", ["none", "gradscale:1"])
 def test_every_method_passes_both_checks_with_its_real_heads(name, intervention):
     """Every method's embedding layer is the last layer before the loss, so the identity and the slope hold
-    on its real modules (tiny backbone and heads), with its queue, centre and running statistics untouched."""
+    on its real modules (tiny backbone and heads), with its queue, centre and running statistics untouched.
+    For the losses that do not L2-normalize (Barlow Twins, VICReg: the controls) the identity clearly
+    fails, as it must; C3's law is not theirs either, so only its instrument running is checked."""
     cls = get_method(name)
-    small = {
-        "simclr": {"proj_hidden_dim": 32, "proj_output_dim": 16},
-        "moco": {"proj_hidden_dim": 32, "proj_output_dim": 16, "queue_size": 64},
-        "byol": {"proj_hidden_dim": 32, "proj_output_dim": 16, "pred_hidden_dim": 32},
-        "simsiam": {"proj_hidden_dim": 32, "proj_output_dim": 16, "pred_hidden_dim": 8},
-        "dino": {"head_hidden_dim": 32, "bottleneck_dim": 16, "num_prototypes": 32},
-    }[name]
     torch.manual_seed(0)
     backbone, dim = build_backbone("test_resnet", 16)
-    model = cls(backbone, dim, cls.build_hparams(small), parse_intervention(intervention))
-    views = [torch.randn(16, 3, 16, 16) for _ in range(cls.num_global_views)]
+    model = cls(backbone, dim, cls.build_hparams(SMALL_HEADS[name]), parse_intervention(intervention))
+    views = [torch.randn(16, 3, s.size, s.size) for s in model.view_specs(16)]
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    assert gradient_identity_deviation(model, views) < 1e-3
+    deviation = gradient_identity_deviation(model, views)
     slope, placebo = step_turn_slopes(model, views)
-    p = parse_intervention(intervention).gradscale
-    assert slope == pytest.approx(theory_slope(p), abs=1e-3) and placebo == pytest.approx(0.0, abs=1e-3)
+    if cls.loss_normalizes_embedding:
+        assert deviation < 1e-3
+        p = parse_intervention(intervention).gradscale
+        assert slope == pytest.approx(theory_slope(p), abs=1e-3) and placebo == pytest.approx(0.0, abs=1e-3)
+    else:
+        assert deviation > 0.1
+        assert math.isfinite(slope) and math.isfinite(placebo)
     for k, v in model.state_dict().items():
         assert torch.equal(v, before[k]), k
     # the layer really is the embedding: its output is what the loss receives

@@ -133,6 +133,11 @@ def _build(name: str, intervention: str, seed: int = 0):
         "byol": dict(proj_hidden_dim=32, pred_hidden_dim=32),
         "simsiam": dict(proj_hidden_dim=32, proj_output_dim=32, pred_hidden_dim=8),
         "dino": dict(head_hidden_dim=32, num_prototypes=64),
+        "mocov3": dict(proj_hidden_dim=32, pred_hidden_dim=32),
+        "nnclr": dict(proj_hidden_dim=32, pred_hidden_dim=32),
+        "swav": dict(proj_hidden_dim=32, num_prototypes=64),
+        "barlow": dict(proj_hidden_dim=32, proj_output_dim=32),
+        "vicreg": dict(proj_hidden_dim=32, proj_output_dim=32),
     }.get(name, {})  # small heads; defaults for new methods
     return METHODS[name](backbone, backbone.num_features, small, parse_intervention(intervention))
 
@@ -153,6 +158,7 @@ def test_method_cut_applies_to_all_online_parameters(name):
         ("moco", [("backbone", "backbone_momentum"), ("projector", "projector_momentum")]),
         ("byol", [("backbone", "backbone_target"), ("projector", "projector_target")]),
         ("dino", [("backbone", "backbone_teacher"), ("head", "head_teacher")]),
+        ("mocov3", [("backbone", "backbone_momentum"), ("projector", "projector_momentum")]),
     ],
 )
 def test_targets_start_as_copies_of_the_cut_online_network(name, pairs):

@@ -7,14 +7,20 @@ import os
 import tempfile
 
 import pytest
+import timm
 import torch
 import torch.multiprocessing as mp
 
+from methods.barlow import barlow_twins_loss
 from methods.byol import byol_loss
 from methods.dino import dino_loss, sinkhorn_knopp
 from methods.moco import moco_loss
+from methods.mocov3 import mocov3_loss
+from methods.nnclr import nnclr_loss
 from methods.simclr import nt_xent_loss
 from methods.simsiam import simsiam_loss
+from methods.swav import swav_loss
+from methods.vicreg import vicreg_loss
 
 
 def _grads(loss, tensors):
@@ -247,3 +253,232 @@ def test_nt_xent_two_workers_equals_one_worker():
         assert torch.allclose(res["g2"] / world, s2[shard], atol=1e-10)
         assert torch.allclose(res["gathered"], full1.detach())
         assert res["mean"].item() == pytest.approx(0.5)
+
+
+# --- MoCo v3 -----------------------------------------------------------------
+
+
+def _info_nce_rows(anchors, candidates, temperature):
+    """Mean over anchors i of -log(exp(cos(a_i, c_i) / t) / sum_j exp(cos(a_i, c_j) / t)), by loops."""
+    total = 0.0
+    for i in range(anchors.shape[0]):
+        logits = torch.stack([_cos(anchors[i], candidates[j]) / temperature for j in range(candidates.shape[0])])
+        total = total - (logits[i] - torch.log(torch.exp(logits).sum()))
+    return total / anchors.shape[0]
+
+
+def mocov3_reference(q1, q2, k1, k2, temperature):
+    """MoCo v3 (Alg. 1): ctr(q1, k2) + ctr(q2, k1), each cross-entropy times 2t, keys constants."""
+    return (
+        2 * temperature * (_info_nce_rows(q1, k2.detach(), temperature) + _info_nce_rows(q2, k1.detach(), temperature))
+    )
+
+
+def test_mocov3_loss_matches_loops_and_is_symmetric():
+    q1, q2, k1, k2 = (_leaf(5, 6, seed=40 + i) for i in range(4))
+    ours = mocov3_loss(q1, q2, k1, k2, 0.2)
+    ref = mocov3_reference(q1, q2, k1, k2, 0.2)
+    assert torch.allclose(ours, ref, atol=1e-10)
+    for g_ours, g_ref in zip(_grads(ours, [q1, q2]), _grads(ref, [q1, q2])):
+        assert torch.allclose(g_ours, g_ref, atol=1e-10)
+    assert torch.autograd.grad(ours, [k1, k2], allow_unused=True) == (None, None)
+    # one direction only (twice) is a different loss, and it gives q2 no gradient
+    one_way = 2 * 2 * 0.2 * _info_nce_rows(q1, k2.detach(), 0.2)
+    assert not torch.allclose(ours, one_way, rtol=1e-3)
+
+
+def test_mocov3_collapse_loss():
+    from methods.mocov3 import MoCoV3
+
+    z = torch.ones(8, 4, dtype=torch.float64)
+    hp = MoCoV3.build_hparams({"temperature": 0.3})
+    assert mocov3_loss(z, z, z, z, 0.3).item() == pytest.approx(MoCoV3.collapse_loss(hp, 8))
+
+
+# --- NNCLR -------------------------------------------------------------------
+
+
+def nnclr_reference(z1, z2, p1, p2, support, temperature):
+    """NNCLR eq. 2, symmetrized: the positive of p2_i is the support row nearest (cosine) to z1_i."""
+
+    def nearest(z):
+        rows = []
+        for i in range(z.shape[0]):
+            sims = [_cos(z[i], s) for s in support]
+            rows.append(support[int(torch.stack(sims).argmax())] / support[int(torch.stack(sims).argmax())].norm())
+        return torch.stack(rows)
+
+    return 0.5 * (_info_nce_rows(nearest(z1), p2, temperature) + _info_nce_rows(nearest(z2), p1, temperature))
+
+
+def test_nnclr_loss_matches_loops_with_the_nearest_neighbour_as_positive():
+    z1, z2, p1, p2 = (_leaf(6, 5, seed=50 + i) for i in range(4))
+    support = torch.randn(20, 5, generator=torch.Generator().manual_seed(55), dtype=torch.float64)
+    ours = nnclr_loss(z1, z2, p1, p2, support, 0.2)
+    ref = nnclr_reference(z1, z2, p1, p2, support, 0.2)
+    assert torch.allclose(ours, ref, atol=1e-10)
+    for g_ours, g_ref in zip(_grads(ours, [p1, p2]), _grads(ref, [p1, p2])):
+        assert torch.allclose(g_ours, g_ref, atol=1e-10)
+    # the neighbours are constants: no gradient reaches the projections
+    assert torch.autograd.grad(ours, [z1, z2], allow_unused=True) == (None, None)
+    # the plain two-view positive (z itself, SimCLR with a predictor) is another loss
+    plain = 0.5 * (_info_nce_rows(z1.detach(), p2, 0.2) + _info_nce_rows(z2.detach(), p1, 0.2))
+    assert not torch.allclose(ours, plain, rtol=1e-3)
+    # a support set holding z itself gives that plain loss back
+    assert torch.allclose(nnclr_loss(z1, z2, p1, p2, torch.cat([z1, z2]).detach(), 0.2), plain, atol=1e-10)
+
+
+# --- SwAV --------------------------------------------------------------------
+
+
+def swav_reference(scores, codes, temperature):
+    """SwAV's loop (main_swav.py): for each global crop i, every other crop v predicts code i."""
+    total = 0.0
+    for i, q in enumerate(codes):
+        sub = 0.0
+        others = [v for v in range(len(scores)) if v != i]
+        for v in others:
+            for b in range(q.shape[0]):
+                x = scores[v][b] / temperature
+                log_p = x - torch.log(torch.exp(x).sum())
+                sub = sub - sum(q[b, k] * log_p[k] for k in range(q.shape[1])) / q.shape[0]
+        total = total + sub / len(others)
+    return total / len(codes)
+
+
+@pytest.mark.parametrize("n_local", [0, 2])
+def test_swav_loss_matches_loops_and_swaps_the_codes(n_local):
+    scores = [_leaf(4, 6, seed=60 + i) for i in range(2 + n_local)]
+    codes = [
+        torch.softmax(torch.randn(4, 6, generator=torch.Generator().manual_seed(70 + i)), 1).double() for i in (0, 1)
+    ]
+    ours = swav_loss(scores, codes, 0.1)
+    ref = swav_reference(scores, codes, 0.1)
+    assert torch.allclose(ours, ref, atol=1e-10)
+    for g_ours, g_ref in zip(_grads(ours, scores), _grads(ref, scores)):
+        assert torch.allclose(g_ours, g_ref, atol=1e-10)
+    # predicting a crop's own code (no swap) is another loss
+    unswapped = sum(-(codes[i] * torch.log_softmax(scores[i] / 0.1, dim=1)).sum(1).mean() for i in (0, 1)) / 2
+    assert not torch.allclose(ours, unswapped, rtol=1e-3)
+
+
+def test_swav_codes_come_from_each_crops_own_scores_over_the_batch():
+    """The code of crop i is the Sinkhorn-Knopp assignment of crop i's scores (SwAV: per crop, epsilon 0.05)."""
+    from methods.swav import SwAV
+
+    torch.manual_seed(0)
+    backbone = timm.create_model("test_resnet", pretrained=False, num_classes=0)
+    model = SwAV(backbone, backbone.num_features, {"proj_hidden_dim": 16, "proj_output_dim": 8, "num_prototypes": 5})
+    scores = [torch.randn(6, 5, dtype=torch.float64) for _ in range(2)]
+    codes = model.codes(scores, torch.eye(5, 8))
+    for s, q in zip(scores, codes):
+        torch.testing.assert_close(q, sinkhorn_reference(s, 0.05, 3).to(q.dtype), rtol=0, atol=1e-6)
+
+
+# --- Barlow Twins ----------------------------------------------------------------
+
+
+def barlow_reference(z1, z2, lambd, eps=1e-5):
+    """Closed form, by loops over dimensions: standardize each column (biased variance + eps, as
+    BatchNorm), C_ij = sum_b a_bi b_bj / N, sum_i (1 - C_ii)^2 + lambd sum_{i != j} C_ij^2."""
+    n, d = z1.shape
+
+    def standardized(z):
+        cols = []
+        for j in range(d):
+            mean = z[:, j].sum() / n
+            var = ((z[:, j] - mean) ** 2).sum() / n
+            cols.append((z[:, j] - mean) / torch.sqrt(var + eps))
+        return torch.stack(cols, dim=1)
+
+    a, b = standardized(z1), standardized(z2)
+    total = 0.0
+    for i in range(d):
+        for j in range(d):
+            c = (a[:, i] * b[:, j]).sum() / n
+            total = total + ((1 - c) ** 2 if i == j else lambd * c**2)
+    return total
+
+
+def test_barlow_twins_loss_matches_the_closed_form_and_standardizes_each_dimension():
+    z1, z2 = _leaf(7, 4, seed=80), _leaf(7, 4, seed=81)
+    with torch.no_grad():  # dimensions of very different scales: standardization matters
+        z1.mul_(torch.tensor([1.0, 10.0, 0.1, 3.0], dtype=torch.float64))
+    ours = barlow_twins_loss(z1, z2, 0.0051)
+    ref = barlow_reference(z1, z2, 0.0051)
+    assert torch.allclose(ours, ref, atol=1e-8)
+    for g_ours, g_ref in zip(_grads(ours, [z1, z2]), _grads(ref, [z1, z2])):
+        assert torch.allclose(g_ours, g_ref, atol=1e-8)
+    # without the per-dimension standardization (centred only, raw scale) it is another loss
+    a, b = z1 - z1.mean(0), z2 - z2.mean(0)
+    c = a.T @ b / 7
+    raw = (torch.diagonal(c) - 1).pow(2).sum() + 0.0051 * (c.pow(2).sum() - torch.diagonal(c).pow(2).sum())
+    assert not torch.allclose(ours, raw, rtol=1e-2)
+    # ... and the real one does not see a dimension's scale or shift (up to BatchNorm's eps)
+    shifted = barlow_twins_loss(z1, z2 * torch.tensor([2.0, 0.5, 7.0, 1.0], dtype=torch.float64) + 3.0, 0.0051)
+    assert torch.allclose(ours, shifted, rtol=1e-4)
+
+
+def test_barlow_twins_collapse_and_identity():
+    from methods.barlow import BarlowTwins
+
+    hp = BarlowTwins.build_hparams({"proj_output_dim": 6})
+    collapsed = torch.ones(8, 6, dtype=torch.float64)
+    assert barlow_twins_loss(collapsed, collapsed, 0.0051).item() == pytest.approx(BarlowTwins.collapse_loss(hp, 8))
+    # two identical views with uncorrelated standardized columns reach the minimum 0
+    m = torch.randn(8, 8, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    m[:, 0] = 1.0
+    q, _ = torch.linalg.qr(m)  # q's first column is along the ones vector, the others orthogonal to it
+    z = q[:, 1:7] * 8**0.5  # mean 0, variance 1, uncorrelated columns
+    assert barlow_twins_loss(z, z, 0.0051).item() == pytest.approx(0.0, abs=1e-8)
+
+
+# --- VICReg ------------------------------------------------------------------
+
+
+def vicreg_reference(z1, z2, sim, var, cov, biased=False):
+    """VICReg eqs. 1-6 by loops: MSE, hinge on sqrt(Var + 1e-4) (unbiased unless ``biased``), squared
+    off-diagonal covariances (over N - 1) summed and divided by d, for each view."""
+    n, d = z1.shape
+    invariance = sum((z1[b, j] - z2[b, j]) ** 2 for b in range(n) for j in range(d)) / (n * d)
+
+    def hinge(z):
+        out = 0.0
+        for j in range(d):
+            mean = z[:, j].sum() / n
+            variance = ((z[:, j] - mean) ** 2).sum() / (n if biased else n - 1)
+            out = out + torch.clamp(1 - torch.sqrt(variance + 1e-4), min=0)
+        return out / d
+
+    def covariance(z):
+        centred = z - z.sum(0) / n
+        out = 0.0
+        for i in range(d):
+            for j in range(d):
+                if i != j:
+                    out = out + ((centred[:, i] * centred[:, j]).sum() / (n - 1)) ** 2
+        return out / d
+
+    return sim * invariance + var * (hinge(z1) + hinge(z2)) / 2 + cov * (covariance(z1) + covariance(z2))
+
+
+def test_vicreg_loss_matches_loops_with_the_unbiased_std():
+    z1, z2 = _leaf(4, 5, seed=90) * 0.3, _leaf(4, 5, seed=91) * 0.3  # std < 1: the hinge is active
+    ours = vicreg_loss(z1, z2, 25.0, 25.0, 1.0)
+    ref = vicreg_reference(z1, z2, 25.0, 25.0, 1.0)
+    assert torch.allclose(ours, ref, atol=1e-10)
+    for g_ours, g_ref in zip(_grads(ours, [z1, z2]), _grads(ref, [z1, z2])):
+        assert torch.allclose(g_ours, g_ref, atol=1e-10)
+    # the biased std (a small batch makes the difference plain) is another loss
+    assert not torch.allclose(ours, vicreg_reference(z1, z2, 25.0, 25.0, 1.0, biased=True), rtol=1e-3)
+
+
+def test_vicreg_collapse_loss_and_scale_dependence():
+    from methods.vicreg import VICReg
+
+    hp = VICReg.build_hparams({})
+    z = torch.full((6, 4), 2.0, dtype=torch.float64)
+    assert vicreg_loss(z, z, 25.0, 25.0, 1.0).item() == pytest.approx(VICReg.collapse_loss(hp, 6))
+    # no normalization anywhere: scaling the embeddings changes the loss
+    a, b = _leaf(6, 4, seed=92), _leaf(6, 4, seed=93)
+    assert not torch.allclose(vicreg_loss(a, b, 25.0, 25.0, 1.0), vicreg_loss(3 * a, 3 * b, 25.0, 25.0, 1.0))

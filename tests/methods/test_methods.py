@@ -14,6 +14,7 @@ from methods.base import SSLMethod
 from methods.dino import DINO
 from methods.interventions import parse_intervention
 from methods.moco import MoCo
+from methods.nnclr import nnclr_loss
 from suite.core.errors import ConfigError
 from suite.trial.augment import AugmentSpec
 
@@ -24,6 +25,11 @@ SMALL_ARGS = {
     "byol": dict(proj_hidden_dim=32, proj_output_dim=16, pred_hidden_dim=32),
     "simsiam": dict(proj_hidden_dim=32, proj_output_dim=16, pred_hidden_dim=8),
     "dino": dict(head_hidden_dim=32, bottleneck_dim=16, num_prototypes=64, num_local_crops=2),
+    "mocov3": dict(proj_hidden_dim=32, proj_output_dim=16, pred_hidden_dim=32),
+    "nnclr": dict(proj_hidden_dim=32, proj_output_dim=16, pred_hidden_dim=32, support_size=24),
+    "swav": dict(proj_hidden_dim=32, proj_output_dim=16, num_prototypes=20, num_local_crops=2),
+    "barlow": dict(proj_hidden_dim=32, proj_output_dim=16),
+    "vicreg": dict(proj_hidden_dim=32, proj_output_dim=16),
 }
 
 
@@ -94,6 +100,7 @@ def _tau(base: float, final: float, progress: float) -> float:
         ("moco", [("backbone", "backbone_momentum"), ("projector", "projector_momentum")], 0.99, 0.999),
         ("byol", [("backbone", "backbone_target"), ("projector", "projector_target")], 0.99, 1.0),
         ("dino", [("backbone", "backbone_teacher"), ("head", "head_teacher")], 0.996, 1.0),
+        ("mocov3", [("backbone", "backbone_momentum"), ("projector", "projector_momentum")], 0.99, 1.0),
     ],
 )
 def test_update_target_is_cosine_ema(name, online_target, base, final):
@@ -125,13 +132,13 @@ def test_the_momentum_methods_and_only_they_have_an_ema_schedule():
     from methods.base import MomentumMethod
 
     momentum = {n for n, cls in METHODS.items() if issubclass(cls, MomentumMethod)}
-    assert momentum == {"moco", "byol", "dino"}
+    assert momentum == {"moco", "byol", "dino", "mocov3"}
     for name, cls in METHODS.items():
         assert hasattr(cls, "momentum") == (name in momentum)
         assert {"momentum_base", "momentum_final"} <= set(cls.Hparams.model_fields) or name not in momentum
 
 
-@pytest.mark.parametrize("name", ["simclr", "simsiam"])
+@pytest.mark.parametrize("name", ["simclr", "simsiam", "nnclr", "swav", "barlow", "vicreg"])
 def test_update_target_noop_without_target(name):
     model = build(name)
     before = copy.deepcopy(model.state_dict())
@@ -200,7 +207,7 @@ def test_view_specs_and_class_defaults(name):
 
 def test_get_method_unknown():
     with pytest.raises(ConfigError) as err:
-        get_method("swav")
+        get_method("simclr2")
     assert err.value.field == "method" and all(n in err.value.allowed for n in METHODS)
 
 
@@ -246,3 +253,86 @@ def test_wrong_number_of_views():
     model = build("simclr")
     with pytest.raises(ValueError):
         model(make_views(model)[:1])
+
+
+def test_every_method_declares_its_geometry_and_sources():
+    """What the claims, the docs and the collapse checks read from each class (docs/ARCHITECTURE.md)."""
+    for name, cls in METHODS.items():
+        assert cls.title and cls.embedding_description and cls.default_sources, name
+        hp = cls.build_hparams({})
+        collapse = cls.collapse_loss(hp, 256)
+        assert (collapse is None) == (cls.collapse_loss_formula == ""), name
+    assert {n for n, c in METHODS.items() if not c.loss_normalizes_embedding} == {"barlow", "vicreg"}
+
+
+def test_nnclr_support_set_is_a_fifo_of_view_one_projections_written_after_the_lookup():
+    model = build("nnclr")
+    views = make_views(model)
+    model.train()
+    before = model.support.clone()
+    with torch.no_grad():
+        z1 = model.projector(model.backbone(views[0]))
+        expected_loss = nnclr_loss(
+            z1, model.projector(model.backbone(views[1])), *(model.embed(v) for v in views), before, 0.2
+        )
+    model.train()
+    out = model(views)
+    # the loss read the support set as it was before this batch (an image never meets its own embedding)
+    assert torch.allclose(out.loss, expected_loss, atol=1e-5)
+    assert torch.allclose(model.support[:BATCH], torch.nn.functional.normalize(z1, dim=1), atol=1e-5)
+    assert torch.equal(model.support[BATCH:], before[BATCH:]) and int(model.support_ptr) == BATCH
+    model.eval()
+    support = model.support.clone()
+    with torch.no_grad():
+        model(views)
+    assert torch.equal(model.support, support)  # evaluation does not write
+
+
+def test_nnclr_clamps_a_support_set_as_large_as_the_training_set():
+    model = build("nnclr", support_size=4096)
+    notes = model.check_train_size(1000)
+    assert model.support.shape == (256, 16) and "clamped from 4096 to 256" in notes[0]
+    assert build("nnclr", support_size=24).check_train_size(1000) == []
+
+
+def test_swav_prototypes_stay_put_for_the_freeze_then_move():
+    model = build("swav", freeze_prototypes_steps=2, num_local_crops=0)
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.5, momentum=0.9, weight_decay=1e-3)
+    directions = []
+    for step in range(4):
+        directions.append(torch.nn.functional.normalize(model.prototypes.weight.detach(), dim=1).clone())
+        out = model(make_views(model, seed=step))
+        opt.zero_grad()
+        out.loss.backward()
+        grad = model.prototypes.weight.grad
+        assert grad is not None and (grad.abs().max() == 0) == (step < 2), step  # zero, but present, while frozen
+        opt.step()
+        model.after_step(step + 1)
+    directions.append(torch.nn.functional.normalize(model.prototypes.weight.detach(), dim=1))
+    # weight decay shrinks the frozen rows but cannot turn them: the directions the layer uses do not move
+    assert torch.allclose(directions[0], directions[2], atol=1e-6)
+    assert not torch.allclose(directions[2], directions[4], atol=1e-4)
+    assert int(model.steps_done) == 4 and "steps_done" in model.state_dict()  # resumes with the checkpoint
+
+
+def test_swav_queue_fills_from_its_epoch_and_joins_the_codes_once_full():
+    model = build("swav", queue_size=8, queue_start_epoch=1, num_local_crops=0)
+    model.train()
+    views = make_views(model)
+    model.on_epoch_start(0, 3)
+    model(views)
+    assert int(model.queue_filled) == 0  # before queue_start_epoch nothing is written
+    model.on_epoch_start(1, 3)
+    with torch.no_grad():
+        z = [model.projector(model.backbone(v)) for v in views[:2]]
+    scores = [torch.nn.functional.normalize(e, dim=1) @ model._prototype_directions().T for e in z]
+    without_queue = model.codes(scores, model._prototype_directions())
+    model(views)
+    assert int(model.queue_filled) == BATCH  # half full: not used yet
+    assert torch.allclose(model.queue[0, :BATCH], torch.nn.functional.normalize(z[0], dim=1), atol=1e-5)
+    assert torch.allclose(model.codes(scores, model._prototype_directions())[0], without_queue[0])
+    model(make_views(model, seed=7))  # other images: the queue is full and differs from the batch
+    assert int(model.queue_filled) == 8
+    with_queue = model.codes(scores, model._prototype_directions())
+    assert not torch.allclose(with_queue[0], without_queue[0], atol=1e-4)
+    assert all(torch.allclose(q.sum(1), torch.ones(BATCH)) for q in with_queue)

@@ -41,6 +41,21 @@ EXTRA_ARGS = {
     "byol": {"proj_hidden_dim": 64, "proj_output_dim": 32, "pred_hidden_dim": 64},
     "simsiam": {"proj_hidden_dim": 64, "proj_output_dim": 64, "pred_hidden_dim": 32},
     "dino": {"head_hidden_dim": 64, "bottleneck_dim": 32, "num_prototypes": 128},
+    "mocov3": {"proj_hidden_dim": 64, "proj_output_dim": 32, "pred_hidden_dim": 64},
+    "nnclr": {"proj_hidden_dim": 64, "proj_output_dim": 32, "pred_hidden_dim": 64, "support_size": 24},
+    # the queue is full after the first step (16 rows), so the second step's codes use it; the prototypes
+    # are frozen for the first step only; two local crops take the multi-crop path
+    "swav": {
+        "proj_hidden_dim": 64,
+        "proj_output_dim": 32,
+        "num_prototypes": 48,
+        "freeze_prototypes_steps": 1,
+        "queue_size": 16,
+        "queue_start_epoch": 0,
+        "num_local_crops": 2,
+    },
+    "barlow": {"proj_hidden_dim": 64, "proj_output_dim": 32},
+    "vicreg": {"proj_hidden_dim": 64, "proj_output_dim": 32},
 }
 # Every method, plus the variants whose losses talk across workers differently:
 # DINO's Sinkhorn-Knopp centering all-reduces its marginals instead of a mean centre.
@@ -85,6 +100,7 @@ def _train(model: nn.Module, method: nn.Module, shard) -> list[float]:
         loss.backward()
         optimizer.step()
         method.update_target((step + 1) / 10)
+        method.after_step(step + 1)
         losses.append(loss.detach())
     return losses
 
@@ -166,7 +182,7 @@ def test_momentum_state_really_moves(name, single_results):
     def moved(key: str) -> bool:
         return not torch.equal(state[key], initial[key])
 
-    for key in ("queue", "center"):
+    for key in ("queue", "center", "support", "steps_done"):
         if key in state:
             assert moved(key), key
     # Each EMA target tensor moves wherever its online tensor really moved (a bias that a BatchNorm after
@@ -214,3 +230,139 @@ def test_gloo_sync_batchnorm_evaluates_projector_inputs():
     sync = GlooSyncBatchNorm.from_batchnorm(bn).eval()
     x = torch.randn(3, 4)
     torch.testing.assert_close(sync(x), bn.eval()(x))
+
+
+# --- one step, every gradient: the new methods' cross-worker statistics, and the bugs that break them ------
+#
+# Each broken variant is a plausible bug in that method's cross-worker code. Barlow Twins, VICReg and NNCLR
+# gather embeddings whose other workers' rows must pass gradient back: a gather that keeps only the own
+# slice differentiable leaves the loss exactly right and the gradients wrong (the off-by-1/world bug the
+# anchors fixed). MoCo v3 contrasts against the keys of the global batch, SwAV equipartitions its codes
+# over it: keys or Sinkhorn left local change the loss too.
+
+GRAD_METHODS = ("barlow", "mocov3", "nnclr", "swav", "vicreg")
+GRAD_ARGS = {
+    name: {**EXTRA_ARGS[name], **({"freeze_prototypes_steps": 0} if name == "swav" else {})} for name in GRAD_METHODS
+}
+
+
+def _own_slice_gather(x: torch.Tensor) -> torch.Tensor:
+    """all_gather without autograd, the own rows put back with their gradient."""
+    parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, x.detach().contiguous())
+    parts[dist.get_rank()] = x
+    return torch.cat(parts)
+
+
+@torch.no_grad()
+def _local_sinkhorn(logits: torch.Tensor, temperature: float, iterations: int = 3) -> torch.Tensor:
+    """Sinkhorn-Knopp over this worker's rows only (SwAV's loop, no all-reduce)."""
+    q = torch.exp((logits - logits.max()) / temperature).t()
+    q = q / q.sum()
+    n_protos, n_rows = q.shape
+    for _ in range(iterations):
+        q = q / q.sum(dim=1, keepdim=True) / n_protos
+        q = q / q.sum(dim=0, keepdim=True) / n_rows
+    return (q * n_rows).t()
+
+
+BROKEN = {
+    "barlow": {"methods.barlow.gather_with_grad": _own_slice_gather},
+    "vicreg": {"methods.vicreg.gather_with_grad": _own_slice_gather},
+    "nnclr": {"methods.nnclr.gather_with_grad": _own_slice_gather},
+    "mocov3": {"methods.mocov3.concat_all_gather_no_grad": lambda x: x, "methods.mocov3.rank": lambda: 0},
+    "swav": {"methods.swav.sinkhorn_knopp": _local_sinkhorn},
+}
+
+
+def _grad_model(name: str) -> nn.Module:
+    from suite.trial.train import build_model
+
+    cfg = make_config(
+        dict(
+            method=name,
+            backbone="test_resnet",
+            image_size=16,
+            batch_size=BATCH,
+            device="cpu",
+            method_args=GRAD_ARGS[name],
+        )
+    )
+    return build_model(cfg)
+
+
+def _one_step(model: nn.Module, method: nn.Module, shard) -> dict:
+    loss = model([shard(v) for v in _views(method, 0)]).loss
+    loss.backward()
+    grads = {k: p.grad.detach().clone() for k, p in method.named_parameters() if p.requires_grad}
+    return {"loss": loss.detach(), "grads": grads}
+
+
+def _grad_worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
+    import importlib
+
+    from suite.trial.runtime import prepare_data_parallel
+
+    torch.set_num_threads(1)
+    torch.set_default_dtype(torch.float64)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        per = BATCH // world
+        results = {}
+        for name in GRAD_METHODS:
+            for broken in (False, True):
+                patches = BROKEN[name] if broken else {}
+                saved = {}
+                for target, replacement in patches.items():
+                    module, attr = target.rsplit(".", 1)
+                    saved[target] = getattr(importlib.import_module(module), attr)
+                    setattr(importlib.import_module(module), attr, replacement)
+                try:
+                    method = _grad_model(name)
+                    model = prepare_data_parallel(method, torch.device("cpu"))
+                    step = _one_step(model, method, lambda v: v[rank * per : (rank + 1) * per])
+                finally:
+                    for target, original in saved.items():
+                        module, attr = target.rsplit(".", 1)
+                        setattr(importlib.import_module(module), attr, original)
+                dist.all_reduce(step["loss"])
+                step["loss"] /= world  # DDP averaged the gradients already
+                results[(name, broken)] = step
+        if rank == 0:
+            torch.save(results, os.path.join(out_dir, "grads.pt"))
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.fixture(scope="module")
+def ddp_grads(tmp_path_factory) -> dict:
+    out = tmp_path_factory.mktemp("ddp-grads")
+    mp.spawn(_grad_worker, args=(2, str(out / "init"), str(out)), nprocs=2, join=True)
+    results = torch.load(out / "grads.pt")
+    (out / "grads.pt").unlink()
+    return results
+
+
+def _max_relative_gap(a: dict, b: dict) -> float:
+    return max(float((a[k] - b[k]).norm() / b[k].norm().clamp_min(1e-300)) for k in b)
+
+
+@pytest.mark.parametrize("name", GRAD_METHODS)
+def test_two_workers_give_every_parameter_the_one_process_gradient_and_a_broken_gather_does_not(name, ddp_grads):
+    saved = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        method = _grad_model(name)
+        single = _one_step(method, method, lambda v: v)
+    finally:
+        torch.set_default_dtype(saved)
+    ddp, broken = ddp_grads[(name, False)], ddp_grads[(name, True)]
+    torch.testing.assert_close(ddp["loss"], single["loss"], rtol=1e-9, atol=1e-12)
+    assert ddp["grads"].keys() == single["grads"].keys() and len(single["grads"]) > 10
+    # (a residual branch after timm's zero-initialized BatchNorm gets no gradient on the first step)
+    assert sum(bool(g.abs().max() > 0) for g in single["grads"].values()) > len(single["grads"]) // 2
+    for key, grad in single["grads"].items():
+        torch.testing.assert_close(ddp["grads"][key], grad, rtol=1e-7, atol=1e-12, msg=f"{name}: {key}")
+    assert _max_relative_gap(broken["grads"], single["grads"]) > 1e-2
+    if name in ("barlow", "vicreg", "nnclr"):  # only the gradients tell this bug
+        torch.testing.assert_close(broken["loss"], single["loss"], rtol=1e-9, atol=1e-12)

@@ -109,7 +109,11 @@ METHOD_INTERVENTION = [
     ("method", "intervention"), METHOD_INTERVENTION, ids=[f"{m}-{i}" for m in METHODS for i in INTERVENTIONS]
 )
 def test_every_method_and_intervention_trains_two_epochs(tmp_path, tiny_trial, method, intervention):
-    cfg = make_config({**tiny_trial, "method": method, "intervention": intervention})
+    normalizes = REGISTRY[method].loss_normalizes_embedding
+    # GradScale on a loss that does not normalize (the controls) has no 1/||z|| to cancel: it multiplies the
+    # step by ||z||, which diverges at the default lr within these few steps
+    lr = {"lr": 0.003} if "gradscale" in intervention and not normalizes else {}
+    cfg = make_config({**tiny_trial, "method": method, "intervention": intervention, **lr})
     row = run_trial(cfg, tmp_path / cfg.trial_id, progress=False).row
     assert row["status"] == "completed", row["error"]
     assert row["epochs_completed"] == 2
@@ -129,8 +133,11 @@ def test_every_method_and_intervention_trains_two_epochs(tmp_path, tiny_trial, m
     assert list(curves["epoch"]) == [1, 2]
     assert [c for c in CURVE_COLUMNS if c not in curves.columns] == []
     assert curves["loss"].map(math.isfinite).all()
-    # The paper's first claim, in a real network: the loss's gradient at the embedding is orthogonal to it.
-    assert (curves["emb_grad_cos_abs_mean"] < 1e-4).all() and (curves["emb_grad_norm_mean"] > 0).all()
+    # The paper's first claim, in a real network: the loss's gradient at the embedding is orthogonal to it
+    # (where the loss L2-normalizes it; the controls' is not).
+    assert (curves["emb_grad_norm_mean"] > 0).all()
+    cos = curves["emb_grad_cos_abs_mean"]
+    assert (cos < 1e-4).all() if normalizes else (cos > 1e-2).all()
     # kNN is evaluated at the final epoch only (eval_every=0) and equals the final row.
     assert math.isnan(curves.loc[0, "knn_top1_k200"])
     assert curves.loc[1, "knn_top1_k200"] == pytest.approx(row["knn_top1_k200"])

@@ -10,11 +10,13 @@ fails the test suite instead of misleading a reader.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from methods import get_method, method_names
 from suite.analysis.claims.checks import collapse_loss
 from suite.analysis.claims.context import Context, learning_status, primary_knn, setting_of
 from suite.analysis.claims.definitions import POOLED
@@ -90,9 +92,19 @@ def learning_rows(trials: pd.DataFrame) -> tuple[list[str], list[list[str]], int
     return header, rows, k
 
 
+def collapse_formulas(methods: Iterable[str]) -> str:
+    """``SimCLR ln(2B - 1), MoCo ln(K + 1), ...`` for the methods among ``methods`` whose loss shows a
+    collapse, in registry order, from each method's declaration (`SSLMethod.collapse_loss_formula`)."""
+    present = {str(m) for m in methods}
+    classes = [get_method(name) for name in method_names() if name in present]
+    return ", ".join(f"{cls.title} {cls.collapse_loss_formula}" for cls in classes if cls.collapse_loss_formula)
+
+
 def page_block(claims: pd.DataFrame, trials: pd.DataFrame, results_dir: str) -> str:
     """The generated block, markers included."""
     header, rows, k = learning_rows(trials)
+    formulas = collapse_formulas(row[0] for row in rows)
+    formulas = f" ({formulas})" if formulas else ""
     pooled = claims[claims["method"] == POOLED]
     per_method = claims[claims["method"] != POOLED]
     return "\n".join(
@@ -105,8 +117,8 @@ def page_block(claims: pd.DataFrame, trials: pd.DataFrame, results_dir: str) -> 
             "same "
             'network untrained (the epoch-0 evaluation), mean over seeds, gain with its 95% t-interval; "shown to '
             'learn" when that interval lies above 0 (only such methods back the accuracy-based verdicts); final SSL '
-            "loss, and the loss of a collapsed network where the loss shows one (SimCLR ln(2B - 1), MoCo ln(K + 1), "
-            "DINO ln(prototypes)), which a collapsed run sits at.",
+            f"loss, and the loss of a collapsed network where the loss shows one{formulas}, "
+            "which a collapsed run sits at.",
             "",
             markdown_table(header, rows),
             "",

@@ -59,8 +59,10 @@ def train_step(
     progress: float,
     timer: PartTimer | NullTimer = NULL_TIMER,
     norms: tuple[RunningNormStats, RunningNormStats] | None = None,
+    steps_done: int | None = None,
 ) -> Tensor:
-    """One optimizer step on the images ``batch_idx``; returns the detached loss."""
+    """One optimizer step on the images ``batch_idx``; returns the detached loss. ``steps_done`` (the run's
+    optimizer steps after this one) feeds the method's step schedules, as in the trainer."""
     with timer.part("views"):
         images = s.images[batch_idx]
         views = [aug(images) for aug in s.augmenters]
@@ -75,6 +77,8 @@ def train_step(
     with timer.part("optimizer"):
         s.optimizer.step()
         s.model.update_target(progress)
+        if steps_done is not None:
+            s.model.after_step(steps_done)
     if norms is not None:
         with timer.part("norm logging"):
             norms[0].update_vectors(out.embedding)
@@ -116,7 +120,8 @@ def run_epoch(
     for step in range(steps):
         batch_idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
         progress = ((epoch - 1) * s.steps_per_epoch + step + 1) / total_steps
-        losses.append(train_step(s, batch_idx, progress, timer, norms))
+        steps_done = (epoch - 1) * s.steps_per_epoch + step + 1
+        losses.append(train_step(s, batch_idx, progress, timer, norms, steps_done))
     if norms is not None:
         with timer.part("norm logging"):
             norms[0].summary()
