@@ -273,6 +273,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     builtin = {
         "digits": "scikit-learn's 1,797 8x8 digits, built in, no download",
         "digits-synth": "50,000 + 10,000 colour 32 px images made from the digits, built in, no download",
+        "digits-colour": "5,000 + 5,000 16 px digits whose colour is the nuisance (the CPU testbed), built in",
     }
     for name in DATASET_NAMES:
         spec = NAMED.get(name)

@@ -45,7 +45,10 @@ def load_raw_split(
 ) -> RawSplit:
     """`split` ('train' or 'test') as uint8 [N,3,S,S]; the train split carries its channel stats."""
     if spec.kind in ("builtin", "synthetic"):  # made in memory: nothing to decode or cache
-        raw = load_digits_split(split, image_size) if spec.kind == "builtin" else load_synth_split(split, image_size)
+        if spec.kind == "builtin":
+            raw = load_digits_split(split, image_size)
+        else:
+            raw = load_synth_split(split, image_size, spec.spec)
         if split == "train":
             raw.mean, raw.std = channel_stats(raw.images)
         return raw

@@ -5,6 +5,7 @@ loading) so a typo in a sweep fails before any work.
 
     digits                              built-in, no network
     digits-synth                        built-in: 60,000 colour images made from digits, no network
+    digits-colour                       built-in: the CPU testbed, 10,000 16 px digits whose colour is the nuisance
     cifar10 | cifar100 | stl10 | svhn | tiny-imagenet | imagenette | imagenet100
     hf:ID[:CONFIG][?options]            any image-classification dataset on the HF hub
     parquet:PATH[?options]              a parquet file or a directory of parquet files
@@ -123,6 +124,8 @@ NAMED: dict[str, DatasetSpec] = {
 BUILTIN = {
     "digits": DatasetSpec("digits", "builtin", num_classes=10, image_size=16),  # 8x8 originals, upsampled 2x
     "digits-synth": DatasetSpec("digits-synth", "synthetic", num_classes=10, image_size=32),  # suite.data.synthetic
+    # The CPU testbed (benchmarks/testbed_search.py): 5,000 + 5,000 images, colour the nuisance.
+    "digits-colour": DatasetSpec("digits-colour", "synthetic", num_classes=10, image_size=16),
 }
 DATASET_NAMES: list[str] = [*BUILTIN, *NAMED]
 PREFIXES = ("hf:", "parquet:", "imagefolder:")
