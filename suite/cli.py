@@ -129,13 +129,14 @@ def _resume_command(argv: list[str]) -> str:
 
 
 def cmd_trial(args: argparse.Namespace) -> int:
-    from suite.config import config_notes, load_config
+    from suite.config import load_resolved
     from suite.results import store as results
     from suite.tracking.spec import parse_track
     from suite.trial import checkpoint as ckpt
     from suite.trial.train import CHECKPOINTS, TrialFault, TrialInterrupted, run_trial
 
-    cfg = load_config(args.config, args.overrides)
+    resolved = load_resolved(args.config, args.overrides)  # the trial's one resolution
+    cfg = resolved.config
     from suite.trial.runtime import DistContext, resolve_device
 
     resolve_device(cfg.device, DistContext.detect())  # a device this machine lacks: one line, before any work
@@ -143,11 +144,11 @@ def cmd_trial(args: argparse.Namespace) -> int:
         from suite.config.model import resolved_text
         from suite.trial.train import planned
 
-        machine, data = planned(cfg)
+        machine, data = planned(resolved)
         print(resolved_text(cfg))
         print("\nresolved on this machine (run settings and defaults that depend on it):")
         print("\n".join(f"  {name:<17} {value}" for name, value in machine.items()))
-        notes([*config_notes(cfg), *data], args.quiet)
+        notes([*resolved.notes, *data], args.quiet)
         print("\ndry run: nothing trained, nothing written")
         return OK
     tracking = parse_track(args.track)
@@ -190,7 +191,7 @@ def cmd_trial(args: argparse.Namespace) -> int:
     try:
         with _SigtermAsInterrupt():
             result = run_trial(
-                cfg,
+                resolved,
                 trial_dir,
                 resume_from=resume_from,
                 progress=not args.quiet,

@@ -3,6 +3,11 @@
 A config is validated as a whole *before* any data is loaded or any file is
 written, so a typo in a sweep of hundreds of trials fails in a second with a
 message that names the field, the value and what is allowed.
+
+It is resolved once, where the user's input enters (`resolve_config`: the command line, a sweep's
+grid or its searcher): the result, a `ResolvedConfig`, carries the validated config, the method's
+typed hyper-parameters, the parsed data plan and the notes, and every layer below takes that value
+instead of checking again.
 """
 
 from __future__ import annotations
@@ -19,11 +24,10 @@ from methods import get_method
 from methods.errors import config_error, suggestion
 from methods.views import AugmentSpec, with_overrides
 from suite.config.choices import validate_backbone_name, validate_device
-from suite.config.model import CONFIG_FIELDS, TrialConfig
+from suite.config.model import CONFIG_FIELDS, ResolvedConfig, TrialConfig
 from suite.core.errors import ConfigError
 from suite.core.files import atomic_write_text
-from suite.data.specs import check_one_ood_source, parse_spec, validate_dataset_name
-from suite.data.subsets import rotated_holdout, rotation_count
+from suite.data.plan import plan_splits
 
 KEYS_HELP = "a config key (`normbench list` shows them all)"
 
@@ -135,8 +139,9 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def make_config(data: dict[str, Any] | None = None) -> TrialConfig:
-    """Validate a raw mapping completely and fill every method default."""
+def resolve_config(data: dict[str, Any] | None = None) -> ResolvedConfig:
+    """Validate a raw mapping completely and fill every method default: the one resolution of a trial's
+    config, where the user's input enters."""
     try:
         cfg = TrialConfig.model_validate(data or {})
     except ValidationError as err:
@@ -144,32 +149,53 @@ def make_config(data: dict[str, Any] | None = None) -> TrialConfig:
     return resolve(cfg)
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrialConfig:
+def make_config(data: dict[str, Any] | None = None) -> TrialConfig:
+    """`resolve_config`'s validated config alone (its notes, hyper-parameters and data plan left out): for
+    code that reads config values; a trial started from it is resolved again (`as_resolved`)."""
+    return resolve_config(data).config
+
+
+def load_resolved(path: str | Path | None = None, overrides: list[str] | None = None) -> ResolvedConfig:
+    """A YAML file (optional) with ``key=value`` overrides applied, resolved (`resolve_config`)."""
     base = load_config_file(path) if path else {}
-    return make_config(apply_overrides(base, overrides or []))
+    return resolve_config(apply_overrides(base, overrides or []))
 
 
-def resolve(cfg: TrialConfig) -> TrialConfig:
-    """Semantic checks across fields, then method defaults filled in."""
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrialConfig:
+    """`load_resolved`'s validated config alone."""
+    return load_resolved(path, overrides).config
+
+
+def as_resolved(cfg: ResolvedConfig | TrialConfig) -> ResolvedConfig:
+    """A `ResolvedConfig` as it is; a `TrialConfig` is input in its Python form (``make_config``, or built
+    by hand) and is resolved here. Resolving a resolved config gives the same values and trial id, but
+    the notes of its first resolution that depended on what the user left unset (a shortened warm-up)
+    are not known any more: pass the `ResolvedConfig` to keep them."""
+    return cfg if isinstance(cfg, ResolvedConfig) else resolve(cfg)
+
+
+def resolve(cfg: TrialConfig) -> ResolvedConfig:
+    """Semantic checks across fields, then method defaults filled in: every rule of a trial config is
+    checked here, once (`resolve_config` validates the fields first)."""
     method_cls = get_method(cfg.method)
     hparams = method_cls.build_hparams(cfg.method_args)
     intervention = cfg.intervention
     validate_backbone_name(cfg.backbone)
-    dataset = parse_spec(cfg.dataset, "dataset")
-    if cfg.ood_dataset is not None:
-        validate_dataset_name(cfg.ood_dataset, field="ood_dataset")
-    check_one_ood_source(cfg.holdout_classes, cfg.ood_dataset)
-    if isinstance(cfg.holdout_classes, str):
-        count = rotation_count(cfg.holdout_classes)
-        if count is None:
-            raise ConfigError("holdout_classes", cfg.holdout_classes, "a list of class indices or names, or rotate:K")
-        if dataset.num_classes is not None:
-            rotated_holdout(count, dataset.num_classes, cfg.seed)
-    elif cfg.holdout_classes is not None and len(set(cfg.holdout_classes)) != len(cfg.holdout_classes):
+    data = plan_splits(
+        cfg.dataset,
+        cfg.image_size,
+        imbalance=cfg.imbalance,
+        holdout_classes=cfg.holdout_classes,
+        ood_dataset=cfg.ood_dataset,
+        train_limit=cfg.train_limit,
+        val_fraction=cfg.val_fraction,
+        seed=cfg.seed,
+    )
+    if isinstance(cfg.holdout_classes, list) and len(set(cfg.holdout_classes)) != len(cfg.holdout_classes):
         raise ConfigError("holdout_classes", cfg.holdout_classes, "distinct class indices")
     validate_device(cfg.device)
     # every field is checked on its own, so one generic view validates the overrides
-    with_overrides([AugmentSpec(size=cfg.image_size or dataset.image_size)], cfg.augment)
+    with_overrides([AugmentSpec(size=data.image_size)], cfg.augment)
 
     min_batch = method_cls.min_batch_size * cfg.workers
     if cfg.batch_size < min_batch:
@@ -195,7 +221,7 @@ def resolve(cfg: TrialConfig) -> TrialConfig:
         weight_decay = intervention.weight_decay
 
     update = {
-        "image_size": cfg.image_size or dataset.image_size,
+        "image_size": data.image_size,
         "method_args": hparams.model_dump(mode="json"),
         "optimizer": cfg.optimizer or method_cls.default_optimizer,
         "lr": cfg.lr if cfg.lr is not None else method_cls.default_lr,
@@ -206,7 +232,7 @@ def resolve(cfg: TrialConfig) -> TrialConfig:
     }
     if update["warmup_epochs"] >= cfg.epochs and cfg.epochs > 1:
         raise ConfigError("warmup_epochs", update["warmup_epochs"], f"< epochs ({cfg.epochs})")
-    notes = list(cfg._notes) + method_cls.schedule_notes(hparams, cfg.epochs)
+    notes = list(method_cls.schedule_notes(hparams, cfg.epochs))
     if cfg.warmup_epochs is None and update["warmup_epochs"] < method_cls.default_warmup_epochs:
         notes.append(
             f"warmup_epochs shortened from {cfg.method}'s default {method_cls.default_warmup_epochs} to "
@@ -219,9 +245,7 @@ def resolve(cfg: TrialConfig) -> TrialConfig:
             f"to cancel, so it multiplies the embedding's gradient by ||z||^{p} (at the method's default lr this "
             "can diverge)"
         )
-    resolved = cfg.model_copy(update=update)
-    resolved._notes = notes
-    return resolved
+    return ResolvedConfig(cfg.model_copy(update=update), hparams, data, tuple(notes))
 
 
 def save_config(cfg: TrialConfig, path: Path) -> None:

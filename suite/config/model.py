@@ -22,13 +22,18 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, PrivateAttr
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
 
 from methods import method_names
 from methods.intervention_spec import Intervention, parse_intervention
+
+if TYPE_CHECKING:
+    from methods.base import HParams
+    from suite.data.plan import SplitsPlan
 
 SCIENCE, RUN = "science", "run"
 OPTIMIZERS = ("sgd", "lars", "adamw")
@@ -72,9 +77,7 @@ def _field(kind: str, default: Any, description: str, example: Any, constraints:
 class TrialConfig(BaseModel):
     """Every knob of one trial. ``None`` means "the method's (or the machine's) default"."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=False, frozen=False, strict=True)
-    # What resolving changed on the user's behalf (e.g. a shortened warm-up), said once and kept in the row.
-    _notes: list[str] = PrivateAttr(default_factory=list)
+    model_config = ConfigDict(extra="forbid", validate_assignment=False, frozen=True, strict=True)
 
     # -- what is trained ---------------------------------------------------------------------------
     name: str | None = science(None, "optional label, the first part of the trial id", example="pilot")
@@ -262,9 +265,25 @@ class TrialConfig(BaseModel):
         return self.lr * self.batch_size / 256 if self.lr_scaling == "linear" else self.lr
 
 
-def config_notes(cfg: TrialConfig) -> list[str]:
-    """The values `suite.config.load.resolve` changed on the user's behalf, in words."""
-    return list(cfg._notes)
+@dataclass(frozen=True)
+class ResolvedConfig:
+    """A trial config resolved once, where the user's input enters (`suite.config.resolve_config`: the
+    command line, a sweep's grid or its searcher, the Python API), and never again.
+
+    It holds everything that resolving derived, typed: the validated config with the method's defaults
+    filled in, the method's hyper-parameters, the data plan (the dataset spec parsed, the held-out
+    classes and subsets checked) and the notes -- what resolving changed on the user's behalf or warns
+    about, kept in the row's ``notes``. A sweep hands this value to its Ray workers as it is (Tune
+    pickles it with the trial), so no layer below parses a string or checks a rule again."""
+
+    config: TrialConfig  # validated, method defaults filled in: the trial id, the rows, the checkpoints
+    hparams: HParams  # the method's typed hyper-parameters (``config.method_args`` is their dump)
+    data: SplitsPlan  # what the data layer loads (`suite.data.splits.prepare_splits`)
+    notes: tuple[str, ...] = ()  # in words, said once at the start and kept in the row's notes
+
+    @property
+    def trial_id(self) -> str:
+        return self.config.trial_id
 
 
 def field_kind(name: str) -> str:

@@ -1,11 +1,12 @@
 """Datasets for normbench: one call gives uint8 train/test tensors plus derived sets.
 
-`load_splits` composes the pieces of `suite.data`: a source (built-in digits, a
-named hub dataset, `hf:`, `parquet:` or `imagefolder:`) decoded once into a
-memory-mapped cache, then optional held-out classes (an OOD set), a long-tailed
-training set, a fixed subset (`train_limit`), a validation hold-out and an OOD
-set from another dataset. This is the one place a trial's data is prepared, so
-the normalization statistics always describe the training split returned.
+`prepare_splits` composes the pieces of `suite.data` as a `SplitsPlan` (`suite.data.plan`,
+made once when a trial's config is resolved) says: a source (built-in digits, a named hub
+dataset, `hf:`, `parquet:` or `imagefolder:`) decoded once into a memory-mapped cache, then
+optional held-out classes (an OOD set), a long-tailed training set, a fixed subset
+(`train_limit`), a validation hold-out and an OOD set from another dataset. This is the one
+place a trial's data is prepared, so the normalization statistics always describe the
+training split returned. `load_splits` is the same from plain arguments (the Python API).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from suite.core.errors import ConfigError
 from suite.data import cache
 from suite.data.imageset import ImageSet
 from suite.data.loader import load_raw_split
-from suite.data.specs import DATASET_NAMES, DatasetSpec, check_one_ood_source, parse_spec, validate_dataset_name
+from suite.data.plan import SplitsPlan, plan_splits
+from suite.data.specs import DATASET_NAMES, DatasetSpec, validate_dataset_name
 from suite.data.subsets import (
     ROTATE,
     channel_stats,
@@ -31,12 +33,11 @@ from suite.data.subsets import (
     long_tail_order,
     resolve_holdout,
     rotated_holdout,
-    rotation_count,
     validate_imbalance,
     validation_split,
 )
 
-__all__ = ["DatasetSplits", "DATASET_NAMES", "validate_dataset_name", "load_splits"]
+__all__ = ["DatasetSplits", "DATASET_NAMES", "validate_dataset_name", "load_splits", "prepare_splits"]
 
 
 @dataclass
@@ -82,24 +83,26 @@ def _class_names(spec: DatasetSpec, train_names, train_labels: Tensor, test_labe
 
 
 def load_splits(
-    name: str,
+    name: str | DatasetSpec,
     image_size: int,
     *,
     imbalance: float | None = None,
-    holdout_classes: Sequence[int | str] | str | None = None,
-    ood_dataset: str | None = None,
+    holdout_classes: Sequence[int | str] | int | str | None = None,
+    ood_dataset: str | DatasetSpec | None = None,
     train_limit: int | None = None,
     val_fraction: float = 0.0,
     cache_dir: str | Path | None = None,
     seed: int = 0,
     decode_workers: int | None = None,
 ) -> DatasetSplits:
-    """Load `name` at `image_size` (square) and derive the trial's splits, in this order:
+    """Load `name` at `image_size` (square) and derive the splits: the Python API, which checks its
+    arguments (`suite.data.plan.plan_splits`) and then runs `prepare_splits`. A trial does not come
+    this way: its config was resolved into a `SplitsPlan` once, and the trainer hands that over.
 
     holdout_classes: class indices (or names) removed from train AND test; their test
       images become `ood_images`. Remaining classes are re-indexed 0..C'-1 in order.
       ``rotate:K``: K classes chosen by the seed (`rotated_holdout`), so an OOD finding
-      over seeds is not one pair of classes.
+      over seeds is not one pair of classes. One index or name alone is one class.
     imbalance: R >= 1; the classes are ranked in an order drawn with `seed`
       (`long_tail_order`), and the class at rank r keeps min(n, floor(n_max * R^(-r/(C-1))))
       images, chosen with `seed`; test stays as is.
@@ -109,27 +112,33 @@ def load_splits(
 
     `mean` and `std` are always those of the training split returned.
     """
-    spec = parse_spec(name, "dataset")
     image_size = _validate_image_size(image_size)
     ratio = validate_imbalance(imbalance)
-    rotation = rotation_count(holdout_classes)
-    if rotation is not None:
-        holdout_classes = f"{ROTATE}{rotation}"
-    elif isinstance(holdout_classes, (int, str)):
+    if isinstance(holdout_classes, int) or (
+        isinstance(holdout_classes, str) and not holdout_classes.startswith(ROTATE)
+    ):
         holdout_classes = [holdout_classes]
-    holdout = list(holdout_classes) if holdout_classes and rotation is None else None
-    ood_spec: DatasetSpec | None = None
-    if ood_dataset is not None:
-        ood_spec = parse_spec(ood_dataset, "ood_dataset")
-    check_one_ood_source(holdout, ood_dataset)
-    if rotation is not None:
-        check_one_ood_source([holdout_classes], ood_dataset)
-        if spec.num_classes is not None:
-            rotated_holdout(rotation, spec.num_classes, seed)
-    if holdout and spec.num_classes is not None:  # fail before any decoding where we can
-        numeric = [c for c in holdout if isinstance(c, int) or (isinstance(c, str) and c.isdigit())]
-        if numeric:
-            resolve_holdout(numeric, [str(i) for i in range(spec.num_classes)])
+    plan = plan_splits(
+        name,
+        image_size,
+        imbalance=ratio,
+        holdout_classes=holdout_classes,
+        ood_dataset=ood_dataset,
+        train_limit=train_limit,
+        val_fraction=val_fraction,
+        seed=seed,
+    )
+    return prepare_splits(plan, cache_dir=cache_dir, decode_workers=decode_workers)
+
+
+def prepare_splits(
+    plan: SplitsPlan, *, cache_dir: str | Path | None = None, decode_workers: int | None = None
+) -> DatasetSplits:
+    """The splits ``plan`` describes (see `load_splits` for each step), in that order. The plan was
+    checked when it was made; what is checked here needs the data (class names, the split's size)."""
+    spec, image_size, ratio, seed = plan.dataset, plan.image_size, plan.imbalance, plan.seed
+    holdout, rotation, ood_spec = list(plan.holdout) or None, plan.rotate, plan.ood_dataset
+    train_limit, val_fraction = plan.train_limit, plan.val_fraction
 
     train = load_raw_split(spec, "train", image_size, cache_dir, decode_workers)
     test = load_raw_split(spec, "test", image_size, cache_dir, decode_workers)

@@ -1,7 +1,9 @@
-"""Expand a sweep spec into validated trial configs, and size their Ray requests.
+"""Expand a sweep spec into resolved trial configs, and size their Ray requests.
 
 Everything here is pure (no Ray calls), so `--dry-run` and the early checks of
-a real run share one code path and fail before any trial starts.
+a real run share one code path and fail before any trial starts. Each trial's
+config is resolved here, once (`suite.config.resolve_config`); its `TrialItem`
+carries that `ResolvedConfig` to the Ray worker, which never resolves it again.
 """
 
 from __future__ import annotations
@@ -9,9 +11,9 @@ from __future__ import annotations
 import copy
 import itertools
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
-from suite.config import CONFIG_FIELDS, TrialConfig, make_config, set_dotted
+from suite.config import CONFIG_FIELDS, ResolvedConfig, TrialConfig, resolve_config, set_dotted
 from suite.config.load import MAPPING_FIELDS, config_key_error
 from suite.core.errors import ConfigError
 from suite.core.tables import text_table
@@ -20,23 +22,29 @@ from suite.sweep.spec import SweepSpec
 
 @dataclass(frozen=True)
 class PlannedTrial:
-    """One point of the grid: its position, its varied values, its case (index into
-    ``spec.cases``, None without cases) and its config."""
+    """One point of the grid: its position, its varied values, its resolved config, its case (index
+    into ``spec.cases``, None without cases) and the mapping that was resolved (base, grid point and
+    case: where a searcher's draws start from)."""
 
     index: int
     axes: dict[str, Any]
-    config: TrialConfig
+    resolved: ResolvedConfig
     case: int | None = None
+    inputs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def config(self) -> TrialConfig:
+        return self.resolved.config
 
     @property
     def trial_id(self) -> str:
-        return self.config.trial_id
+        return self.resolved.trial_id
 
 
 @dataclass(frozen=True)
 class TrialRequest:
     """Ray resources of one trial: the Tune trial's own bundle plus, for W > 1,
-    the W Ray Train worker bundles it launches."""
+    the W Ray Train worker bundles it launches (``workers`` is the config's, sized here)."""
 
     workers: int
     tune_bundle: dict[str, float]
@@ -51,6 +59,31 @@ class TrialRequest:
             for key, value in bundle.items():
                 out[key] = out.get(key, 0.0) + value
         return out
+
+
+class TrialItem(TypedDict):
+    """What the Tune trial of one planned (or searched) trial gets, as ``config["trial"]``: its position, its
+    resolved config and its resources, plus, for a searched trial, its cell and draw (the search columns
+    of its row). Tune keeps it with the trial (the experiment state and the Tuner's param space that
+    ``--resume`` restores included) and hands the worker the resolved config as it is.
+
+    A plain dict on purpose: Tune swaps the objects of a param space for placeholders and names a trial
+    before it swaps them back, so the name (the trial id, also the resolved config's) is a plain value."""
+
+    index: int
+    trial_id: str
+    resolved: ResolvedConfig
+    request: TrialRequest
+    search: NotRequired[dict[str, Any]]
+
+
+def trial_item(
+    index: int, resolved: ResolvedConfig, request: TrialRequest, search: dict[str, Any] | None = None
+) -> TrialItem:
+    item = TrialItem(index=index, trial_id=resolved.trial_id, resolved=resolved, request=request)
+    if search is not None:
+        item["search"] = search
+    return item
 
 
 def _validate_key(key: str, where: str) -> None:
@@ -143,7 +176,7 @@ def _base_with_workers(spec: SweepSpec) -> dict[str, Any]:
 
 def expand_grid(spec: SweepSpec) -> list[PlannedTrial]:
     """The cartesian product of the grid axes (in spec order) times the seeds,
-    each validated by `suite.config.make_config`."""
+    each resolved by `suite.config.resolve_config` (the one resolution of a sweep's trial)."""
     grid = dict(spec.grid or {})
     for axis in grid:
         _validate_key(axis, "grid")
@@ -179,7 +212,7 @@ def expand_grid(spec: SweepSpec) -> list[PlannedTrial]:
         for key, value in {**point, **case}.items():
             set_dotted(data, key, copy.deepcopy(value))
         try:
-            cfg = make_config(data)
+            resolved = resolve_config(data)
         except ConfigError as err:
             where = ", ".join(f"{k}={v}" for k, v in point.items()) or "base"
             key = _case_field(case, err.field)
@@ -193,16 +226,16 @@ def expand_grid(spec: SweepSpec) -> list[PlannedTrial]:
             if case_index is not None:
                 where += f", case #{case_index}"
             raise ConfigError(err.field, err.value, err.allowed, hint=f"in trial #{index} ({where})") from None
-        if cfg.trial_id in seen:
+        if resolved.trial_id in seen:
             what = dict(point, case=case_index) if case_index is not None else point
             raise ConfigError(
                 "cases" if case_index is not None else "grid",
                 what,
                 "distinct trials",
-                hint=f"same config as trial #{seen[cfg.trial_id]}",
+                hint=f"same config as trial #{seen[resolved.trial_id]}",
             )
-        seen[cfg.trial_id] = index
-        trials.append(PlannedTrial(index, point, cfg, case_index))
+        seen[resolved.trial_id] = index
+        trials.append(PlannedTrial(index, point, resolved, case_index, data))
     return trials
 
 
@@ -214,6 +247,11 @@ def trial_request(spec: SweepSpec, cfg: TrialConfig) -> TrialRequest:
         # The Tune trial trains in-process and needs a non-empty bundle.
         return TrialRequest(1, worker or {"CPU": 1.0})
     return TrialRequest(cfg.workers, dict(r.driver_resources), worker)
+
+
+def trial_items(spec: SweepSpec, trials: list[PlannedTrial]) -> list[TrialItem]:
+    """What the trainable gets of each planned trial (with `search:`, of each search cell)."""
+    return [trial_item(t.index, t.resolved, trial_request(spec, t.config)) for t in trials]
 
 
 def check_fits_cluster(

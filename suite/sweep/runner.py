@@ -1,7 +1,10 @@
-"""Run a sweep with Ray Tune: validate, connect to Ray, schedule, collect.
+"""Run a sweep with Ray Tune: plan, connect to Ray, schedule, collect.
 
-Order matters for the user: every check that can fail (spec, every trial
-config, storage state, cluster capacity) runs before the first trial starts.
+`run_sweep` is a sequence of named steps: `plan_sweep` (every check that can fail -- spec, every
+trial config, resolved once, storage state), `preview` (``--dry-run``: the cluster's capacity and
+the plan), `build_tuner` (the Tuner, or the restored one of ``--resume``), `run_trials` (the trials, with
+the signals that stop them) and `collect_outcome` (the tables finished, the outcome). Order matters
+for the user: every check that can fail runs before the first trial starts.
 """
 
 from __future__ import annotations
@@ -19,11 +22,10 @@ from typing import Any
 
 import pandas as pd
 
-from suite.config import config_notes
 from suite.core.errors import ConfigError
 from suite.results import schema
 from suite.results import store as results
-from suite.sweep.grid import PlannedTrial, check_fits_cluster, expand_grid, format_plan, trial_request
+from suite.sweep.grid import PlannedTrial, check_fits_cluster, expand_grid, format_plan, trial_items
 from suite.sweep.spec import SweepSpec
 
 LOG_FILE = "sweep.log"  # Ray's own output, unless --verbose
@@ -48,25 +50,6 @@ def experiment_path(spec: SweepSpec) -> str:
     return f"{spec.storage_path().rstrip('/')}/{spec.name}"
 
 
-def trial_items(spec: SweepSpec, trials: list[PlannedTrial]) -> list[dict[str, Any]]:
-    """What the trainable gets of each planned trial (with `search:`, of each search cell)."""
-    items = []
-    for t in trials:
-        req = trial_request(spec, t.config)
-        items.append(
-            {
-                "index": t.index,
-                "trial_id": t.trial_id,
-                "config": t.config.model_dump(),
-                "notes": config_notes(t.config),
-                "workers": req.workers,
-                "tune_bundle": req.tune_bundle,
-                "worker_bundle": req.worker_bundle,
-            }
-        )
-    return items
-
-
 def sweep_settings(spec: SweepSpec) -> dict[str, Any]:
     """What every trial needs to know about the sweep."""
     fault = spec.fault_injection.model_dump() if spec.fault_injection else None
@@ -80,7 +63,7 @@ def sweep_settings(spec: SweepSpec) -> dict[str, Any]:
 
 
 def param_space(spec: SweepSpec, trials: list[PlannedTrial]) -> dict[str, Any]:
-    """Tune grid over the expanded trials (each a complete, validated config)
+    """Tune grid over the expanded trials (each a `TrialItem` with its resolved config)
     plus what every trial needs to know about the sweep. A search sweep's
     trials come from its searcher (`suite.sweep.search`), not from a grid."""
     from ray import tune
@@ -105,7 +88,7 @@ def tune_config(spec: SweepSpec, trials: list[PlannedTrial]):
         return tune.TuneConfig(**common)
     from suite.sweep.searchers import build_search
 
-    searcher, scheduler, total = build_search(spec, trial_items(spec, trials))
+    searcher, scheduler, total = build_search(spec, trials)
     return tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=total, **common)
 
 
@@ -301,7 +284,7 @@ def _distinct_notes(trials: list[PlannedTrial]) -> dict[str, int]:
     """The values the suite changed on the user's behalf, once each, with how many trials they concern."""
     counts: dict[str, int] = {}
     for t in trials:
-        for note in config_notes(t.config):
+        for note in t.resolved.notes:
             counts[note] = counts.get(note, 0) + 1
     return counts
 
@@ -331,6 +314,235 @@ class _SigtermToTune:
         signal.signal(signal.SIGTERM, self.saved)
 
 
+@dataclass(frozen=True)
+class SweepPlan:
+    """A sweep checked and planned (`plan_sweep`): its trials, each with its resolved config, and where
+    Tune keeps its state."""
+
+    spec: SweepSpec
+    trials: list[PlannedTrial]
+    experiment_path: str
+    exists: bool  # a sweep of this name is stored there already (--resume, --update)
+
+    @property
+    def results_dir(self) -> Path:
+        return self.spec.results_path()
+
+    @property
+    def total(self) -> int:
+        """Trials to run (a searched sweep: every cell's samples)."""
+        return len(self.trials) * (self.spec.search.num_samples if self.spec.search else 1)
+
+    def tables(self):
+        """The sweep's tables (`suite.sweep.tables.SweepTables`): the planned trials of a grid; a searched
+        sweep registers its trials as they are drawn."""
+        from suite.sweep.tables import SweepTables
+
+        searched = self.spec.search is not None
+        planned = {t.trial_id: (t.index, results.flatten_config(t.config.model_dump())) for t in self.trials}
+        return SweepTables(self.results_dir, self.spec.name, {} if searched else planned, searched=searched)
+
+
+def plan_sweep(
+    spec: SweepSpec,
+    *,
+    resume: bool = False,
+    update: bool = False,
+    dry_run: bool = False,
+    echo: Callable[[str], None] = print,
+) -> SweepPlan:
+    """Every check that needs no Ray runtime, in the order a user meets them: Ray Train V2, ``--update``'s
+    terms, the grid (each trial's config resolved, once), ``search:`` and ``tracking:``, the storage."""
+    require_train_v2()
+    if update:
+        _check_update(spec, resume)
+    trials = expand_grid(spec)
+    from suite.sweep.search import validate_search
+    from suite.tracking.spec import validate_tracking
+
+    validate_search(spec, trials)
+    validate_tracking(spec.tracking)
+    exp_path, exists = _check_storage(spec, resume, update, dry_run, echo)
+    return SweepPlan(spec, trials, exp_path, exists)
+
+
+def preview(
+    plan: SweepPlan,
+    address: str | None = None,
+    connect_timeout_s: float = CONNECT_TIMEOUT_S,
+    echo: Callable[[str], None] = print,
+) -> None:
+    """``--dry-run``: the capacity check the launch makes (against the cluster at ``address``, else this
+    machine's local runtime, where a refusal is a note), then the plan; starts nothing."""
+    spec, trials = plan.spec, plan.trials
+    if spec.resources.check_cluster:
+        if address or os.environ.get("RAY_ADDRESS"):
+            started = _connect(address, connect_timeout_s)
+            try:
+                check_fits_cluster(spec, trials, *_cluster_nodes())
+            finally:
+                if started:
+                    import ray
+
+                    ray.shutdown()
+        else:
+            try:
+                check_fits_cluster(spec, trials, *_local_resources())
+            except ConfigError as exc:  # a plan for a cluster, previewed on a laptop: say so, don't refuse
+                echo(f"note: a launch on this machine would stop: {exc}; pass --address to check a cluster")
+    echo(format_plan(spec, trials))
+
+
+def _announce(plan: SweepPlan, log_file: Path, verbose: bool, echo: Callable[[str], None]) -> None:
+    """The sweep's first lines: its size and where things go, then each note of the trials' resolution
+    once, with how many trials it concerns."""
+    echo(
+        f"sweep {plan.spec.name}: {plan.total} trial(s), results in {plan.results_dir}"
+        + ("" if verbose else f"; Ray's output in {log_file} (--verbose shows it here)")
+    )
+    for note, count in _distinct_notes(plan.trials).items():
+        echo(f"note: {note}" + (f" ({count} trials)" if count > 1 else ""))
+
+
+def _tune_environment() -> None:
+    """What Tune reads from the environment, set unless the user set it."""
+    # Trials keep the driver's working directory, so relative dataset paths work.
+    os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
+    # num_to_keep=1 below snapshots the experiment state on purpose; silence Tune's
+    # warning that this snapshotting is frequent.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+
+
+def build_tuner(plan: SweepPlan, tables, resume: bool = False, verbose: bool = False):
+    """The Tuner of a new run (its grid or searcher, the tables callback over ``tables``, the tracking
+    callbacks), or, with ``resume``, the one Tune restores from the experiment path (callbacks included)."""
+    from ray import tune
+
+    from suite.sweep.tables import TablesCallback
+    from suite.sweep.trainable import sweep_trial, tune_resources
+    from suite.tracking.tune import tracking_callbacks
+
+    spec = plan.spec
+    trainable = tune.with_resources(sweep_trial, tune_resources)
+    if resume:
+        # The param space again: Tune keeps each trial's resolved config and request as placeholders in its
+        # experiment state and resolves them from the param space it is given (the same grid, so the same ids).
+        return tune.Tuner.restore(
+            plan.experiment_path,
+            trainable=trainable,
+            resume_unfinished=True,
+            resume_errored=True,
+            param_space=param_space(spec, plan.trials),
+        )
+    fault = spec.fault_injection
+    exit_after = (
+        (fault.driver_exit_after_trials, fault.marker_dir) if fault and fault.driver_exit_after_trials else None
+    )
+    return tune.Tuner(
+        trainable,
+        param_space=param_space(spec, plan.trials),
+        tune_config=tune_config(spec, plan.trials),
+        run_config=tune.RunConfig(
+            name=spec.name,
+            storage_path=spec.storage_path(),
+            failure_config=tune.FailureConfig(max_failures=spec.retries),
+            # Keeping one checkpoint per trial also makes Tune save the experiment
+            # state after every checkpoint, so `--resume` after a dead driver
+            # never restarts a trial from an older checkpoint than it reported.
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            callbacks=[
+                TablesCallback(tables, exit_after),
+                *tracking_callbacks(spec.tracking, spec.name, plan.results_dir),
+            ],
+            verbose=1 if verbose else 0,
+        ),
+    )
+
+
+def run_trials(
+    plan: SweepPlan,
+    tables,
+    sigterm: _SigtermToTune,
+    ray_log,
+    *,
+    address: str | None,
+    resume: bool,
+    update: bool,
+    connect_timeout_s: float,
+    verbose: bool,
+    echo: Callable[[str], None],
+) -> str:
+    """Connect to (or start) Ray, make the launch's checks against the cluster, then run the trials;
+    returns "SIGINT" when a second Ctrl-C stopped Tune at once, else "". Trial errors are recorded in
+    the tables, not raised."""
+    spec = plan.spec
+    started = _connect(address, connect_timeout_s, log_to_driver=verbose)
+    sigterm.install()
+    try:
+        if spec.resources.check_cluster:
+            check_fits_cluster(spec, plan.trials, *_cluster_nodes())
+        plan.results_dir.mkdir(parents=True, exist_ok=True)  # every check passed: the sweep may write
+        ray_log.open()
+        if update and plan.exists:
+            _drop_experiment_state(plan.experiment_path)
+            echo(
+                f"updating sweep {spec.name}: the previous run's Tune state in {plan.experiment_path} is "
+                f"replaced; finished trials whose config is unchanged are kept from {plan.results_dir}"
+            )
+        tuner = build_tuner(plan, tables, resume, verbose)
+        interrupted = ""
+        try:
+            tuner.fit()
+        except KeyboardInterrupt:  # a second Ctrl-C: stop at once
+            interrupted = "SIGINT"
+        from suite.sweep.tables import close_active
+
+        close_active()
+        if spec.tracking is not None and not interrupted:
+            from suite.tracking.tune import log_sweep_plots
+
+            log_sweep_plots(spec.tracking, spec.name, plan.results_dir)
+        return interrupted
+    finally:
+        if started:
+            import ray
+
+            ray.shutdown()
+
+
+def collect_outcome(
+    plan: SweepPlan,
+    tables,
+    interrupted: str,
+    console,
+    log_file: Path,
+    resume_command: str = "",
+) -> SweepOutcome:
+    """The tables as every driver of this sweep left them (re-read: a restored run's callback kept its
+    own), unfinished trials marked ``interrupted`` when the sweep was stopped, and the outcome."""
+    tables.open()
+    unfinished = [t for t, r in tables.rows().items() if r.get(schema.STATUS) == schema.RUNNING]
+    if unfinished or interrupted:
+        interrupted = interrupted or "SIGINT"
+        hint = f"; continue with: {resume_command}" if resume_command else ""
+        tables.interrupt(f"stopped by {interrupted}{hint}")
+    tables.close()
+    order = {t.trial_id: t.index for t in plan.trials}
+    table = results.read_tables(plan.results_dir, ["trials"], order=order or None)["trials"]
+    return SweepOutcome(
+        plan.results_dir,
+        plan.experiment_path,
+        table if table is not None else pd.DataFrame(),
+        interrupted,
+        log_file,
+        _with_unstarted(
+            console.summary(list(tables.rows().values())) if tables.rows() else "",
+            [] if plan.spec.search else plan.trials,
+            tables,
+        ),
+    )
+
+
 def run_sweep(
     spec: SweepSpec,
     *,
@@ -354,153 +566,40 @@ def run_sweep(
     longer in the spec leave the tables (their folders stay). Stopped by SIGINT or
     SIGTERM, the sweep writes its tables, marks its unfinished trials ``interrupted``
     and returns with ``interrupted`` set (``resume_command`` continues it)."""
-    require_train_v2()
-    if update:
-        _check_update(spec, resume)
-    trials = expand_grid(spec)
-    from suite.sweep.search import validate_search
-    from suite.tracking.spec import validate_tracking
-
-    validate_search(spec, trials)
-    validate_tracking(spec.tracking)
-    exp_path, exists = _check_storage(spec, resume, update, dry_run, echo)
+    plan = plan_sweep(spec, resume=resume, update=update, dry_run=dry_run, echo=echo)
     if dry_run:
-        if spec.resources.check_cluster:
-            if address or os.environ.get("RAY_ADDRESS"):
-                started = _connect(address, connect_timeout_s)
-                try:
-                    check_fits_cluster(spec, trials, *_cluster_nodes())
-                finally:
-                    if started:
-                        import ray
-
-                        ray.shutdown()
-            else:
-                try:
-                    check_fits_cluster(spec, trials, *_local_resources())
-                except ConfigError as exc:  # a plan for a cluster, previewed on a laptop: say so, don't refuse
-                    echo(f"note: a launch on this machine would stop: {exc}; pass --address to check a cluster")
-        echo(format_plan(spec, trials))
+        preview(plan, address, connect_timeout_s, echo)
         return None
 
-    from ray import tune
-
     from suite.sweep import console as sweep_console
-    from suite.sweep.tables import SweepTables, TablesCallback, close_active
-    from suite.sweep.trainable import sweep_trial, tune_resources
-    from suite.tracking.tune import tracking_callbacks
 
-    # Trials keep the driver's working directory, so relative dataset paths work.
-    os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
-    # num_to_keep=1 below snapshots the experiment state on purpose; silence Tune's
-    # warning that this snapshotting is frequent.
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    results_dir = spec.results_path()
-    log_file = results_dir / LOG_FILE
-    planned = {t.trial_id: (t.index, results.flatten_config(t.config.model_dump())) for t in trials}
-    total = len(trials) * (spec.search.num_samples if spec.search else 1)
-    metric, higher = sweep_metric(spec, trials)
+    _tune_environment()
+    log_file = plan.results_dir / LOG_FILE
     if not quiet:
-        echo(
-            f"sweep {spec.name}: {total} trial(s), results in {results_dir}"
-            + ("" if verbose else f"; Ray's output in {log_file} (--verbose shows it here)")
-        )
-    if not quiet:
-        for note, count in _distinct_notes(trials).items():
-            echo(f"note: {note}" + (f" ({count} trials)" if count > 1 else ""))
-    console = sweep_console.SweepConsole(spec.name, total, metric, higher, quiet=quiet, stream=sys.stderr)
-    interrupted = ""
+        _announce(plan, log_file, verbose, echo)
+    metric, higher = sweep_metric(spec, plan.trials)
+    console = sweep_console.SweepConsole(spec.name, plan.total, metric, higher, quiet=quiet, stream=sys.stderr)
+    tables = plan.tables()  # built once: the new run's callback feeds it, the outcome reads it
     with (
         sweep_console.active(console),
         _SigtermToTune() as sigterm,
         sweep_console.ray_output_to(log_file, verbose) as ray_log,
     ):
-        started = _connect(address, connect_timeout_s, log_to_driver=verbose)
-        sigterm.install()
-        try:
-            if spec.resources.check_cluster:
-                check_fits_cluster(spec, trials, *_cluster_nodes())
-            results_dir.mkdir(parents=True, exist_ok=True)  # every check passed: the sweep may write
-            ray_log.open()
-            if update and exists:
-                _drop_experiment_state(exp_path)
-                echo(
-                    f"updating sweep {spec.name}: the previous run's Tune state in {exp_path} is replaced; "
-                    f"finished trials whose config is unchanged are kept from {results_dir}"
-                )
-            trainable = tune.with_resources(sweep_trial, tune_resources)
-            if resume:
-                tuner = tune.Tuner.restore(exp_path, trainable=trainable, resume_unfinished=True, resume_errored=True)
-            else:
-                fault = spec.fault_injection
-                exit_after = (
-                    (fault.driver_exit_after_trials, fault.marker_dir)
-                    if fault and fault.driver_exit_after_trials
-                    else None
-                )
-                tuner = tune.Tuner(
-                    trainable,
-                    param_space=param_space(spec, trials),
-                    tune_config=tune_config(spec, trials),
-                    run_config=tune.RunConfig(
-                        name=spec.name,
-                        storage_path=spec.storage_path(),
-                        failure_config=tune.FailureConfig(max_failures=spec.retries),
-                        # Keeping one checkpoint per trial also makes Tune save the experiment
-                        # state after every checkpoint, so `--resume` after a dead driver
-                        # never restarts a trial from an older checkpoint than it reported.
-                        checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-                        callbacks=[
-                            TablesCallback(
-                                SweepTables(
-                                    results_dir,
-                                    spec.name,
-                                    {} if spec.search else planned,
-                                    searched=spec.search is not None,
-                                ),
-                                exit_after,
-                            ),
-                            *tracking_callbacks(spec.tracking, spec.name, results_dir),
-                        ],
-                        verbose=1 if verbose else 0,
-                    ),
-                )
-            try:
-                tuner.fit()  # trial errors are recorded in the tables, not raised
-            except KeyboardInterrupt:  # a second Ctrl-C: stop at once
-                interrupted = "SIGINT"
-            close_active()
-            if spec.tracking is not None and not interrupted:
-                from suite.tracking.tune import log_sweep_plots
-
-                log_sweep_plots(spec.tracking, spec.name, results_dir)
-        finally:
-            if started:
-                import ray
-
-                ray.shutdown()
-    tables = SweepTables(results_dir, spec.name, {} if spec.search else planned, searched=spec.search is not None)
-    tables.open()
-    unfinished = [t for t, r in tables.rows().items() if r.get(schema.STATUS) == schema.RUNNING]
-    if unfinished or interrupted or sigterm.received:
-        interrupted = "SIGTERM" if sigterm.received else (interrupted or "SIGINT")
-        hint = f"; continue with: {resume_command}" if resume_command else ""
-        tables.interrupt(f"stopped by {interrupted}{hint}")
-    tables.close()
-    order = {t.trial_id: t.index for t in trials}
-    table = results.read_tables(results_dir, ["trials"], order=order or None)["trials"]
-    return SweepOutcome(
-        results_dir,
-        exp_path,
-        table if table is not None else pd.DataFrame(),
-        interrupted,
-        log_file,
-        _with_unstarted(
-            console.summary(list(tables.rows().values())) if tables.rows() else "",
-            [] if spec.search else trials,
+        interrupted = run_trials(
+            plan,
             tables,
-        ),
-    )
+            sigterm,
+            ray_log,
+            address=address,
+            resume=resume,
+            update=update,
+            connect_timeout_s=connect_timeout_s,
+            verbose=verbose,
+            echo=echo,
+        )
+    if sigterm.received:
+        interrupted = "SIGTERM"
+    return collect_outcome(plan, tables, interrupted, console, log_file, resume_command)
 
 
 def _with_unstarted(summary: str, trials, tables) -> str:

@@ -11,7 +11,8 @@ one trial of the plain grid -- gets its own searcher and its own ASHA, and one
 * `CellSearch` (a Tune `Searcher`) hands out trials round-robin over the cells
   until each has had ``num_samples``; each cell's values come from its own
   `OptunaSearch` (seeded ``search.seed + cell``) or a seeded random sampler,
-  are merged into the cell's config and validated like any trial config.
+  are set on the cell's input (the mapping its config was resolved from) and
+  resolved like any trial config, once, on the driver.
 * `CellASHA` (a Tune scheduler) keeps one `ASHAScheduler` per cell, with
   ``time_attr="epoch"`` and ``max_t`` the cell's epochs.
 
@@ -26,7 +27,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from suite.config import CONFIG_FIELDS, TrialConfig, make_config, set_dotted
+from suite.config import CONFIG_FIELDS, ResolvedConfig, TrialConfig, resolve_config, set_dotted
 from suite.core.errors import ConfigError
 from suite.results import schema
 from suite.sweep.spec import SPACE_KINDS, SweepSpec
@@ -163,16 +164,20 @@ def validate_search(spec: SweepSpec, cells: list) -> None:
         for key, entry in search.space.items():
             kind, arg = _space_entry(key, entry)
             for value in corner_values(kind, arg):
-                cell_config(cfg, {key: value}, field=f"search.space.{key}", hint=where)
+                cell_config(cell.inputs, {key: value}, field=f"search.space.{key}", hint=where)
 
 
-def cell_config(base: TrialConfig, values: dict[str, Any], field: str = "search.space", hint: str = "") -> TrialConfig:
-    """The cell's config with the searched values set (dotted keys reach into method_args)."""
-    data = base.model_dump(mode="json")
+def cell_config(
+    inputs: dict[str, Any], values: dict[str, Any], field: str = "search.space", hint: str = ""
+) -> ResolvedConfig:
+    """A trial of a search cell: the cell's input (`suite.sweep.grid.PlannedTrial.inputs`) with the
+    searched values set (dotted keys reach into method_args), resolved -- so its notes are those of
+    its own config (a warm-up shortened because the user left it unset included)."""
+    data = copy.deepcopy(inputs)
     for key, value in values.items():
         set_dotted(data, key, copy.deepcopy(value))
     try:
-        return make_config(data)
+        return resolve_config(data)
     except ConfigError as err:
         raise ConfigError(
             field if err.field.split(".")[0] in field else f"{field} -> {err.field}", err.value, err.allowed, hint=hint

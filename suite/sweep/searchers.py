@@ -14,8 +14,8 @@ from typing import Any
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search import Searcher
 
-from suite.config import TrialConfig
 from suite.results import schema
+from suite.sweep.grid import PlannedTrial, TrialItem, trial_item, trial_items
 from suite.sweep.search import cell_config, tune_domains
 from suite.sweep.spec import SweepSpec
 
@@ -46,11 +46,13 @@ class _RandomSampler:
 class CellSearch(Searcher):
     """One inner searcher per search cell; cells are served round-robin until
     each has had ``num_samples`` trials. Suggestions are complete trial items
-    (``{"trial": {...}}``), the shape the grid's items have."""
+    (``{"trial": TrialItem}``), the shape the grid's have: each draw is resolved here,
+    on the driver, from the cell's input (``inputs``, one per cell) and the drawn values."""
 
     def __init__(
         self,
-        cells: list[dict[str, Any]],
+        cells: list[TrialItem],
+        inputs: list[dict[str, Any]],
         space: dict[str, dict[str, Any]],
         algorithm: str,
         num_samples: int,
@@ -62,7 +64,7 @@ class CellSearch(Searcher):
         # every report, and a trial reports validation kNN only in evaluated epochs.
         super().__init__()
         self.search_metric, self.search_mode = metric, mode
-        self.cells, self.space, self.num_samples = cells, space, num_samples
+        self.cells, self.inputs, self.space, self.num_samples = cells, inputs, space, num_samples
         domains = tune_domains(space)
         if algorithm == "optuna":
             from ray.tune.search.optuna import OptunaSearch
@@ -90,22 +92,21 @@ class CellSearch(Searcher):
         if values is None:
             return None
         base = self.cells[cell]
-        cfg = cell_config(TrialConfig.model_validate(base["config"]), values)
+        resolved = cell_config(self.inputs[cell], values)
         sample = self.issued[cell]
         self.issued[cell] += 1
         self.owner[trial_id] = cell
-        item = {
-            **base,
-            "config": cfg.model_dump(),
-            "trial_id": cfg.trial_id,
-            "index": base["index"] * self.num_samples + sample,
-            "search": {
+        item = trial_item(
+            base["index"] * self.num_samples + sample,
+            resolved,
+            base["request"],  # workers is never searched: the cell's resources
+            search={
                 schema.SEARCH_CELL: base["index"],
                 schema.SEARCH_METRIC: self.search_metric,
                 schema.SEARCH_MODE: self.search_mode,
                 **{schema.search_sample(k): v for k, v in values.items()},
             },
-        }
+        )
         return {"trial": item}
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
@@ -181,15 +182,23 @@ class CellASHA(FIFOScheduler):
         return f"ASHA per search cell ({len(self.cells)} cells)"
 
 
-def build_search(spec: SweepSpec, cells: list[dict[str, Any]]):
-    """(search_alg, scheduler, total trials) for `tune.TuneConfig`."""
+def build_search(spec: SweepSpec, trials: list[PlannedTrial]):
+    """(search_alg, scheduler, total trials) for `tune.TuneConfig`; every planned trial is a search cell."""
     search = spec.search
+    cells = trial_items(spec, trials)
     searcher = CellSearch(
-        cells, search.space, search.algorithm, search.num_samples, search.metric, search.mode, search.seed
+        cells,
+        [t.inputs for t in trials],
+        search.space,
+        search.algorithm,
+        search.num_samples,
+        search.metric,
+        search.mode,
+        search.seed,
     )
     scheduler = None
     if spec.scheduler is not None:
-        max_epochs = {c["index"]: int(c["config"]["epochs"]) for c in cells}
+        max_epochs = {c["index"]: c["resolved"].config.epochs for c in cells}
         scheduler = CellASHA(
             max_epochs, search.metric, search.mode, spec.scheduler.grace_period, spec.scheduler.reduction_factor
         )

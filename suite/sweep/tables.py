@@ -335,12 +335,13 @@ class TablesCallback(Callback):
         _ACTIVE.append(self)
 
     def _tid(self, trial) -> str:
-        item = trial.config["trial"]
+        item = trial.config["trial"]  # a suite.sweep.grid.TrialItem
         if "search" in item:
+            config = item["resolved"].config.model_dump()
             self.tables.register(
                 item["trial_id"],
                 item["index"],
-                {**store.flatten_config(item["config"]), **item["search"], schema.SEARCH_INDEX: item["index"]},
+                {**store.flatten_config(config), **item["search"], schema.SEARCH_INDEX: item["index"]},
             )
         return item["trial_id"]
 

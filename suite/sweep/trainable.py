@@ -1,6 +1,9 @@
 """What runs inside a Ray Tune trial (Ray's own driver is `suite.sweep.runner`).
 
-The Tune trial function `sweep_trial` runs one `suite.trial.train.run_trial`:
+The Tune trial function `sweep_trial` runs one `suite.trial.train.run_trial` on the trial's
+`ResolvedConfig`, which the driver resolved once and Tune hands over in the trial's
+`suite.sweep.grid.TrialItem` (``config["trial"]["resolved"]``): nothing is parsed or validated
+again here.
 
 * ``workers == 1``: in the Tune actor itself (no extra processes). Every
   checkpoint `run_trial` writes is reported with ``ray.tune.report``, so a
@@ -36,7 +39,11 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from suite.config import ResolvedConfig
+    from suite.sweep.grid import TrialItem
 
 DONE_MARKER = "sweep_final.json"
 TIMING_KEY = "timing_json"  # in the final report and the done-marker: where the trial's time went
@@ -98,22 +105,13 @@ def _maybe_inject_fault(fault: dict[str, Any] | None, index: int, trial_id: str,
     os._exit(17)
 
 
-def _run(
-    cfg_dump: dict[str, Any],
-    sweep: dict[str, Any],
-    index: int,
-    checkpoint,
-    report,
-    device=None,
-    notes: list[str] | None = None,
-) -> None:
+def _run(resolved: ResolvedConfig, sweep: dict[str, Any], index: int, checkpoint, report, device=None) -> None:
     """One trial: per-epoch reports while it trains, then its final result.
 
     Runs on every rank (Ray Train V2 needs every worker to report the same
     number of times); only rank 0 has checkpoints and writes the done-marker."""
     entered = time.perf_counter()
     from methods.distributed import rank
-    from suite.config import make_config
     from suite.core.jsonio import to_json, write_json
     from suite.trial.train import run_trial
 
@@ -131,7 +129,7 @@ def _run(
         plain_report(metrics, checkpoint_dir)
         timing["report_s"] += time.perf_counter() - start
 
-    cfg = make_config(cfg_dump)
+    cfg = resolved.config
     trial_dir = Path(sweep["results_dir"]) / cfg.trial_id
 
     def report_epoch(metrics: dict[str, Any], checkpoint_dir: Path | None) -> None:
@@ -158,14 +156,13 @@ def _run(
         )
         started = time.perf_counter()
         result = run_trial(
-            cfg,
+            resolved,
             trial_dir,
             report=report_epoch,
             resume_from=resume_from,
             progress=False,
             device=device,
             cpus=assigned_cpus(),
-            config_changes=notes,
         )
         timing["run_trial_s"] = time.perf_counter() - started - timing["report_s"]
     timing["left_at"] = time.time()
@@ -199,12 +196,12 @@ def assigned_cpus() -> int | None:
     return max(1, int(cpus)) if cpus else None
 
 
-def _ray_train_device(cfg_dump: dict[str, Any]):
+def _ray_train_device(device: str):
     """The GPU Ray Train gave this worker (its index in CUDA_VISIBLE_DEVICES
-    need not equal the local rank); None lets the config decide."""
+    need not equal the local rank) for the config's ``device``; None lets the config decide."""
     import torch
 
-    if cfg_dump.get("device", "auto") in ("auto", "cuda") and torch.cuda.is_available():
+    if device in ("auto", "cuda") and torch.cuda.is_available():
         from ray.train.torch import get_device
 
         return get_device()
@@ -218,35 +215,34 @@ def train_worker_loop(loop_config: dict[str, Any]) -> None:
     def report(metrics: dict[str, Any], checkpoint_dir: Path | None) -> None:
         reported(ray.train.report, ray.train.Checkpoint, metrics, checkpoint_dir)
 
+    trial: TrialItem = loop_config["trial"]
     _run(
-        loop_config["config"],
+        trial["resolved"],
         loop_config["sweep"],
-        loop_config["index"],
+        trial["index"],
         ray.train.get_checkpoint(),
         report,
-        device=_ray_train_device(loop_config["config"]),
-        notes=loop_config.get("notes"),
+        device=_ray_train_device(trial["resolved"].config.device),
     )
 
 
-def _fit_data_parallel(trial: dict[str, Any], sweep: dict[str, Any]) -> None:
+def _fit_data_parallel(trial: TrialItem, sweep: dict[str, Any]) -> None:
     import ray.train
     import ray.tune
     from ray.train.torch import TorchConfig, TorchTrainer
     from ray.tune.integration.ray_train import TuneReportCallback
 
-    use_gpu = trial["worker_bundle"].get("GPU", 0) > 0
+    worker_bundle = trial["request"].worker_bundle
+    use_gpu = worker_bundle.get("GPU", 0) > 0
     trainer = TorchTrainer(
         train_worker_loop,
-        train_loop_config={
-            "config": trial["config"],
-            "sweep": sweep,
-            "index": trial["index"],
-            "notes": trial.get("notes"),
-        },
+        train_loop_config={"trial": trial, "sweep": sweep},
         torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
         scaling_config=ray.train.ScalingConfig(
-            num_workers=trial["workers"], use_gpu=use_gpu, resources_per_worker=trial["worker_bundle"]
+            # the world the trial trains in is the resolved config's workers: the one source of it
+            num_workers=trial["resolved"].config.workers,
+            use_gpu=use_gpu,
+            resources_per_worker=worker_bundle,
         ),
         run_config=ray.train.RunConfig(
             # Stable across Tune retries and `--resume`: Train V2 restores the run
@@ -262,10 +258,11 @@ def _fit_data_parallel(trial: dict[str, Any], sweep: dict[str, Any]) -> None:
 
 
 def sweep_trial(config: dict[str, Any]) -> None:
-    """The Tune trainable: one grid point (``config["trial"]``) of the sweep."""
+    """The Tune trainable: one grid point (``config["trial"]``, a `TrialItem`) of the sweep."""
     import ray.tune
 
-    trial, sweep = config["trial"], config["sweep"]
+    trial: TrialItem = config["trial"]
+    sweep = config["sweep"]
     trial_dir = Path(sweep["results_dir"]) / trial["trial_id"]
     final = _load_final(trial_dir)
     if final is not None:
@@ -273,22 +270,24 @@ def sweep_trial(config: dict[str, Any]) -> None:
         # the recorded result back instead of training again.
         ray.tune.report({**final, "skipped": True})
         return
-    if trial["workers"] > 1:
+    if trial["resolved"].config.workers > 1:
         _fit_data_parallel(trial, sweep)
         return
 
     def report(metrics: dict[str, Any], checkpoint_dir: Path | None) -> None:
         reported(ray.tune.report, ray.tune.Checkpoint, metrics, checkpoint_dir)
 
-    _run(trial["config"], sweep, trial["index"], ray.tune.get_checkpoint(), report, notes=trial.get("notes"))
+    _run(trial["resolved"], sweep, trial["index"], ray.tune.get_checkpoint(), report)
 
 
 def tune_resources(config: dict[str, Any]):
     """Per-trial Tune resources (grids may vary `workers`)."""
     from ray.tune import PlacementGroupFactory
 
-    return PlacementGroupFactory([config["trial"]["tune_bundle"]])
+    return PlacementGroupFactory([config["trial"]["request"].tune_bundle])
 
 
 def trial_dirname(trial) -> str:
+    """The trial's name and folder: its trial id (Tune calls this before it restores the objects of the
+    param space, so it reads the item's plain ``trial_id``)."""
     return trial.config["trial"]["trial_id"]

@@ -57,13 +57,13 @@ class TrackingCallback(Callback):
         self._status: dict[str, str] = {}
 
     def _open(self, trial) -> list:
-        item = trial.config["trial"]
+        item = trial.config["trial"]  # the sweep's trial item: its resolved config and search columns
         tid = item["trial_id"]
         if tid not in self._runs:
             self._runs[tid] = open_runs(
                 self.tracking,
                 tid,
-                trial_params(item["config"], item.get("search")),
+                trial_params(item["resolved"].config.model_dump(), item.get("search")),
                 experiment=self.sweep,
                 default_dir=self.results_dir,
                 tags={"sweep": self.sweep},

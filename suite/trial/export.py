@@ -70,7 +70,7 @@ def export_trial(trial_dir: Path, out: Path | None = None, *, overwrite: bool = 
     """Write the trial's backbone and its config to ``out`` (default TRIAL_DIR/export)."""
     from safetensors.torch import save_file
 
-    from suite.config import make_config
+    from suite.config import resolve_config
     from suite.core.files import atomic_path
     from suite.results import store as results
     from suite.trial import checkpoint as ckpt
@@ -80,11 +80,12 @@ def export_trial(trial_dir: Path, out: Path | None = None, *, overwrite: bool = 
     out = check_export_args(trial_dir, out, overwrite)
     trial_dir = Path(trial_dir)
     payload = ckpt.read(trial_dir / CHECKPOINT_SUBDIR, field="TRIAL_DIR")
-    cfg = make_config(payload["config"])
+    resolved = resolve_config(payload["config"])
+    cfg = resolved.config
     backbone, num_features = build_backbone(cfg.backbone, cfg.image_size, cfg.cifar_stem)
     weights = {k[len(BACKBONE_PREFIX) :]: v for k, v in payload["model"].items() if k.startswith(BACKBONE_PREFIX)}
     backbone.load_state_dict(weights)  # strict: the checkpoint matches the architecture the config rebuilds
-    splits = load_data(cfg)  # normalization statistics of the training split, as in training
+    splits = load_data(resolved)  # normalization statistics of the training split, as in training
     row = results.read_result(trial_dir)
 
     config = {

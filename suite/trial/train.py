@@ -23,11 +23,10 @@ import torch
 from methods import get_method
 from methods.distributed import all_reduce_mean_, concat_all_gather_no_grad
 from methods.views import with_overrides
-from suite.config import TrialConfig, config_notes, save_config
+from suite.config import ResolvedConfig, TrialConfig, as_resolved, save_config
 from suite.core.errors import ConfigError
 from suite.core.machine import available_cpus, cpu_model
-from suite.data.specs import parse_spec
-from suite.data.splits import DatasetSplits, load_splits
+from suite.data.splits import DatasetSplits, prepare_splits
 from suite.measure.instruments import EmbeddingGradStats, angle_change, probe_indices
 from suite.measure.mechanism import gradient_identity_deviation, step_turn_slopes
 from suite.measure.norms import RunningNormStats
@@ -68,30 +67,23 @@ class TrialResult:
     eval_norms: pd.DataFrame | None = None  # per-sample evaluation norms
 
 
-def build_model(cfg: TrialConfig) -> torch.nn.Module:
-    """Backbone + method, with the intervention applied at construction.
+def build_model(cfg: ResolvedConfig | TrialConfig) -> torch.nn.Module:
+    """Backbone + method (from the resolved hyper-parameters), with the intervention applied at
+    construction. A `TrialConfig` is resolved first (`suite.config.as_resolved`).
 
     Seeded from the trial seed, so every rank (and every rerun) starts from
     the same weights."""
+    resolved = as_resolved(cfg)
+    cfg = resolved.config
     seed_everything(cfg.seed)
-    method_cls = get_method(cfg.method)
     backbone, feature_dim = build_backbone(cfg.backbone, cfg.image_size, cfg.cifar_stem)
-    return method_cls(backbone, feature_dim, method_cls.build_hparams(cfg.method_args), cfg.intervention)
+    return get_method(cfg.method)(backbone, feature_dim, resolved.hparams, cfg.intervention)
 
 
-def load_data(cfg: TrialConfig) -> DatasetSplits:
-    """The trial's splits, prepared by the dataset layer from the config."""
-    return load_splits(
-        cfg.dataset,
-        cfg.image_size,
-        imbalance=cfg.imbalance,
-        holdout_classes=cfg.holdout_classes,
-        ood_dataset=cfg.ood_dataset,
-        train_limit=cfg.train_limit,
-        val_fraction=cfg.val_fraction,
-        seed=cfg.seed,
-        decode_workers=cfg.decode_workers,
-    )
+def load_data(cfg: ResolvedConfig | TrialConfig) -> DatasetSplits:
+    """The trial's splits, prepared by the dataset layer as the resolved config's data plan says."""
+    resolved = as_resolved(cfg)
+    return prepare_splits(resolved.data, decode_workers=resolved.config.decode_workers)
 
 
 @dataclass
@@ -105,11 +97,17 @@ class Parts:
 
 
 def build_parts(
-    cfg: TrialConfig, splits: DatasetSplits, device: torch.device, channels_last: bool, compile: bool | None = None
+    cfg: ResolvedConfig | TrialConfig,
+    splits: DatasetSplits,
+    device: torch.device,
+    channels_last: bool,
+    compile: bool | None = None,
 ) -> Parts:
     """Model, optimizer and views for ``cfg`` on ``splits``, built once for every loop that trains them: the
     trainer and the benchmark's plain PyTorch loop (``compile``: its own choice, else ``cfg.compile``)."""
-    method = build_model(cfg)
+    resolved = as_resolved(cfg)
+    cfg = resolved.config
+    method = build_model(resolved)
     notes = data_notes(cfg, method, len(splits.train_labels))
     method = method.to(device)
     if channels_last:
@@ -148,14 +146,16 @@ def data_notes(cfg: TrialConfig, method: torch.nn.Module, num_train: int) -> lis
     return notes
 
 
-def planned(cfg: TrialConfig) -> tuple[dict[str, str], list[str]]:
+def planned(cfg: ResolvedConfig | TrialConfig) -> tuple[dict[str, str], list[str]]:
     """What ``--dry-run`` adds to the config: the defaults this machine resolves (device, precision,
     channels-last, threads, the CIFAR stem) and, for the built-in datasets (made in memory in seconds),
     what the data makes of the config (`data_notes`); other datasets are checked when they load."""
+    resolved = as_resolved(cfg)
+    cfg = resolved.config
     device = resolve_device(cfg.device, DistContext.detect())
-    method = build_model(cfg)
+    method = build_model(resolved)
     stem = uses_cifar_stem(method.backbone, cfg.image_size, cfg.cifar_stem) if cfg.cifar_stem is None else None
-    resolved = {
+    machine = {
         "cifar_stem": "true" if stem else "false" if stem is not None else "",
         "device": str(device),
         "precision": "bf16"
@@ -164,10 +164,10 @@ def planned(cfg: TrialConfig) -> tuple[dict[str, str], list[str]]:
         "channels_last": str(cfg.channels_last if cfg.channels_last is not None else device.type == "cuda").lower(),
         "num_threads": str(cfg.num_threads or available_cpus()),
     }
-    resolved = {k: v for k, v in resolved.items() if v}
-    if parse_spec(cfg.dataset).kind in ("builtin", "synthetic"):
-        return resolved, data_notes(cfg, method, len(load_data(cfg).train_labels))
-    return resolved, [f"{cfg.dataset}'s size is known once it loads: its notes come when the trial starts"]
+    machine = {k: v for k, v in machine.items() if v}
+    if resolved.data.dataset.kind in ("builtin", "synthetic"):
+        return machine, data_notes(cfg, method, len(load_data(resolved).train_labels))
+    return machine, [f"{cfg.dataset}'s size is known once it loads: its notes come when the trial starts"]
 
 
 @dataclass
@@ -212,31 +212,28 @@ class _Trial:
 
 
 def _setup(
-    cfg: TrialConfig,
+    resolved: ResolvedConfig,
     trial_dir: Path,
     resume_from: Path | None,
     device: torch.device | None,
     cpus: int | None,
     on_note: Callable[[str], None] | None = None,
-    config_changes: list[str] | None = None,
 ) -> _Trial:
+    cfg = resolved.config
     ctx = DistContext.detect()
-    if ctx.world_size != cfg.workers and ctx.distributed:
-        raise ConfigError("workers", cfg.workers, f"{ctx.world_size} (the torch.distributed world this trial runs in)")
     device = device if device is not None else resolve_device(cfg.device, ctx)
     threads = fit_threads(cfg.num_threads, cpus)
     channels_last = cfg.channels_last if cfg.channels_last is not None else device.type == "cuda"
-    splits = load_data(cfg)
+    splits = load_data(resolved)
     if len(splits.train_labels) // cfg.batch_size < 1:
         raise ConfigError("batch_size", cfg.batch_size, f"<= the training set size ({len(splits.train_labels)})")
-    parts = build_parts(cfg, splits, device, channels_last)
+    parts = build_parts(resolved, splits, device, channels_last)
     method, optimizer, augmenters, notes = parts.method, parts.optimizer, parts.augmenters, parts.notes
     model = prepare_data_parallel(method, device) if ctx.distributed else method
     state, resume_note = (
         ckpt.load(resume_from, method, optimizer, cfg) if resume_from is not None else (ckpt.TrainState(), "")
     )
-    changed = config_changes if config_changes is not None else config_notes(cfg)
-    notes = [*changed, *notes, *([resume_note] if resume_note else [])]
+    notes = [*resolved.notes, *notes, *([resume_note] if resume_note else [])]
     trial = _Trial(
         cfg,
         Path(trial_dir),
@@ -523,7 +520,7 @@ def _write(trial_dir: Path, result: TrialResult) -> None:
 
 
 def run_trial(
-    cfg: TrialConfig,
+    cfg: ResolvedConfig | TrialConfig,
     trial_dir: Path,
     *,
     report: Report | None = None,
@@ -532,9 +529,15 @@ def run_trial(
     device: torch.device | None = None,
     cpus: int | None = None,
     on_note: Callable[[str], None] | None = None,
-    config_changes: list[str] | None = None,
 ) -> TrialResult:
     """Train, evaluate and record one trial.
+
+    ``cfg`` is the trial's `ResolvedConfig` (`suite.config.resolve_config`, what the command line and the
+    sweep workers pass): nothing is validated again. A `TrialConfig` (`make_config`, the Python API's
+    short form) is resolved here first (`suite.config.as_resolved`): the same values and trial id, but
+    without the notes of its first resolution that depended on what was left unset (a shortened
+    warm-up); pass the `ResolvedConfig` to keep them. In a torch.distributed world (Ray Train's
+    workers) the world is ``cfg.workers`` processes: the launcher builds it from that one value.
 
     ``report(metrics, checkpoint_dir)`` is called once per finished epoch with
     its curves row (``checkpoint_dir`` is None on ranks > 0 and between
@@ -545,9 +548,8 @@ def run_trial(
     Train assigns each worker its GPU); ``cpus`` is how many CPUs this process
     holds (a Ray trial's resources; default: the CPUs the process may run on),
     which sets torch's threads unless ``cfg.num_threads`` does. ``on_note`` hears
-    once, at the start, every value the suite changed on the user's behalf (also in
-    the row's ``notes``); ``config_changes`` are those of the config's first resolution
-    when the config was rebuilt since (a sweep trial's, from its dump).
+    once, at the start, every value the suite changed on the user's behalf (the resolved
+    config's notes, then what the data made of it; also in the row's ``notes``).
 
     Stopped by SIGINT (``KeyboardInterrupt``) or `TrialInterrupted` (SIGTERM), the
     trial records status ``interrupted`` with its epochs and last checkpoint, then
@@ -555,11 +557,12 @@ def run_trial(
     unreadable checkpoint) it records ``failed`` and raises `TrialFault` with a
     one-line message. A checkpoint is replaced only once its successor is complete.
     """
+    resolved = as_resolved(cfg)
     try:
-        trial = _setup(cfg, trial_dir, resume_from, device, cpus, on_note, config_changes)
+        trial = _setup(resolved, trial_dir, resume_from, device, cpus, on_note)
     except FAULTS as exc:  # an unreadable checkpoint, a full disk before the first epoch
         message = fault_message(exc)
-        _record_setup_failure(cfg, trial_dir, message)
+        _record_setup_failure(resolved.config, trial_dir, message)
         raise TrialFault(message) from exc
     try:
         failure = _train(trial, report, progress)

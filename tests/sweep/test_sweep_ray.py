@@ -18,9 +18,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from support import free_port, local_ray
+from support import SMALL_HEADS, free_port, local_ray
 
-from suite.config import make_config
+from suite.config import make_config, resolve_config
 from suite.core.errors import ConfigError
 from suite.results import store
 from suite.sweep.runner import experiment_path, run_sweep
@@ -248,7 +248,7 @@ def test_every_method_trains_data_parallel_in_a_sweep_and_survives_a_dead_worker
         dict(
             name="ddp-all",
             base=base,
-            grid={"method": names},
+            cases=[{"method": name, "method_args": SMALL_HEADS[name]} for name in names],
             retries=1,
             max_concurrent_trials=2,
             resources={"workers": 2, "cpus_per_worker": 0.9},
@@ -331,7 +331,7 @@ def test_local_trial_row_equals_the_sweep_row(sweep_rows, tmp_path, seed):
     outcome, base = sweep_rows
     swept = outcome.trials.set_index("seed").loc[seed].to_dict()
     swept["seed"] = seed
-    local = run_trial(make_config({**base, "method": "byol", "seed": seed}), tmp_path / "local", progress=False).row
+    local = run_trial(resolve_config({**base, "method": "byol", "seed": seed}), tmp_path / "local", progress=False).row
     assert swept["status"] == local["status"] == "completed"
     assert set(local) - TIMING_COLUMNS == set(swept) - TIMING_COLUMNS
     for key in PLACE_COLUMNS:
@@ -386,3 +386,18 @@ def test_a_sweep_trial_trains_with_as_many_threads_as_cpus_it_holds(ray_address,
     )
     trials = run_sweep(spec).trials
     assert trials["status"].tolist() == ["completed"] and trials["torch_threads"].tolist() == [1]
+
+
+def test_a_finished_sweep_keeps_one_copy_of_each_trials_model(sweep_rows):
+    """Everything the sweep left on disk -- results, Tune's state, checkpoints -- against what one copy of each
+    completed trial's model weighs (its state dict, computed here from the model itself): Ray references the
+    trial's checkpoint instead of copying it, and a completed trial keeps the model only."""
+    from suite.trial.train import build_model
+
+    outcome, base = sweep_rows
+    model = build_model(make_config({**base, "method": "byol"}))
+    one_copy = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    on_disk = sum(f.stat().st_size for f in outcome.results_dir.rglob("*") if f.is_file())
+    trials = len(outcome.trials)
+    assert trials == 2 and one_copy > 1_000_000  # large enough that a second copy would show
+    assert on_disk < trials * one_copy * 1.25 + 3_000_000, (on_disk, one_copy)  # + tables, curves, Tune's state

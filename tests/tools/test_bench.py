@@ -312,15 +312,16 @@ def test_synthetic_results_have_the_reference_runs_columns_new_ids_and_seeds():
 @pytest.mark.parametrize("method", ["simclr", "moco", "byol", "simsiam", "dino"])
 def test_the_plain_loop_and_the_trainer_build_the_same_parts(tmp_path, method):
     """Parameter by parameter and group by group: the bench's reference loop trains what the trainer trains."""
-    from suite.config import make_config
+    from suite.config import resolve_config
     from suite.tools.bench.loop import build_setup
     from suite.trial.train import _setup, load_data
 
     heads = {"byol": {"proj_hidden_dim": 64, "pred_hidden_dim": 64}, "simsiam": {"proj_hidden_dim": 64},
              "moco": {"proj_hidden_dim": 64}, "dino": {"head_hidden_dim": 64, "num_prototypes": 64}}  # fmt: skip
-    cfg = make_config({**TINY, "method": method, "method_args": heads.get(method, {})})
-    splits = load_data(cfg)
-    trial = _setup(cfg, tmp_path / "t", None, torch.device("cpu"), 1)
+    resolved = resolve_config({**TINY, "method": method, "method_args": heads.get(method, {})})
+    cfg = resolved.config
+    splits = load_data(resolved)
+    trial = _setup(resolved, tmp_path / "t", None, torch.device("cpu"), 1)
     plain = build_setup(cfg, splits)
     a, b = trial.method.state_dict(), plain.model.state_dict()
     assert list(a) == list(b) and all(torch.equal(a[k], b[k]) for k in a)

@@ -303,19 +303,17 @@ def test_trial_augment_overrides_every_view_of_every_method():
     """`augment:` reaches every view the trainer builds, and only the named fields change."""
     from methods import METHODS
     from methods.views import with_overrides
-    from suite.config import make_config, resolve
+    from suite.config import make_config
     from suite.trial.train import build_model
 
     for name in METHODS:
-        cfg = resolve(
-            make_config(
-                {
-                    "method": name,
-                    "backbone": "test_resnet",
-                    "image_size": 16,
-                    "augment": {"flip_p": 0.0, "crop_scale": [0.5, 1.0]},
-                }
-            )
+        cfg = make_config(
+            {
+                "method": name,
+                "backbone": "test_resnet",
+                "image_size": 16,
+                "augment": {"flip_p": 0.0, "crop_scale": [0.5, 1.0]},
+            }
         )
         original = build_model(cfg).view_specs(cfg.image_size)
         changed = with_overrides(original, cfg.augment)
@@ -336,8 +334,8 @@ def test_trial_augment_overrides_every_view_of_every_method():
     ],
 )
 def test_bad_trial_augment_is_refused_naming_the_field(augment, field):
-    from suite.config import make_config, resolve
+    from suite.config import make_config
 
     with pytest.raises(ConfigError) as err:
-        resolve(make_config({"augment": augment}))
+        make_config({"augment": augment})
     assert err.value.field == field and field in str(err.value)

@@ -11,6 +11,7 @@ import math
 import pandas as pd
 import pytest
 import torch
+from support import SMALL_HEADS
 
 from suite.config import make_config
 from suite.trial.train import build_model, run_trial
@@ -28,21 +29,13 @@ TWO_STEPS = dict(
     eval_batch_size=512,
     knn_k=[20],
 )
-# narrower heads than the defaults keep 25 trials quick on two CPU cores; every other setting is the method's
-HEADS = {
-    "mocov3": {"proj_hidden_dim": 256, "pred_hidden_dim": 256},
-    "nnclr": {"proj_hidden_dim": 256, "pred_hidden_dim": 256},
-    "swav": {"proj_hidden_dim": 256, "num_prototypes": 300, "freeze_prototypes_steps": 1},
-    "barlow": {"proj_hidden_dim": 256, "proj_output_dim": 256},
-    "vicreg": {"proj_hidden_dim": 256, "proj_output_dim": 256},
-}
 
 
 @pytest.mark.slow  # 25 trials; the fast tier trains every method with `none` (tests/trial/test_trial.py)
 @pytest.mark.parametrize("intervention", INTERVENTIONS)
 @pytest.mark.parametrize("method", NEW_METHODS)
 def test_every_new_method_and_intervention_trains_and_records_its_norms(tmp_path, method, intervention):
-    cfg = make_config({**TWO_STEPS, "method": method, "intervention": intervention, "method_args": HEADS[method]})
+    cfg = make_config({**TWO_STEPS, "method": method, "intervention": intervention, "method_args": SMALL_HEADS[method]})
     row = run_trial(cfg, tmp_path / cfg.trial_id, progress=False).row
     assert row["status"] == "completed", row["error"]
     for column in ("final_loss", "emb_norm_mean", "feat_norm_mean", "test_emb_norm_mean", "test_feat_norm_mean"):
@@ -57,9 +50,9 @@ def test_every_new_method_and_intervention_trains_and_records_its_norms(tmp_path
 
 @pytest.mark.parametrize("method", NEW_METHODS)
 def test_cut_divides_every_parameter_and_the_momentum_copy_is_made_after_it(method):
-    base = build_model(make_config({**TWO_STEPS, "method": method, "method_args": HEADS[method]}))
+    base = build_model(make_config({**TWO_STEPS, "method": method, "method_args": SMALL_HEADS[method]}))
     cut = build_model(
-        make_config({**TWO_STEPS, "method": method, "method_args": HEADS[method], "intervention": "cut:3"})
+        make_config({**TWO_STEPS, "method": method, "method_args": SMALL_HEADS[method], "intervention": "cut:3"})
     )
     cut_params = dict(cut.named_parameters())
     for name, p0 in base.named_parameters():  # online and target (frozen) parameters alike
