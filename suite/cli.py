@@ -61,8 +61,20 @@ def _fmt(value: Any, pct: bool = False) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def print_summary(row: dict[str, Any], trial_dir: Path, out: Path) -> None:
-    """The final summary a user reads after a trial."""
+def _next_commands(argv: list[str], out: Path) -> list[str]:
+    """What a user can do next with the trial just shown: the same trial beside it with small initial
+    weights (the paper's cut-initialization), the report page of every trial in ``out``, a sweep."""
+    kept = [a for a in argv if a not in ("--overwrite", "--resume", "--dry-run") and not a.startswith("intervention=")]
+    return [
+        f"{shlex.join([PROG, *kept, 'intervention=cut:3'])}   # the same trial with initial weights / 3",
+        f"{shlex.join([PROG, 'report', str(out)])}   # a page of every trial in {out}: table, curves, claims",
+        f"{PROG} sweep examples/sweeps/smoke_local.yaml   # a Ray sweep of four tiny trials",
+    ]
+
+
+def print_summary(row: dict[str, Any], trial_dir: Path, out: Path, argv: list[str] | None = None) -> None:
+    """The final summary a user reads after a trial: its results, the gain over its untrained network
+    where epoch 0 was evaluated, its files and (given the command line ``argv``) what to run next."""
     lines = [
         f"trial      {row.get(schema.TRIAL_ID)}  [{row.get(schema.STATUS)}]",
         f"setup      {row.get('method')} | {row.get('backbone')} | {row.get('dataset')} | "
@@ -80,6 +92,13 @@ def print_summary(row: dict[str, Any], trial_dir: Path, out: Path) -> None:
                 + "   ".join(f"k={k}: {_fmt(v, True)}" for k, v in zip(ks, initial))
                 + "   (epoch 0: what the gain is measured against)"
             )
+            gains = [
+                f"k={k}: {100 * (row[schema.knn(k)] - v):+.2f} points"
+                for k, v in zip(ks, initial)
+                if isinstance(v, float) and math.isfinite(v) and math.isfinite(row[schema.knn(k)])
+            ]
+            if gains:
+                lines.append("gain       " + "   ".join(gains) + "   (trained minus untrained kNN top-1)")
         if any(schema.knn(k, "val") in row for k in ks):
             lines.append(
                 "val kNN    "
@@ -103,6 +122,8 @@ def print_summary(row: dict[str, Any], trial_dir: Path, out: Path) -> None:
         f"{row.get(schema.TORCH_THREADS) or '?'} torch thread(s)   wall time {_fmt(row.get(schema.WALL_TIME))} s"
     )
     lines.append(f"files      {trial_dir}   tables: {out / 'trials.parquet'} (+ .csv), curves, norm_bins, class_norms")
+    if argv is not None:
+        lines += [f"{'next' if i == 0 else '':<10} {c}" for i, c in enumerate(_next_commands(argv, out))]
     print("\n".join(lines))
 
 
@@ -160,7 +181,7 @@ def cmd_trial(args: argparse.Namespace) -> int:
         row = results.read_result(trial_dir)
         if row and row.get(schema.STATUS) == schema.COMPLETED:
             print(f"trial {cfg.trial_id} already completed; showing its recorded results (use --overwrite to re-run)")
-            print_summary(row, trial_dir, out)
+            print_summary(row, trial_dir, out, args.argv)
             return OK
         if ckpt.has_checkpoint(trial_dir / CHECKPOINTS):
             resume_from = trial_dir / CHECKPOINTS
@@ -215,7 +236,7 @@ def cmd_trial(args: argparse.Namespace) -> int:
     if tracker is not None:
         tracker.finish(result)
     results.collect_results(out)
-    print_summary(result.row, trial_dir, out)
+    print_summary(result.row, trial_dir, out, args.argv)
     return OK if result.row[schema.STATUS] == schema.COMPLETED else FAILED
 
 

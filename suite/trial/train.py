@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -413,9 +414,30 @@ def _checkpoint(t: _Trial, epoch: int) -> Path | None:
     return None
 
 
+def plan_line(t: _Trial) -> str:
+    """What this trial is about to do, in one line: the first thing a user reads while it starts."""
+    cfg = t.cfg
+    size = cfg.image_size
+    if cfg.eval_every <= 0:
+        evals = "evaluated once, at the end"
+    elif cfg.eval_every >= cfg.epochs:
+        evals = "evaluated at epoch 0 (the untrained network) and at the end"
+    else:
+        evals = f"evaluated at epoch 0 (the untrained network) and every {cfg.eval_every} epoch(s)"
+    return (
+        f"{cfg.method} on {cfg.dataset}: {len(t.splits.train_labels):,} training and "
+        f"{len(t.splits.test_labels):,} test images at {size} px; {cfg.backbone}, {cfg.epochs} epochs of "
+        f"{t.steps_per_epoch} steps of {cfg.batch_size} images on {t.device.type} with {t.torch_threads} thread(s); "
+        f"{evals} by kNN@{', '.join(map(str, cfg.knn_k))}, plus a linear probe at the end. The line below shows "
+        "the time left."
+    )
+
+
 def _train(t: _Trial, report: Report | None, progress: bool) -> str:
     """The epochs still to run; returns the failure reason ("" if none)."""
     cfg = t.cfg
+    if progress and t.ctx.is_main and t.state.epoch == 0:
+        print(plan_line(t), file=sys.stderr, flush=True)
     if t.state.epoch == 0 and not t.state.curves and cfg.eval_every > 0:
         row = {
             schema.TRIAL_ID: cfg.trial_id,
