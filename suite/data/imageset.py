@@ -9,7 +9,10 @@ shared by every trial and rank on the node.
 
 Indexing follows the needs of its callers: a tensor (or list) of positions gathers a
 batch (a new tensor, the only copy); a slice is another view; ``materialize`` gathers
-everything (for a device that holds the whole split).
+everything (for a device that holds the whole split). Gathers are ``index_select`` along
+the first dimension, which copies each image as one block: advanced indexing
+(``base[rows]``) walks it element by element and is about three times slower for a batch
+of small images, from the map and from memory alike.
 """
 
 from __future__ import annotations
@@ -64,8 +67,10 @@ class ImageSet:
             return ImageSet(self.base, self.index[key])
         if isinstance(key, int):
             return self.base[key if self.index is None else int(self.index[key])]
-        rows = self.positions(torch.as_tensor(key, dtype=torch.long))
-        return self.base[rows]
+        return self._gather(self.positions(torch.as_tensor(key, dtype=torch.long)))
+
+    def _gather(self, rows: Tensor) -> Tensor:
+        return torch.index_select(self.base, 0, rows.to(self.base.device))
 
     def gather_into(self, key: Tensor, out: Tensor) -> Tensor:
         """The rows ``key`` gathered into ``out`` (a pinned staging buffer), without another copy."""
@@ -82,7 +87,7 @@ class ImageSet:
 
     def materialize(self) -> Tensor:
         """Every image as one tensor (a copy when this is a subset)."""
-        return self.base if self.index is None else self.base[self.index]
+        return self.base if self.index is None else self._gather(self.index)
 
     def to(self, device, non_blocking: bool = False) -> Tensor:
         """Every image on ``device`` (a tensor: a device that holds the whole set trains from it). To

@@ -94,6 +94,7 @@ def test_an_imageset_indexes_like_the_tensor_it_views():
     assert torch.equal(view.to("cpu"), expected)
     whole = ImageSet(base)
     assert whole[10:20].base.data_ptr() == base[10].data_ptr()  # a slice of the base stays a view
+    assert torch.equal(whole[[49, 0, 49]], base[[49, 0, 49]])  # a batch of the base itself
 
 
 def test_subsets_are_views_of_the_map_with_the_copying_paths_images_labels_and_stats(spec, tmp_path):
