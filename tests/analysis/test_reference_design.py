@@ -1,8 +1,10 @@
-"""The digits-colour reference run is the run its committed spec designed, before it trained.
+"""The digits-colour reference run, and its extension with the non-normalizing controls, are the runs
+their committed specs designed, before they trained.
 
-preregistration.json holds the spec's sha256 from when it was committed, and the power calculation
-its seed count rests on; an edit of the spec after that fails here. The spec gives every arm the
-same seeds, the six arms its header names per method, and the run's tables hold only its trials.
+Each run's preregistration.json holds its spec's sha256 from when it was committed, and the power
+calculation its seed count rests on; an edit of a spec after that fails here. A spec gives every arm
+the same seeds (the extension the main run's), the six arms its header names per method, and a run's
+tables hold only its trials.
 """
 
 from __future__ import annotations
@@ -22,15 +24,30 @@ from suite.sweep.spec import load_spec
 from suite.trial.optim import lr_sum
 
 REPO = Path(__file__).resolve().parents[2]
-RUN = REPO / "results" / "reference" / "colour-reference"
-PREREGISTRATION = json.loads((RUN / "preregistration.json").read_text())
-SPEC = REPO / PREREGISTRATION["spec"]
-METHODS = {"simclr", "moco", "byol", "simsiam", "dino"}
+RUNS = REPO / "results" / "reference"
+# each run's folder and the methods its spec trains
+METHODS = {
+    "colour-reference": {"simclr", "moco", "byol", "simsiam", "dino"},
+    "colour-controls": {"barlow", "vicreg"},
+}
+
+
+def _registration(run: str) -> dict:
+    return json.loads((RUNS / run / "preregistration.json").read_text())
+
+
+def _plan(run: str) -> list:
+    return expand_grid(load_spec(REPO / _registration(run)["spec"]))
+
+
+@pytest.fixture(scope="module", params=sorted(METHODS))
+def run(request) -> str:
+    return request.param
 
 
 @pytest.fixture(scope="module")
-def planned():
-    return expand_grid(load_spec(SPEC))
+def planned(run):
+    return _plan(run)
 
 
 def _arm(cfg) -> str:
@@ -40,22 +57,42 @@ def _arm(cfg) -> str:
     return json.dumps(data, sort_keys=True)
 
 
-def test_the_spec_is_the_one_registered_before_its_results():
-    assert hashlib.sha256(SPEC.read_bytes()).hexdigest() == PREREGISTRATION["sha256"]
+def test_the_spec_is_the_one_registered_before_its_results(run):
+    registration = _registration(run)
+    assert hashlib.sha256((REPO / registration["spec"]).read_bytes()).hexdigest() == registration["sha256"]
 
 
-def test_every_arm_runs_the_same_seeds_as_many_as_the_power_calculation_asks(planned):
+def _seeds(planned) -> set[frozenset[int]]:
     seeds: dict[str, set[int]] = defaultdict(set)
     for t in planned:
         seeds[_arm(t.config)].add(t.config.seed)
-    assert len({frozenset(s) for s in seeds.values()}) == 1, "arms with different seeds"
-    n = len(next(iter(seeds.values())))
-    power = PREREGISTRATION["power"]
-    assert n == PREREGISTRATION["seeds"] >= 8
-    assert seeds_for_power(power["effect"], alpha=power["alpha"], power=power["power"]) <= n
+    return {frozenset(s) for s in seeds.values()}
 
 
-def test_each_method_has_the_six_designed_arms_and_the_weight_decay_arm_acts(planned):
+def test_every_arm_runs_the_same_seeds_as_many_as_the_power_calculation_asks(run, planned):
+    (seeds,) = _seeds(planned)  # one set of seeds: every arm runs the same
+    registration = _registration(run)
+    power = registration["power"]
+    assert len(seeds) == registration["seeds"] >= 8
+    assert seeds_for_power(power["effect"], alpha=power["alpha"], power=power["power"]) <= len(seeds)
+
+
+def test_the_controls_extend_the_main_run_with_its_seeds_and_protocol():
+    controls, main = _plan("colour-controls"), _plan("colour-reference")
+    assert _registration("colour-controls")["extends"] == "results/reference/colour-reference"
+    assert _seeds(controls) == _seeds(main)
+    protocol = {"method", "intervention", "lr", "imbalance", "method_args", "seed", "weight_decay"}
+
+    def settings(plan) -> set[str]:
+        return {
+            json.dumps({k: v for k, v in t.config.model_dump(mode="json").items() if k not in protocol}, sort_keys=True)
+            for t in plan
+        }
+
+    assert len(settings(main)) == 1 and settings(controls) == settings(main)
+
+
+def test_each_method_has_the_six_designed_arms_and_the_weight_decay_arm_acts(run, planned):
     arms: dict[str, dict[str, object]] = defaultdict(dict)
     for t in planned:
         c = t.config
@@ -65,7 +102,7 @@ def test_each_method_has_the_six_designed_arms_and_the_weight_decay_arm_acts(pla
         elif label.startswith("wd:") and label != "wd:0":
             label = "wd acting"
         arms[c.method][label] = c
-    assert set(arms) == METHODS
+    assert set(arms) == METHODS[run]
     for method, by_label in arms.items():
         labels = sorted(by_label)
         assert len(labels) == 6, (method, labels)
@@ -84,8 +121,8 @@ def test_each_method_has_the_six_designed_arms_and_the_weight_decay_arm_acts(pla
         assert dose >= 2 * MIN_DOSE, (method, dose)
 
 
-def test_the_run_tables_hold_only_trials_of_the_spec(planned):
-    table = RUN / "trials.csv"
+def test_the_run_tables_hold_only_trials_of_the_spec(run, planned):
+    table = RUNS / run / "trials.csv"
     if not table.is_file():
         pytest.skip("no trial of the reference run has finished yet")
     ids = set(pd.read_csv(table)["trial_id"])
