@@ -7,6 +7,10 @@ ring of pinned staging buffers and copied to the device asynchronously: the copy
 step k+1 overlaps step k's kernels, and a buffer is reused only once its copy has
 finished (a CUDA event). No rank pins the whole split. On the CPU a batch is gathered
 from the map directly: that gather is the only copy.
+
+An epoch's order is composed with the split's index once (``source.reorder(order)``), so a
+step's batch is a slice of it: ``source.take(start, stop)`` gathers the images at those
+positions of the order without composing indices per step.
 """
 
 from __future__ import annotations
@@ -32,10 +36,12 @@ def place_dataset(images: ImageSet, device: torch.device, max_fraction: float = 
 
 
 class BatchSource:
-    """``source(batch_idx)``: the uint8 images of a step on the training device."""
+    """``source.reorder(order)`` once an epoch, then ``source.take(start, stop)`` per step: the uint8
+    images at those positions of the epoch's order, on the training device."""
 
     def __init__(self, images: ImageSet, device: torch.device, batch_size: int, slots: int = STAGING_SLOTS) -> None:
         self.images, self.device = images, device
+        self._epoch = images
         self.streaming = device.type == "cuda" and images.device.type != "cuda"
         self._buffers: list[Tensor] = []
         self._events: list = []
@@ -50,14 +56,22 @@ class BatchSource:
         """Where the step's indices live (the device of the images they gather from)."""
         return self.images.device
 
-    def __call__(self, batch_idx: Tensor) -> Tensor:
+    def reorder(self, order: Tensor) -> None:
+        """The epoch's order (positions in the split, on `index_device`), composed with the split's index
+        here, once: a step's batch is then a slice of it."""
+        self._epoch = self.images.subset(order)
+
+    def take(self, start: int, stop: int) -> Tensor:
+        """The images at positions ``start:stop`` of the epoch's order (the split's own order before any
+        `reorder`)."""
+        batch = self._epoch[start:stop]
         if not self.streaming:
-            return self.images[batch_idx].to(self.device, non_blocking=True)
+            return batch.materialize().to(self.device, non_blocking=True)
         slot = self._next
         self._next = (slot + 1) % len(self._buffers)
         if self._events[slot] is not None:
             self._events[slot].synchronize()  # its previous copy has left the buffer
-        staged = self.images.gather_into(batch_idx, self._buffers[slot])
+        staged = batch.materialize(out=self._buffers[slot])
         out = staged.to(self.device, non_blocking=True)
         event = torch.cuda.Event()
         event.record(torch.cuda.current_stream(self.device))

@@ -296,6 +296,7 @@ def _train_epoch(t: _Trial, epoch: int, bar: TrialProgress) -> dict[str, Any]:
     t.method.on_epoch_start(epoch - 1, cfg.epochs)  # methods count epochs from 0
     generator = torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch, 0))
     order = torch.randperm(len(t.splits.train_labels), generator=generator).to(t.batches.index_device)
+    t.batches.reorder(order)
     per_worker = cfg.batch_size // t.ctx.world_size
     emb_norms, feat_norms, grads = RunningNormStats(), RunningNormStats(), EmbeddingGradStats(t.device)
     loss_sum = torch.zeros((), device=t.device)
@@ -304,9 +305,8 @@ def _train_epoch(t: _Trial, epoch: int, bar: TrialProgress) -> dict[str, Any]:
     for step in range(t.steps_per_epoch):
         global_step = (epoch - 1) * t.steps_per_epoch + step
         set_lr(t.optimizer, t.lr(global_step))
-        batch_idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
-        batch_idx = batch_idx[t.ctx.rank * per_worker : (t.ctx.rank + 1) * per_worker]
-        images = t.batches(batch_idx)
+        first = step * cfg.batch_size + t.ctx.rank * per_worker  # this rank's share of the step's batch
+        images = t.batches.take(first, first + per_worker)
         views = [aug(images) for aug in t.augmenters]
         if t.channels_last:
             views = [v.contiguous(memory_format=torch.channels_last) for v in views]

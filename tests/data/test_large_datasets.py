@@ -89,8 +89,10 @@ def test_an_imageset_indexes_like_the_tensor_it_views():
     assert torch.equal(view.subset(torch.tensor([9, 0])).subset(torch.tensor([1])).materialize(), expected[[0]])
     assert torch.equal(torch.cat(list(view.chunks(rows=3))), expected)
     out = torch.empty(6, 3, 4, 4, dtype=torch.uint8)
-    got = view.gather_into(torch.tensor([2, 8, 1]), out)
+    got = view.subset(torch.tensor([2, 8, 1])).materialize(out=out)
     assert torch.equal(got, expected[[2, 8, 1]]) and got.data_ptr() == out.data_ptr()
+    got = ImageSet(base)[47:50].materialize(out=out)  # a slice of the base itself, into the buffer too
+    assert torch.equal(got, base[47:50]) and got.data_ptr() == out.data_ptr()
     assert torch.equal(view.to("cpu"), expected)
     whole = ImageSet(base)
     assert whole[10:20].base.data_ptr() == base[10].data_ptr()  # a slice of the base stays a view
@@ -159,9 +161,12 @@ def test_batches_from_the_map_equal_batches_from_memory(spec, tmp_path):
     mapped = BatchSource(splits.train_images, torch.device("cpu"), 16)
     memory = BatchSource(ImageSet(splits.train_images.materialize().clone()), torch.device("cpu"), 16)
     order = torch.randperm(len(splits.train_labels), generator=torch.Generator().manual_seed(3))
+    mapped.reorder(order)
+    memory.reorder(order)
     for step in range(len(order) // 16):
-        idx = order[step * 16 : (step + 1) * 16]
-        assert torch.equal(mapped(idx), memory(idx))
+        expected = splits.train_images.materialize()[order[step * 16 : (step + 1) * 16]]  # by plain indexing
+        assert torch.equal(mapped.take(step * 16, (step + 1) * 16), expected)
+        assert torch.equal(memory.take(step * 16, (step + 1) * 16), expected)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="the staging ring streams to a CUDA device")
@@ -172,10 +177,12 @@ def test_streamed_batches_through_the_staging_ring_equal_resident_ones(spec, tmp
     resident = BatchSource(ImageSet(splits.train_images.to(device)), device, 16)
     assert streamed.streaming and not resident.streaming
     order = torch.randperm(len(splits.train_labels), generator=torch.Generator().manual_seed(3))
-    steps = [order[s * 16 : (s + 1) * 16] for s in range(len(order) // 16)]
-    kept = [streamed(idx) for idx in steps]  # more batches in flight than staging slots
-    for idx, batch in zip(steps, kept, strict=True):
-        assert torch.equal(batch, resident(idx.to(device)))
+    streamed.reorder(order)
+    resident.reorder(order.to(device))
+    steps = [(s * 16, (s + 1) * 16) for s in range(len(order) // 16)]
+    kept = [streamed.take(*step) for step in steps]  # more batches in flight than staging slots
+    for step, batch in zip(steps, kept, strict=True):
+        assert torch.equal(batch, resident.take(*step))
 
 
 # ------------------------------------------------------------------------------ decoding

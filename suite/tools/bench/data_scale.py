@@ -89,11 +89,11 @@ def run(rank, world, spec, cache_dir, size, steps, out, init):
     splits = load_splits(spec, size, cache_dir=cache_dir, holdout_classes=[9], val_fraction=0.1, seed=0)
     parts = build_parts(cfg, splits, torch.device("cpu"), False)
     source = BatchSource(splits.train_images, torch.device("cpu"), 64 // world)
-    order = torch.randperm(len(splits.train_labels), generator=torch.Generator().manual_seed(0))
+    source.reorder(torch.randperm(len(splits.train_labels), generator=torch.Generator().manual_seed(0)))
     peak = anonymous_kb()
     for step in range(steps):
-        idx = order[step * 64:(step + 1) * 64][rank * (64 // world):(rank + 1) * (64 // world)]
-        views = [aug(source(idx)) for aug in parts.augmenters]
+        start = step * 64 + rank * (64 // world)
+        views = [aug(source.take(start, start + 64 // world)) for aug in parts.augmenters]
         loss = parts.method(views).loss
         parts.optimizer.zero_grad()
         loss.backward()
@@ -158,11 +158,11 @@ def throughput_ratio(
     for r in range(rounds):
         order = torch.randperm(len(splits.train_labels), generator=torch.Generator().manual_seed(r))
         for name, source in (("map", mapped), ("memory", memory)):
-            idx = order.to(source.index_device)
             start = time.perf_counter()
+            source.reorder(order.to(source.index_device))  # as the trainer does at each epoch's start
             total = torch.zeros((), device=target)
             for i in range(0, n, BATCH):
-                total += source(idx[i : i + BATCH]).float().mean()
+                total += source.take(i, i + BATCH).float().mean()
             total.item()  # the device has finished every batch
             times[name].append(time.perf_counter() - start)
     return n / min(times["map"]), n / min(times["memory"])
