@@ -65,8 +65,8 @@ def barlow_twins_loss(z1: Tensor, z2: Tensor, lambd: float) -> Tensor:
 
 class BarlowTwinsHparams(HParams):
     lambd: float = hparam(0.0051, lo=0.0, doc="weight of the off-diagonal (redundancy) terms")
-    proj_hidden_dim: int = hparam(2048, lo=1)
-    proj_output_dim: int = hparam(2048, lo=1)
+    proj_hidden_dim: int = hparam(2048, lo=1, doc="width of the projector's hidden layers")
+    proj_output_dim: int = hparam(2048, lo=1, doc="width of the projector's output")
 
 
 class BarlowTwins(SSLMethod):

@@ -33,9 +33,9 @@ def byol_loss(p: Tensor, z: Tensor) -> Tensor:
 
 
 class BYOLHparams(HParams):
-    proj_hidden_dim: int = hparam(4096, lo=1)
-    proj_output_dim: int = hparam(256, lo=1)
-    pred_hidden_dim: int = hparam(4096, lo=1)
+    proj_hidden_dim: int = hparam(4096, lo=1, doc="width of the projector's hidden layers")
+    proj_output_dim: int = hparam(256, lo=1, doc="width of the projector's output")
+    pred_hidden_dim: int = hparam(4096, lo=1, doc="width of the predictor's hidden layer")
     momentum_base: float = hparam(0.99, lo=0.0, hi=1.0, doc="target EMA at the start")
     momentum_final: float = hparam(1.0, lo=0.0, hi=1.0, doc="target EMA at the end")
 

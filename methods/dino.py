@@ -98,20 +98,26 @@ def sinkhorn_knopp(logits: Tensor, temperature: float, iterations: int = 3) -> T
 
 
 class DINOHparams(HParams):
-    student_temp: float = hparam(0.1, lo=0.0, lo_open=True)
+    student_temp: float = hparam(0.1, lo=0.0, lo_open=True, doc="student softmax temperature")
     teacher_temp: float = hparam(0.07, lo=0.0, lo_open=True, doc="teacher temperature after warm-up")
-    warmup_teacher_temp: float = hparam(0.04, lo=0.0, lo_open=True)
-    warmup_teacher_temp_epochs: int = hparam(30, lo=0)
+    warmup_teacher_temp: float = hparam(
+        0.04, lo=0.0, lo_open=True, doc="teacher temperature at the start of its warm-up"
+    )
+    warmup_teacher_temp_epochs: int = hparam(
+        30, lo=0, doc="epochs over which the teacher temperature rises linearly to teacher_temp"
+    )
     center_momentum: float = hparam(0.9, lo=0.0, hi=1.0, doc="EMA of the centre (centering 'mean')")
     centering: Literal["mean", "sinkhorn"] = hparam(
         "mean", doc="teacher centering: DINO's EMA mean or DINOv2's Sinkhorn-Knopp"
     )
     momentum_base: float = hparam(0.996, lo=0.0, hi=1.0, doc="teacher EMA at the start")
     momentum_final: float = hparam(1.0, lo=0.0, hi=1.0, doc="teacher EMA at the end")
-    head_hidden_dim: int = hparam(2048, lo=1)
-    bottleneck_dim: int = hparam(256, lo=1)
-    num_prototypes: int = hparam(4096, lo=1)
-    num_local_crops: int = hparam(0, lo=0)
+    head_hidden_dim: int = hparam(2048, lo=1, doc="width of the head's hidden layers")
+    bottleneck_dim: int = hparam(256, lo=1, doc="width of the head's bottleneck (the embedding)")
+    num_prototypes: int = hparam(4096, lo=1, doc="prototypes: the head's output dimension")
+    num_local_crops: int = hparam(
+        0, lo=0, doc="small local crops per image besides the two global views (multi-crop; 0: none)"
+    )
 
 
 class DINO(MomentumMethod):

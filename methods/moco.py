@@ -54,10 +54,10 @@ def moco_loss(q: Tensor, k: Tensor, queue: Tensor, temperature: float) -> Tensor
 
 
 class MoCoHparams(HParams):
-    temperature: float = hparam(0.2, lo=0.0, lo_open=True)
-    queue_size: int = hparam(4096, lo=1)
-    proj_hidden_dim: int = hparam(2048, lo=1)
-    proj_output_dim: int = hparam(256, lo=1)
+    temperature: float = hparam(0.2, lo=0.0, lo_open=True, doc="softmax temperature")
+    queue_size: int = hparam(4096, lo=1, doc="negative keys kept in the queue")
+    proj_hidden_dim: int = hparam(2048, lo=1, doc="width of the projector's hidden layers")
+    proj_output_dim: int = hparam(256, lo=1, doc="width of the projector's output")
     momentum_base: float = hparam(0.99, lo=0.0, hi=1.0, doc="key-encoder EMA at the start")
     momentum_final: float = hparam(0.999, lo=0.0, hi=1.0, doc="key-encoder EMA at the end")
 

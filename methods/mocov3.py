@@ -54,9 +54,9 @@ def mocov3_loss(q1: Tensor, q2: Tensor, k1: Tensor, k2: Tensor, temperature: flo
 
 class MoCoV3Hparams(HParams):
     temperature: float = hparam(0.2, lo=0.0, lo_open=True, doc="softmax temperature")
-    proj_hidden_dim: int = hparam(4096, lo=1)
-    proj_output_dim: int = hparam(256, lo=1)
-    pred_hidden_dim: int = hparam(4096, lo=1)
+    proj_hidden_dim: int = hparam(4096, lo=1, doc="width of the projector's hidden layers")
+    proj_output_dim: int = hparam(256, lo=1, doc="width of the projector's output")
+    pred_hidden_dim: int = hparam(4096, lo=1, doc="width of the predictor's hidden layer")
     momentum_base: float = hparam(0.99, lo=0.0, hi=1.0, doc="momentum-encoder EMA at the start")
     momentum_final: float = hparam(1.0, lo=0.0, hi=1.0, doc="momentum-encoder EMA at the end")
 

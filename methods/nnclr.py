@@ -68,9 +68,9 @@ def nnclr_loss(z1: Tensor, z2: Tensor, p1: Tensor, p2: Tensor, support: Tensor, 
 class NNCLRHparams(HParams):
     temperature: float = hparam(0.2, lo=0.0, lo_open=True, doc="softmax temperature")
     support_size: int = hparam(4096, lo=1, doc="embeddings in the FIFO support set the neighbours come from")
-    proj_hidden_dim: int = hparam(2048, lo=1)
-    proj_output_dim: int = hparam(256, lo=1)
-    pred_hidden_dim: int = hparam(4096, lo=1)
+    proj_hidden_dim: int = hparam(2048, lo=1, doc="width of the projector's hidden layers")
+    proj_output_dim: int = hparam(256, lo=1, doc="width of the projector's output")
+    pred_hidden_dim: int = hparam(4096, lo=1, doc="width of the predictor's hidden layer")
 
 
 class NNCLR(SSLMethod):

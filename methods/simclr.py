@@ -56,8 +56,8 @@ def nt_xent_loss(z1: Tensor, z2: Tensor, temperature: float) -> Tensor:
 
 class SimCLRHparams(HParams):
     temperature: float = hparam(0.5, lo=0.0, lo_open=True, doc="softmax temperature")
-    proj_hidden_dim: int = hparam(512, lo=1)
-    proj_output_dim: int = hparam(128, lo=1)
+    proj_hidden_dim: int = hparam(512, lo=1, doc="width of the projector's hidden layers")
+    proj_output_dim: int = hparam(128, lo=1, doc="width of the projector's output")
     proj_batch_norm: bool = hparam(False, doc="BatchNorm in the projector's hidden layer")
 
 

@@ -28,9 +28,9 @@ def simsiam_loss(p: Tensor, z: Tensor) -> Tensor:
 
 
 class SimSiamHparams(HParams):
-    proj_hidden_dim: int = hparam(2048, lo=1)
-    proj_output_dim: int = hparam(2048, lo=1)
-    pred_hidden_dim: int = hparam(512, lo=1)
+    proj_hidden_dim: int = hparam(2048, lo=1, doc="width of the projector's hidden layers")
+    proj_output_dim: int = hparam(2048, lo=1, doc="width of the projector's output")
+    pred_hidden_dim: int = hparam(512, lo=1, doc="width of the predictor's hidden layer")
 
 
 class SimSiam(SSLMethod):

@@ -50,16 +50,18 @@ def swav_loss(scores: list[Tensor], codes: list[Tensor], temperature: float) -> 
 class SwAVHparams(HParams):
     temperature: float = hparam(0.1, lo=0.0, lo_open=True, doc="softmax temperature of the predictions")
     sinkhorn_epsilon: float = hparam(0.05, lo=0.0, lo_open=True, doc="entropy regularization of the codes")
-    sinkhorn_iterations: int = hparam(3, lo=1)
-    num_prototypes: int = hparam(3000, lo=1)
-    proj_hidden_dim: int = hparam(2048, lo=1)
-    proj_output_dim: int = hparam(128, lo=1)
+    sinkhorn_iterations: int = hparam(3, lo=1, doc="Sinkhorn-Knopp iterations per assignment")
+    num_prototypes: int = hparam(3000, lo=1, doc="prototypes: the head's output dimension")
+    proj_hidden_dim: int = hparam(2048, lo=1, doc="width of the projector's hidden layers")
+    proj_output_dim: int = hparam(128, lo=1, doc="width of the projector's output")
     freeze_prototypes_steps: int = hparam(313, lo=0, doc="optimizer steps during which the prototypes do not move")
     queue_size: int = hparam(
         0, lo=0, doc="earlier embeddings per global crop that join the codes' Sinkhorn (0: no queue)"
     )
     queue_start_epoch: int = hparam(15, lo=0, doc="the 0-based epoch from which the queue fills")
-    num_local_crops: int = hparam(0, lo=0)
+    num_local_crops: int = hparam(
+        0, lo=0, doc="small local crops per image besides the two global views (multi-crop; 0: none)"
+    )
 
 
 class SwAV(SSLMethod):

@@ -68,8 +68,8 @@ class VICRegHparams(HParams):
     sim_weight: float = hparam(25.0, lo=0.0, doc="weight of the invariance (mean squared distance) term")
     var_weight: float = hparam(25.0, lo=0.0, doc="weight of the variance hinge")
     cov_weight: float = hparam(1.0, lo=0.0, doc="weight of the covariance term")
-    proj_hidden_dim: int = hparam(2048, lo=1)
-    proj_output_dim: int = hparam(2048, lo=1)
+    proj_hidden_dim: int = hparam(2048, lo=1, doc="width of the projector's hidden layers")
+    proj_output_dim: int = hparam(2048, lo=1, doc="width of the projector's output")
 
 
 class VICReg(SSLMethod):

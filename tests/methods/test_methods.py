@@ -249,6 +249,13 @@ def test_describe_hparams_matches_the_model():
     assert dict((r[0], r[2]) for r in rows)["temperature"] == "a number > 0"
 
 
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_every_hyperparameter_says_what_it_is(name):
+    """`normbench list` and the methods reference page print each description beside its key."""
+    undocumented = [row[0] for row in METHODS[name].describe_hparams() if not row[3].strip()]
+    assert undocumented == [], (name, undocumented)
+
+
 def test_wrong_number_of_views():
     model = build("simclr")
     with pytest.raises(ValueError):
