@@ -251,7 +251,13 @@ def _check_storage(
         echo(f"note: storage {exp_path} not reachable from here ({str(exc).splitlines()[0][:120]}); not checked")
         return exp_path, False
     if resume and not exists:
-        raise ConfigError("--resume", exp_path, "the storage path of a sweep started before under this name")
+        raise ConfigError(
+            "--resume",
+            exp_path,
+            "the storage path of a sweep started before under this name",
+            hint="no Tune state there, as in a fresh clone: run without --resume; finished trials in "
+            f"{spec.results_path()} are kept and the rest train",
+        )
     if not resume and not update and exists:
         raise ConfigError(
             "name",

@@ -139,6 +139,18 @@ def test_spec_name_defaults_to_the_file_stem(tmp_path):
     assert [t.config.seed for t in expand_grid(spec)] == [0]
 
 
+def test_resume_without_tune_state_says_to_run_without_it_and_writes_nothing(tmp_path, capsys):
+    """A fresh clone of a committed run has its tables but no Tune state (it is not committed)."""
+    results = tmp_path / "results"
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump({"base": BASE, "results_dir": str(results)}))
+    assert normbench(["sweep", str(path), "--resume"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("normbench: error: --resume:")
+    assert f"run without --resume; finished trials in {results} are kept" in err
+    assert not results.exists()
+
+
 def test_cases_cross_the_grid_each_carrying_its_own_settings():
     cases = [
         {"intervention": "none"},
