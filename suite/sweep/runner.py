@@ -100,7 +100,8 @@ def _recorded_cluster() -> str | None:
     on this machine recorded in ``ray_current_cluster`` under Ray's default temp directory
     ($RAY_TMPDIR, else $TMPDIR on Linux, else /tmp, then ``ray/``). Resolved here rather than through
     Ray's private ``services`` module; if Ray ever records it elsewhere this finds nothing and
-    the sweep says so instead of hanging."""
+    the sweep says so instead of hanging. Unlike Ray's own ``auto``, a Ray runtime merely running on
+    this machine (another process's local one) is never joined: only what ``ray start`` recorded."""
     if os.environ.get("RAY_ADDRESS", "").strip():
         return os.environ["RAY_ADDRESS"].strip()
     linux_tmp = os.environ.get("TMPDIR") if sys.platform.startswith("linux") else None

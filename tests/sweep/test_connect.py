@@ -31,7 +31,12 @@ def test_explicit_addresses(no_recorded_cluster, address, endpoint):
 
 
 def test_auto_joins_what_the_last_ray_start_recorded_as_ray_does(no_recorded_cluster, monkeypatch):
+    import ray._private.services
     from ray._private.services import get_ray_address_from_environment  # Ray's own rule, as the reference
+
+    # Ray's rule also joins a Ray runtime it finds running on this machine (any process's, e.g. a sweep
+    # beside these tests); ours reads only what `ray start` recorded. Compared where none runs.
+    monkeypatch.setattr(ray._private.services, "find_gcs_addresses", lambda: [])
 
     (no_recorded_cluster / "ray").mkdir()
     (no_recorded_cluster / "ray" / "ray_current_cluster").write_text("192.168.7.3:6390\n")
