@@ -122,8 +122,10 @@ def test_each_method_has_the_six_designed_arms_and_the_weight_decay_arm_acts(run
 
 
 def test_the_run_tables_hold_only_trials_of_the_spec(run, planned):
-    table = RUNS / run / "trials.csv"
-    if not table.is_file():
-        pytest.skip("no trial of the reference run has finished yet")
-    ids = set(pd.read_csv(table)["trial_id"])
+    """Its tables and its trial folders hold planned trials only (a run not started yet: neither)."""
+    folder = RUNS / run
+    table = folder / "trials.csv"
+    ids = set(pd.read_csv(table)["trial_id"]) if table.is_file() else set()
+    trial_dirs = {p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("_")}
+    assert ids == trial_dirs
     assert ids <= {t.trial_id for t in planned}
