@@ -163,6 +163,7 @@ def test_settings_that_make_little_sense_get_a_note(capsys):
     assert "cuts 16-pixel images into 1 patch token(s) of 16 pixels" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # over 10 s on 2 cores: make test runs it, test-fast does not
 def test_no_carriage_return_bars_in_a_log_and_the_leaderboard_prints_its_table(tmp_path):
     """Output to a file (not a terminal): no progress bar of any library draws into it; the leaderboard
     command ends with its headline table, not only paths; an unknown metric gets a did-you-mean."""

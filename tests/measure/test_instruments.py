@@ -84,6 +84,7 @@ TINY = dict(
 )
 
 
+@pytest.mark.slow  # over 10 s on 2 cores: make test runs it, test-fast does not
 def test_evaluating_between_epochs_does_not_change_training(tmp_path):
     """Evaluation (with BatchNorm re-estimation, probe encodings, epoch 0) is
     invisible to training: the same weights and statistics on CPU either way."""

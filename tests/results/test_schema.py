@@ -18,6 +18,7 @@ def _unowned(frame: pd.DataFrame | list[dict]) -> list[str]:
     return sorted(c for c in columns if schema.owner(c) is None)
 
 
+@pytest.mark.slow  # over 10 s on 2 cores: make test runs it, test-fast does not
 def test_a_trial_with_every_instrument_writes_only_columns_the_schema_names(tmp_path, tiny_trial):
     cfg = make_config(
         {

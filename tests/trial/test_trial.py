@@ -274,6 +274,7 @@ except KeyboardInterrupt:
 """
 
 
+@pytest.mark.slow  # over 10 s on 2 cores: make test runs it, test-fast does not
 def test_a_stop_the_moment_a_checkpoint_is_saved_still_records_that_checkpoint(tmp_path, tiny_trial):
     """The race a user's Ctrl-C can hit: the row and the message name the checkpoint just saved, and
     signal holds nest. In its own process: Python delivers signals to the main thread, which is not
@@ -346,6 +347,7 @@ def test_imbalanced_training_set_reports_frequency_norm_correlation(tmp_path, ti
     assert math.isnan(row["emb_ood_auroc"])  # no OOD set in this trial
 
 
+@pytest.mark.slow  # over 10 s on 2 cores: make test runs it, test-fast does not
 def test_trial_tables_feed_the_leaderboard(tmp_path, tiny_trial):
     """The real trainer's tables (not hand-written ones) through the leaderboard CLI."""
     from suite.cli import main
