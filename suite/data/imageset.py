@@ -72,8 +72,10 @@ class ImageSet:
             return self.base[key if self.index is None else int(self.index[key])]
         return self._gather(self.positions(torch.as_tensor(key, dtype=torch.long)))
 
-    def _gather(self, rows: Tensor) -> Tensor:
-        return torch.index_select(self.base, 0, rows.to(self.base.device))
+    def _gather(self, rows: Tensor, out: Tensor | None = None) -> Tensor:
+        if out is None:
+            return torch.index_select(self.base, 0, rows.to(self.base.device))
+        return torch.index_select(self.base, 0, rows.to(self.base.device), out=out[: len(rows)])
 
     def chunks(self, rows: int | None = None) -> Iterator[Tensor]:
         """The images in order, a bounded block at a time (``rows``, else ~`CHUNK_BYTES`)."""
@@ -87,10 +89,9 @@ class ImageSet:
         """Every image as one tensor (a copy when this is a subset). ``out``: a buffer with room for them
         (a pinned staging buffer) that receives them, without another copy; its first ``len(self)`` rows
         are returned."""
-        if out is None:
-            return self.base if self.index is None else self._gather(self.index)
-        rows = torch.arange(len(self.base)) if self.index is None else self.index
-        return torch.index_select(self.base, 0, rows.to(self.base.device), out=out[: len(rows)])
+        if out is None and self.index is None:
+            return self.base
+        return self._gather(torch.arange(len(self.base)) if self.index is None else self.index, out)
 
     def to(self, device, non_blocking: bool = False) -> Tensor:
         """Every image on ``device`` (a tensor: a device that holds the whole set trains from it). To
