@@ -17,7 +17,7 @@ from support import TINY_TRIAL
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 # Ray Train's controller polls its workers every 2 s (RAY_TRAIN_HEALTH_CHECK_INTERVAL_S); with trials of a
-# few seconds those waits add up in the data-parallel tests (the five-method sweep test: 200 s -> 187 s).
+# few seconds those waits add up in the data-parallel tests (a five-method sweep test: 200 s -> 187 s).
 # Set before any Ray runtime starts, so the raylets and their actors inherit it.
 os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.5")
 # Two torch threads on a 2-core machine; one per worker when make test runs the tests on one pytest worker

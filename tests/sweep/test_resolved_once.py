@@ -1,7 +1,7 @@
 """A sweep trial's config is resolved once, on the driver, and crosses to Ray as that resolved value.
 
-A real local Ray sweep runs with a `worker_process_setup_hook` that makes every Ray worker process
-record what resolving a config does -- `suite.config.load.resolve`, `TrialConfig.model_validate`, a
+A real local Ray sweep runs with a `worker_process_setup_hook` that makes every Ray worker process that
+loads our code record what resolving a config does -- `suite.config.load.resolve`, `TrialConfig.model_validate`, a
 method's `build_hparams` (method_args validated), `parse_spec` (a dataset name parsed) -- and
 `run_trial`, which shows that the hook watched the processes that trained. The driver (this process)
 records the same. The notes resolving produced reach the trial's row through the resolved value.
@@ -39,9 +39,14 @@ SMALL_DINO = {"head_hidden_dim": 64, "bottleneck_dim": 32, "num_prototypes": 64}
 def _spy_hook(log: str):
     """``install(setattr_)``: wrap what resolving a config calls, and `run_trial`, so each call appends
     "PID NAME" to ``log``. Defined in here so that Ray pickles it by value for its worker processes, where
-    it runs at their start with the builtin setattr; the driver passes pytest's, which undoes it."""
+    it runs at their start with the builtin setattr; the driver passes pytest's, which undoes it.
 
-    def install(setattr_=setattr) -> None:
+    In a worker the spies go in the moment the process first imports one of our packages (`suite` or
+    `methods`: unpickling anything of ours does, before any of it runs), not at its start: most of Ray's
+    processes (its idle workers, Ray Train's helper actors) never touch our code and are spared the import
+    of the trainer."""
+
+    def spy_on_everything(setattr_) -> None:
         import os
         import sys
 
@@ -85,6 +90,32 @@ def _spy_hook(log: str):
         for cls, name in ((TrialConfig, "model_validate"), (methods.base.SSLMethod, "build_hparams")):
             original = next(k.__dict__[name] for k in cls.__mro__ if name in k.__dict__)  # the classmethod itself
             setattr_(cls, name, classmethod_spy(name, original))
+
+    def install(setattr_=setattr) -> None:
+        import importlib.abc
+        import importlib.util
+        import sys
+
+        if setattr_ is not setattr or {"suite", "methods"} & set(sys.modules):  # the driver: at once
+            spy_on_everything(setattr_)
+            return
+
+        class SpyOnFirstImport(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name not in ("suite", "methods"):
+                    return None
+                sys.meta_path.remove(self)
+                spec = importlib.util.find_spec(name)  # by the finders after this one
+                exec_module = spec.loader.exec_module
+
+                def exec_then_spy(module) -> None:
+                    exec_module(module)
+                    spy_on_everything(setattr)
+
+                spec.loader.exec_module = exec_then_spy
+                return spec
+
+        sys.meta_path.insert(0, SpyOnFirstImport())
 
     return install
 

@@ -129,6 +129,11 @@ def test_bench_quick_emits_every_figure_finite(tmp_path, capsys):
         for ratio in ("plain_loop_ratio", "plain_loop_ratio_all_epochs"):
             assert t[f"{ratio}_min"] <= t[ratio] <= t[f"{ratio}_max"], (method, ratio)
     assert_scale_sections(data, data["settings"])
+    # data_scale, from /proc in fresh processes (a trial, and two data-parallel ranks) on cached splits of 10k
+    # and 100k images: a private copy of the training split would add ~0.7 of the decoded growth
+    growth = data["data_scale"]["growth"]
+    assert growth["private_growth_100000_vs_10000"] < 0.2, data["data_scale"]
+    assert growth["rank_private_growth_100000_vs_10000"] < 0.2, data["data_scale"]
     # Skipped parts are said to be skipped, and why; they are not figures.
     assert "--quick" in data["skipped"]["ray.sweep overhead"] and "--quick" in data["skipped"]["fastpath.compile"]
     assert "ray" not in data and "skipped" in table
