@@ -231,6 +231,7 @@ def _worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
         dist.destroy_process_group()
 
 
+@pytest.mark.slow  # two spawned gloo processes: over 10 s on 2 cores
 def test_nt_xent_two_workers_equals_one_worker():
     world = 2
     with tempfile.TemporaryDirectory() as out_dir:

@@ -174,6 +174,7 @@ RESUME_HEADS = {
 }
 
 
+@pytest.mark.slow  # three trials of three epochs: over 10 s on 2 cores
 @pytest.mark.parametrize("method", ["byol", "moco"])  # EMA targets, momentum encoder and a queue must all resume
 def test_resume_after_interrupt_matches_uninterrupted_run(tmp_path, tiny_trial, method):
     cfg = make_config({**tiny_trial, "method": method, "epochs": 3, "method_args": RESUME_HEADS[method]})
