@@ -49,15 +49,9 @@ def _worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory) -> list[dict]:
     out = tmp_path_factory.mktemp("ddp-trials")
-    cache = os.environ.get("NORMBENCH_CACHE")
-    os.environ["NORMBENCH_CACHE"] = str(tmp_path_factory.mktemp("cache"))  # the spawned processes inherit it
-    try:
+    with pytest.MonkeyPatch.context() as patch:  # the spawned processes inherit a private dataset cache
+        patch.setenv("NORMBENCH_CACHE", str(tmp_path_factory.mktemp("cache")))
         mp.spawn(_worker, args=(WORLD, str(out / "init"), str(out)), nprocs=WORLD, join=True)
-    finally:
-        if cache is None:
-            os.environ.pop("NORMBENCH_CACHE", None)
-        else:
-            os.environ["NORMBENCH_CACHE"] = cache
     return [pickle.loads((out / f"rank{r}.pkl").read_bytes()) for r in range(WORLD)]
 
 
