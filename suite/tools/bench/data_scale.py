@@ -2,9 +2,10 @@
 
 For cached splits of growing size (synthetic uint8 images written straight into the
 cache at a small side, so no decoding is timed), a trial's data preparation (a held-out
-class, ``train_limit``, a validation split) and a few training steps run in a fresh
-process, which reads its private (anonymous) memory from ``/proc/self/smaps_rollup``
-before and after: pages of the map are the page cache's, shared by every trial and rank
+class, ``train_limit``, a validation split) and a few training steps run in a process
+of its own (forked from one that has imported the trainer and touched no data), which
+reads its private (anonymous) memory from ``/proc/self/smaps_rollup`` at its start and
+at its peak: pages of the map are the page cache's, shared by every trial and rank
 on the node, and do not count. Two data-parallel ranks (gloo) do the same. Figures: the
 private memory at each size, its growth from the smallest to the largest size as a
 fraction of the decoded split's growth (target <= 0.1), and the epoch throughput with
@@ -19,6 +20,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -66,7 +68,12 @@ def write_cached_dataset(root: Path, n_train: int, image_size: int = IMAGE_SIZE,
 
 PROBE = r"""
 import json, os, sys
+import multiprocessing
 import torch
+from suite.config import make_config
+from suite.data.splits import load_splits
+from suite.trial.batches import BatchSource
+from suite.trial.train import build_parts
 
 def anonymous_kb():
     for line in open("/proc/self/smaps_rollup"):
@@ -78,10 +85,6 @@ def run(rank, world, spec, cache_dir, size, steps, out, init):
     if world > 1:
         torch.distributed.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
     torch.set_num_threads(1)
-    from suite.config import make_config
-    from suite.trial.batches import BatchSource
-    from suite.trial.train import build_parts
-    from suite.data.splits import load_splits
     before = anonymous_kb()
     cfg = make_config({"dataset": spec, "backbone": "test_resnet", "image_size": size, "batch_size": 64,
                        "holdout_classes": [9], "val_fraction": 0.1, "epochs": 1, "method": "simclr",
@@ -103,36 +106,62 @@ def run(rank, world, spec, cache_dir, size, steps, out, init):
               open(os.path.join(out, f"rank{rank}.json"), "w"))
 
 if __name__ == "__main__":
-    spec, cache_dir, out = sys.argv[1], sys.argv[2], sys.argv[5]
-    size, steps, world = int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[6])
-    if world == 1:
-        run(0, 1, spec, cache_dir, size, steps, out, None)
-    else:
+    # The imports are paid once, here; each measured process is forked from this one, before which
+    # nothing has touched a dataset or a device, and reads its own memory against its start.
+    torch.set_num_threads(1)
+    fork = multiprocessing.get_context("fork")
+    for job in json.loads(sys.argv[1]):
+        world, out = job["world"], job["out"]
         init = "file://" + os.path.join(out, "rdv")
-        torch.multiprocessing.spawn(run, args=(world, spec, cache_dir, size, steps, out, init), nprocs=world, join=True)
+        args = (world, job["spec"], job["cache_dir"], job["size"], job["steps"], out, init)
+        ranks = [fork.Process(target=run, args=(rank, *args)) for rank in range(world)]
+        for p in ranks:
+            p.start()
+        for p in ranks:
+            p.join()
+        if any(p.exitcode != 0 for p in ranks):
+            sys.exit(f"probe of {job['spec']} on {world} rank(s) failed: exit codes {[p.exitcode for p in ranks]}")
 """
 
 
+@dataclass(frozen=True)
+class Probe:
+    """One measurement: a trial on ``world`` data-parallel ranks over a cached split."""
+
+    spec: str
+    cache_dir: Path
+    world: int = 1
+
+
 def private_memory(
-    spec: str, cache_dir: Path, workdir: Path, world: int = 1, steps: int = PROBE_STEPS, image_size: int = IMAGE_SIZE
-) -> list[dict]:
-    """Per rank, the peak private memory (kB) of a fresh process that prepares the trial's data and trains
-    ``steps`` steps, above what the process held before (imports included in both)."""
-    out = workdir / f"probe-{world}-{abs(hash((spec, world))) % 10**8}"
-    out.mkdir(parents=True, exist_ok=True)
+    probes: list[Probe], workdir: Path, steps: int = PROBE_STEPS, image_size: int = IMAGE_SIZE
+) -> list[list[dict]]:
+    """For each probe, per rank, the peak private memory (kB) of a process that prepares the trial's data
+    and trains ``steps`` steps, above what it held at its start. One interpreter imports the trainer and
+    forks every measured process, so the probes pay for one import, not one per rank and size."""
     script = workdir / "probe.py"
     script.write_text(PROBE)
+    jobs = []
+    for i, probe in enumerate(probes):
+        out = workdir / f"probe-{i}-{probe.world}"
+        out.mkdir(parents=True, exist_ok=True)
+        jobs.append(
+            dict(
+                spec=probe.spec,
+                cache_dir=str(probe.cache_dir),
+                size=image_size,
+                steps=steps,
+                out=str(out),
+                world=probe.world,
+            )
+        )
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[3])}
     done = subprocess.run(
-        [sys.executable, str(script), spec, str(cache_dir), str(image_size), str(steps), str(out), str(world)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1800,
+        [sys.executable, str(script), json.dumps(jobs)], env=env, capture_output=True, text=True, timeout=3600
     )
     if done.returncode != 0:
         raise RuntimeError(f"data_scale probe failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
-    return [json.loads((out / f"rank{r}.json").read_text()) for r in range(world)]
+    return [[json.loads((Path(job["out"]) / f"rank{r}.json").read_text()) for r in range(job["world"])] for job in jobs]
 
 
 def throughput_ratio(
@@ -171,11 +200,16 @@ def throughput_ratio(
 def measure_data_scale(report: Report, settings, workdir: Path) -> None:
     sizes = (10_000, 100_000) if settings.quick else (10_000, 100_000, 1_000_000)
     private, rank_private = {}, {}
+    datasets = {}
     for n in sizes:
-        log(f"data_scale: {n:,} images")
-        spec, cache_dir = write_cached_dataset(workdir / "data-scale", n)
-        one = private_memory(spec, cache_dir, workdir)[0]["private_kb"]
-        ranks = private_memory(spec, cache_dir, workdir, world=2)
+        log(f"data_scale: writing {n:,} cached images")
+        datasets[n] = write_cached_dataset(workdir / "data-scale", n)
+    log(f"data_scale: a trial and two data-parallel ranks on each size, {PROBE_STEPS} steps")
+    probes = [Probe(*datasets[n], world=world) for n in sizes for world in (1, 2)]
+    measured = iter(private_memory(probes, workdir))
+    for n in sizes:
+        spec, cache_dir = datasets[n]
+        one, ranks = next(measured)[0]["private_kb"], next(measured)
         private[n] = one
         rank_private[n] = max(r["private_kb"] for r in ranks)
         decoded_mb = n * 3 * IMAGE_SIZE**2 / 2**20
