@@ -113,21 +113,28 @@ def _snapshot(method: nn.Module, losses) -> dict:
     }
 
 
-def _worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
+def _train_variants(rank: int, world: int) -> dict:
+    """Every variant's two data-parallel steps on this rank's half of the batch (float64)."""
     from suite.trial.runtime import prepare_data_parallel
 
+    per = BATCH // world
+    results = {}
+    for name in VARIANTS:
+        method = _model(name)
+        model = prepare_data_parallel(method, torch.device("cpu"))
+        losses = _train(model, method, lambda v: v[rank * per : (rank + 1) * per])
+        losses = [dist.all_reduce(loss) or loss / world for loss in losses]
+        results[name] = _snapshot(method, losses)
+    return results
+
+
+def _worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
+    """One pair of processes for both checks of this module (each pair costs two interpreters)."""
     torch.set_num_threads(1)
     torch.set_default_dtype(torch.float64)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:
-        per = BATCH // world
-        results = {}
-        for name in VARIANTS:
-            method = _model(name)
-            model = prepare_data_parallel(method, torch.device("cpu"))
-            losses = _train(model, method, lambda v: v[rank * per : (rank + 1) * per])
-            losses = [dist.all_reduce(loss) or loss / world for loss in losses]
-            results[name] = _snapshot(method, losses)
+        results = {"train": _train_variants(rank, world), "grads": _one_step_each(rank, world)}
         if rank == 0:
             torch.save(results, os.path.join(out_dir, "ddp.pt"))
     finally:
@@ -135,12 +142,17 @@ def _worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def ddp_results(tmp_path_factory) -> dict:
+def ddp_pair(tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("ddp")
     mp.spawn(_worker, args=(2, str(out / "init"), str(out)), nprocs=2, join=True)
     results = torch.load(out / "ddp.pt")
     (out / "ddp.pt").unlink()  # a module fixture's dir outlives the module
     return results
+
+
+@pytest.fixture(scope="module")
+def ddp_results(ddp_pair) -> dict:
+    return ddp_pair["train"]
 
 
 @pytest.fixture(scope="module")
@@ -298,49 +310,40 @@ def _one_step(model: nn.Module, method: nn.Module, shard) -> dict:
     return {"loss": loss.detach(), "grads": grads}
 
 
-def _grad_worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
+def _one_step_each(rank: int, world: int) -> dict:
+    """Each GRAD_METHODS method's first data-parallel step on this rank's half, with its cross-worker
+    gather intact and with it replaced by a local one (BROKEN)."""
     import importlib
 
     from suite.trial.runtime import prepare_data_parallel
 
-    torch.set_num_threads(1)
-    torch.set_default_dtype(torch.float64)
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
-    try:
-        per = BATCH // world
-        results = {}
-        for name in GRAD_METHODS:
-            for broken in (False, True):
-                patches = BROKEN[name] if broken else {}
-                saved = {}
-                for target, replacement in patches.items():
+    per = BATCH // world
+    results = {}
+    for name in GRAD_METHODS:
+        for broken in (False, True):
+            patches = BROKEN[name] if broken else {}
+            saved = {}
+            for target, replacement in patches.items():
+                module, attr = target.rsplit(".", 1)
+                saved[target] = getattr(importlib.import_module(module), attr)
+                setattr(importlib.import_module(module), attr, replacement)
+            try:
+                method = _grad_model(name)
+                model = prepare_data_parallel(method, torch.device("cpu"))
+                step = _one_step(model, method, lambda v: v[rank * per : (rank + 1) * per])
+            finally:
+                for target, original in saved.items():
                     module, attr = target.rsplit(".", 1)
-                    saved[target] = getattr(importlib.import_module(module), attr)
-                    setattr(importlib.import_module(module), attr, replacement)
-                try:
-                    method = _grad_model(name)
-                    model = prepare_data_parallel(method, torch.device("cpu"))
-                    step = _one_step(model, method, lambda v: v[rank * per : (rank + 1) * per])
-                finally:
-                    for target, original in saved.items():
-                        module, attr = target.rsplit(".", 1)
-                        setattr(importlib.import_module(module), attr, original)
-                dist.all_reduce(step["loss"])
-                step["loss"] /= world  # DDP averaged the gradients already
-                results[(name, broken)] = step
-        if rank == 0:
-            torch.save(results, os.path.join(out_dir, "grads.pt"))
-    finally:
-        dist.destroy_process_group()
+                    setattr(importlib.import_module(module), attr, original)
+            dist.all_reduce(step["loss"])
+            step["loss"] /= world  # DDP averaged the gradients already
+            results[(name, broken)] = step
+    return results
 
 
 @pytest.fixture(scope="module")
-def ddp_grads(tmp_path_factory) -> dict:
-    out = tmp_path_factory.mktemp("ddp-grads")
-    mp.spawn(_grad_worker, args=(2, str(out / "init"), str(out)), nprocs=2, join=True)
-    results = torch.load(out / "grads.pt")
-    (out / "grads.pt").unlink()
-    return results
+def ddp_grads(ddp_pair) -> dict:
+    return ddp_pair["grads"]
 
 
 def _max_relative_gap(a: dict, b: dict) -> float:
