@@ -206,10 +206,11 @@ def measure_data_scale(report: Report, settings, workdir: Path) -> None:
         datasets[n] = write_cached_dataset(workdir / "data-scale", n)
     log(f"data_scale: a trial and two data-parallel ranks on each size, {PROBE_STEPS} steps")
     probes = [Probe(*datasets[n], world=world) for n in sizes for world in (1, 2)]
-    measured = iter(private_memory(probes, workdir))
+    measured = dict(zip(probes, private_memory(probes, workdir)))
     for n in sizes:
         spec, cache_dir = datasets[n]
-        one, ranks = next(measured)[0]["private_kb"], next(measured)
+        (trial,) = measured[Probe(spec, cache_dir, world=1)]
+        one, ranks = trial["private_kb"], measured[Probe(spec, cache_dir, world=2)]
         private[n] = one
         rank_private[n] = max(r["private_kb"] for r in ranks)
         decoded_mb = n * 3 * IMAGE_SIZE**2 / 2**20
