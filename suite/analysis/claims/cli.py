@@ -125,7 +125,9 @@ def write_claims(
     if page is not None:
         from suite.analysis.claims.block import update_page
 
-        update_page(Path(page), claims, results.trials, results_dirs[0])
+        update_page(
+            Path(page), claims, results.trials, [str(d) for d in results_dirs], None if out is None else str(out)
+        )
         paths["page"] = Path(page)
     return claims, paths
 
