@@ -1,9 +1,10 @@
-"""The committed CPU reference run and the README block generated from it.
+"""The committed CPU reference runs and the docs blocks generated from them.
 
-The README's "What the reference run shows" must state exactly what the committed
-tables give: the block is regenerated here from claims.csv / trials.csv and compared
-with the README text, and claims.csv is recomputed from the committed trials/curves.
-The generator's own numbers are checked against scipy on a hand-made table.
+A page's generated block must state exactly what the committed tables give: it is
+regenerated here from claims.csv / trials.csv and compared with the page, and
+claims.csv is recomputed from the committed trials/curves/class norms. The digits-colour
+run (with its controls) is the one the docs present; the superseded digits run keeps
+its own page. The generator's own numbers are checked against scipy on a hand-made table.
 """
 
 from __future__ import annotations
@@ -26,11 +27,25 @@ REPO = Path(__file__).resolve().parents[2]
 REFERENCE_REL = "results/reference/digits-reference"
 REFERENCE = REPO / REFERENCE_REL
 SPEC = REPO / "examples" / "sweeps" / "reference_digits.yaml"
+# Each committed run whose claims a docs page shows: its results directories as `normbench claims` was given
+# them (claims.csv and the leaderboard are written into the first) and the page holding its generated block.
+COLOUR_RELS = ("results/reference/colour-reference", "results/reference/colour-controls")
+PAGES = {
+    "colour": (COLOUR_RELS, "docs/reference-run.md"),
+    "digits": ((REFERENCE_REL,), "docs/digits-reference-run.md"),
+}
 
 
 @pytest.fixture(scope="module")
 def reference():
     return load_results([str(REFERENCE)])
+
+
+@pytest.fixture(scope="module", params=sorted(PAGES))
+def run(request):
+    """(relative results directories, page, merged results) of one committed run a page presents."""
+    rels, page = PAGES[request.param]
+    return rels, page, load_results([str(REPO / rel) for rel in rels])
 
 
 def test_reference_tables_load_with_every_case_and_seed(reference):
@@ -52,9 +67,10 @@ def test_reference_tables_load_with_every_case_and_seed(reference):
         assert list(pd.to_numeric(evaluated["epoch"])) == list(range(spec["base"]["epochs"] + 1)), tid
 
 
-def test_committed_claims_equal_a_recomputation(reference):
-    committed = pd.read_csv(REFERENCE / "claims.csv")
-    fresh = evaluate_claims(reference.trials, reference.curves, reference.class_norms)[ROW_COLUMNS]
+def test_committed_claims_equal_a_recomputation(run):
+    rels, _, results = run
+    committed = pd.read_csv(REPO / rels[0] / "claims.csv")
+    fresh = evaluate_claims(results.trials, results.curves, results.class_norms)[ROW_COLUMNS]
     assert list(committed["claim"] + "/" + committed["measure"] + "/" + committed["method"]) == list(
         fresh["claim"] + "/" + fresh["measure"] + "/" + fresh["method"]
     )
@@ -65,20 +81,31 @@ def test_committed_claims_equal_a_recomputation(reference):
         )
 
 
-def test_docs_block_equals_what_the_committed_tables_give(reference):
-    claims = pd.read_csv(REFERENCE / "claims.csv")
-    trials = pd.read_csv(REFERENCE / "trials.csv")
-    expected = block.page_block(claims, trials, REFERENCE_REL)
-    assert block.extract_block((REPO / "docs" / "reference-run.md").read_text()) == expected
+def test_docs_block_equals_what_the_committed_tables_give(run):
+    rels, page, results = run
+    claims = pd.read_csv(REPO / rels[0] / "claims.csv")
+    trials = pd.concat([pd.read_csv(REPO / rel / "trials.csv") for rel in rels], ignore_index=True)
+    expected = block.page_block(claims, trials, list(rels))
+    assert block.extract_block((REPO / page).read_text()) == expected
+    assert f"normbench claims {' '.join(rels)} --page" in expected
 
 
-def test_committed_leaderboard_shows_the_committed_claims():
+def test_committed_leaderboard_shows_the_committed_claims(run):
     """The leaderboard embeds claims.csv as it was when it was rendered: run after
     `normbench claims`, not before, or it shows the previous verdicts."""
     from suite.analysis.claims.report import leaderboard_markdown, load_claims
 
-    board = (REFERENCE / "leaderboard" / "leaderboard.md").read_text()
-    assert leaderboard_markdown(load_claims([REFERENCE])) in board
+    rels, _, _ = run
+    board = (REPO / rels[0] / "leaderboard" / "leaderboard.md").read_text()
+    assert leaderboard_markdown(load_claims([REPO / rels[0]])) in board
+
+
+def test_page_provenance_names_every_directory_and_where_claims_were_written():
+    one = block._provenance(["results/a"], None)
+    assert "`normbench claims results/a --page`" in one and "`trials.csv` in `results/a/`" in one
+    two = block._provenance(["results/a", "results/b/"], "results/c")
+    assert "`normbench claims results/a results/b --out results/c --page`" in two
+    assert "`claims.csv` in `results/c/`" in two and "`results/a/` and `results/b/`" in two
 
 
 def test_learning_rows_against_scipy():
@@ -192,3 +219,19 @@ def test_the_reference_spec_expands_to_the_committed_trials(reference):
 
     planned = {t.trial_id for t in expand_grid(load_spec(SPEC))}
     assert planned == set(reference.trials["trial_id"])
+
+
+def test_the_presented_runs_leaderboard_tables_are_what_the_code_writes(tmp_path, monkeypatch):
+    """The docs present the digits-colour run's committed leaderboard: its tables, byte for byte, are what
+    `normbench leaderboard` writes from the two committed folders today."""
+    from suite.analysis.leaderboard.cli import write_leaderboard
+
+    monkeypatch.chdir(REPO)  # the folders named as on the command line, relative to the repository
+    write_leaderboard(list(COLOUR_RELS), tmp_path, formats=("csv", "tex"), plots=False)
+    committed = REPO / COLOUR_RELS[0] / "leaderboard"
+    for name in ("leaderboard.csv", "leaderboard.tex", "failures.csv"):
+        assert (tmp_path / name).read_bytes() == (committed / name).read_bytes(), name
+    failures = pd.read_csv(committed / "failures.csv")
+    trials = pd.concat([pd.read_csv(REPO / rel / "trials.csv") for rel in COLOUR_RELS])
+    assert set(failures["trial_id"]) == set(trials.loc[trials["status"] != "completed", "trial_id"])
+    assert set(failures["intervention"]) == {"gradscale:1"}  # what the page says diverged

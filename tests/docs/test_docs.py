@@ -25,7 +25,7 @@ README = ROOT / "README.md"
 README_MAX_LINES = 250
 GENERATED = {gen.CONFIG_PAGE, gen.CLI_PAGE, gen.METHODS_PAGE, gen.CLAIMS_PAGE, gen.COLUMNS_PAGE, gen.BENCHMARK_PAGE}
 # Pages whose content is written elsewhere: the reference run's prose and block, the API stubs.
-NOT_GUIDES = {Path("docs/reference-run.md"), Path("docs/changelog.md")}
+NOT_GUIDES = {Path("docs/reference-run.md"), Path("docs/digits-reference-run.md"), Path("docs/changelog.md")}
 
 # A number with a unit of time, speed, size or share: what a measurement on one machine and one day gives.
 FIGURE = re.compile(
