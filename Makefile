@@ -14,6 +14,8 @@ PYTEST := $(BIN)/python -m pytest
 FAST   := not ray and not cluster and not slow
 # make test runs the tests that start no Ray runtime on one pytest worker per core (pytest-xdist), then
 # the Ray and cluster tiers one at a time: each of those starts its own Ray runtime sized to the machine.
+# --dist loadfile: a test file runs on one worker, so its module fixtures (a trained model, ten
+# data-parallel trials) are built once, not once per worker that its tests land on.
 NO_RAY := not ray and not cluster
 WORKERS ?= 2
 
@@ -55,11 +57,11 @@ format: $(VENV)/.installed-dev  ## ruff: fix what it can and reformat
 	$(BIN)/ruff format suite methods tests examples benchmarks
 
 test: lint  ## everything: lint, then every test (the README's and CI's command)
-	$(PYTEST) -q -m "$(NO_RAY)" -n $(WORKERS) --dist loadgroup
+	$(PYTEST) -q -m "$(NO_RAY)" -n $(WORKERS) --dist loadfile
 	$(PYTEST) -q -m "ray or cluster"
 
 test-fast: lint  ## lint, then every test but the ray, cluster and slow tiers
-	$(PYTEST) -q -m "$(FAST)" -n $(WORKERS) --dist loadgroup
+	$(PYTEST) -q -m "$(FAST)" -n $(WORKERS) --dist loadfile
 
 docs: $(VENV)/.installed-dev  ## build the documentation site into build/site (strict: every link and anchor must resolve)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir build/site

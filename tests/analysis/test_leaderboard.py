@@ -31,9 +31,6 @@ from suite.analysis.report.data import completed_trials, group_labels
 from suite.analysis.report.figures import build_figures, exported_figures, norm_bins_chart
 from suite.core.errors import ConfigError
 
-# one xdist worker runs the whole module, so its module fixtures are built once
-pytestmark = pytest.mark.xdist_group("leaderboard")
-
 NAN = float("nan")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 REPO = Path(__file__).resolve().parents[2]

@@ -44,9 +44,6 @@ from suite.analysis.report.page import build_page, write_page
 from suite.core.errors import ConfigError
 from suite.results import schema
 
-# one xdist worker runs the whole module, so its module fixtures are built once
-pytestmark = pytest.mark.xdist_group("report")
-
 REPO = Path(__file__).resolve().parents[2]
 REFERENCE_REL = "results/reference/digits-reference"  # as the committed files name it
 REFERENCE = REPO / REFERENCE_REL

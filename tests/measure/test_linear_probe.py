@@ -18,9 +18,6 @@ from suite.trial import checkpoint
 from suite.trial.evaluate import EvalSettings, encode
 from suite.trial.train import CHECKPOINTS, build_model, load_data, run_trial
 
-# one xdist worker runs the whole module, so its module fixtures are built once
-pytestmark = pytest.mark.xdist_group("probe-trial")
-
 
 def separable(n_per_class: int, seed: int):
     """10 Gaussian blobs with far-apart random means, scaled and shifted features."""

@@ -29,8 +29,7 @@ from methods import METHODS
 from suite.config import make_config
 from suite.trial.runtime import GlooSyncBatchNorm, convert_sync_batchnorm
 
-# one xdist worker runs the whole module, so its module fixtures are built once
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ddp-pair")]  # two gloo worker processes per test
+pytestmark = pytest.mark.slow  # two gloo worker processes per test
 
 BATCH, STEPS, LR = 16, 2, 0.5
 # Small heads keep the test fast (what is compared is how the workers combine, not the widths: the

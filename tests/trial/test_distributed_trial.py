@@ -20,8 +20,7 @@ from support import SMALL_HEADS, TINY_TRIAL
 
 from methods import METHODS
 
-# one xdist worker runs the whole module, so its module fixtures are built once
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ddp-trials")]  # two gloo processes train ten short trials
+pytestmark = pytest.mark.slow  # two gloo processes train ten short trials
 
 WORLD = 2
 BASE = dict(TINY_TRIAL, dataset="digits", batch_size=128, train_limit=256, warmup_epochs=0, linear_epochs=5)
