@@ -6,9 +6,11 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 # Packages are installed with uv (from PyPI into .venv): several times faster than pip on torch's wheels.
 # uv does not read pip's configuration, so a constraint pip is configured with (a machine's cap on
-# torch, say) is passed on to it.
+# torch, say) is passed on to it. --compile-bytecode writes the .pyc files at install, as pip does:
+# where Python may not write them (PYTHONDONTWRITEBYTECODE), every interpreter would compile torch's
+# sources again at start.
 PIP_CONSTRAINT_FILE := $(shell $(PYTHON) -m pip config list 2>/dev/null | sed -n "s/^global\.constraint='\(.*\)'$$/\1/p")
-INSTALL := $(BIN)/uv pip install --quiet --python $(BIN)/python $(if $(PIP_CONSTRAINT_FILE),--constraint $(PIP_CONSTRAINT_FILE))
+INSTALL := $(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python $(if $(PIP_CONSTRAINT_FILE),--constraint $(PIP_CONSTRAINT_FILE))
 PYTEST := $(BIN)/python -m pytest
 # Tiers (pyproject.toml lists the markers): test-fast leaves out what starts Ray or runs long.
 FAST   := not ray and not cluster and not slow
