@@ -9,7 +9,7 @@ PIP    := $(BIN)/python -m pip
 # torch, say) is passed on to it. --compile-bytecode writes the .pyc files at install, as pip does:
 # where Python may not write them (PYTHONDONTWRITEBYTECODE), every interpreter would compile torch's
 # sources again at start.
-PIP_CONSTRAINT_FILE := $(shell $(PYTHON) -m pip config list 2>/dev/null | sed -n "s/^global\.constraint='\(.*\)'$$/\1/p")
+PIP_CONSTRAINT_FILE := $(shell $(PYTHON) -m pip config list 2>/dev/null | sed -n "s/^[^ ]*\.constraint='\(.*\)'$$/\1/p" | head -n 1)
 INSTALL := $(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python $(if $(PIP_CONSTRAINT_FILE),--constraint $(PIP_CONSTRAINT_FILE))
 PYTEST := $(BIN)/python -m pytest
 # Tiers (pyproject.toml lists the markers): test-fast leaves out what starts Ray or runs long.

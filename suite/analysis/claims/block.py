@@ -117,12 +117,9 @@ def _provenance(results_dirs: Sequence[str], out: str | None) -> str:
     )
 
 
-def page_block(
-    claims: pd.DataFrame, trials: pd.DataFrame, results_dirs: str | Sequence[str], out: str | None = None
-) -> str:
+def page_block(claims: pd.DataFrame, trials: pd.DataFrame, results_dirs: Sequence[str], out: str | None = None) -> str:
     """The generated block, markers included. ``trials`` is the merged trials table of ``results_dirs``;
     ``out`` is where claims.csv was written (default: the first directory)."""
-    dirs = [results_dirs] if isinstance(results_dirs, str) else list(results_dirs)
     header, rows, k = learning_rows(trials)
     formulas = collapse_formulas(row[0] for row in rows)
     formulas = f" ({formulas})" if formulas else ""
@@ -131,7 +128,7 @@ def page_block(
     return "\n".join(
         [
             BEGIN,
-            _provenance(dirs, out),
+            _provenance(results_dirs, out),
             "",
             f"**Does each method learn?** Its `none` trials on the balanced training set: final kNN@{k} against the "
             "same "
@@ -172,7 +169,7 @@ def update_page(
     path: Path,
     claims: pd.DataFrame,
     trials: pd.DataFrame,
-    results_dirs: str | Sequence[str],
+    results_dirs: Sequence[str],
     out: str | None = None,
 ) -> None:
     """Rewrite the block in ``path`` atomically (the rest of the file is kept byte for byte)."""
