@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats as scipy_stats
 
 __all__ = [
     "resampled_aurocs",
@@ -34,6 +33,14 @@ __all__ = [
 # Upper bound on (resamples x samples) materialized at once: 4M float64 = 32 MB per array.
 _CHUNK_ELEMENTS = 1 << 22
 NO_SPREAD = 1e-9  # a standard deviation below this fraction of the values' magnitude is rounding, not spread
+
+
+def _scipy_stats():
+    """scipy.stats, imported on first use: every trial process imports this module (for the bootstrap AUROC
+    interval, which needs numpy only), and scipy.stats costs each of them most of a second of CPU."""
+    from scipy import stats
+
+    return stats
 
 
 def resampled_aurocs(
@@ -123,11 +130,11 @@ def no_spread(x: np.ndarray) -> bool:
 def sign_test_p(x: np.ndarray, threshold: float = 0.0) -> float:
     """Exact two-sided sign test of the values against ``threshold`` (ties dropped)."""
     above, below = int((x > threshold).sum()), int((x < threshold).sum())
-    return float(scipy_stats.binomtest(above, above + below).pvalue) if above + below else 1.0
+    return float(_scipy_stats().binomtest(above, above + below).pvalue) if above + below else 1.0
 
 
 def _t_bounds(center: float, se: float, df: float, confidence: float) -> tuple[float, float]:
-    half = scipy_stats.t.ppf(0.5 + confidence / 2, df) * se
+    half = _scipy_stats().t.ppf(0.5 + confidence / 2, df) * se
     return center - half, center + half
 
 
@@ -153,7 +160,7 @@ def t_interval(values: Any, confidence: float = 0.95, threshold: float = 0.0) ->
             method="no spread: exact sign test",
         )
     lo, hi = _t_bounds(mean, float(x.std(ddof=1)) / math.sqrt(n), n - 1, confidence)
-    return Interval(mean, lo, hi, n, p_value=float(scipy_stats.ttest_1samp(x, threshold).pvalue), method="Student-t")
+    return Interval(mean, lo, hi, n, p_value=float(_scipy_stats().ttest_1samp(x, threshold).pvalue), method="Student-t")
 
 
 def cluster_means(values: Any, clusters: Any, groups: Any = None) -> tuple[np.ndarray, np.ndarray]:
@@ -259,7 +266,7 @@ def difference_interval(
     se = math.sqrt(va + vb)
     df = (va + vb) ** 2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1))
     lo, hi = _t_bounds(estimate, se, df, confidence)
-    return Interval(estimate, lo, hi, n, p_value=float(2 * scipy_stats.t.sf(abs(estimate) / se, df)), method="Welch")
+    return Interval(estimate, lo, hi, n, p_value=float(2 * _scipy_stats().t.sf(abs(estimate) / se, df)), method="Welch")
 
 
 def holm(p_values: Any) -> np.ndarray:
@@ -306,7 +313,7 @@ def random_effects(estimates: Any, variances: Any, confidence: float = 0.95, thr
     hksj = float((w_star * (theta - pooled) ** 2).sum() / ((k - 1) * w_star.sum()))
     se = math.sqrt(max(hksj, 1.0 / float(w_star.sum())))
     lo, hi = _t_bounds(pooled, se, k - 1, confidence)
-    p = float(2 * scipy_stats.t.sf(abs(pooled - threshold) / se, k - 1))
+    p = float(2 * _scipy_stats().t.sf(abs(pooled - threshold) / se, k - 1))
     return Interval(pooled, lo, hi, k, p_value=p, method=f"random effects over {k} (DL tau^2 {tau2:.3g}, HKSJ)")
 
 
@@ -317,9 +324,11 @@ def t_test_power(n: int, effect: float, alpha: float) -> float:
     if n < 2:
         return float("nan")
     df = n - 1
-    critical = scipy_stats.t.ppf(1 - alpha / 2, df)
+    critical = _scipy_stats().t.ppf(1 - alpha / 2, df)
     noncentrality = effect * math.sqrt(n)
-    return float(scipy_stats.nct.sf(critical, df, noncentrality) + scipy_stats.nct.cdf(-critical, df, noncentrality))
+    return float(
+        _scipy_stats().nct.sf(critical, df, noncentrality) + _scipy_stats().nct.cdf(-critical, df, noncentrality)
+    )
 
 
 def seeds_for_power(effect: float, alpha: float, power: float = 0.8, most: int = 1000) -> int:

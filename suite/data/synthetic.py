@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from suite.data.digits import digits_split_indices, digits_uint8
+from suite.data.digits import digits_subset
 from suite.data.raw import RawSplit
 
 SYNTH_SEED = 0
@@ -99,14 +99,6 @@ class SynthDigits:
     distractor_sources: Tensor | None = None  # int64 [N,D], the source digit of each fragment
 
 
-def source_digits(split: str) -> tuple[Tensor, Tensor]:
-    """The digits split the synthetic split draws from: [n,8,8] uint8 images and their labels."""
-    images, labels = digits_uint8()
-    train_idx, test_idx = digits_split_indices(labels)
-    idx = train_idx if split == "train" else test_idx
-    return torch.from_numpy(images[idx]), torch.from_numpy(labels[idx])
-
-
 def _balanced_sources(labels_src: Tensor, n: int, gen: torch.Generator) -> tuple[Tensor, Tensor]:
     """(labels, source indices): exactly n / 10 images per class (the first n % 10 classes get one
     more), in a random order, each from a uniformly drawn source digit of its class."""
@@ -142,7 +134,7 @@ def synth_digits(
         raise ValueError(f"split must be one of {sorted(SYNTH_SIZES)}, not {split!r}")
     n = style.size(split) if n is None else int(n)
     gen = torch.Generator().manual_seed(int(seed) * 2 + _SPLIT_STREAM[split])
-    digits, digit_labels = source_digits(split)
+    digits, digit_labels = digits_subset(split)
     labels, sources = _balanced_sources(digit_labels, n, gen)
 
     def uniform(lo: float, hi: float, *shape: int) -> Tensor:

@@ -29,7 +29,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.stats import rankdata, spearmanr
 
 from suite.core.errors import ConfigError
 from suite.core.stats import bootstrap_auroc_interval
@@ -63,6 +62,15 @@ N_BOOTSTRAP = 1000
 MIN_RELATIVE_SPREAD = 1e-3
 
 
+def average_ranks(x: np.ndarray) -> np.ndarray:
+    """1-based ranks with ties given their mean rank (scipy.stats.rankdata's "average"), in numpy: every
+    evaluation of every trial ranks, and importing scipy.stats would cost each trial process most of a
+    second of CPU (the tests check this against scipy)."""
+    _, position, counts = np.unique(x, return_inverse=True, return_counts=True)
+    last = np.cumsum(counts)  # the rank of each distinct value's last copy
+    return (last - (counts - 1) / 2.0)[position.reshape(-1)]
+
+
 def _as_1d(x: Any, field: str, dtype: type = np.float64) -> np.ndarray:
     if hasattr(x, "detach"):  # torch.Tensor, without importing torch here
         x = x.detach().cpu().numpy()
@@ -88,7 +96,7 @@ def auroc(scores: Any, labels_binary: Any) -> float:
     n_pos, n_neg = int(pos.sum()), int((~pos).sum())
     if n_pos == 0 or n_neg == 0 or np.isnan(s).any():
         return math.nan
-    ranks = rankdata(s, method="average")
+    ranks = average_ranks(s)
     u = ranks[pos].sum() - n_pos * (n_pos + 1) / 2.0
     return float(u / (n_pos * n_neg))
 
@@ -187,8 +195,8 @@ def within_class_auroc(norms: Any, correct: Any, labels: Any) -> float:
     starts = np.flatnonzero(np.r_[True, ys[1:] != ys[:-1]])
     sizes = np.diff(np.r_[starts, ys.size])
     ranks = np.empty(ys.size)
-    for a, size in zip(starts, sizes):  # one rankdata per class (ties averaged), a handful of classes
-        ranks[a : a + size] = rankdata(ns[a : a + size], method="average")
+    for a, size in zip(starts, sizes):  # one ranking per class (ties averaged), a handful of classes
+        ranks[a : a + size] = average_ranks(ns[a : a + size])
     group = np.repeat(np.arange(starts.size), sizes)
     n_pos = np.bincount(group, weights=cs, minlength=starts.size)
     n_neg = sizes - n_pos
@@ -295,7 +303,7 @@ def frequency_norm_spearman(norms: Any, labels: Any, class_counts: Any) -> float
     freq = counts[present]
     if np.ptp(freq) == 0 or np.ptp(mean_norm) == 0 or not np.isfinite(mean_norm).all():
         return math.nan
-    return float(spearmanr(freq, mean_norm).statistic)
+    return float(np.corrcoef(average_ranks(freq), average_ranks(mean_norm))[0, 1])  # Spearman's rho
 
 
 def _unless_degenerate(norms: np.ndarray, correct: np.ndarray, statistic, *args) -> float:

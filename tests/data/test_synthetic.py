@@ -8,8 +8,9 @@ import torch.nn.functional as F
 
 from suite.config import make_config
 from suite.data import synthetic
+from suite.data.digits import digits_subset
 from suite.data.splits import DATASET_NAMES, load_splits
-from suite.data.synthetic import CONTRAST, SYNTH_SIZES, source_digits, synth_digits
+from suite.data.synthetic import CONTRAST, SYNTH_SIZES, synth_digits
 
 SAMPLE = 3000
 
@@ -42,7 +43,7 @@ def test_the_named_dataset_has_cifar10s_shape_and_exactly_balanced_classes():
 
 def test_each_image_shows_its_labels_digit_inside_the_frame_and_in_contrast():
     data = synth_digits("train", 32, n=SAMPLE)
-    digits, digit_labels = source_digits("train")
+    digits, digit_labels = digits_subset("train")
     assert torch.equal(data.labels, digit_labels[data.sources])
     assert bool(((data.centres.abs() + data.halves[:, None]) <= 1.0 + 1e-6).all())  # never cut off
     assert bool(((data.foreground - data.background).abs() >= CONTRAST[0] - 1e-6).all())
@@ -69,7 +70,7 @@ def test_each_image_shows_its_labels_digit_inside_the_frame_and_in_contrast():
 
 
 def test_train_and_test_images_come_from_the_digits_own_train_and_test_splits():
-    train, test = source_digits("train"), source_digits("test")
+    train, test = digits_subset("train"), digits_subset("test")
     assert len(train[0]) + len(test[0]) == 1797
     data = synth_digits("test", 32, n=500)
     assert int(data.sources.max()) < len(test[0]) and torch.equal(data.labels, test[1][data.sources])

@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from suite.data import synthetic
+from suite.data.digits import digits_subset
 from suite.data.specs import BUILTIN
 from suite.data.splits import load_splits
-from suite.data.synthetic import DIGITS_SYNTH, SYNTH_STYLES, SynthStyle, register_candidate, source_digits, synth_digits
+from suite.data.synthetic import DIGITS_SYNTH, SYNTH_STYLES, SynthStyle, register_candidate, synth_digits
 
 CLUTTER = SynthStyle(sizes=(600, 300), palette="gray", texture=0.2, distractors=3)
 
@@ -38,7 +39,7 @@ def test_digits_synth_draws_what_it_drew_before_styles_existed(split, draws, pix
 @pytest.mark.parametrize("split", ["train", "test"])
 def test_a_cluttered_style_keeps_the_labels_of_its_sources_and_balanced_classes(split):
     data = synth_digits(split, 24, style=CLUTTER)
-    digits, digit_labels = source_digits(split)
+    digits, digit_labels = digits_subset(split)
     n = CLUTTER.size(split)
     assert data.images.shape == (n, 3, 24, 24) and data.images.dtype == torch.uint8
     assert torch.equal(data.labels, digit_labels[data.sources])

@@ -18,6 +18,7 @@ from suite.measure.diagnostics import (
     accuracy_per_norm_bin,
     auroc,
     auroc_with_interval,
+    average_ranks,
     control_diagnostics,
     frequency_norm_spearman,
     norm_diagnostics,
@@ -25,6 +26,12 @@ from suite.measure.diagnostics import (
     within_class_auroc,
 )
 from suite.results.schema import BIN_COLUMNS
+
+
+@pytest.mark.parametrize("n, distinct", [(1, 1), (7, 3), (500, 5), (500, 500)])
+def test_average_ranks_equal_scipys_rankdata(n, distinct):
+    values = np.random.default_rng(n).integers(0, distinct, n).astype(float) * 0.25 - 0.5  # ties, negatives
+    np.testing.assert_array_equal(average_ranks(values), rankdata(values, method="average"))
 
 
 def test_auroc_equals_sklearn_with_and_without_ties():

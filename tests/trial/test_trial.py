@@ -295,6 +295,37 @@ def test_a_stop_the_moment_a_checkpoint_is_saved_still_records_that_checkpoint(t
     assert row["last_checkpoint"].startswith("epoch 1 (") and "last checkpoint: epoch 1 (" in row["error"]
 
 
+IMPORTS_OF_A_TRIAL = """
+import json, sys
+from pathlib import Path
+
+from suite.config import make_config
+from suite.trial.train import run_trial
+
+row = run_trial(make_config(json.loads(sys.argv[1])), Path(sys.argv[2]), progress=False).row
+print(json.dumps({"status": row["status"], "imported": sorted({m.split(".")[0] for m in sys.modules})}))
+"""
+
+
+def test_a_trial_process_imports_neither_scikit_learn_nor_scipy(tmp_path, tiny_trial):
+    """A sweep starts a process per trial, and these two cost each one about two seconds of CPU: the
+    digits are read from scikit-learn's bundled file and the evaluation ranks in numpy. In its own
+    process, from the imports to the final evaluation: this one has imported both for the tests."""
+    cfg = {**tiny_trial, "epochs": 1, "train_limit": 64, "linear_epochs": 1}
+    proc = subprocess.run(
+        [sys.executable, "-c", IMPORTS_OF_A_TRIAL, json.dumps(cfg), str(tmp_path / "t")],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    outcome = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert outcome["status"] == "completed" and {"torch", "timm"} <= set(outcome["imported"])
+    assert {"sklearn", "scipy"} & set(outcome["imported"]) == set()
+
+
 def test_same_seed_repeats_and_other_seed_differs(tmp_path, tiny_trial):
     cfg = make_config({**tiny_trial, "epochs": 1})
     a = run_trial(cfg, tmp_path / "a", progress=False).row
