@@ -1,9 +1,15 @@
-"""What `normbench sweep` checks of Ray before `ray.init`: the head `--address` names, and that Ray
-Train V2 is on (no Ray runtime started)."""
+"""What `normbench sweep` checks of Ray before `ray.init`: the head `--address` names, that something
+answers there, and that Ray Train V2 is on (no Ray runtime started)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
+import yaml
+from support import REPO, free_port
 
 from suite.core.errors import ConfigError
 from suite.sweep.runner import _gcs_endpoint
@@ -82,3 +88,25 @@ def test_train_v2_is_required_exactly_when_ray_would_turn_it_off(monkeypatch, va
     else:
         with pytest.raises(ConfigError, match="RAY_TRAIN_V2_ENABLED"):
             require_train_v2()
+
+
+def test_an_unreachable_address_fails_fast_with_an_explanation(tmp_path):
+    """The whole command, in its own process: nothing answers at the address, so no Ray runtime is
+    joined or started, the exit code is 2 and the message says what to check."""
+    address = f"127.0.0.1:{free_port()}"
+    base = dict(dataset="digits", backbone="test_resnet", image_size=16, epochs=1, train_limit=128)
+    data = dict(name="nowhere", base=base, results_dir=str(tmp_path / "results"))
+    (tmp_path / "nowhere.yaml").write_text(yaml.safe_dump(data))
+    proc = subprocess.run(
+        [sys.executable, "-m", "suite.cli", "sweep", str(tmp_path / "nowhere.yaml"), "--address", address]
+        + ["--connect-timeout", "2"],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=120,  # a hang fails here instead of waiting forever
+    )
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "--address" in proc.stderr and address in proc.stderr
+    assert "nothing answered" in proc.stderr and "ray status" in proc.stderr
+    assert not (tmp_path / "results").exists()
