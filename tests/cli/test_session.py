@@ -46,6 +46,15 @@ def _env(tmp_path: Path) -> dict[str, str]:
     }
 
 
+def _as_from_a_terminal(umask: int | None = None) -> None:
+    """In the child before it executes: Ctrl-C's default action, as a command started from a terminal has
+    it. A shell starts background jobs with SIGINT ignored (`make test &`), and Python then installs no
+    KeyboardInterrupt handler, so the stop these tests send would be lost."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    if umask is not None:
+        os.umask(umask)
+
+
 def _run(
     argv: list[str], tmp_path: Path, umask: int | None = None, timeout: int = 300, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess:
@@ -56,7 +65,7 @@ def _run(
         capture_output=True,
         text=True,
         timeout=timeout,
-        preexec_fn=(lambda: os.umask(umask)) if umask is not None else None,
+        preexec_fn=lambda: _as_from_a_terminal(umask),
     )
 
 
@@ -69,6 +78,7 @@ def _start(argv: list[str], tmp_path: Path) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,  # the signal reaches the command only, as `kill PID` would
+        preexec_fn=_as_from_a_terminal,
     )
 
 

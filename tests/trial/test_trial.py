@@ -242,6 +242,10 @@ from suite.config import make_config
 from suite.trial import checkpoint as ckpt
 from suite.trial.train import run_trial
 
+# Ctrl-C raises KeyboardInterrupt, as in a terminal, even where this process inherited SIGINT ignored (a
+# shell's background job, `make test &`).
+signal.signal(signal.SIGINT, signal.default_int_handler)
+
 # Holds nest: the inner block's end does not deliver what arrived, the outermost does. A second thread
 # is running, as torch's are in a trial: the kernel may hand it the signal (masking the main thread
 # alone held nothing).
