@@ -285,23 +285,25 @@ def test_data_parallel_sweep_trial_completes_and_survives_a_dead_worker(ray_addr
     assert any(p.name.startswith("checkpoint_") for p in train_run.iterdir())
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_failed_trial_row_names_the_root_cause(ray_address, tmp_path, workers):
-    """A trial whose training code raises (in the Tune actor, or in a Ray Train
-    worker) records the exception's type, message and where it was raised."""
+def test_failed_trial_row_names_the_root_cause(ray_address, tmp_path):
+    """A trial whose training code raises (in the Tune actor, or in a Ray Train worker: one trial of each,
+    side by side) records the exception's type, message and where it was raised."""
     spec = _spec(
         tmp_path,
-        f"raise{workers}",
-        grid={"method": ["simclr"]},
+        "raise",
+        cases=[{"method": "simclr", "workers": 1, "seed": 0}, {"method": "simclr", "workers": 2, "seed": 1}],
         retries=0,
-        resources={"workers": workers, "cpus_per_worker": 1},
+        max_concurrent_trials=2,
+        resources={"cpus_per_worker": 1},
         _fault_injection={"marker_dir": str(tmp_path / "faults"), "after_epoch": 1, "times": 1, "mode": "raise"},
     )
     outcome = run_sweep(spec)
-    (row,) = outcome.trials.to_dict("records")
-    assert row["status"] == "failed"
-    assert row["error"].startswith(f"RuntimeError: injected fault in trial {row['trial_id']} at epoch 2")
-    assert "in _maybe_inject_fault" in row["error"]
+    rows = outcome.trials.set_index("workers")
+    assert sorted(rows.index) == [1, 2]
+    for workers, row in rows.iterrows():
+        assert row["status"] == "failed", workers
+        assert row["error"].startswith(f"RuntimeError: injected fault in trial {row['trial_id']} at epoch 2"), workers
+        assert "in _maybe_inject_fault" in row["error"], workers
 
 
 TIMING_COLUMNS = {"wall_time_s", "train_time_s", "eval_time_s", "images_per_s", "sweep"}
