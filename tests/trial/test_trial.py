@@ -7,6 +7,7 @@ import math
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -279,20 +280,25 @@ except KeyboardInterrupt:
 """
 
 
-@pytest.mark.slow  # over 10 s on 2 cores: make test runs it, test-fast does not
-def test_a_stop_the_moment_a_checkpoint_is_saved_still_records_that_checkpoint(tmp_path, tiny_trial):
-    """The race a user's Ctrl-C can hit: the row and the message name the checkpoint just saved, and
-    signal holds nest. In its own process: Python delivers signals to the main thread, which is not
-    the one running the test under pytest-xdist."""
-    cfg = {**tiny_trial, "epochs": 3, "checkpoint_every": 1}
-    proc = subprocess.run(
-        [sys.executable, "-c", SIGNAL_CHECKS, json.dumps(cfg), str(tmp_path / "t")],
+def _trial_in_its_own_process(script: str, cfg: dict, out: Path) -> subprocess.CompletedProcess:
+    """`script` (given the config as JSON and the output folder) in a fresh interpreter."""
+    return subprocess.run(
+        [sys.executable, "-c", script, json.dumps(cfg), str(out)],
         cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)},
         capture_output=True,
         text=True,
         timeout=300,
     )
+
+
+@pytest.mark.slow  # over 10 s on 2 cores: make test runs it, test-fast does not
+def test_a_stop_the_moment_a_checkpoint_is_saved_still_records_that_checkpoint(tmp_path, tiny_trial):
+    """The race a user's Ctrl-C can hit: the row and the message name the checkpoint just saved, and
+    signal holds nest. In its own process: Python delivers signals to the main thread, which is not
+    the one running the test under pytest-xdist."""
+    cfg = {**tiny_trial, "epochs": 3, "checkpoint_every": 1}
+    proc = _trial_in_its_own_process(SIGNAL_CHECKS, cfg, tmp_path / "t")
     assert proc.returncode == 0 and proc.stdout.strip() == "interrupted", proc.stderr[-3000:]
     row = json.loads((tmp_path / "t" / "result.json").read_text())
     assert row["status"] == "interrupted" and row["epochs_completed"] == 1
@@ -316,14 +322,7 @@ def test_a_trial_process_imports_neither_scikit_learn_nor_scipy(tmp_path, tiny_t
     digits are read from scikit-learn's bundled file and the evaluation ranks in numpy. In its own
     process, from the imports to the final evaluation: this one has imported both for the tests."""
     cfg = {**tiny_trial, "epochs": 1, "train_limit": 64, "linear_epochs": 1}
-    proc = subprocess.run(
-        [sys.executable, "-c", IMPORTS_OF_A_TRIAL, json.dumps(cfg), str(tmp_path / "t")],
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = _trial_in_its_own_process(IMPORTS_OF_A_TRIAL, cfg, tmp_path / "t")
     assert proc.returncode == 0, proc.stderr[-3000:]
     outcome = json.loads(proc.stdout.strip().splitlines()[-1])
     assert outcome["status"] == "completed" and {"torch", "timm"} <= set(outcome["imported"])
