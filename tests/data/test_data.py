@@ -26,6 +26,7 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 from suite.core.errors import ConfigError
+from suite.data.digits import DIGITS_SPLIT_SEED, DIGITS_TEST_FRACTION
 from suite.data.images import DECODE_STATS
 from suite.data.splits import DATASET_NAMES, load_splits, validate_dataset_name
 
@@ -136,7 +137,9 @@ def pq_spec(src) -> str:
 
 def test_digits_are_the_sklearn_images_in_a_fixed_stratified_split():
     images, labels = digits_uint8()
-    exp_train, exp_test = train_test_split(np.arange(len(labels)), test_size=0.2, stratify=labels, random_state=0)
+    exp_train, exp_test = train_test_split(  # the recipe of the split shipped as suite/data/digits_split.npz
+        np.arange(len(labels)), test_size=DIGITS_TEST_FRACTION, stratify=labels, random_state=DIGITS_SPLIT_SEED
+    )
     a = load_splits("digits", SIZE, seed=0)
     b = load_splits("digits", SIZE, seed=123)  # the split ignores the trial seed
     assert a.train_images.dtype == torch.uint8 and a.train_labels.dtype == torch.int64
